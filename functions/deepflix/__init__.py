@@ -1,0 +1,1 @@
+"""DeepFlix queue service: movie requests driven through story, images and video."""

@@ -1,0 +1,71 @@
+"""Generator interfaces and the story document shared by the stage processors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Character(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str
+    description: str
+
+
+class Scene(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    heading: str
+    description: str
+    narration: str
+    shot: str
+    mood: str
+    duration_s: float = Field(gt=0)
+
+
+class Story(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    title: str
+    logline: str
+    style: str
+    seed: int
+    characters: list[Character]
+    scenes: list[Scene]
+
+
+@dataclass(frozen=True)
+class VideoOutputs:
+    video: Path  # H.264 MP4, yuv420p, faststart
+    poster: Path  # JPEG or PNG still
+    captions: Path  # WebVTT
+    duration_s: float
+    frames: int
+
+
+class StoryGenerator(Protocol):
+    def write_story(
+        self, *, prompt: str, title: str | None, style: str, scene_count: int, seed: int
+    ) -> Story: ...
+
+
+class ImageGenerator(Protocol):
+    def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None: ...
+
+
+class VideoGenerator(Protocol):
+    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs: ...
+
+
+@dataclass(frozen=True)
+class Generators:
+    story: StoryGenerator
+    images: ImageGenerator
+    video: VideoGenerator
