@@ -1,0 +1,131 @@
+"""Runs GPU-stage jobs as subprocesses, with the env overrides a Cloud Run execution gets."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepflix import logs
+from deepflix.pipeline.models import Stage
+
+log = logs.get("jobs")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the service is killed (even with -9) its jobs die too, so a restart owns all work.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class JobExit:
+    execution: str
+    movie_id: str
+    stage: Stage
+    attempt: int
+    returncode: int
+
+
+def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
+    """The overrides run_job passes to a Cloud Run execution; the job reads nothing else."""
+    return {
+        "DEEPFLIX_JOB_STAGE": stage.value,
+        "DEEPFLIX_JOB_MOVIE_ID": movie_id,
+        "DEEPFLIX_JOB_ATTEMPT": str(attempt),
+        "CLOUD_RUN_EXECUTION": execution,
+    }
+
+
+class SubprocessJobRunner:
+    def __init__(
+        self,
+        *,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        on_exit: Callable[[JobExit], None] | None = None,
+        grace_s: float = 5.0,
+    ) -> None:
+        self.log_dir = log_dir
+        self.env = dict(env if env is not None else os.environ)
+        self.on_exit = on_exit
+        self.grace_s = grace_s
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        execution = f"{stage.value}-{movie_id[:12]}-{attempt}-{uuid.uuid4().hex[:6]}"
+        env = {
+            **self.env,
+            **job_env(stage=stage, movie_id=movie_id, attempt=attempt, execution=execution),
+        }
+        with open(self.log_dir / f"{execution}.log", "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "deepflix.jobs.main"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        with self._lock:
+            self._procs[execution] = proc
+        exit_info = (execution, movie_id, stage, attempt)
+        threading.Thread(
+            target=self._watch,
+            args=(proc, timeout_s, exit_info),
+            name=f"job-{execution}",
+            daemon=True,
+        ).start()
+        log.info(
+            "job started",
+            extra={
+                "movie_id": movie_id,
+                "stage": stage.value,
+                "attempt": attempt,
+                "execution": execution,
+            },
+        )
+        return execution
+
+    def cancel(self, execution: str) -> None:
+        with self._lock:
+            proc = self._procs.get(execution)
+        if proc is None or proc.poll() is not None:
+            return
+        log.info("cancelling job", extra={"execution": execution})
+        self._signal(proc, signal.SIGTERM)
+        threading.Timer(self.grace_s, self._signal, args=(proc, signal.SIGKILL)).start()
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return [e for e, p in self._procs.items() if p.poll() is None]
+
+    def _signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
+    def _watch(
+        self, proc: subprocess.Popen[bytes], timeout_s: float, info: tuple[str, str, Stage, int]
+    ) -> None:
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            # Cloud Run's task timeout: the execution is killed.
+            self._signal(proc, signal.SIGKILL)
+            code = proc.wait()
+        with self._lock:
+            self._procs.pop(info[0], None)
+        if self.on_exit is not None:
+            self.on_exit(JobExit(*info, returncode=code))

@@ -1,0 +1,45 @@
+"""TaskQueue and EventBus ports on the embedded SQLite queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from deepflix.adapters.local.queue import SqliteQueue
+
+
+def task_queue_name(kind: str) -> str:
+    return f"task:{kind}"
+
+
+def topic_queue_name(topic: str) -> str:
+    return f"topic:{topic}"
+
+
+class LocalTaskQueue:
+    def __init__(self, queue: SqliteQueue) -> None:
+        self.queue = queue
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        eta = at.timestamp() if at is not None else 0.0
+        return self.queue.put(task_queue_name(kind), payload, name=name, eta=eta)
+
+
+class LocalEventBus:
+    """One subscription per topic, like a Pub/Sub push subscription to one stage function."""
+
+    def __init__(self, queue: SqliteQueue) -> None:
+        self.queue = queue
+
+    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        self.queue.put(
+            topic_queue_name(topic), {"data": dict(data), "attributes": dict(attributes)}
+        )

@@ -1,0 +1,234 @@
+"""A durable at-least-once message queue in SQLite: delays, leases, redelivery, dead letters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepflix.adapters.local.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    name TEXT,
+    body TEXT NOT NULL,
+    eta REAL NOT NULL,
+    lease_until REAL,
+    deliveries INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (eta);
+CREATE TABLE IF NOT EXISTS names (
+    queue TEXT NOT NULL, name TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (queue, name)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY, queue TEXT NOT NULL, body TEXT NOT NULL, error TEXT NOT NULL,
+    deliveries INTEGER NOT NULL, at REAL NOT NULL
+);
+"""
+# Like Cloud Tasks, a task name stays taken for a while after the task ran.
+NAME_TTL_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    queue: str
+    body: dict[str, Any]
+    deliveries: int
+
+
+class SqliteQueue:
+    def __init__(self, path: Path, *, lease_s: float = 600.0, max_deliveries: int = 5) -> None:
+        self.db = Database(path, SCHEMA)
+        self.lease_s = lease_s
+        self.max_deliveries = max_deliveries
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_put(self, listener: Callable[[], None]) -> None:
+        """Called after every put in this process: consumers wake at once instead of polling."""
+        self._listeners.append(listener)
+
+    def put(
+        self, queue: str, body: Mapping[str, Any], *, name: str | None = None, eta: float = 0.0
+    ) -> bool:
+        now = time.time()
+        with self.db.write() as conn:
+            if name is not None:
+                taken = conn.execute(
+                    "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET expires ="
+                    " excluded.expires WHERE expires < ? RETURNING 1",
+                    (queue, name, now + NAME_TTL_S, now),
+                ).fetchone()
+                if taken is None:
+                    return False
+            conn.execute(
+                "INSERT INTO messages (queue, name, body, eta) VALUES (?, ?, ?, ?)",
+                (queue, name, json.dumps(body), max(eta, 0.0)),
+            )
+        for listener in self._listeners:
+            listener()
+        return True
+
+    def lease(self, queues: set[str], limit: int) -> list[Message]:
+        now = time.time()
+        marks = ",".join("?" * len(queues))
+        with self.db.write() as conn:
+            rows = conn.execute(
+                f"SELECT id, queue, body, deliveries FROM messages WHERE eta <= ?"
+                f" AND (lease_until IS NULL OR lease_until < ?) AND queue IN ({marks})"
+                " ORDER BY eta, id LIMIT ?",
+                (now, now, *sorted(queues), limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE messages SET lease_until = ?, deliveries = deliveries + 1 WHERE id = ?",
+                [(now + self.lease_s, r[0]) for r in rows],
+            )
+        return [Message(r[0], r[1], json.loads(r[2]), r[3] + 1) for r in rows]
+
+    def ack(self, message: Message) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+
+    def nack(self, message: Message, error: str) -> None:
+        """Redeliver later with exponential backoff, or dead-letter once deliveries run out."""
+        with self.db.write() as conn:
+            if message.deliveries >= self.max_deliveries:
+                conn.execute(
+                    "INSERT INTO dead_letters (queue, body, error, deliveries, at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        message.queue,
+                        json.dumps(message.body),
+                        error,
+                        message.deliveries,
+                        time.time(),
+                    ),
+                )
+                conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+            else:
+                delay = min(60.0, 0.5 * 2 ** (message.deliveries - 1))
+                conn.execute(
+                    "UPDATE messages SET lease_until = NULL, eta = ? WHERE id = ?",
+                    (time.time() + delay, message.id),
+                )
+
+    def next_eta(self, queues: set[str]) -> float | None:
+        marks = ",".join("?" * len(queues))
+        row = (
+            self.db.conn()
+            .execute(
+                "SELECT MIN(MAX(eta, COALESCE(lease_until, 0))) FROM messages"
+                f" WHERE queue IN ({marks})",
+                sorted(queues),
+            )
+            .fetchone()
+        )
+        return float(row[0]) if row and row[0] is not None else None
+
+    def release_leases(self) -> int:
+        """At start-up nothing is in flight: make every leased message deliverable again."""
+        with self.db.write() as conn:
+            return conn.execute(
+                "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
+            ).rowcount
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self.db.conn().execute(
+            "SELECT queue, body, error, deliveries, at FROM dead_letters ORDER BY id"
+        )
+        return [
+            {"queue": q, "body": json.loads(b), "error": e, "deliveries": d, "at": at}
+            for q, b, e, d, at in rows
+        ]
+
+    def depth(self) -> dict[str, int]:
+        rows = self.db.conn().execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue")
+        return {q: n for q, n in rows}
+
+    def purge_names(self) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM names WHERE expires < ?", (time.time(),))
+
+
+class Consumer:
+    """Worker threads that deliver messages to handlers as soon as they are put.
+
+    A handler that returns acknowledges; one that raises is redelivered with backoff.
+    Puts from other processes (job subprocesses) are seen when `wake()` is called — the
+    runtime calls it when a job exits — or at the latest after `idle_s`.
+    """
+
+    def __init__(
+        self,
+        queue: SqliteQueue,
+        handlers: Mapping[str, Callable[[dict[str, Any]], None]],
+        *,
+        threads: int = 4,
+        idle_s: float = 1.0,
+        on_error: Callable[[Message, BaseException], None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.idle_s = idle_s
+        self.on_error = on_error
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stop = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"consumer-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        queue.on_put(self.wake)
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._pending += 1
+            self._cond.notify()
+
+    def _run(self) -> None:
+        names = set(self.handlers)
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                self._pending = max(0, self._pending - 1)
+            batch = self.queue.lease(names, 1)
+            if not batch:
+                self._idle(names)
+                continue
+            for message in batch:
+                self._deliver(message)
+
+    def _idle(self, names: set[str]) -> None:
+        eta = self.queue.next_eta(names)
+        timeout = self.idle_s if eta is None else min(self.idle_s, max(0.0, eta - time.time()))
+        with self._cond:
+            if self._pending == 0 and not self._stop and timeout > 0:
+                self._cond.wait(timeout)
+
+    def _deliver(self, message: Message) -> None:
+        try:
+            self.handlers[message.queue](message.body)
+        except Exception as e:  # the handler's error decides redelivery, never the thread
+            if self.on_error is not None:
+                self.on_error(message, e)
+            self.queue.nack(message, f"{type(e).__name__}: {e}")
+        else:
+            self.queue.ack(message)

@@ -1,0 +1,225 @@
+"""Movie documents in SQLite, with the queue columns indexed beside the JSON document."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from deepflix.adapters.local.db import Database
+from deepflix.pipeline.errors import BadRequest
+from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
+from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
+from deepflix.pipeline.transitions import Transition
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS movies (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    arrival TEXT NOT NULL,
+    prio INTEGER NOT NULL,
+    waiting_stage TEXT,
+    ready_at REAL,
+    running_stage TEXT,
+    deadline REAL
+);
+CREATE INDEX IF NOT EXISTS movies_queue ON movies (waiting_stage, prio, arrival, id)
+    WHERE waiting_stage IS NOT NULL;
+CREATE INDEX IF NOT EXISTS movies_running ON movies (running_stage, deadline)
+    WHERE running_stage IS NOT NULL;
+CREATE INDEX IF NOT EXISTS movies_newest ON movies (arrival, id);
+CREATE INDEX IF NOT EXISTS movies_owner ON movies (owner, arrival, id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, movie_id TEXT NOT NULL, fingerprint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stage_stats (
+    stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
+);
+"""
+# Weight of the newest duration in the running mean: recent enough to follow load changes.
+EWMA_WEIGHT = 0.2
+
+
+def _ts(at: datetime | None) -> float | None:
+    return at.timestamp() if at is not None else None
+
+
+def _columns(m: Movie) -> tuple[object, ...]:
+    waiting, running = m.waiting_stage, m.running_stage
+    return (
+        m.model_dump_json(),
+        m.owner,
+        arrival_key(m.created_at),
+        m.request.priority.rank,
+        waiting.value if waiting else None,
+        _ts(m.stages[waiting].ready_at) if waiting else None,
+        running.value if running else None,
+        _ts(m.stages[running].deadline) if running else None,
+    )
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+    except (ValueError, UnicodeError):
+        sep = ""
+    if not sep:
+        raise BadRequest("invalid cursor", details={"cursor": cursor})
+    return arrival, movie_id
+
+
+class SqliteMovieStore:
+    def __init__(self, path: Path) -> None:
+        self.db = Database(path, SCHEMA)
+
+    def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
+        with self.db.write() as conn:
+            if idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT movie_id, fingerprint FROM idempotency WHERE key = ?",
+                    (idempotency_key,),
+                ).fetchone()
+                if row is not None:
+                    if row[1] != fingerprint:
+                        raise IdempotencyConflict(row[0])
+                    existing = self._load(conn, row[0])
+                    assert existing is not None
+                    return existing
+                conn.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?)",
+                    (idempotency_key, movie.id, fingerprint),
+                )
+            conn.execute(
+                "INSERT INTO movies (doc, owner, arrival, prio, waiting_stage, ready_at,"
+                " running_stage, deadline, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_columns(movie), movie.id),
+            )
+        return movie
+
+    def get(self, movie_id: str) -> Movie | None:
+        return self._load(self.db.conn(), movie_id)
+
+    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+        with self.db.write() as conn:
+            movie = self._load(conn, movie_id)
+            if movie is None:
+                return None
+            t = fn(movie)
+            if t.applied:
+                self._save(conn, movie, t.movie)
+            return t
+
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
+        with self.db.write() as conn:
+            (running,) = conn.execute(
+                "SELECT COUNT(*) FROM movies WHERE running_stage = ?", (stage.value,)
+            ).fetchone()
+            free = limit - running
+            if free <= 0:
+                return []
+            rows = conn.execute(
+                "SELECT doc FROM movies WHERE waiting_stage = ? AND ready_at <= ?"
+                " ORDER BY prio, arrival, id LIMIT ?",
+                (stage.value, now.timestamp(), free),
+            ).fetchall()
+            out = []
+            for (doc,) in rows:
+                movie = Movie.model_validate_json(doc)
+                t = fn(movie)
+                if t.applied:
+                    self._save(conn, movie, t.movie)
+                    out.append(t)
+            return out
+
+    def position(self, movie: Movie, stage: Stage) -> tuple[int, int]:
+        conn = self.db.conn()
+        key = (movie.request.priority.rank, arrival_key(movie.created_at), movie.id)
+        (ahead,) = conn.execute(
+            "SELECT COUNT(*) FROM movies WHERE waiting_stage = ?"
+            " AND (prio, arrival, id) < (?, ?, ?)",
+            (stage.value, *key),
+        ).fetchone()
+        (total,) = conn.execute(
+            "SELECT COUNT(*) FROM movies WHERE waiting_stage = ?", (stage.value,)
+        ).fetchone()
+        return int(ahead), int(total)
+
+    def counts(self) -> dict[Stage, QueueCounts]:
+        conn = self.db.conn()
+        waiting = dict(
+            conn.execute(
+                "SELECT waiting_stage, COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL"
+                " GROUP BY waiting_stage"
+            ).fetchall()
+        )
+        running = dict(
+            conn.execute(
+                "SELECT running_stage, COUNT(*) FROM movies WHERE running_stage IS NOT NULL"
+                " GROUP BY running_stage"
+            ).fetchall()
+        )
+        return {
+            s: QueueCounts(waiting=waiting.get(s.value, 0), running=running.get(s.value, 0))
+            for s in STAGES
+        }
+
+    def running(self, stage: Stage) -> list[Movie]:
+        rows = self.db.conn().execute(
+            "SELECT doc FROM movies WHERE running_stage = ?", (stage.value,)
+        )
+        return [Movie.model_validate_json(doc) for (doc,) in rows]
+
+    def overdue(self, now: datetime) -> list[Movie]:
+        rows = self.db.conn().execute(
+            "SELECT doc FROM movies WHERE running_stage IS NOT NULL AND deadline < ?",
+            (now.timestamp(),),
+        )
+        return [Movie.model_validate_json(doc) for (doc,) in rows]
+
+    def mean_durations(self) -> dict[Stage, float]:
+        rows = self.db.conn().execute("SELECT stage, mean_s FROM stage_stats").fetchall()
+        return {Stage(stage): float(mean) for stage, mean in rows}
+
+    def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
+        where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if cursor is not None:
+            arrival, movie_id = _decode_cursor(cursor)
+            where.append("(arrival, id) < (?, ?)")
+            args += [arrival, movie_id]
+        sql = "SELECT doc FROM movies"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY arrival DESC, id DESC LIMIT ?"
+        rows = self.db.conn().execute(sql, (*args, limit + 1)).fetchall()
+        movies = [Movie.model_validate_json(doc) for (doc,) in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = movies[-1]
+            raw = f"{arrival_key(last.created_at)}|{last.id}"
+            next_cursor = base64.urlsafe_b64encode(raw.encode()).decode()
+        return Page(movies, next_cursor)
+
+    def _load(self, conn: sqlite3.Connection, movie_id: str) -> Movie | None:
+        row = conn.execute("SELECT doc FROM movies WHERE id = ?", (movie_id,)).fetchone()
+        return Movie.model_validate_json(row[0]) if row else None
+
+    def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
+        conn.execute(
+            "UPDATE movies SET doc = ?, owner = ?, arrival = ?, prio = ?, waiting_stage = ?,"
+            " ready_at = ?, running_stage = ?, deadline = ? WHERE id = ?",
+            (*_columns(new), new.id),
+        )
+        for stage in STAGES:
+            before, after = old.stages[stage], new.stages[stage]
+            if after.status is StageStatus.succeeded and before.status is StageStatus.running:
+                seconds = after.duration_s or 0.0
+                conn.execute(
+                    "INSERT INTO stage_stats VALUES (?, ?, 1) ON CONFLICT (stage) DO UPDATE"
+                    " SET mean_s = mean_s * (1 - ?) + ? * ?, samples = samples + 1",
+                    (stage.value, seconds, EWMA_WEIGHT, EWMA_WEIGHT, seconds),
+                )

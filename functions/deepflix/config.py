@@ -1,0 +1,71 @@
+"""One validated settings object, read from the environment and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deepflix.pipeline.models import Stage
+from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEEPFLIX_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "DEEPFLIX_PORT"))
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    generators: Literal["local", "instant"] = "local"
+    scene_seconds: float = Field(3.0, gt=0, le=30)
+    fps: int = Field(24, ge=1, le=60)
+    story_concurrency: int = Field(4, ge=1, le=1000)
+    images_concurrency: int = Field(2, ge=1, le=1000)
+    video_concurrency: int = Field(1, ge=1, le=1000)
+    story_timeout_s: float = Field(60, gt=0)
+    images_timeout_s: float = Field(300, gt=0)
+    video_timeout_s: float = Field(600, gt=0)
+    max_attempts: int = Field(3, ge=1, le=20)
+    retry_base_delay_s: float = Field(1.0, ge=0)
+    retry_max_delay_s: float = Field(60.0, ge=0)
+    workers: int = Field(4, ge=1, le=64)
+    http_threads: int = Field(8, ge=1, le=256)
+    job_runner: Literal["subprocess", "inline"] = "subprocess"
+    faults_file: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def pipeline_config(self) -> PipelineConfig:
+        retry = RetryPolicy(
+            max_attempts=self.max_attempts,
+            base_delay_s=self.retry_base_delay_s,
+            max_delay_s=self.retry_max_delay_s,
+        )
+
+        def policy(concurrency: int, timeout_s: float, expected: float, job: bool) -> StagePolicy:
+            return StagePolicy(
+                concurrency=concurrency,
+                timeout_s=timeout_s,
+                retry=retry,
+                expected_s=expected,
+                runs_as_job=job,
+            )
+
+        n = self.scene_seconds
+        return PipelineConfig(
+            stages={
+                Stage.story: policy(self.story_concurrency, self.story_timeout_s, 0.2, False),
+                Stage.images: policy(self.images_concurrency, self.images_timeout_s, n, True),
+                Stage.video: policy(self.video_concurrency, self.video_timeout_s, 2 * n, True),
+            }
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Built at first use, not at import: deploy tooling imports main.py without our env."""
+    return Settings()

@@ -1,0 +1,101 @@
+"""JSON views of movies and queue positions: the API's public shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from deepflix.pipeline.models import STAGES, Movie, StageState
+from deepflix.pipeline.ordering import QueuePosition
+from deepflix.stages.processors import CAPTIONS, STORY, VIDEO
+
+
+def _time(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def links(movie_id: str) -> dict[str, str]:
+    base = f"/api/movies/{movie_id}"
+    return {
+        "self": base,
+        "status": f"{base}/status",
+        "position": f"/api/queue/{movie_id}/position",
+        "cancel": f"{base}/cancel",
+        "retry": f"{base}/retry",
+    }
+
+
+def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
+    if pos is None:
+        return None
+    return {
+        "queue": pos.stage.value,
+        "position": pos.position,
+        "ahead": pos.ahead,
+        "total_waiting": pos.total_waiting,
+        "running": pos.running,
+        "eta_seconds": round(pos.eta_s, 2),
+    }
+
+
+def _stage_view(st: StageState) -> dict[str, Any]:
+    return {
+        "status": st.status.value,
+        "attempts": st.attempts,
+        "progress": st.progress,
+        "started_at": _time(st.started_at),
+        "finished_at": _time(st.finished_at),
+        "duration_seconds": st.duration_s,
+        "ready_at": _time(st.ready_at),
+        "last_error": st.last_error.model_dump(mode="json") if st.last_error else None,
+    }
+
+
+def artifact_view(movie: Movie, url: Callable[[str], str]) -> dict[str, Any]:
+    arts = movie.artifacts
+    poster = next((name for name in arts if name.startswith("poster")), None)
+    return {
+        "story": url(arts[STORY]) if STORY in arts else None,
+        "images": [url(path) for name, path in sorted(arts.items()) if name.startswith("scene-")],
+        "video": url(arts[VIDEO]) if VIDEO in arts else None,
+        "poster": url(arts[poster]) if poster else None,
+        "captions": url(arts[CAPTIONS]) if CAPTIONS in arts else None,
+    }
+
+
+def movie_view(
+    movie: Movie, position: QueuePosition | None, url: Callable[[str], str]
+) -> dict[str, Any]:
+    stage = movie.current_stage
+    return {
+        "movie_id": movie.id,
+        "job_id": movie.id,
+        "status": movie.status.value,
+        "current_stage": stage.value if stage else None,
+        "priority": movie.request.priority.value,
+        "request": movie.request.model_dump(mode="json"),
+        "created_at": _time(movie.created_at),
+        "updated_at": _time(movie.updated_at),
+        "finished_at": _time(movie.finished_at),
+        "stages": {s.value: _stage_view(movie.stages[s]) for s in STAGES},
+        "artifacts": artifact_view(movie, url),
+        "position": position_view(position),
+        "eta_seconds": round(position.eta_s, 2) if position else None,
+        "error": movie.error.model_dump(mode="json") if movie.error else None,
+        "links": links(movie.id),
+    }
+
+
+def summary_view(movie: Movie) -> dict[str, Any]:
+    stage = movie.current_stage
+    return {
+        "movie_id": movie.id,
+        "status": movie.status.value,
+        "current_stage": stage.value if stage else None,
+        "priority": movie.request.priority.value,
+        "prompt": movie.request.prompt,
+        "title": movie.request.title,
+        "created_at": _time(movie.created_at),
+        "links": links(movie.id),
+    }

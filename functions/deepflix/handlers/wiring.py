@@ -1,0 +1,166 @@
+"""Wiring: builds the service from settings with the embedded adapters, and runs it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from deepflix import logs
+from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.jobs import JobExit, SubprocessJobRunner
+from deepflix.adapters.local.messaging import (
+    LocalEventBus,
+    LocalTaskQueue,
+    task_queue_name,
+    topic_queue_name,
+)
+from deepflix.adapters.local.queue import Consumer, Message, SqliteQueue
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.config import Settings
+from deepflix.pipeline.models import STAGES, Stage
+from deepflix.pipeline.service import Pipeline, stage_topic
+from deepflix.pipeline.transitions import StageFailed
+from deepflix.stages.faults import FaultPlan
+from deepflix.stages.registry import load_generators
+from deepflix.stages.runner import StageRunner
+
+log = logs.get("runtime")
+SWEEP_INTERVAL_S = 5.0
+
+
+class InlineJobRunner:
+    """Runs a job's work on a thread of this process (benchmarks; no process start cost)."""
+
+    def __init__(self) -> None:
+        self.execute: Callable[[str, Stage, int], bool] | None = None
+
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        assert self.execute is not None
+        execution = f"inline-{uuid.uuid4().hex[:12]}"
+        threading.Thread(target=self.execute, args=(movie_id, stage, attempt), daemon=True).start()
+        return execution
+
+    def cancel(self, execution: str) -> None:
+        """A thread cannot be stopped; its late report is ignored as stale."""
+
+
+@dataclass
+class Embedded:
+    settings: Settings
+    store: SqliteMovieStore
+    queue: SqliteQueue
+    artifacts: LocalArtifactStore
+    pipeline: Pipeline
+    runner: StageRunner
+    consumer: Consumer | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        """Recover from an unclean stop, then deliver work as it arrives."""
+        released = self.queue.release_leases()
+        interrupted = self.interrupt_running()
+        log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
+        handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
+            task_queue_name("deadline"): lambda b: self.pipeline.check_deadline(
+                b["movie_id"], Stage(b["stage"]), int(b["attempt"])
+            ),
+        }
+        for stage in STAGES:
+            handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
+        self.consumer = Consumer(
+            self.queue, handlers, threads=self.settings.workers, on_error=_log_delivery_error
+        )
+        self.consumer.start()
+        threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+
+    def interrupt_running(self) -> int:
+        """Work that was running when the service died will not report: retry it."""
+        n = 0
+        now = self.pipeline.clock()
+        for stage in STAGES:
+            for movie in self.store.running(stage):
+                attempt = movie.stages[stage].attempts
+                event = StageFailed(
+                    stage,
+                    attempt,
+                    "interrupted",
+                    "the service stopped during this attempt",
+                    True,
+                    now,
+                )
+                self.pipeline.report(movie.id, event)
+                n += 1
+        return n
+
+    def job_exited(self, exit: JobExit) -> None:
+        self.runner.job_exited(exit.movie_id, exit.stage, exit.attempt, exit.returncode)
+        # The job wrote its results and follow-up messages from another process: look now.
+        if self.consumer is not None:
+            self.consumer.wake()
+
+    def _dispatch(self, stage: Stage) -> None:
+        self.pipeline.dispatch(stage)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(SWEEP_INTERVAL_S):
+            try:
+                self.pipeline.sweep()
+                self.queue.purge_names()
+            except Exception:
+                log.exception("sweep failed")
+
+
+def _log_delivery_error(message: Message, error: BaseException) -> None:
+    log.error(
+        "delivery failed on %s (delivery %d): %s",
+        message.queue,
+        message.deliveries,
+        error,
+        exc_info=error,
+    )
+
+
+def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Embedded:
+    data = settings.data_dir.resolve()
+    store = SqliteMovieStore(data / "movies.db")
+    queue = SqliteQueue(data / "queue.db")
+    artifacts = LocalArtifactStore(data / "artifacts")
+    holder: list[Embedded] = []
+    jobs: SubprocessJobRunner | InlineJobRunner
+    if settings.job_runner == "inline":
+        jobs = InlineJobRunner()
+    else:
+        jobs = SubprocessJobRunner(log_dir=data / "jobs", on_exit=lambda e: holder[0].job_exited(e))
+    extra = {"clock": clock} if clock is not None else {}
+    pipeline = Pipeline(
+        store=store,
+        tasks=LocalTaskQueue(queue),
+        events=LocalEventBus(queue),
+        jobs=jobs,
+        config=settings.pipeline_config(),
+        **extra,
+    )
+    runner = StageRunner(
+        pipeline=pipeline,
+        artifacts=artifacts,
+        generators=load_generators(
+            settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
+        ),
+        faults=FaultPlan(settings.faults_file),
+        workdir=None,
+    )
+    if isinstance(jobs, InlineJobRunner):
+        jobs.execute = runner.execute
+    embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
+    holder.append(embedded)
+    return embedded

@@ -1,0 +1,31 @@
+"""GPU-stage job entry point: exit 0 once the outcome is recorded, non-zero to be retried."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from deepflix import logs
+from deepflix.config import get_settings
+from deepflix.pipeline.models import Stage
+
+
+def main() -> int:
+    settings = get_settings()
+    logs.setup(settings.log_level)
+    try:
+        stage = Stage(os.environ["DEEPFLIX_JOB_STAGE"])
+        movie_id = os.environ["DEEPFLIX_JOB_MOVIE_ID"]
+        attempt = int(os.environ["DEEPFLIX_JOB_ATTEMPT"])
+    except (KeyError, ValueError) as e:
+        logs.get("jobs").error("bad job environment: %s", e)
+        return 2
+    from deepflix.handlers.wiring import build_embedded  # the runtime picks the adapters
+
+    runtime = build_embedded(settings)
+    recorded = runtime.runner.execute(movie_id, stage, attempt)
+    return 0 if recorded else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Per-stage retry policy, timeout and concurrency: values with pure rules."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from deepflix.pipeline.models import STAGES, Stage
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay_s: float = 1.0
+    multiplier: float = 2.0
+    max_delay_s: float = 60.0
+    jitter: float = 0.5  # fraction of the delay that is randomised away
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be within [0, 1]")
+
+    def next_delay(self, attempts: int, *, key: str = "") -> float | None:
+        """Seconds to wait before the next attempt after `attempts` failed ones; None if spent.
+
+        Jitter is derived from `key` (movie id, stage) so the decision is reproducible
+        while still spreading retries of different movies apart.
+        """
+        if attempts >= self.max_attempts:
+            return None
+        raw = min(self.max_delay_s, self.base_delay_s * self.multiplier ** (attempts - 1))
+        digest = hashlib.blake2b(f"{key}:{attempts}".encode(), digest_size=8).digest()
+        unit = int.from_bytes(digest, "big") / 2**64
+        return raw * (1.0 - self.jitter * unit)
+
+
+@dataclass(frozen=True)
+class StagePolicy:
+    concurrency: int
+    timeout_s: float
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    expected_s: float = 5.0  # ETA guess until durations have been observed
+    runs_as_job: bool = False  # GPU stages hand off to a job (Cloud Run / subprocess)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    stages: dict[Stage, StagePolicy]
+
+    def __post_init__(self) -> None:
+        missing = [s.value for s in STAGES if s not in self.stages]
+        if missing:
+            raise ValueError(f"no policy for stages: {', '.join(missing)}")
+
+    def __getitem__(self, stage: Stage) -> StagePolicy:
+        return self.stages[stage]
+
+
+DEFAULT_CONFIG = PipelineConfig(
+    stages={
+        Stage.story: StagePolicy(concurrency=4, timeout_s=60, expected_s=1.0),
+        Stage.images: StagePolicy(concurrency=2, timeout_s=300, expected_s=4.0, runs_as_job=True),
+        Stage.video: StagePolicy(concurrency=1, timeout_s=600, expected_s=8.0, runs_as_job=True),
+    }
+)

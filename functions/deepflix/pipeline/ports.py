@@ -1,0 +1,99 @@
+"""Ports: what the pipeline needs from storage, queues, jobs and artifacts (typing.Protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.transitions import Transition
+
+Mutation = Callable[[Movie], Transition]
+
+
+@dataclass(frozen=True)
+class Page:
+    movies: list[Movie]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    waiting: int
+    running: int
+
+
+class IdempotencyConflict(Exception):
+    """The key was used before with a different request body."""
+
+    def __init__(self, movie_id: str) -> None:
+        super().__init__(movie_id)
+        self.movie_id = movie_id
+
+
+class MovieStore(Protocol):
+    def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
+        """Insert; a key seen before returns its movie (IdempotencyConflict if bodies differ)."""
+
+    def get(self, movie_id: str) -> Movie | None: ...
+
+    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+        """Load, apply fn, save if applied — all in one transaction. None if absent."""
+
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
+        """Atomically apply fn to the first ready movies waiting in `stage`, by (priority,
+        arrival), while fewer than `limit` run there. Never over-admits under concurrency."""
+
+    def position(self, movie: Movie, stage: Stage) -> tuple[int, int]:
+        """(movies ahead of this one, total waiting) in the queue of `stage`."""
+
+    def counts(self) -> dict[Stage, QueueCounts]: ...
+
+    def running(self, stage: Stage) -> list[Movie]: ...
+
+    def overdue(self, now: datetime) -> list[Movie]:
+        """Movies with a running stage whose deadline has passed."""
+
+    def mean_durations(self) -> dict[Stage, float]:
+        """Recent mean seconds per successful stage run (absent when nothing observed)."""
+
+    def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
+        """Newest first."""
+
+
+class TaskQueue(Protocol):
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Schedule a task; a repeated name is accepted once (returns False for the repeat)."""
+
+
+class EventBus(Protocol):
+    def publish(
+        self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]
+    ) -> None: ...
+
+
+class JobRunner(Protocol):
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        """Start one execution of the stage's job; returns its execution id."""
+
+    def cancel(self, execution: str) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    def put(self, movie_id: str, name: str, source: Path) -> str:
+        """Store a file under the movie's prefix; returns its storage path."""
+
+    def fetch(self, path: str, dest: Path) -> None: ...
+
+    def url(self, path: str) -> str:
+        """Where a client can download it (signed URL, or the API's download route)."""

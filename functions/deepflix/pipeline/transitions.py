@@ -1,0 +1,337 @@
+"""The state machine as data: events, commands, the transition table and one pure apply()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from deepflix.pipeline.models import (
+    STAGES,
+    Movie,
+    MovieStatus,
+    Stage,
+    StageError,
+    StageState,
+    StageStatus,
+)
+from deepflix.pipeline.policy import PipelineConfig
+
+S = MovieStatus
+# Which movie statuses may follow which. A stage's own status may repeat (a retry backs off
+# and waits in the same stage), hence the self-loops.
+TRANSITIONS: dict[MovieStatus, frozenset[MovieStatus]] = {
+    S.queued: frozenset({S.story, S.cancelled}),
+    S.story: frozenset({S.story, S.images, S.failed, S.cancelled}),
+    S.images: frozenset({S.images, S.video, S.failed, S.cancelled}),
+    S.video: frozenset({S.video, S.succeeded, S.failed, S.cancelled}),
+    S.succeeded: frozenset(),
+    S.failed: frozenset({S.queued, S.images, S.video}),  # only by an explicit retry
+    S.cancelled: frozenset(),
+}
+STAGE_STATUS = {Stage.story: S.story, Stage.images: S.images, Stage.video: S.video}
+
+
+# -- events: facts that happened to one movie ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A dispatcher gave the movie a slot in its waiting stage."""
+
+    stage: Stage
+    at: datetime
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    stage: Stage
+    attempt: int
+    execution: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Progressed:
+    stage: Stage
+    attempt: int
+    progress: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StageSucceeded:
+    stage: Stage
+    attempt: int
+    artifacts: tuple[tuple[str, str], ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StageFailed:
+    stage: Stage
+    attempt: int
+    code: str
+    message: str
+    retryable: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    stage: Stage
+    attempt: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    at: datetime
+
+
+Event = (
+    Claimed
+    | JobStarted
+    | Progressed
+    | StageSucceeded
+    | StageFailed
+    | DeadlinePassed
+    | CancelRequested
+    | RetryRequested
+)
+
+
+# -- commands: what the caller must do once the new state is saved --------------------------
+
+
+@dataclass(frozen=True)
+class RunStage:
+    movie_id: str
+    stage: Stage
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CheckDeadline:
+    movie_id: str
+    stage: Stage
+    attempt: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Offer free slots of a stage to its queue, now or at a later time."""
+
+    stage: Stage
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CancelExecution:
+    execution: str
+
+
+Command = RunStage | CheckDeadline | Dispatch | CancelExecution
+
+
+@dataclass(frozen=True)
+class Transition:
+    movie: Movie
+    commands: tuple[Command, ...] = ()
+    applied: bool = True
+    reason: str = ""
+
+
+class InvalidTransition(Exception):
+    """A bug: apply() tried to move a movie along an edge the table does not have."""
+
+
+def apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
+    """Apply one event; stale or repeated events are no-ops (at-least-once delivery)."""
+    result = _apply(movie, event, config)
+    moved = result.applied and result.movie.status is not movie.status
+    if moved and result.movie.status not in TRANSITIONS[movie.status]:
+        raise InvalidTransition(f"{movie.status.value} -> {result.movie.status.value}")
+    return result
+
+
+def _skip(movie: Movie, reason: str, *commands: Command) -> Transition:
+    return Transition(movie, commands, applied=False, reason=reason)
+
+
+def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
+    if isinstance(event, CancelRequested):
+        return _cancel(movie, event.at)
+    if isinstance(event, RetryRequested):
+        return _retry(movie, event.at)
+    if isinstance(event, Claimed):
+        return _claim(movie, event, config)
+
+    st = movie.stages[event.stage]
+    current = st.status is StageStatus.running and st.attempts == event.attempt
+    if not current:
+        # A late job report for an attempt we gave up on: make sure its execution stops.
+        if isinstance(event, JobStarted):
+            return _skip(movie, "attempt is not running", CancelExecution(event.execution))
+        return _skip(movie, "attempt is not running")
+
+    if isinstance(event, JobStarted):
+        return _update(movie, event.stage, event.at, execution=event.execution)
+    if isinstance(event, Progressed):
+        if event.progress <= st.progress:
+            return _skip(movie, "progress did not advance")
+        return _update(movie, event.stage, event.at, progress=min(100, event.progress))
+    if isinstance(event, StageSucceeded):
+        return _succeed(movie, event)
+    if isinstance(event, StageFailed):
+        error = StageError(
+            code=event.code,
+            message=event.message,
+            retryable=event.retryable,
+            attempt=event.attempt,
+            at=event.at,
+        )
+        return _fail(movie, event.stage, error, config)
+    if event.at < (st.deadline or event.at):
+        return _skip(movie, "deadline not reached")
+    error = StageError(
+        code="timeout",
+        message=f"{event.stage.value} did not finish within {config[event.stage].timeout_s:g}s",
+        retryable=True,
+        attempt=event.attempt,
+        at=event.at,
+    )
+    return _fail(movie, event.stage, error, config)
+
+
+def _update(movie: Movie, stage: Stage, at: datetime, **changes: object) -> Transition:
+    stages = dict(movie.stages)
+    stages[stage] = movie.stages[stage].model_copy(update=changes)
+    return Transition(movie.model_copy(update={"stages": stages, "updated_at": at}))
+
+
+def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Transition:
+    st = movie.stages[event.stage]
+    if movie.status.terminal or st.status is not StageStatus.waiting:
+        return _skip(movie, "not waiting in this stage")
+    attempt = st.attempts + 1
+    deadline = event.at + timedelta(seconds=config[event.stage].timeout_s)
+    new_state = st.model_copy(
+        update={
+            "status": StageStatus.running,
+            "attempts": attempt,
+            "progress": 0,
+            "ready_at": None,
+            "started_at": event.at,
+            "finished_at": None,
+            "deadline": deadline,
+            "execution": None,
+        }
+    )
+    updated = movie.model_copy(
+        update={
+            "stages": {**movie.stages, event.stage: new_state},
+            "status": STAGE_STATUS[event.stage],
+            "updated_at": event.at,
+        }
+    )
+    return Transition(
+        updated,
+        (
+            RunStage(movie.id, event.stage, attempt),
+            CheckDeadline(movie.id, event.stage, attempt, deadline),
+        ),
+    )
+
+
+def _succeed(movie: Movie, event: StageSucceeded) -> Transition:
+    st = movie.stages[event.stage]
+    stages = dict(movie.stages)
+    stages[event.stage] = st.model_copy(
+        update={
+            "status": StageStatus.succeeded,
+            "progress": 100,
+            "finished_at": event.at,
+            "deadline": None,
+            "execution": None,
+        }
+    )
+    nxt = event.stage.next
+    commands: list[Command] = [Dispatch(event.stage)]
+    update: dict[str, object] = {
+        "stages": stages,
+        "artifacts": {**movie.artifacts, **dict(event.artifacts)},
+        "updated_at": event.at,
+    }
+    if nxt is None:
+        update |= {"status": MovieStatus.succeeded, "finished_at": event.at, "error": None}
+    else:
+        stages[nxt] = StageState(status=StageStatus.waiting, ready_at=event.at)
+        update["status"] = STAGE_STATUS[nxt]
+        commands.append(Dispatch(nxt))
+    return Transition(movie.model_copy(update=update), tuple(commands))
+
+
+def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig) -> Transition:
+    st = movie.stages[stage]
+    commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
+    if st.execution:
+        commands.append(CancelExecution(st.execution))
+    delay = config[stage].retry.next_delay(st.attempts, key=f"{movie.id}:{stage.value}")
+    stages = dict(movie.stages)
+    update: dict[str, object] = {"stages": stages, "updated_at": error.at}
+    common = {"finished_at": error.at, "deadline": None, "execution": None, "last_error": error}
+    if error.retryable and delay is not None:
+        ready_at = error.at + timedelta(seconds=delay)
+        stages[stage] = st.model_copy(
+            update={**common, "status": StageStatus.waiting, "ready_at": ready_at}
+        )
+        commands.append(Dispatch(stage, at=ready_at))
+    else:
+        stages[stage] = st.model_copy(update={**common, "status": StageStatus.failed})
+        update |= {"status": MovieStatus.failed, "finished_at": error.at, "error": error}
+    return Transition(movie.model_copy(update=update), tuple(commands))
+
+
+def _cancel(movie: Movie, at: datetime) -> Transition:
+    if movie.status.terminal:
+        return _skip(movie, f"movie already {movie.status.value}")
+    commands: list[Command] = []
+    stages = dict(movie.stages)
+    for stage in STAGES:
+        st = movie.stages[stage]
+        if st.status in (StageStatus.running, StageStatus.waiting):
+            if st.status is StageStatus.running:
+                commands.append(Dispatch(stage))
+                if st.execution:
+                    commands.append(CancelExecution(st.execution))
+            stages[stage] = st.model_copy(
+                update={
+                    "status": StageStatus.cancelled,
+                    "finished_at": at,
+                    "deadline": None,
+                    "ready_at": None,
+                    "execution": None,
+                }
+            )
+    update = {"stages": stages, "status": MovieStatus.cancelled, "finished_at": at}
+    return Transition(movie.model_copy(update={**update, "updated_at": at}), tuple(commands))
+
+
+def _retry(movie: Movie, at: datetime) -> Transition:
+    if movie.status is not MovieStatus.failed:
+        return _skip(movie, f"only a failed movie can be retried, this one is {movie.status.value}")
+    stage = next(s for s in STAGES if movie.stages[s].status is StageStatus.failed)
+    stages = dict(movie.stages)
+    # Finished stages keep their results; the failed one starts over with fresh attempts.
+    stages[stage] = StageState(
+        status=StageStatus.waiting, ready_at=at, last_error=movie.stages[stage].last_error
+    )
+    status = MovieStatus.queued if stage is Stage.story else STAGE_STATUS[stage]
+    update = {"stages": stages, "status": status, "finished_at": None, "error": None}
+    return Transition(movie.model_copy(update={**update, "updated_at": at}), (Dispatch(stage),))

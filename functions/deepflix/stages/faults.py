@@ -1,0 +1,33 @@
+"""Fault injection for chaos tests and drills: a JSON file that makes chosen stages fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from deepflix.pipeline.errors import PermanentStageError, RetryableStageError
+from deepflix.pipeline.models import Movie, Stage
+
+
+class FaultPlan:
+    """Reads `{"images": {"kind": "retryable", "match": "text in the prompt"}}` at each use.
+
+    Read on every check so a running service (and its job subprocesses) pick up a change
+    without restarting; absent file means no faults. `match` limits the fault to movies
+    whose prompt contains it.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def check(self, stage: Stage, movie: Movie) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        rules = json.loads(self.path.read_text() or "{}")
+        rule = rules.get(stage.value)
+        if not rule or rule.get("match", "") not in movie.request.prompt:
+            return
+        message = f"injected {rule.get('kind', 'retryable')} fault in {stage.value}"
+        if rule.get("kind") == "permanent":
+            raise PermanentStageError(message, code="injected_fault")
+        raise RetryableStageError(message, code="injected_fault")

@@ -1,0 +1,89 @@
+"""The work of each stage: generate, then store the outputs as the movie's artifacts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.ports import ArtifactStore
+from deepflix.stages.base import Generators, Story
+
+STORY = "story.json"
+VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
+
+
+def scene_image(index: int) -> str:
+    return f"scene-{index + 1:02d}.png"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    movie: Movie
+    generators: Generators
+    artifacts: ArtifactStore
+    workdir: Path
+    progress: Callable[[int], None]
+
+
+Outputs = dict[str, str]  # artifact name -> storage path
+
+
+def _load_story(ctx: StageContext) -> Story:
+    local = ctx.workdir / STORY
+    ctx.artifacts.fetch(ctx.movie.artifacts[STORY], local)
+    return Story.model_validate_json(local.read_text())
+
+
+def run_story(ctx: StageContext) -> Outputs:
+    req = ctx.movie.request
+    story = ctx.generators.story.write_story(
+        prompt=req.prompt,
+        title=req.title,
+        style=req.style,
+        scene_count=req.scene_count,
+        seed=ctx.movie.seed,
+    )
+    local = ctx.workdir / STORY
+    local.write_text(json.dumps(story.model_dump(), indent=2))
+    return {STORY: ctx.artifacts.put(ctx.movie.id, STORY, local)}
+
+
+def run_images(ctx: StageContext) -> Outputs:
+    story = _load_story(ctx)
+    out: Outputs = {}
+    for n, scene in enumerate(story.scenes, start=1):
+        name = scene_image(scene.index)
+        local = ctx.workdir / name
+        ctx.generators.images.render_scene(story=story, scene=scene, out_path=local)
+        out[name] = ctx.artifacts.put(ctx.movie.id, name, local)
+        ctx.progress(n * 100 // len(story.scenes))
+    return out
+
+
+def run_video(ctx: StageContext) -> Outputs:
+    story = _load_story(ctx)
+    images = []
+    for scene in story.scenes:
+        local = ctx.workdir / scene_image(scene.index)
+        ctx.artifacts.fetch(ctx.movie.artifacts[scene_image(scene.index)], local)
+        images.append(local)
+    ctx.progress(10)
+    result = ctx.generators.video.assemble(
+        story=story, image_paths=images, out_dir=ctx.workdir / "render"
+    )
+    poster = f"{POSTER}{result.poster.suffix}"
+    return {
+        VIDEO: ctx.artifacts.put(ctx.movie.id, VIDEO, result.video),
+        poster: ctx.artifacts.put(ctx.movie.id, poster, result.poster),
+        CAPTIONS: ctx.artifacts.put(ctx.movie.id, CAPTIONS, result.captions),
+    }
+
+
+PROCESSORS: dict[Stage, Callable[[StageContext], Outputs]] = {
+    Stage.story: run_story,
+    Stage.images: run_images,
+    Stage.video: run_video,
+}

@@ -1,0 +1,128 @@
+"""Runs a stage request: in-process for CPU stages, handed to a job for GPU stages."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from deepflix import logs
+from deepflix.pipeline.errors import StageWorkError
+from deepflix.pipeline.models import Movie, Stage, StageStatus
+from deepflix.pipeline.ports import ArtifactStore
+from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.transitions import JobStarted, Progressed, StageFailed, StageSucceeded
+from deepflix.stages.base import Generators
+from deepflix.stages.faults import FaultPlan
+from deepflix.stages.processors import PROCESSORS, StageContext
+
+log = logs.get("stages")
+
+
+class StageRequest(BaseModel):
+    """Body of a `<stage>.requested` message."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    movie_id: str
+    stage: Stage
+    attempt: int
+
+
+class StageRunner:
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        artifacts: ArtifactStore,
+        generators: Generators,
+        faults: FaultPlan,
+        workdir: Path | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.artifacts = artifacts
+        self.generators = generators
+        self.faults = faults
+        self.workdir = workdir
+
+    def handle(self, body: dict[str, Any]) -> None:
+        """Handle one delivery of a stage request; duplicates and stale attempts do nothing."""
+        req = StageRequest.model_validate(body)
+        movie = self._current(req.movie_id, req.stage, req.attempt)
+        if movie is None:
+            return
+        policy = self.pipeline.config[req.stage]
+        if not policy.runs_as_job:
+            self.execute(req.movie_id, req.stage, req.attempt)
+            return
+        if movie.stages[req.stage].execution is not None:
+            return  # a redelivery after the job was already started
+        execution = self.pipeline.jobs.run(
+            stage=req.stage, movie_id=req.movie_id, attempt=req.attempt, timeout_s=policy.timeout_s
+        )
+        self.pipeline.report(
+            req.movie_id, JobStarted(req.stage, req.attempt, execution, self.pipeline.clock())
+        )
+
+    def execute(self, movie_id: str, stage: Stage, attempt: int) -> bool:
+        """Do the stage's work and record the outcome.
+
+        Returns False only for a retryable failure, which a job turns into a non-zero exit.
+        """
+        movie = self._current(movie_id, stage, attempt)
+        if movie is None:
+            return True
+        ctx = {"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
+        log.info("stage started", extra=ctx)
+        clock = self.pipeline.clock
+
+        def progress(pct: int) -> None:
+            self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
+
+        with tempfile.TemporaryDirectory(prefix=f"deepflix-{stage.value}-", dir=self.workdir) as d:
+            try:
+                self.faults.check(stage, movie)
+                outputs = PROCESSORS[stage](
+                    StageContext(movie, self.generators, self.artifacts, Path(d), progress)
+                )
+            except Exception as e:  # every failure is recorded; the class decides retry
+                work = e if isinstance(e, StageWorkError) else None
+                code = work.code if work else "unexpected_error"
+                retryable = work.retryable if work else True
+                log.warning("stage failed: %s", e, exc_info=work is None, extra=ctx)
+                self.pipeline.report(
+                    movie_id, StageFailed(stage, attempt, code, str(e), retryable, clock())
+                )
+                return not retryable
+        self.pipeline.report(
+            movie_id, StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
+        )
+        log.info("stage succeeded", extra=ctx)
+        return True
+
+    def job_exited(self, movie_id: str, stage: Stage, attempt: int, returncode: int) -> None:
+        """A job ended: if it did not record an outcome (crash, kill), record a failure."""
+        if self._current(movie_id, stage, attempt) is None:
+            return
+        self.pipeline.report(
+            movie_id,
+            StageFailed(
+                stage,
+                attempt,
+                "job_exited",
+                f"job exited with code {returncode} without recording a result",
+                True,
+                self.pipeline.clock(),
+            ),
+        )
+
+    def _current(self, movie_id: str, stage: Stage, attempt: int) -> Movie | None:
+        movie = self.pipeline.store.get(movie_id)
+        if movie is None:
+            return None
+        st = movie.stages[stage]
+        if st.status is not StageStatus.running or st.attempts != attempt:
+            return None
+        return movie
