@@ -29,9 +29,7 @@ def test_jitter_stays_in_range_is_reproducible_and_spreads_keys() -> None:
     assert len(set(delays)) > 150
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"max_attempts": 0}, {"jitter": 1.5}, {"jitter": -0.1}]
-)
+@pytest.mark.parametrize("kwargs", [{"max_attempts": 0}, {"jitter": 1.5}, {"jitter": -0.1}])
 def test_invalid_retry_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -55,6 +55,8 @@ ROUTES = Map(
         Rule("/api/movies/<movie_id>/artifacts/<name>", endpoint="artifact", methods=["GET"]),
         Rule("/api/queue/<job_id>/position", endpoint="position", methods=["GET"]),
         Rule("/api/queues", endpoint="queues", methods=["GET"]),
+        Rule("/api/admission/pause", endpoint="pause", methods=["POST"]),
+        Rule("/api/admission/resume", endpoint="resume", methods=["POST"]),
     ],
     strict_slashes=False,
 )
@@ -203,10 +205,19 @@ class Api:
         response.content_length = file.stat().st_size
         return response
 
+    def _pause(self, request: Request) -> Response:
+        self.pipeline.pause_admission()
+        return self._queues(request)
+
+    def _resume(self, request: Request) -> Response:
+        self.pipeline.resume_admission()
+        return self._queues(request)
+
     def _queues(self, request: Request) -> Response:
         counts = self.pipeline.store.counts()
         observed = self.pipeline.store.mean_durations()
         body: dict[str, Any] = {
+            "admission_paused": self.pipeline.store.admission_paused(),
             "queues": {
                 s.value: {
                     "waiting": c.waiting,
@@ -215,7 +226,7 @@ class Api:
                     "mean_duration_seconds": observed.get(s),
                 }
                 for s, c in counts.items()
-            }
+            },
         }
         if self.extra_metrics is not None:
             body |= self.extra_metrics()

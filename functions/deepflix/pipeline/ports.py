@@ -60,6 +60,13 @@ class MovieStore(Protocol):
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""
 
+    def admission_paused(self) -> bool: ...
+
+    def set_admission_paused(self, paused: bool) -> None: ...
+
+    def journal(self, movie_id: str) -> list[dict[str, object]]:
+        """Every stage status change of the movie, oldest first (the audit trail)."""
+
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         """Newest first."""
 

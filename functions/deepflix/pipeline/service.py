@@ -116,10 +116,19 @@ class Pipeline:
         )
         return QueuePosition(stage, ahead, total, running, eta)
 
+    def pause_admission(self) -> None:
+        self.store.set_admission_paused(True)
+
+    def resume_admission(self) -> None:
+        self.store.set_admission_paused(False)
+        self.dispatch(Stage.story)
+
     # -- internal operations (tasks, events, jobs) ---------------------------------------
 
     def dispatch(self, stage: Stage) -> int:
         """Fill the stage's free slots from its queue; returns how many were started."""
+        if stage is Stage.story and self.store.admission_paused():
+            return 0  # paused admission: new movies wait; movies already admitted go on
         now = self.clock()
         claimed = self.store.claim(
             stage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from deepflix.pipeline.errors import PermanentStageError, RetryableStageError
@@ -11,6 +12,9 @@ from deepflix.pipeline.models import Movie, Stage
 
 class FaultPlan:
     """Reads `{"images": {"kind": "retryable", "match": "text in the prompt"}}` at each use.
+
+    Kinds: "retryable" and "permanent" raise the matching stage error; "delay" sleeps
+    `seconds` before the work (a slow GPU, a stuck job).
 
     Read on every check so a running service (and its job subprocesses) pick up a change
     without restarting; absent file means no faults. `match` limits the fault to movies
@@ -26,6 +30,9 @@ class FaultPlan:
         rules = json.loads(self.path.read_text() or "{}")
         rule = rules.get(stage.value)
         if not rule or rule.get("match", "") not in movie.request.prompt:
+            return
+        if rule.get("kind") == "delay":
+            time.sleep(float(rule.get("seconds", 1)))
             return
         message = f"injected {rule.get('kind', 'retryable')} fault in {stage.value}"
         if rule.get("kind") == "permanent":

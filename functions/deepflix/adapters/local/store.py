@@ -34,6 +34,13 @@ CREATE INDEX IF NOT EXISTS movies_owner ON movies (owner, arrival, id);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, movie_id TEXT NOT NULL, fingerprint TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Every change of a stage's status, in order: the audit trail of what was applied.
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY, movie_id TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL,
+    before TEXT NOT NULL, after TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_movie ON journal (movie_id, seq);
 CREATE TABLE IF NOT EXISTS stage_stats (
     stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
 );
@@ -182,6 +189,25 @@ class SqliteMovieStore:
         rows = self.db.conn().execute("SELECT stage, mean_s FROM stage_stats").fetchall()
         return {Stage(stage): float(mean) for stage, mean in rows}
 
+    def admission_paused(self) -> bool:
+        row = self.db.conn().execute("SELECT value FROM flags WHERE name = 'paused'").fetchone()
+        return bool(row and row[0])
+
+    def set_admission_paused(self, paused: bool) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO flags VALUES ('paused', ?) ON CONFLICT DO UPDATE SET value = ?",
+                (int(paused), int(paused)),
+            )
+
+    def journal(self, movie_id: str) -> list[dict[str, object]]:
+        rows = self.db.conn().execute(
+            "SELECT stage, attempt, before, after, at FROM journal WHERE movie_id = ? ORDER BY seq",
+            (movie_id,),
+        )
+        keys = ("stage", "attempt", "before", "after", "at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         where, args = [], []
         if owner is not None:
@@ -216,6 +242,19 @@ class SqliteMovieStore:
         )
         for stage in STAGES:
             before, after = old.stages[stage], new.stages[stage]
+            if before.status is not after.status:
+                conn.execute(
+                    "INSERT INTO journal (movie_id, stage, attempt, before, after, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        new.id,
+                        stage.value,
+                        after.attempts,
+                        before.status.value,
+                        after.status.value,
+                        new.updated_at.isoformat(),
+                    ),
+                )
             if after.status is StageStatus.succeeded and before.status is StageStatus.running:
                 seconds = after.duration_s or 0.0
                 conn.execute(

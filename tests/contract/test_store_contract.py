@@ -1,0 +1,137 @@
+"""MovieStore contract: documents, idempotency, transactions, atomic claims, position, listing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
+from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
+from tests.factories import T0, movie
+
+pytestmark = pytest.mark.contract
+LATER = T0 + timedelta(hours=1)
+
+
+def claim(store: MovieStore, stage: Stage, limit: int) -> list[Transition]:
+    return store.claim(
+        stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
+    )
+
+
+def test_create_and_get(store: MovieStore) -> None:
+    m = movie()
+    assert store.create(m, idempotency_key=None, fingerprint="f") == m
+    assert store.get(m.id) == m
+    assert store.get("missing") is None
+
+
+def test_idempotency_key_returns_the_first_movie_or_conflicts(store: MovieStore) -> None:
+    first, second = movie(), movie()
+    assert store.create(first, idempotency_key="k1", fingerprint="a").id == first.id
+    assert store.create(second, idempotency_key="k1", fingerprint="a").id == first.id
+    assert store.get(second.id) is None
+    with pytest.raises(IdempotencyConflict) as info:
+        store.create(second, idempotency_key="k1", fingerprint="b")
+    assert info.value.movie_id == first.id
+
+
+def test_mutate_saves_only_applied_transitions(store: MovieStore) -> None:
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint="f")
+    t = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    assert t is not None and t.applied
+    stored = store.get(m.id)
+    assert stored is not None and stored.stages[Stage.story].status is StageStatus.running
+    again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    assert again is not None and not again.applied
+    assert store.mutate("missing", lambda x: Transition(x)) is None
+
+
+def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: MovieStore) -> None:
+    low = movie(seconds=0, priority="low")
+    normal = movie(seconds=1)
+    high_late = movie(seconds=3, priority="high")
+    high = movie(seconds=2, priority="high")
+    for m in (low, normal, high_late, high):
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert [t.movie.id for t in claim(store, Stage.story, 2)] == [high.id, high_late.id]
+    assert claim(store, Stage.story, 2) == []  # both slots busy
+    assert [t.movie.id for t in claim(store, Stage.story, 4)] == [normal.id, low.id]
+
+
+def test_claim_skips_movies_still_backing_off(store: MovieStore) -> None:
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint="f")
+    assert store.claim(Stage.story, 1, T0 - timedelta(seconds=1), lambda x: Transition(x)) == []
+
+
+def test_parallel_claims_never_over_admit(store: MovieStore) -> None:
+    for i in range(40):
+        m = movie(seconds=i)
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    claimed: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(5):
+            got = claim(store, Stage.story, 3)
+            with lock:
+                claimed.extend(t.movie.id for t in got)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == len(set(claimed)) == 3
+    assert store.counts()[Stage.story].running == 3
+
+
+def test_position_counts_only_those_ahead_in_the_same_queue(store: MovieStore) -> None:
+    ms = [movie(seconds=i, priority=p) for i, p in enumerate(["normal", "low", "high", "normal"])]
+    for m in ms:
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert store.position(ms[2], Stage.story) == (0, 4)
+    assert store.position(ms[0], Stage.story) == (1, 4)
+    assert store.position(ms[3], Stage.story) == (2, 4)
+    assert store.position(ms[1], Stage.story) == (3, 4)
+    claim(store, Stage.story, 1)
+    assert store.position(ms[1], Stage.story) == (2, 3)
+    assert store.counts()[Stage.story].waiting == 3
+
+
+def test_running_overdue_and_observed_durations(store: MovieStore) -> None:
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint="f")
+    (t,) = claim(store, Stage.story, 1)
+    assert [x.id for x in store.running(Stage.story)] == [m.id]
+    deadline = t.movie.stages[Stage.story].deadline
+    assert deadline is not None
+    assert store.overdue(deadline - timedelta(seconds=1)) == []
+    assert [x.id for x in store.overdue(deadline + timedelta(seconds=1))] == [m.id]
+    done = LATER + timedelta(seconds=4)
+    store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), DEFAULT_CONFIG))
+    assert store.mean_durations() == {Stage.story: pytest.approx(4.0)}
+    stored = store.get(m.id)
+    assert stored is not None and stored.status is MovieStatus.images
+    assert store.counts()[Stage.images].waiting == 1 and store.running(Stage.story) == []
+
+
+def test_list_is_newest_first_and_pages(store: MovieStore) -> None:
+    ms = [movie(seconds=i) for i in range(5)]
+    for m in ms:
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    first = store.list(owner=None, limit=2, cursor=None)
+    assert [m.id for m in first.movies] == [ms[4].id, ms[3].id] and first.next_cursor
+    second = store.list(owner=None, limit=2, cursor=first.next_cursor)
+    third = store.list(owner=None, limit=2, cursor=second.next_cursor)
+    assert [m.id for m in second.movies + third.movies] == [ms[2].id, ms[1].id, ms[0].id]
+    assert third.next_cursor is None
+    assert store.list(owner="someone-else", limit=10, cursor=None).movies == []
