@@ -1,0 +1,149 @@
+"""The pipeline service over the embedded store, with recording fakes for queues and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline.models import MovieStatus, Stage
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.transitions import JobStarted, StageSucceeded
+from tests.factories import T0, request
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, dict[str, Any], str | None, datetime | None]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.cancelled: list[str] = []
+        self.started = 0
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        self.tasks.append((kind, dict(payload), name, at))
+        return True
+
+    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        self.events.append((topic, dict(data)))
+
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        self.started += 1
+        return f"exec-{self.started}"
+
+    def cancel(self, execution: str) -> None:
+        self.cancelled.append(execution)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
+    return Pipeline(
+        store=SqliteMovieStore(tmp_path / "m.db"),
+        tasks=rec,
+        events=rec,
+        jobs=rec,
+        config=DEFAULT_CONFIG,
+        clock=Clock(),
+    )
+
+
+def test_create_schedules_one_named_admission_task(pipeline: Pipeline, rec: Recorder) -> None:
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    assert movie.status is MovieStatus.queued
+    assert rec.tasks == [("dispatch", {"stage": "story"}, f"admit-{movie.id}", None)]
+
+
+def test_idempotent_create_schedules_nothing_more(pipeline: Pipeline, rec: Recorder) -> None:
+    a = pipeline.create(request(), owner="u", idempotency_key="k")
+    b = pipeline.create(request(), owner="u", idempotency_key="k")
+    assert a.id == b.id and len(rec.tasks) == 1
+    with pytest.raises(Conflict):
+        pipeline.create(request(prompt="other"), owner="u", idempotency_key="k")
+
+
+def test_dispatch_respects_concurrency_and_publishes_stage_requests(
+    pipeline: Pipeline, rec: Recorder
+) -> None:
+    ids = [pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(6)]
+    assert pipeline.dispatch(Stage.story) == DEFAULT_CONFIG[Stage.story].concurrency == 4
+    assert pipeline.dispatch(Stage.story) == 0
+    assert [e[1]["movie_id"] for e in rec.events] == ids[:4]
+    assert all(topic == "story.requested" for topic, _ in rec.events)
+    deadlines = [t for t in rec.tasks if t[0] == "deadline"]
+    assert len(deadlines) == 4 and all(t[3] is not None for t in deadlines)
+    pos = pipeline.position(pipeline.get(ids[5]))
+    assert pos is not None and (pos.position, pos.total_waiting, pos.running) == (2, 2, 4)
+
+
+def test_success_frees_the_slot_and_moves_on_at_once(pipeline: Pipeline, rec: Recorder) -> None:
+    ids = [pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(5)]
+    pipeline.dispatch(Stage.story)
+    pipeline.report(
+        ids[0], StageSucceeded(Stage.story, 1, (("story.json", "p"),), pipeline.clock())
+    )
+    topics = [(topic, data["movie_id"]) for topic, data in rec.events]
+    assert ("story.requested", ids[4]) in topics  # the freed story slot was refilled
+    assert ("images.requested", ids[0]) in topics  # and the next stage started
+    assert pipeline.get(ids[0]).status is MovieStatus.images
+
+
+def test_paused_admission_holds_new_movies_only(pipeline: Pipeline, rec: Recorder) -> None:
+    pipeline.pause_admission()
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    assert pipeline.dispatch(Stage.story) == 0
+    pipeline.resume_admission()
+    assert pipeline.get(movie.id).status is MovieStatus.story
+
+
+def test_cancel_running_job_and_errors(pipeline: Pipeline, rec: Recorder) -> None:
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    pipeline.report(movie.id, StageSucceeded(Stage.story, 1, (), pipeline.clock()))
+    pipeline.report(movie.id, JobStarted(Stage.images, 1, "exec-7", pipeline.clock()))
+    assert pipeline.cancel(movie.id).status is MovieStatus.cancelled
+    assert rec.cancelled == ["exec-7"]
+    with pytest.raises(Conflict):
+        pipeline.cancel(movie.id)
+    with pytest.raises(Conflict):
+        pipeline.retry(movie.id)
+    with pytest.raises(NotFound):
+        pipeline.cancel("missing")
+
+
+def test_sweep_times_out_overdue_attempts(pipeline: Pipeline, rec: Recorder) -> None:
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    clock = pipeline.clock
+    assert isinstance(clock, Clock)
+    clock.now += timedelta(seconds=DEFAULT_CONFIG[Stage.story].timeout_s + 1)
+    pipeline.sweep()
+    st = pipeline.get(movie.id).stages[Stage.story]
+    assert st.last_error is not None and st.last_error.code == "timeout"
