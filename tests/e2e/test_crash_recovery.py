@@ -49,6 +49,13 @@ def test_kill_9_mid_batch_then_restart_completes_every_movie_once(
         restarted.start()
         final = [restarted.wait_terminal(i, timeout=240) for i in ids]
         assert [f["status"] for f in final] == ["succeeded"] * len(ids)
+        interrupted = [
+            f["movie_id"]
+            for f in final
+            for st in f["stages"].values()
+            if (st["last_error"] or {}).get("code") == "interrupted"
+        ]
+        assert interrupted, "the kill hit no running attempt"
         for f in final:
             assert successes(restarted, f["movie_id"]) == {"story": 1, "images": 1, "video": 1}
         video = probe_video(

@@ -23,7 +23,7 @@ def test_priorities_set_positions_and_dispatch_order_and_videos_play(
         for p, n in plan
     ]
     ids = [m["movie_id"] for m in movies]
-    assert [m["position"] for m in movies] == [1, 1, 1, 2]  # each as it was admitted
+    assert [m["position"] for m in movies] == [1, 1, 1, 3]  # each as it was admitted
 
     expected_order = [ids[2], ids[1], ids[3], ids[0]]  # high, then normals by arrival, then low
     for place, movie_id in enumerate(expected_order, start=1):
