@@ -55,6 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     base = f"http://{settings.host}:{settings.port}"
     _out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
+    _out(f"  Dashboard: {base}/")
     _out(f"  API:       {base}/api/movies")
     _out(f"  Queues:    {base}/api/queues")
     _out(f"  Health:    {base}/healthz")

@@ -35,6 +35,7 @@ log = logs.get("api")
 MAX_BODY = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ANONYMOUS = "anonymous"
+DASHBOARD = Path(__file__).with_name("dashboard.html")
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
     ".png": "image/png",
@@ -45,6 +46,7 @@ MEDIA_TYPES = {
 
 ROUTES = Map(
     [
+        Rule("/", endpoint="dashboard", methods=["GET"]),
         Rule("/healthz", endpoint="health", methods=["GET"]),
         Rule("/api/movies", endpoint="create", methods=["POST"]),
         Rule("/api/movies", endpoint="list", methods=["GET"]),
@@ -121,6 +123,9 @@ class Api:
             return error_response(DeepflixError("internal error; it has been logged"))
 
     # -- endpoints -----------------------------------------------------------------------
+
+    def _dashboard(self, request: Request) -> Response:
+        return Response(DASHBOARD.read_bytes(), mimetype="text/html")
 
     def _health(self, request: Request) -> Response:
         counts = self.pipeline.store.counts()
