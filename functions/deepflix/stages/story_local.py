@@ -36,28 +36,41 @@ _SHOTS: dict[str, tuple[str, ...]] = {
 
 _DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "setup": (
-        "{hero} is introduced amid the {kw}, where the story of {topic} quietly begins.",
-        "We open on the world of the {kw}; {hero} senses that {topic} is about to change it.",
+        "{hero} is introduced amid {the_kw}, where an ordinary day is about to turn.",
+        "We open on the world of {the_kw}; {hero} senses that {the_kw2} will change it.",
+        "Quiet beginnings: {hero} and {ally} go about their lives near {the_kw}.",
     ),
     "rising": (
-        "{hero} and {ally} push deeper toward the {kw} as {rival} closes in.",
-        "A setback with the {kw} forces {hero} to rethink everything about {topic}.",
+        "{hero} and {ally} push deeper toward {the_kw} as {rival} closes in.",
+        "A setback with {the_kw} forces {hero} to rethink everything about {the_kw2}.",
+        "Clues about {the_kw} pile up, and {rival} is never far behind.",
     ),
     "climax": (
-        "Face to face with {rival}, {hero} risks it all for the {kw}.",
-        "Everything converges on the {kw}: {hero} must act now or lose {topic} forever.",
+        "Face to face with {rival}, {hero} risks it all for {the_kw}.",
+        "Everything converges on {the_kw}: {hero} must act now or lose {the_kw2} forever.",
     ),
     "resolution": (
-        "In the calm that follows, {hero} looks back on the {kw} and what {topic} meant.",
-        "{hero} and {ally} stand before the {kw}, changed for good.",
+        "In the calm that follows, {hero} looks back on {the_kw} and what it cost.",
+        "{hero} and {ally} stand before {the_kw}, changed for good.",
     ),
 }
 
 _NARRATIONS: dict[str, tuple[str, ...]] = {
-    "setup": ("It all began with the {kw}.", "Nobody expected much from the {kw}."),
-    "rising": ("Then the {kw} changed everything.", "{hero} could not ignore the {kw}."),
-    "climax": ("Now or never: the {kw}.", "{hero} made a choice about the {kw}."),
-    "resolution": ("And the {kw} was never the same.", "{hero} finally understood the {kw}."),
+    "setup": (
+        "It all began with {the_kw}.",
+        "Nobody expected much from {the_kw}.",
+        "{hero} had always dreamed of {the_kw}.",
+    ),
+    "rising": (
+        "Then {the_kw} changed everything.",
+        "{hero} could not ignore {the_kw}.",
+        "Every step led closer to {the_kw}.",
+    ),
+    "climax": ("Now or never: {the_kw}.", "{hero} made a choice about {the_kw}."),
+    "resolution": (
+        "And {the_kw} was never the same.",
+        "{hero} finally understood {the_kw}.",
+    ),
 }
 
 _NAMES = (
@@ -68,169 +81,25 @@ _NAMES = (
 _ROLES = ("protagonist", "ally", "rival", "mentor")
 
 # Function words and filler verbs that never make a prompt's subject.
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "so",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "from",
-        "into",
-        "onto",
-        "over",
-        "under",
-        "about",
-        "after",
-        "before",
-        "through",
-        "between",
-        "against",
-        "during",
-        "without",
-        "within",
-        "upon",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "do",
-        "does",
-        "did",
-        "has",
-        "have",
-        "had",
-        "will",
-        "would",
-        "can",
-        "could",
-        "should",
-        "may",
-        "might",
-        "must",
-        "this",
-        "that",
-        "these",
-        "those",
-        "it",
-        "its",
-        "it's",
-        "he",
-        "she",
-        "they",
-        "them",
-        "his",
-        "her",
-        "their",
-        "our",
-        "your",
-        "my",
-        "we",
-        "you",
-        "i",
-        "me",
-        "who",
-        "whom",
-        "which",
-        "what",
-        "when",
-        "where",
-        "why",
-        "how",
-        "not",
-        "no",
-        "yes",
-        "very",
-        "just",
-        "only",
-        "also",
-        "too",
-        "than",
-        "there",
-        "here",
-        "some",
-        "any",
-        "all",
-        "each",
-        "every",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "up",
-        "down",
-        "out",
-        "off",
-        "again",
-        "once",
-        "more",
-        "most",
-        "other",
-        "such",
-        "own",
-        "same",
-        "while",
-        "until",
-        "because",
-        "make",
-        "makes",
-        "made",
-        "get",
-        "gets",
-        "got",
-        "story",
-        "film",
-        "movie",
-        "short",
-        "tale",
-        "about",
-        "who",
-        "whose",
-        "learns",
-        "learn",
-        "tries",
-        "try",
-        "finds",
-        "find",
-        "goes",
-        "go",
-        "comes",
-        "come",
-        "becomes",
-        "become",
-        "must",
-        "wants",
-        "want",
-    ]
-)
+_STOPWORD_TEXT = """a an the and or but if then so of to in on at by for with from into onto over
+under about after before through between against during without within upon as is are was were be
+been being am do does did has have had will would can could should may might must this that these
+those it its it's he she they them his her their our your my we you i me who whom which what when
+where why how not no yes very just only also too than there here some any all each every one two
+three four five six seven eight nine ten up down out off again once more most other such own same
+while until because make makes made get gets got story film movie short tale whose learns learn
+tries try finds find goes go comes come becomes become wants want"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
-_DETERMINERS = frozenset(
-    ["a", "an", "the", "his", "her", "their", "its", "our", "your", "my", "of"]
-)
+# Words that open a noun phrase: what follows them is likely a noun or its adjective.
+_OPENER_TEXT = """a an the his her their its our your my of on in at through across beyond inside
+near under over into from with"""
+_OPENERS = frozenset(_OPENER_TEXT.split())
+_DETERMINER_TEXT = "a an the his her their its our your my"
+_DETERMINERS = frozenset(_DETERMINER_TEXT.split())
+_ADJ_ENDINGS = ("ly", "ous", "ful", "ive", "less", "ic", "al", "ish")
 _MAX_NARRATION = 90
+_HEAD_SCORE = 2.0  # only a head-noun bonus (2.5) lifts a word this high
 
 
 def stable_hash(text: str) -> int:
@@ -240,26 +109,59 @@ def stable_hash(text: str) -> int:
 
 def keywords(prompt: str, limit: int = 6) -> list[str]:
     """Salient prompt words, most noun-like first, ties in order of appearance."""
-    tokens = re.findall(r"[A-Za-z][A-Za-z'-]*", prompt)
-    scored: dict[str, tuple[float, int]] = {}
+    tokens = re.findall(r"[^\W\d_][\w'-]*|[.,;:!?]", prompt)
+    scores: dict[str, float] = {}
     display: dict[str, str] = {}
-    for pos, raw in enumerate(tokens):
-        word = raw.strip("'-").lower()
-        if len(word) < 3 or word in _STOPWORDS or word in scored:
+    phrase: list[str] = []  # content words of the noun phrase being read
+    in_phrase = True  # the prompt's opening words usually name its subject
+
+    def close_phrase(boundary: str) -> None:
+        # A run's last word right before a determiner is likely a verb ("keeper BEFRIENDS a").
+        if len(phrase) > 1 and boundary in _DETERMINERS:
+            phrase.pop()
+        # The last content word of a phrase ("a lonely ROBOT") is its head noun.
+        for i, w in enumerate(phrase):
+            scores[w] += 2.5 if i == len(phrase) - 1 else 0.5
+        phrase.clear()
+
+    for pos, raw in enumerate([*tokens, "."]):
+        clean = raw.strip("'-").removesuffix("'s")
+        word = clean.lower()
+        boundary = not clean.replace("'", "").replace("-", "").isalpha()
+        if boundary or word in _OPENERS or word in _STOPWORDS:
+            if phrase or boundary:
+                close_phrase(word)
+                in_phrase = False
+            in_phrase = in_phrase or word in _OPENERS
             continue
-        # Keep proper nouns capitalised ("Mars"), everything else lower case.
-        display[word] = raw.strip("'-") if raw[0].isupper() and pos > 0 else word
-        score = min(len(word), 8) / 8
-        # A word shortly after a determiner is most likely a noun (or its adjective).
-        if pos > 0 and tokens[pos - 1].lower() in _DETERMINERS:
-            score += 2.0
-        elif pos > 1 and tokens[pos - 2].lower() in _DETERMINERS:
-            score += 1.5
-        if raw[0].isupper() and pos > 0:
-            score += 1.0
-        scored[word] = (score, pos)
-    ranked = sorted(scored, key=lambda w: (-scored[w][0], scored[w][1]))
-    return [display[w] for w in ranked[:limit]] or ["journey"]
+        if len(word) < 3 and word.isascii():  # CJK words are often two characters
+            continue
+        if word not in scores:
+            # Keep proper nouns capitalised ("Mars"), everything else lower case.
+            display[word] = clean if clean[0].isupper() and pos > 0 else word
+            scores[word] = min(len(word), 8) / 8 - (1.0 if word.endswith(_ADJ_ENDINGS) else 0.0)
+        if in_phrase:
+            phrase.append(word)
+    order = {w: i for i, w in enumerate(display)}
+    ranked = sorted(scores, key=lambda w: (-scores[w], order[w]))
+    # Prefer head nouns; pad with the best other words so short prompts still vary.
+    heads = [w for w in ranked if scores[w] >= _HEAD_SCORE]
+    chosen = heads if len(heads) >= 3 else ranked[: max(3, len(heads))]
+    return [display[w] for w in chosen[:limit]] or ["journey"]
+
+
+def _the(word: str) -> str:
+    """Article for a keyword: proper nouns ("Tokyo") go bare."""
+    return word if word[:1].isupper() else f"the {word}"
+
+
+def _title_case(text: str) -> str:
+    small = {"of", "the", "and", "a"}
+    words = text.split()
+    return " ".join(
+        w if (i and w in small) or w[:1].isupper() else w[:1].upper() + w[1:]
+        for i, w in enumerate(words)
+    )
 
 
 def _clip(text: str, limit: int) -> str:
@@ -281,14 +183,12 @@ def _phases(n: int) -> list[str]:
     return ["setup"] * setup + ["rising"] * (n - setup - 2) + ["climax", "resolution"]
 
 
-def _topic(prompt: str) -> str:
+def _premise(prompt: str) -> str:
+    """The prompt itself as a clipped sentence, so the logline quotes the request."""
     text = " ".join(prompt.strip().rstrip(".!?").split())
     if not text:
-        return "the unknown"
-    # Lower-case a leading capital ("A robot" -> "a robot") but not an acronym ("NASA").
-    if len(text) > 1 and text[1].islower():
-        text = text[0].lower() + text[1:]
-    return _clip(text, 60)
+        return "A story begins"
+    return _clip(text[0].upper() + text[1:], 160)
 
 
 class LocalStoryGenerator:
@@ -306,20 +206,17 @@ class LocalStoryGenerator:
             raise ValueError("scene_count must be at least 1")
         rng = random.Random(seed ^ stable_hash(prompt))
         kws = keywords(prompt)
-        topic = _topic(prompt)
         characters = self._characters(rng, kws)
         names = [c.name for c in characters]
         hero, ally = names[0], names[1]
         rival = names[2] if len(names) > 2 else "the storm"
         scenes = [
-            self._scene(rng, i, phase, kws, topic, hero, ally, rival)
+            self._scene(rng, i, phase, kws, hero, ally, rival)
             for i, phase in enumerate(_phases(scene_count))
         ]
         final_title = title.strip() if title and title.strip() else self._title(rng, kws)
-        logline = _clip(
-            f"In a tale of {topic}, {hero} and {ally} must confront {rival} "
-            f"to save the {kws[0]}.",
-            240,
+        logline = (
+            f"{_premise(prompt)}. {hero} and {ally} must confront {rival} to save {_the(kws[0])}."
         )
         return Story(
             prompt=prompt,
@@ -333,22 +230,25 @@ class LocalStoryGenerator:
 
     @staticmethod
     def _title(rng: random.Random, kws: list[str]) -> str:
-        a = kws[0].title()
-        b = kws[1].title() if len(kws) > 1 else "Tomorrow"
-        pattern = rng.choice(("The {a} of {b}", "{a} and the {b}", "The Last {a}", "{a}"))
-        return pattern.format(a=a, b=b)
+        a = _the(kws[0])
+        if len(kws) == 1:
+            options = (f"The Last {kws[0]}", kws[0], f"Beyond {a}")
+        else:
+            b = _the(kws[1])
+            options = (f"{a} of {b}", f"{kws[0]} and {b}", f"{kws[0]} beyond {b}")
+        return _title_case(rng.choice(options))
 
     @staticmethod
     def _characters(rng: random.Random, kws: list[str]) -> list[Character]:
         count = rng.randint(2, 4)
         names = rng.sample(_NAMES, count)
-        subject = kws[0]
-        other = kws[1] if len(kws) > 1 else subject
+        subject = _the(kws[0])
+        other = _the(kws[1] if len(kws) > 1 else kws[0])
         blurbs = {
-            "protagonist": f"at the heart of the story of the {subject}, restless and brave",
-            "ally": f"a loyal friend who knows the {other} better than anyone",
-            "rival": f"who wants the {subject} for reasons of their own",
-            "mentor": f"an old hand who has seen the {other} before",
+            "protagonist": f"restless and brave, whose life turns on {subject}",
+            "ally": f"a loyal friend who knows {other} better than anyone",
+            "rival": f"who wants {subject} for reasons of their own",
+            "mentor": f"an old hand who has seen {other} before",
         }
         return [
             Character(name=name, role=role, description=f"{name}, {blurbs[role]}.")
@@ -361,7 +261,6 @@ class LocalStoryGenerator:
         index: int,
         phase: str,
         kws: list[str],
-        topic: str,
         hero: str,
         ally: str,
         rival: str,
@@ -372,7 +271,14 @@ class LocalStoryGenerator:
         kw = kws[index % len(kws)]
         place = "INT." if rng.random() < 0.3 else "EXT."
         heading = f"{place} {kw.upper()} - {_TIME_OF_DAY[mood]}"
-        fields = {"hero": hero, "ally": ally, "rival": rival, "kw": kw, "topic": topic}
+        kw2 = kws[(index + 1) % len(kws)]
+        fields = {
+            "hero": hero,
+            "ally": ally,
+            "rival": rival,
+            "the_kw": _the(kw),
+            "the_kw2": _the(kw2),
+        }
         description = rng.choice(_DESCRIPTIONS[phase]).format(**fields)
         narration = _clip(rng.choice(_NARRATIONS[phase]).format(**fields), _MAX_NARRATION)
         return Scene(

@@ -1,0 +1,1 @@
+"""Google Cloud adapters: Firestore, Cloud Tasks, Pub/Sub, Cloud Run jobs, Cloud Storage."""
