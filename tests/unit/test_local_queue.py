@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -85,3 +86,18 @@ def test_consumer_delivers_at_once_and_redelivers_failures(queue: SqliteQueue) -
         assert queue.depth() == {}
     finally:
         consumer.stop()
+
+
+def test_a_locked_database_is_reported_as_unavailable(tmp_path: Path) -> None:
+    from deepflix.pipeline.errors import Unavailable
+
+    queue = SqliteQueue(tmp_path / "q.db")
+    queue.db.conn().execute("PRAGMA busy_timeout=10")
+    other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(Unavailable):
+            queue.put("q", {"n": 1})
+    finally:
+        other.execute("ROLLBACK")
+    assert queue.put("q", {"n": 1})

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deepflix.pipeline.errors import Unavailable
+
 
 class Database:
     """A SQLite file shared by threads and processes.
@@ -38,7 +40,10 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A transaction that takes the write lock up front, so read-then-write is atomic."""
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:  # locked past busy_timeout, disk full, ...
+            raise Unavailable(f"the embedded database is unavailable: {e}") from e
         try:
             yield conn
         except BaseException:
