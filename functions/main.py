@@ -1,5 +1,11 @@
 """Cloud Function entry points: imports and re-exports only; nothing runs at import."""
 
-from deepflix.handlers.functions import api
+from deepflix.handlers.functions import (
+    api,
+    images_requested,
+    story_requested,
+    tasks,
+    video_requested,
+)
 
-__all__ = ["api"]
+__all__ = ["api", "images_requested", "story_requested", "tasks", "video_requested"]

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deepflix.pipeline.models import Stage
@@ -35,9 +35,33 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(60.0, ge=0)
     workers: int = Field(4, ge=1, le=64)
     http_threads: int = Field(8, ge=1, le=256)
-    job_runner: Literal["subprocess", "inline"] = "subprocess"
+    job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"
+    # -- Google Cloud backend (DEEPFLIX_BACKEND=gcp): the same code on Firestore, Cloud Tasks,
+    # Pub/Sub and, optionally, Cloud Run jobs and Cloud Storage. The emulators are reached
+    # through FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST and DEEPFLIX_TASKS_EMULATOR_HOST.
+    backend: Literal["embedded", "gcp"] = "embedded"
+    gcp_project: str = "demo-deepflix"
+    gcp_location: str = "us-central1"
+    tasks_queue: str = "deepflix-dispatch"
+    tasks_url: str = ""  # base URL of the `tasks` function; /dispatch, /deadline are appended
+    tasks_service_account: str | None = None  # OIDC identity the tasks carry
+    tasks_emulator_host: str | None = None
+    topic_prefix: str = "deepflix"
+    run_job_prefix: str = "deepflix"
+    artifacts: Literal["local", "gcs"] = "local"
+    artifacts_bucket: str | None = None
     faults_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _complete_backend(self) -> Settings:
+        if self.backend == "gcp" and not self.tasks_url:
+            raise ValueError("DEEPFLIX_TASKS_URL is required with DEEPFLIX_BACKEND=gcp")
+        if self.artifacts == "gcs" and not self.artifacts_bucket:
+            raise ValueError("DEEPFLIX_ARTIFACTS_BUCKET is required with DEEPFLIX_ARTIFACTS=gcs")
+        if self.job_runner == "cloudrun" and self.backend != "gcp":
+            raise ValueError("DEEPFLIX_JOB_RUNNER=cloudrun needs DEEPFLIX_BACKEND=gcp")
+        return self
 
     def pipeline_config(self) -> PipelineConfig:
         retry = RetryPolicy(

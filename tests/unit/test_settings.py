@@ -53,3 +53,20 @@ def test_bad_values_are_refused_with_the_field_named(
     with pytest.raises(ValidationError) as info:
         Settings()
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEEPFLIX_BACKEND": "gcp"}, "DEEPFLIX_TASKS_URL"),
+        ({"DEEPFLIX_ARTIFACTS": "gcs"}, "DEEPFLIX_ARTIFACTS_BUCKET"),
+        ({"DEEPFLIX_JOB_RUNNER": "cloudrun"}, "DEEPFLIX_BACKEND=gcp"),
+    ],
+)
+def test_incomplete_cloud_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()

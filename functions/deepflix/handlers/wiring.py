@@ -1,4 +1,4 @@
-"""Wiring: builds the service from settings with the embedded adapters, and runs it."""
+"""Wiring: picks the adapters (embedded or Google Cloud) from settings and assembles the service."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from deepflix import logs
@@ -22,6 +23,7 @@ from deepflix.adapters.local.queue import Consumer, Message, SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.config import Settings
 from deepflix.pipeline.models import STAGES, Stage
+from deepflix.pipeline.ports import ArtifactStore, JobRunner
 from deepflix.pipeline.service import Pipeline, stage_topic
 from deepflix.pipeline.transitions import StageFailed
 from deepflix.stages.faults import FaultPlan
@@ -57,6 +59,11 @@ class Embedded:
     pipeline: Pipeline
     runner: StageRunner
     consumer: Consumer | None = None
+
+    @property
+    def local_file(self) -> Callable[[str], Path]:
+        return self.artifacts.resolve
+
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -130,17 +137,86 @@ def _log_delivery_error(message: Message, error: BaseException) -> None:
     )
 
 
+@dataclass
+class Cloud:
+    """The service on the Google Cloud adapters: delivery is by push, so nothing to start."""
+
+    settings: Settings
+    pipeline: Pipeline
+    runner: StageRunner
+    artifacts: ArtifactStore
+    local_file: Callable[[str], Path] | None
+
+    def start(self) -> None:
+        """Tasks and events arrive as HTTP requests to the functions."""
+
+    def stop(self) -> None:
+        """Nothing runs in the background."""
+
+
+def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
+    if settings.job_runner == "inline":
+        return InlineJobRunner()
+    if settings.job_runner == "cloudrun":
+        from deepflix.adapters.gcp.factory import cloud_run_jobs
+
+        return cloud_run_jobs(settings)
+    return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs", on_exit=on_exit)
+
+
+def _runner(settings: Settings, pipeline: Pipeline, artifacts: ArtifactStore) -> StageRunner:
+    runner = StageRunner(
+        pipeline=pipeline,
+        artifacts=artifacts,
+        generators=load_generators(
+            settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
+        ),
+        faults=FaultPlan(settings.faults_file),
+    )
+    if isinstance(pipeline.jobs, InlineJobRunner):
+        pipeline.jobs.execute = runner.execute
+    return runner
+
+
+def build_cloud(settings: Settings) -> Cloud:
+    from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
+
+    ports = build_ports(settings)
+    artifacts: ArtifactStore
+    local_file = None
+    if settings.artifacts == "gcs":
+        artifacts = gcs_artifacts(settings)
+    else:
+        local = LocalArtifactStore(settings.data_dir.resolve() / "artifacts")
+        artifacts, local_file = local, local.resolve
+    holder: list[StageRunner] = []
+    jobs = _jobs(
+        settings,
+        lambda e: holder[0].job_exited(e.movie_id, e.stage, e.attempt, e.returncode),
+    )
+    pipeline = Pipeline(
+        store=ports.store,
+        tasks=ports.tasks,
+        events=ports.events,
+        jobs=jobs,
+        config=settings.pipeline_config(),
+    )
+    runner = _runner(settings, pipeline, artifacts)
+    holder.append(runner)
+    return Cloud(settings, pipeline, runner, artifacts, local_file)
+
+
+def build(settings: Settings) -> Embedded | Cloud:
+    return build_cloud(settings) if settings.backend == "gcp" else build_embedded(settings)
+
+
 def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Embedded:
     data = settings.data_dir.resolve()
     store = SqliteMovieStore(data / "movies.db")
     queue = SqliteQueue(data / "queue.db")
     artifacts = LocalArtifactStore(data / "artifacts")
     holder: list[Embedded] = []
-    jobs: SubprocessJobRunner | InlineJobRunner
-    if settings.job_runner == "inline":
-        jobs = InlineJobRunner()
-    else:
-        jobs = SubprocessJobRunner(log_dir=data / "jobs", on_exit=lambda e: holder[0].job_exited(e))
+    jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
     extra = {"clock": clock} if clock is not None else {}
     pipeline = Pipeline(
         store=store,
@@ -150,17 +226,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
         config=settings.pipeline_config(),
         **extra,
     )
-    runner = StageRunner(
-        pipeline=pipeline,
-        artifacts=artifacts,
-        generators=load_generators(
-            settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
-        ),
-        faults=FaultPlan(settings.faults_file),
-        workdir=None,
-    )
-    if isinstance(jobs, InlineJobRunner):
-        jobs.execute = runner.execute
+    runner = _runner(settings, pipeline, artifacts)
     embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
     holder.append(embedded)
     return embedded

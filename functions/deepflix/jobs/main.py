@@ -20,9 +20,9 @@ def main() -> int:
     except (KeyError, ValueError) as e:
         logs.get("jobs").error("bad job environment: %s", e)
         return 2
-    from deepflix.handlers.wiring import build_embedded  # the runtime picks the adapters
+    from deepflix.handlers.wiring import build  # the settings pick the adapters
 
-    runtime = build_embedded(settings)
+    runtime = build(settings)
     recorded = runtime.runner.execute(movie_id, stage, attempt)
     return 0 if recorded else 1
 
