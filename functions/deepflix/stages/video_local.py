@@ -1,0 +1,264 @@
+"""ffmpeg movie assembly: Ken Burns motion per still, crossfades, poster and WebVTT captions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepflix.pipeline.errors import RetryableStageError
+from deepflix.stages.base import Story, VideoOutputs
+from deepflix.stages.images_local import CAPTION_BAND
+from deepflix.stages.story_local import stable_hash
+
+WIDTH, HEIGHT = 1280, 720
+# How far the picture is zoomed or panned: enough to read as motion, little enough to keep
+# the composition (and the title on the opening still) in frame.
+_MARGIN = 1.10
+# Walked in order from a seeded start: zooms and pans alternate, so neighbouring scenes
+# never repeat a move.
+MOTIONS = (
+    *("zoom_in", "pan_right", "zoom_out", "pan_up"),
+    *("zoom_in", "pan_left", "zoom_out", "pan_down"),
+)
+_STDERR_TAIL = 2000
+# Convert the RGB stills to HD video colour once, explicitly: left to negotiation, ffmpeg
+# keeps the PNG's full range and the MP4 comes out as yuvj420p, which players treat unevenly.
+_TO_YUV = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+# Filters along the way drop primaries/transfer, so the finished stream is tagged at the end.
+_TAG_BT709 = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
+
+
+class RenderError(RetryableStageError):
+    """ffmpeg failed, was killed or timed out; another attempt may well succeed."""
+
+    code = "render_failed"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Frame-exact timing: every boundary falls on a frame so counts are predictable."""
+
+    scenes: int
+    fps: int
+    scene_frames: int
+    fade_frames: int
+
+    @property
+    def frames(self) -> int:
+        return self.scenes * self.scene_frames - (self.scenes - 1) * self.fade_frames
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+    def start_frame(self, index: int) -> int:
+        return index * (self.scene_frames - self.fade_frames)
+
+    def cue(self, index: int) -> tuple[float, float]:
+        """Caption span: cues hand over at the middle of each crossfade, so they never overlap."""
+        start = self.start_frame(index) + (self.fade_frames / 2 if index > 0 else 0)
+        end: float = self.start_frame(index) + self.scene_frames
+        if index < self.scenes - 1:
+            end -= self.fade_frames / 2
+        return start / self.fps, end / self.fps
+
+
+def make_timeline(scenes: int, scene_seconds: float, fps: int, crossfade_s: float) -> Timeline:
+    scene_frames = max(2, round(scene_seconds * fps))
+    # A fade longer than half a scene would let three scenes overlap at once.
+    fade_frames = 0 if scenes < 2 else min(max(0, round(crossfade_s * fps)), scene_frames // 2)
+    return Timeline(scenes, fps, scene_frames, fade_frames)
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def webvtt(story: Story, timeline: Timeline) -> str:
+    parts = ["WEBVTT", ""]
+    for i, scene in enumerate(story.scenes[: timeline.scenes]):
+        start, end = timeline.cue(i)
+        text = scene.narration.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts += [str(i + 1), f"{_vtt_time(start)} --> {_vtt_time(end)}", text, ""]
+    return "\n".join(parts)
+
+
+def _even(v: float) -> int:
+    return 2 * round(v / 2)
+
+
+def _motion(motion: str, tl: Timeline, height: int) -> str:
+    """Filter chain turning one decoded still into tl.scene_frames moving WIDTH x height frames."""
+    last = max(1, tl.scene_frames - 1)
+    if motion in ("zoom_in", "zoom_out"):
+        z = f"on/{last}" if motion == "zoom_in" else f"(1-on/{last})"
+        # zoompan emits every frame from the one input still. It crops whole pixels of its
+        # input, so upscaling 1.5x first makes the zoom steps finer (less visible judder).
+        # (scale:eval=frame + crop looked simpler, but crop kept stale sizes when shrinking
+        # and read outside the frame: garbage edges and occasional segfaults.)
+        return (
+            f"scale={_even(WIDTH * 1.5)}:{_even(height * 1.5)}:flags=bicubic,"
+            f"zoompan=z='1+{_MARGIN - 1:.3f}*{z}':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2'"
+            f":d={tl.scene_frames}:s={WIDTH}x{height}:fps={tl.fps},{_retime(tl)}"
+        )
+    up_w, up_h = _even(WIDTH * _MARGIN), _even(height * _MARGIN)
+    dx, dy = up_w - WIDTH, up_h - height
+    p = f"(n/{last})"  # progress 0..1 across the scene
+    x, y = f"{dx // 2}", f"{dy // 2}"
+    if motion == "pan_right":
+        x = f"{dx}*{p}"
+    elif motion == "pan_left":
+        x = f"{dx}*(1-{p})"
+    elif motion == "pan_down":
+        y = f"{dy}*{p}"
+    else:
+        y = f"{dy}*(1-{p})"
+    # A pan moves a fixed-size crop window over a still upscaled once, then repeated.
+    return f"scale={up_w}:{up_h}:flags=bicubic,{_repeat(tl)},crop={WIDTH}:{height}:x='{x}':y='{y}'"
+
+
+def _retime(tl: Timeline) -> str:
+    return f"settb=1/{tl.fps},setpts=N"
+
+
+def _repeat(tl: Timeline) -> str:
+    # Decode, scale and convert each still once, then repeat it: far cheaper than -loop 1,
+    # which would re-decode the PNG for every frame.
+    return f"loop=loop={tl.scene_frames - 1}:size=1:start=0,{_retime(tl)}"
+
+
+class LocalVideoGenerator:
+    """Assembles stills into an H.264 MP4 with libx264 from the imageio-ffmpeg binary."""
+
+    def __init__(
+        self,
+        scene_seconds: float = 3.0,
+        fps: int = 24,
+        crossfade_s: float = 0.5,
+        preset: str = "veryfast",
+        *,
+        crf: int = 23,
+        timeout_s: float = 300.0,
+        caption_band: int = CAPTION_BAND,
+    ) -> None:
+        if scene_seconds <= 0 or fps <= 0 or crossfade_s < 0:
+            raise ValueError("scene_seconds and fps must be positive, crossfade_s non-negative")
+        if not 0 <= caption_band <= HEIGHT // 2 or caption_band % 2:
+            raise ValueError("caption_band must be an even number of pixels, at most half height")
+        # Bottom rows of each still that stay put (the burned-in captions); 0 moves everything.
+        self.caption_band = caption_band
+        self.scene_seconds = scene_seconds
+        self.fps = fps
+        self.crossfade_s = crossfade_s
+        self.preset = preset
+        self.crf = crf
+        self.timeout_s = timeout_s
+
+    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs:
+        if not image_paths:
+            raise ValueError("at least one image is needed")
+        if len(image_paths) != len(story.scenes):
+            raise ValueError(f"{len(image_paths)} images for {len(story.scenes)} scenes")
+        for path in image_paths:
+            if not path.is_file():
+                raise FileNotFoundError(path)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        timeline = make_timeline(len(image_paths), self.scene_seconds, self.fps, self.crossfade_s)
+        video, poster, captions = (
+            out_dir / "movie.mp4",
+            out_dir / "poster.jpg",
+            out_dir / "captions.vtt",
+        )
+        # Render to temporary names and rename, so a failed or retried attempt never leaves
+        # a half-written movie where a reader could pick it up.
+        tmp_video, tmp_poster = out_dir / "movie.mp4.part", out_dir / "poster.jpg.part"
+        self._run(self._command(story, image_paths, timeline, tmp_video, tmp_poster))
+        tmp_captions = out_dir / "captions.vtt.part"
+        tmp_captions.write_text(webvtt(story, timeline), encoding="utf-8")
+        for tmp, final in ((tmp_video, video), (tmp_poster, poster), (tmp_captions, captions)):
+            os.replace(tmp, final)
+        return VideoOutputs(
+            video=video,
+            poster=poster,
+            captions=captions,
+            duration_s=timeline.duration_s,
+            frames=timeline.frames,
+        )
+
+    def _command(
+        self, story: Story, images: list[Path], tl: Timeline, video: Path, poster: Path
+    ) -> list[str]:
+        first = stable_hash(f"motion:{story.seed}:{story.prompt}") % len(MOTIONS)
+        graph: list[str] = []
+        inputs: list[str] = []
+        pic_h = HEIGHT - self.caption_band
+        for i, path in enumerate(images):
+            # The stills declare the movie rate so every link (and xfade) agrees on it.
+            inputs += ["-framerate", str(tl.fps), "-i", str(path)]
+            motion = _motion(MOTIONS[(first + i) % len(MOTIONS)], tl, pic_h)
+            if self.caption_band:
+                graph += [
+                    f"[{i}:v]{_TO_YUV},split=2[pic{i}][cap{i}]",
+                    f"[pic{i}]crop={WIDTH}:{pic_h}:0:0,{motion}[mov{i}]",
+                    f"[cap{i}]crop={WIDTH}:{self.caption_band}:0:{pic_h},{_repeat(tl)}[band{i}]",
+                    f"[mov{i}][band{i}]vstack,setsar=1[s{i}]",
+                ]
+            else:
+                graph.append(f"[{i}:v]{_TO_YUV},{motion},setsar=1[s{i}]")
+        # The poster is the first scene's opening frame, taken from the same graph.
+        graph.append("[s0]split=2[m0][p0]")
+        graph.append("[p0]trim=end_frame=1[poster]")
+        last = "m0"
+        for i in range(1, len(images)):
+            out = f"x{i}"
+            if tl.fade_frames:
+                offset = tl.start_frame(i) / tl.fps
+                duration = tl.fade_frames / tl.fps
+                graph.append(
+                    f"[{last}][s{i}]xfade=transition=fade:duration={duration:.6f}"
+                    f":offset={offset:.6f}[{out}]"
+                )
+            else:
+                graph.append(f"[{last}][s{i}]concat=n=2:v=1:a=0[{out}]")
+            last = out
+        graph.append(f"[{last}]{_TAG_BT709}[movie]")
+        return [
+            *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
+            *inputs,
+            *("-filter_complex", ";".join(graph)),
+            *("-map", "[movie]", "-r", str(tl.fps)),
+            *("-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)),
+            *("-pix_fmt", "yuv420p"),
+            *("-movflags", "+faststart", "-an", "-f", "mp4", str(video)),
+            *("-map", "[poster]", "-frames:v", "1", "-update", "1", "-q:v", "3", "-r", "1"),
+            *("-f", "image2", str(poster)),
+        ]
+
+    def _run(self, args: list[str]) -> None:
+        try:
+            import imageio_ffmpeg  # imported lazily: resolving the binary touches the disk
+
+            exe = imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError) as exc:
+            raise RenderError(f"ffmpeg binary not available: {exc}") from exc
+        try:
+            proc = subprocess.run(
+                [exe, *args], capture_output=True, timeout=self.timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            tail = (exc.stderr or b"").decode("utf-8", "replace")[-_STDERR_TAIL:]
+            raise RenderError(f"ffmpeg timed out after {self.timeout_s:.0f}s: {tail}") from exc
+        if proc.returncode != 0:
+            tail = proc.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
+            how = (
+                f"was killed by signal {-proc.returncode}"
+                if proc.returncode < 0
+                else f"exited with {proc.returncode}"
+            )
+            raise RenderError(f"ffmpeg {how}: {tail or '(no stderr)'}")

@@ -1,0 +1,110 @@
+"""Generator sets by name, and the benchmark-only instant set end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from deepflix.stages.base import Generators
+from deepflix.stages.images_local import LocalImageGenerator
+from deepflix.stages.instant import (
+    InstantImageGenerator,
+    InstantStoryGenerator,
+    InstantVideoGenerator,
+    tiny_png,
+)
+from deepflix.stages.registry import KINDS, load_generators
+from deepflix.stages.story_local import LocalStoryGenerator
+from deepflix.stages.video_local import LocalVideoGenerator
+
+pytestmark = pytest.mark.unit
+
+
+def test_local_kind_wires_the_local_generators_with_timing() -> None:
+    gens = load_generators("local", scene_seconds=1.5, fps=30)
+    assert isinstance(gens, Generators)
+    assert isinstance(gens.story, LocalStoryGenerator)
+    assert isinstance(gens.images, LocalImageGenerator)
+    assert isinstance(gens.video, LocalVideoGenerator)
+    assert gens.story.scene_seconds == gens.video.scene_seconds == 1.5
+    assert gens.video.fps == 30
+
+
+def test_instant_kind_wires_the_instant_generators() -> None:
+    gens = load_generators("instant", scene_seconds=2.0, fps=10)
+    assert isinstance(gens.story, InstantStoryGenerator)
+    assert isinstance(gens.images, InstantImageGenerator)
+    assert isinstance(gens.video, InstantVideoGenerator)
+
+
+def test_unknown_kind_lists_the_allowed_values() -> None:
+    assert set(KINDS) == {"local", "instant"}
+    with pytest.raises(ValueError, match=r"'gpu'.*local, instant"):
+        load_generators("gpu")
+
+
+def test_instant_set_runs_end_to_end(tmp_path: Path) -> None:
+    gens = load_generators("instant", scene_seconds=2.0, fps=10)
+    story = gens.story.write_story(
+        prompt="a <tiny> benchmark", title=None, style="retro", scene_count=3, seed=9
+    )
+    assert [s.index for s in story.scenes] == [0, 1, 2]
+    assert story == gens.story.write_story(
+        prompt="a <tiny> benchmark", title=None, style="retro", scene_count=3, seed=9
+    )
+    paths = []
+    for scene in story.scenes:
+        path = tmp_path / "img" / f"{scene.index}.png"
+        gens.images.render_scene(story=story, scene=scene, out_path=path)
+        with Image.open(path) as im:
+            im.load()
+            assert im.size == (16, 9)
+        paths.append(path)
+    out = gens.video.assemble(story=story, image_paths=paths, out_dir=tmp_path / "out")
+    assert (out.video.name, out.poster.name, out.captions.name) == (
+        "movie.mp4",
+        "poster.png",
+        "captions.vtt",
+    )
+    assert out.video.read_bytes()[4:8] == b"ftyp"
+    assert out.duration_s == 6.0 and out.frames == 60
+    vtt = out.captions.read_text()
+    assert vtt.startswith("WEBVTT") and vtt.count(" --> ") == 3
+    assert "&lt;tiny&gt;" in vtt and "<tiny>" not in vtt
+
+
+def test_tiny_png_is_valid_and_colourable() -> None:
+    path = Path("tiny.png")  # conftest runs each test in its own folder
+    path.write_bytes(tiny_png(10, 20, 30))
+    with Image.open(path) as im:
+        assert im.convert("RGB").getpixel((3, 3)) == (10, 20, 30)
+
+
+def test_instant_generators_are_fast(tmp_path: Path) -> None:
+    gens = load_generators("instant")
+    start = time.perf_counter()
+    for n in range(20):
+        story = gens.story.write_story(
+            prompt="bench", title="t", style="noir", scene_count=6, seed=n
+        )
+        paths = [tmp_path / f"{n}_{s.index}.png" for s in story.scenes]
+        for scene, path in zip(story.scenes, paths, strict=True):
+            gens.images.render_scene(story=story, scene=scene, out_path=path)
+        gens.video.assemble(story=story, image_paths=paths, out_dir=tmp_path / str(n))
+    assert (time.perf_counter() - start) / 20 < 0.05  # ~1 ms a movie
+
+
+def test_instant_set_never_imports_pillow_or_ffmpeg() -> None:
+    code = (
+        "import sys\n"
+        "from deepflix.stages.registry import load_generators\n"
+        "load_generators('instant')\n"
+        "bad = [m for m in ('PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
