@@ -1,0 +1,50 @@
+"""Per-process counts of billable cloud operations, flushed to a folder to price a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+
+class Meter:
+    """Thread-safe counters (`firestore.reads`, `pubsub.publishes`, `invocations.api`, ...).
+
+    Counting is always on and costs a lock and an add; flushing writes `<pid>.json` into a
+    folder so the counts of every function and job process of a run can be summed.
+    """
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def flush(self, directory: Path | None) -> None:
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{os.getpid()}.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.snapshot(), sort_keys=True))
+        os.replace(tmp, target)
+
+
+def totals(directory: Path) -> dict[str, int]:
+    """The sum of every process's last flush in `directory`."""
+    total: Counter[str] = Counter()
+    for path in sorted(directory.glob("*.json")):
+        total.update(json.loads(path.read_text()))
+    return dict(total)
+
+
+# One per process, like the logging module's registry: it holds counts, never clients.
+METER = Meter()

@@ -1,0 +1,41 @@
+"""Operation counters: thread-safe adds, per-process flush files, totals across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from deepflix.metering import Meter, totals
+
+pytestmark = pytest.mark.unit
+
+
+def test_counts_from_many_threads_add_up() -> None:
+    meter = Meter()
+    threads = [
+        threading.Thread(target=lambda: [meter.add("x") for _ in range(1000)]) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meter.add("y", 5)
+    assert meter.snapshot() == {"x": 8000, "y": 5}
+
+
+def test_flush_writes_this_process_and_totals_sum_all(tmp_path: Path) -> None:
+    meter = Meter()
+    meter.add("firestore.reads", 3)
+    meter.flush(tmp_path)
+    meter.add("firestore.reads", 1)
+    meter.flush(tmp_path)  # replaces, never double counts
+    (tmp_path / "999999.json").write_text(
+        json.dumps({"firestore.reads": 10, "pubsub.publishes": 2})
+    )
+    assert json.loads((tmp_path / f"{os.getpid()}.json").read_text()) == {"firestore.reads": 4}
+    assert totals(tmp_path) == {"firestore.reads": 14, "pubsub.publishes": 2}
+    Meter().flush(None)  # no folder configured: nothing to do
