@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     artifacts: Literal["local", "gcs"] = "local"
     artifacts_bucket: str | None = None
     faults_file: Path | None = None
+    ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import flask
 import functions_framework
@@ -14,11 +16,14 @@ from deepflix import logs
 from deepflix.config import get_settings
 from deepflix.handlers.api import Api, json_response
 from deepflix.handlers.wiring import Cloud, Embedded, build
+from deepflix.metering import METER
 from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage
 from deepflix.stages.runner import StageRequest
 
 log = logs.get("functions")
+P = ParamSpec("P")
+R = TypeVar("R")
 _lock = threading.Lock()
 _service: Embedded | Cloud | None = None
 _api: Api | None = None
@@ -41,7 +46,25 @@ def service() -> Embedded | Cloud:
         return _service
 
 
+def _metered(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Counts each invocation and flushes this process's counters when DEEPFLIX_OPS_DIR is set."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            METER.add(f"invocations.{name}")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                METER.flush(get_settings().ops_dir)
+
+        return inner
+
+    return wrap
+
+
 @functions_framework.http
+@_metered("api")
 def api(request: flask.Request) -> Response:
     """The public HTTP API (`POST /api/movies`, status, position, cancel, retry, ...)."""
     service()
@@ -50,6 +73,7 @@ def api(request: flask.Request) -> Response:
 
 
 @functions_framework.http
+@_metered("tasks")
 def tasks(request: flask.Request) -> Response:
     """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`.
 
@@ -96,18 +120,21 @@ def _stage_event(stage: Stage, event: Any) -> None:
 
 
 @functions_framework.cloud_event
+@_metered("story_requested")
 def story_requested(event: Any) -> None:
     """Pub/Sub `story.requested`: writes the story in this function."""
     _stage_event(Stage.story, event)
 
 
 @functions_framework.cloud_event
+@_metered("images_requested")
 def images_requested(event: Any) -> None:
     """Pub/Sub `images.requested`: starts the images job (Cloud Run, or a local process)."""
     _stage_event(Stage.images, event)
 
 
 @functions_framework.cloud_event
+@_metered("video_requested")
 def video_requested(event: Any) -> None:
     """Pub/Sub `video.requested`: starts the video job (Cloud Run, or a local process)."""
     _stage_event(Stage.video, event)

@@ -7,6 +7,7 @@ import sys
 
 from deepflix import logs
 from deepflix.config import get_settings
+from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 
 
@@ -23,7 +24,11 @@ def main() -> int:
     from deepflix.handlers.wiring import build  # the settings pick the adapters
 
     runtime = build(settings)
-    recorded = runtime.runner.execute(movie_id, stage, attempt)
+    try:
+        recorded = runtime.runner.execute(movie_id, stage, attempt)
+    finally:
+        METER.add(f"jobs.{stage.value}")
+        METER.flush(settings.ops_dir)
     return 0 if recorded else 1
 
 
