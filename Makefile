@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e clean
+.PHONY: run test lint typecheck unit e2e emulators bench clean
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
+
+# Emulator mode: the Google Cloud adapters and functions against the Google emulators.
+emulators: $(STAMP)
+	$(BIN)/python -m devtools.stack
+
+# Benchmarks (never part of `make test`, which runs a small smoke of each).
+bench: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

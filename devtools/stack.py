@@ -1,0 +1,204 @@
+"""Emulator mode: the real GCP adapters and functions, wired to the Google emulators locally.
+
+Starts the Firestore, Pub/Sub and Cloud Tasks emulators, one functions-framework process per
+function, the Cloud Tasks queue, one Pub/Sub topic per stage with a push subscription to its
+function, and prints the API address. `python -m devtools.stack` (or `make emulators`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devtools import emulators
+from devtools.emulators import HOST, PROJECT, Emulator
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = REPO / "functions"
+LOCATION = "us-central1"
+QUEUE = "deepflix-dispatch"
+TOPIC_PREFIX = "deepflix"
+STAGE_FUNCTIONS = {
+    "story.requested": "story_requested",
+    "images.requested": "images_requested",
+    "video.requested": "video_requested",
+}
+FUNCTIONS = ("api", "tasks", *STAGE_FUNCTIONS.values())
+
+
+@dataclass
+class Function:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@dataclass
+class Stack:
+    firestore: Emulator
+    pubsub: Emulator
+    tasks: Emulator
+    data_dir: Path
+    env: dict[str, str]
+    functions: dict[str, Function] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.functions["api"].url
+
+    def stop(self) -> None:
+        """Functions first (and their job processes, in the same process groups)."""
+        for fn in self.functions.values():
+            fn.stop()
+
+
+def stack_env(
+    *,
+    firestore: Emulator,
+    pubsub: Emulator,
+    tasks: Emulator,
+    tasks_port: int,
+    data_dir: Path,
+    settings: dict[str, str],
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+    env |= {
+        "FIRESTORE_EMULATOR_HOST": firestore.address,
+        "PUBSUB_EMULATOR_HOST": pubsub.address,
+        "METADATA_SERVER_DETECTION": "none",
+        "NO_GCE_CHECK": "true",
+        "DEEPFLIX_BACKEND": "gcp",
+        "DEEPFLIX_GCP_PROJECT": PROJECT,
+        "DEEPFLIX_GCP_LOCATION": LOCATION,
+        "DEEPFLIX_TASKS_QUEUE": QUEUE,
+        "DEEPFLIX_TASKS_URL": f"http://{HOST}:{tasks_port}",
+        "DEEPFLIX_TASKS_EMULATOR_HOST": tasks.address,
+        "DEEPFLIX_TOPIC_PREFIX": TOPIC_PREFIX,
+        "DEEPFLIX_DATA_DIR": str(data_dir),
+        "DEEPFLIX_OPS_DIR": str(data_dir / "ops"),
+    }
+    return env | {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
+
+
+def _provision(stack: Stack, ports: dict[str, int]) -> None:
+    """Queue, topics and push subscriptions — what Terraform declares in the cloud."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    from deepflix.adapters.gcp.pubsub import topic_id
+
+    tasks = tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(stack.tasks.address))
+    )
+    parent = f"projects/{PROJECT}/locations/{LOCATION}"
+    tasks.create_queue(parent=parent, queue={"name": f"{parent}/queues/{QUEUE}"})
+    with emulators.env("PUBSUB_EMULATOR_HOST", stack.pubsub.address):
+        publisher, subscriber = PublisherClient(), SubscriberClient()
+    for topic, fn in STAGE_FUNCTIONS.items():
+        tid = topic_id(TOPIC_PREFIX, topic)
+        topic_path = publisher.topic_path(PROJECT, tid)
+        publisher.create_topic(name=topic_path)
+        subscriber.create_subscription(
+            name=subscriber.subscription_path(PROJECT, f"{tid}-push"),
+            topic=topic_path,
+            push_config={"push_endpoint": f"http://{HOST}:{ports[fn]}/"},
+            ack_deadline_seconds=60,
+        )
+    subscriber.close()
+
+
+def start(data_dir: Path, **settings: Any) -> Stack:
+    """Everything on free 127.0.0.1 ports; raises EmulatorMissing where it cannot run."""
+    firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
+    ports = {name: emulators.free_port() for name in FUNCTIONS}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = stack_env(
+        firestore=firestore,
+        pubsub=pubsub,
+        tasks=tasks,
+        tasks_port=ports["tasks"],
+        data_dir=data_dir,
+        settings={k: str(v) for k, v in settings.items()},
+    )
+    stack = Stack(firestore, pubsub, tasks, data_dir, env)
+    _provision(stack, ports)
+    for name, port in ports.items():
+        log = open(data_dir / f"function-{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                f"--target={name}",
+                "--source=main.py",
+                f"--host={HOST}",
+                f"--port={port}",
+            ],
+            cwd=FUNCTIONS_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        stack.functions[name] = Function(name, port, proc)
+    for fn in stack.functions.values():
+        emulators.wait_for_port(fn.port, fn.proc)
+    return stack
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="devtools.stack", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data-emulators")
+    args = parser.parse_args()
+    try:
+        stack = start(args.data_dir.resolve())
+    except emulators.EmulatorMissing as e:
+        sys.stderr.write(f"cannot start emulator mode: {e}\n")
+        return 2
+    out = sys.stdout
+    out.write(f"DeepFlix queue service (emulator mode) — data in {stack.data_dir}\n")
+    out.write(f"  Dashboard: {stack.api_url}/\n  API:       {stack.api_url}/api/movies\n")
+    for name, fn in stack.functions.items():
+        out.write(f"  function {name:<17} {fn.url}\n")
+    out.write(
+        f"  Firestore {stack.firestore.address}  Pub/Sub {stack.pubsub.address}"
+        f"  Cloud Tasks {stack.tasks.address}\n"
+    )
+    out.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    stack.stop()
+    emulators.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""End to end on the emulators: real HTTP into the api function, Cloud Tasks dispatch, Pub/Sub
+push into the stage functions, GPU stages through the job runner."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deepflix.adapters.gcp.pubsub import topic_id
+from deepflix.metering import totals
+from devtools import emulators, stack
+
+pytestmark = pytest.mark.emulator
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
+    data = tmp_path_factory.mktemp("emulator-stack")
+    try:
+        s = stack.start(
+            data,
+            scene_seconds=1,
+            fps=12,
+            retry_base_delay_s=0.1,
+            max_attempts=2,
+            faults_file=data / "faults.json",
+        )
+    except emulators.EmulatorMissing as e:
+        pytest.skip(str(e))
+    yield s
+    s.stop()
+
+
+def call(s: stack.Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(s.api_url + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+            is_json = "json" in resp.headers.get("Content-Type", "")
+            return resp.status, json.loads(raw) if is_json else raw
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def wait(s: stack.Stack, movie_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, status = call(s, "GET", f"/api/movies/{movie_id}/status")
+        assert code == 200, status
+        if status["status"] in TERMINAL:
+            return dict(status)
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
+    running: stack.Stack, tmp_path: Path
+) -> None:
+    import av
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    created = [
+        call(
+            running,
+            "POST",
+            "/api/movies",
+            {"prompt": f"Emulated {p} voyage", "priority": p, "scene_count": 2},
+        )
+        for p in ("low", "high", "normal")
+    ]
+    assert [c[0] for c in created] == [202, 202, 202]
+    ids = [c[1]["movie_id"] for c in created]
+    done = [wait(running, i) for i in ids]
+    assert [d["status"] for d in done] == ["succeeded"] * 3
+    for d in done:
+        assert all(d["stages"][s]["attempts"] == 1 for s in ("story", "images", "video"))
+        code, video = call(running, "GET", d["artifacts"]["video"])
+        assert code == 200
+        (tmp_path / "v.mp4").write_bytes(video)
+        with av.open(str(tmp_path / "v.mp4")) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames == 18  # 2 scenes of 12 frames, 6 frames of crossfade
+
+    ops = totals(running.data_dir / "ops")
+    assert ops["invocations.story_requested"] >= 3 and ops["jobs.images"] >= 3
+    per_movie = {k: round(v / 3, 2) for k, v in sorted(ops.items())}
+    print("operations per movie:", json.dumps(per_movie))
+
+    # A duplicated Pub/Sub delivery and a duplicated task: both are no-ops.
+    before = [call(running, "GET", f"/api/movies/{i}/status")[1] for i in ids]
+    with emulators.env("PUBSUB_EMULATOR_HOST", running.pubsub.address):
+        publisher = PublisherClient()
+    topic = publisher.topic_path(emulators.PROJECT, topic_id("deepflix", "story.requested"))
+    message = {"movie_id": ids[0], "stage": "story", "attempt": 1}
+    publisher.publish(topic, json.dumps(message).encode(), movie_id=ids[0]).result(timeout=30)
+    task_body = json.dumps({"movie_id": ids[1], "stage": "video", "attempt": 1}).encode()
+    req = urllib.request.Request(
+        running.functions["tasks"].url + "/deadline",
+        data=task_body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    invocations = ops["invocations.story_requested"]
+    deadline = time.monotonic() + 30
+    while totals(running.data_dir / "ops")["invocations.story_requested"] == invocations:
+        assert time.monotonic() < deadline, "the duplicate was never delivered"
+        time.sleep(0.1)
+    after = [call(running, "GET", f"/api/movies/{i}/status")[1] for i in ids]
+    assert after == before
+
+
+def test_cancel_and_retry(running: stack.Stack) -> None:
+    call(running, "POST", "/api/admission/pause")
+    code, queued = call(running, "POST", "/api/movies", {"prompt": "Never admitted"})
+    assert code == 202
+    code, cancelled = call(running, "POST", f"/api/movies/{queued['movie_id']}/cancel")
+    assert code == 200 and cancelled["status"] == "cancelled"
+    call(running, "POST", "/api/admission/resume")
+
+    faults = Path(running.env["DEEPFLIX_FAULTS_FILE"])
+    faults.write_text(json.dumps({"images": {"kind": "retryable", "match": "FLAKY"}}))
+    code, movie = call(running, "POST", "/api/movies", {"prompt": "A FLAKY kite", "scene_count": 1})
+    failed = wait(running, movie["movie_id"])
+    assert failed["status"] == "failed" and failed["stages"]["images"]["attempts"] == 2
+    faults.write_text("{}")
+    code, _ = call(running, "POST", f"/api/movies/{movie['movie_id']}/retry")
+    assert code == 202
+    done = wait(running, movie["movie_id"])
+    assert done["status"] == "succeeded" and done["stages"]["story"]["attempts"] == 1
