@@ -79,7 +79,7 @@ def test_consumer_delivers_at_once_and_redelivers_failures(queue: SqliteQueue) -
         while not seen and time.monotonic() < deadline:
             time.sleep(0.001)
         # Delivered on the put's wake-up, far sooner than the 30 s idle poll.
-        assert seen and time.monotonic() - started < 1
+        assert seen and time.monotonic() - started < 5
         queue.put("q", {"n": 2})
         assert done.wait(10)
         assert sorted(b["n"] for b in seen) == [1, 2]

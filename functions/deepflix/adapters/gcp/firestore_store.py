@@ -1,12 +1,11 @@
-"""Movie documents in Firestore: transactions, slot-guarded admission, count-query positions."""
+"""Movie documents in Firestore: optimistic transactions, slot-guarded admission, counts."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -16,100 +15,73 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
+from deepflix.adapters.gcp.firestore_docs import (
+    decode_cursor,
+    encode_cursor,
+    from_document,
+    to_document,
+)
 from deepflix.adapters.local.store import EWMA_WEIGHT
-from deepflix.pipeline.errors import BadRequest, Unavailable
+from deepflix.metering import METER
+from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Transition
 
 R = TypeVar("R")
 Doc = dict[str, Any]
-Snapshots = list[Any]  # spelled here: inside the store, `list` is a method
-
-MOVIES, IDEMPOTENCY, QUEUES, STATS, CONTROL, JOURNAL = (
-    "movies",
-    "idempotency",
-    "queues",
-    "stats",
-    "control",
-    "journal",
-)
-# Fields kept beside the movie in its document so Firestore can index the queues
-# (infra/firestore.indexes.json); the same derived columns the SQLite store keeps.
-INDEX_FIELDS = ("arrival", "prio", "waiting_stage", "ready_at", "running_stage", "deadline")
+Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
+Movies = list[Movie]
+MOVIES, IDEMPOTENCY, QUEUES = "movies", "idempotency", "queues"
+STATS, CONTROL, JOURNAL = "stats", "control", "journal"
 DOC_ID = FieldPath.document_id()
+# A commit whose preconditions failed lost a race: read again and retry.
+CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 
 
-def index_fields(m: Movie) -> Doc:
-    waiting, running = m.waiting_stage, m.running_stage
-    return {
-        "owner": m.owner,
-        "arrival": arrival_key(m.created_at),
-        "prio": m.request.priority.rank,
-        "waiting_stage": waiting.value if waiting else None,
-        "ready_at": m.stages[waiting].ready_at if waiting else None,
-        "running_stage": running.value if running else None,
-        "deadline": m.stages[running].deadline if running else None,
-    }
+class _Txn:
+    """One optimistic transaction: lock-free reads, then one atomic batch of writes whose
+    preconditions fail if any document read has changed (or appeared) since.
 
-
-def to_document(m: Movie, *, journal_seq: int = 0) -> Doc:
-    return {**m.model_dump(mode="json"), **index_fields(m), "journal_seq": journal_seq}
-
-
-def from_document(data: Mapping[str, Any]) -> Movie:
-    return Movie.model_validate({k: v for k, v in data.items() if k in Movie.model_fields})
-
-
-def encode_cursor(m: Movie) -> str:
-    return base64.urlsafe_b64encode(f"{arrival_key(m.created_at)}|{m.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-    except (ValueError, UnicodeError):
-        sep = ""
-    if not sep or not movie_id:
-        raise BadRequest("invalid cursor", details={"cursor": cursor})
-    return arrival, movie_id
-
-
-def _aborted(e: BaseException) -> bool:
-    """Whether contention caused it (the client wraps the last Aborted in a ValueError, and a
-    failed rollback may wrap that again)."""
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, gexc.Aborted):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-class _Writes:
-    """The writes of one transaction, issued after all of its reads (Firestore's rule).
-
-    Each running slot of a stage is the movie's id in the array of `queues/{stage}`:
-    taking or freeing one is part of the same transaction that changes the movie.
+    Firestore's client SDKs run transactions this way. Server-side (locking) ones deadlock
+    when two read and then write the same document, as claims do with their slot document;
+    the emulator breaks that only by a lock timeout (8 parallel dispatchers took minutes).
     """
 
-    def __init__(self, store: FirestoreMovieStore, tx: Any) -> None:
+    def __init__(self, store: FirestoreMovieStore) -> None:
         self.store = store
-        self.tx = tx
+        self.db = store.db()
+        self.batch = self.db.batch()
+        self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
+        self.writes = 0
         self.taken: dict[Stage, list[str]] = {}
         self.freed: dict[Stage, list[str]] = {}
 
+    def get(self, ref: Any) -> Any:
+        snap = ref.get(**self.store.rpc)
+        METER.add("firestore.reads")
+        self.saw(snap)
+        return snap
+
+    def saw(self, snap: Any) -> None:
+        self.versions[snap.reference.path] = snap.update_time if snap.exists else None
+
+    def replace(self, ref: Any, data: Doc) -> None:
+        """Write a document read in this transaction, provided it is still as it was read."""
+        version = self.versions[ref.path]
+        if version is None:
+            self.batch.create(ref, data)
+        else:
+            self.batch.update(ref, data, option=self.db.write_option(last_update_time=version))
+        self.writes += 1
+
+    def create(self, ref: Any, data: Doc) -> None:
+        self.batch.create(ref, data)
+        self.writes += 1
+
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
-        s = self.store
-        ref = s.movies().document(new.id)
+        ref = self.store.movies().document(new.id)
         seq = int(old_doc.get("journal_seq") or 0)
-        finished = [
-            st
-            for st in STAGES
-            if old.stages[st].status is StageStatus.running
-            and new.stages[st].status is StageStatus.succeeded
-        ]
-        stats = {st: s.stats_ref(st).get(transaction=self.tx) for st in finished}  # reads first
         for st in STAGES:
             before, after = old.stages[st], new.stages[st]
             if before.status is not after.status:
@@ -121,77 +93,81 @@ class _Writes:
                     "after": after.status.value,
                     "at": new.updated_at.isoformat(),
                 }
-                self.tx.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry)
+                self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry)
+            if before.status is StageStatus.running and after.status is StageStatus.succeeded:
+                self._observe(st, after.duration_s or 0.0)
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
                 self.freed.setdefault(old.running_stage, []).append(new.id)
             if new.running_stage is not None:
                 self.taken.setdefault(new.running_stage, []).append(new.id)
-        for st, snap in stats.items():
-            seconds = new.stages[st].duration_s or 0.0
-            prev = snap.to_dict() if snap.exists else None
-            if prev is None:
-                mean, samples = seconds, 1
-            else:
-                mean = float(prev["mean_s"]) * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
-                samples = int(prev.get("samples", 0)) + 1
-            self.tx.set(s.stats_ref(st), {"stage": st.value, "mean_s": mean, "samples": samples})
-        self.tx.set(ref, to_document(new, journal_seq=seq))
+        self.replace(ref, to_document(new, journal_seq=seq))
 
-    def flush(self) -> None:
-        # One write per slot document and direction, however many movies moved: array
-        # transforms need no read, so freeing a slot adds no contention of its own.
+    def _observe(self, stage: Stage, seconds: float) -> None:
+        ref = self.store.stats_ref(stage)
+        # The first sample starts the running mean at itself.
+        prev = self.get(ref).to_dict() or {"mean_s": seconds, "samples": 0}
+        mean = float(prev["mean_s"]) * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
+        samples = int(prev.get("samples", 0)) + 1
+        self.replace(ref, {"stage": stage.value, "mean_s": mean, "samples": samples})
+
+    def commit(self, *, slots: dict[Stage, list[str]] | None = None) -> None:
+        """Commit; `slots` are the running lists a claim read, guarded by their versions."""
         for st in STAGES:
+            ref = self.store.slots_ref(st)
+            if slots is not None and st in slots and self.taken.get(st):
+                self.replace(ref, {"stage": st.value, "running": slots[st] + self.taken[st]})
+                continue
+            # Array transforms need no read, so freeing a slot contends with nothing, yet a
+            # claim that read this document sees the change as a failed precondition.
             for ids, transform in (
                 (self.taken, firestore.ArrayUnion),
                 (self.freed, firestore.ArrayRemove),
             ):
                 if ids.get(st):
-                    self.tx.set(
-                        self.store.slots_ref(st), {"running": transform(ids[st])}, merge=True
-                    )
+                    self.batch.set(ref, {"running": transform(ids[st])}, merge=True)
+                    self.writes += 1
+        if self.writes:
+            self.batch.commit(**self.store.rpc)
+            METER.add("firestore.writes", self.writes)
 
 
 class FirestoreMovieStore:
     """`MovieStore` on Firestore.
 
-    Collections: `movies/{id}` (the movie as JSON plus its index fields, and a `journal`
+    Collections: `movies/{id}` (the movie as JSON plus its index fields, with a `journal`
     subcollection), `idempotency/{sha256(key)}`, `queues/{stage}` (ids running there),
-    `stats/{stage}` (mean stage duration), `control/admission` (paused flag).
-
-    Admission never over-admits because every claim reads `queues/{stage}` and every change of
-    a movie's running stage writes it, in the same transaction as the movie: two dispatchers
-    that both saw a free slot cannot both commit.
+    `stats/{stage}` (mean stage duration) and `control/admission` (paused flag).
+    Admission never over-admits: a claim commits only if `queues/{stage}` is unchanged since
+    it counted the free slots, and every change of a running stage changes that document in
+    the same commit.
     """
 
     def __init__(
         self,
         *,
         client: Any | Callable[[], Any],
-        max_attempts: int = 40,
+        max_attempts: int = 50,
         rpc_timeout_s: float = 10.0,
         scan_page: int = 20,
         max_scan: int = 500,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
         self.max_attempts = max_attempts
-        self.rpc_timeout_s = rpc_timeout_s
         self.scan_page = scan_page
         self.max_scan = max_scan
-        # The library's default for reads is to retry for up to 5 minutes; the API should
-        # rather answer 503 while Firestore is away.
-        self._rpc: dict[str, Any] = {
-            "retry": gretry.Retry(
-                initial=0.1,
-                maximum=2.0,
-                multiplier=2.0,
-                timeout=rpc_timeout_s,
-                predicate=gretry.if_transient_error,
-            ),
-            "timeout": rpc_timeout_s,
-        }
+        # The library retries reads for up to 5 minutes by default; the API should rather
+        # answer 503 while Firestore is away.
+        retry = gretry.Retry(
+            initial=0.1, maximum=2.0, timeout=rpc_timeout_s, predicate=gretry.if_transient_error
+        )
+        self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
 
-    # -- references ----------------------------------------------------------------------
+    def _stream(self, query: Any) -> Snapshots:
+        """Run a query; Firestore bills a read per document returned, at least one per query."""
+        snaps = list(query.stream(**self.rpc))
+        METER.add("firestore.reads", max(1, len(snaps)))
+        return snaps
 
     def db(self) -> Any:
         return self._client.get()
@@ -208,77 +184,80 @@ class FirestoreMovieStore:
     def _admission_ref(self) -> Any:
         return self.db().collection(CONTROL).document("admission")
 
-    def _key_ref(self, key: str) -> Any:
-        return self.db().collection(IDEMPOTENCY).document(hashlib.sha256(key.encode()).hexdigest())
-
-    # -- MovieStore ----------------------------------------------------------------------
-
     @translate_outages("firestore")
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
-            ref.create(to_document(movie), **self._rpc)
+            try:
+                ref.create(to_document(movie), **self.rpc)
+                METER.add("firestore.writes")
+            except gexc.AlreadyExists:
+                # A retried create whose first try went through; anything else is a bug.
+                if self.get(movie.id) != movie:
+                    raise
             return movie
-        key_ref = self._key_ref(idempotency_key)
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        key_ref = self.db().collection(IDEMPOTENCY).document(digest)
 
-        def body(tx: Any) -> Movie:
-            seen = key_ref.get(transaction=tx, **self._rpc)
+        def body(tx: _Txn) -> Movie:
+            seen = tx.get(key_ref)
             if seen.exists:
                 first = seen.to_dict()
                 if first["fingerprint"] != fingerprint:
                     raise IdempotencyConflict(first["movie_id"])
-                existing = self.movies().document(first["movie_id"]).get(transaction=tx)
-                if existing.exists:
-                    return from_document(existing.to_dict())
+                existing = self.get(first["movie_id"])
+                if existing is not None:
+                    return existing
                 # The movie the key named is gone: the key is free again.
             tx.create(ref, to_document(movie))
-            tx.set(key_ref, {"movie_id": movie.id, "fingerprint": fingerprint})
+            tx.replace(key_ref, {"movie_id": movie.id, "fingerprint": fingerprint})
+            tx.commit()
             return movie
 
         return self._transact(body)
 
     @translate_outages("firestore")
     def get(self, movie_id: str) -> Movie | None:
-        snap = self.movies().document(movie_id).get(**self._rpc)
+        snap = self.movies().document(movie_id).get(**self.rpc)
+        METER.add("firestore.reads")
         return from_document(snap.to_dict()) if snap.exists else None
 
     @translate_outages("firestore")
     def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
         ref = self.movies().document(movie_id)
 
-        def body(tx: Any) -> Transition | None:
-            snap = ref.get(transaction=tx, **self._rpc)
+        def body(tx: _Txn) -> Transition | None:
+            snap = tx.get(ref)
             if not snap.exists:
                 return None
             doc = snap.to_dict()
             movie = from_document(doc)
             t = fn(movie)
             if t.applied:
-                writes = _Writes(self, tx)
-                writes.save(doc, movie, t.movie)
-                writes.flush()
+                tx.save(doc, movie, t.movie)
+                tx.commit()
             return t
 
         return self._transact(body)
 
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def body(tx: Any) -> list[Transition]:
-            slots = self.slots_ref(stage).get(transaction=tx, **self._rpc)
-            running = (slots.to_dict() or {}).get("running", []) if slots.exists else []
+        def body(tx: _Txn) -> list[Transition]:
+            slots = tx.get(self.slots_ref(stage))
+            running = list((slots.to_dict() or {}).get("running", []))
             free = limit - len(running)
             if free <= 0:
                 return []
-            writes = _Writes(self, tx)
             out = []
-            for snap in self._ready(tx, stage, now, free):
+            for snap in self._ready(stage, now, free):
+                tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
                 t = fn(movie)
                 if t.applied:
-                    writes.save(doc, movie, t.movie)
+                    tx.save(doc, movie, t.movie)
                     out.append(t)
-            writes.flush()
+            tx.commit(slots={stage: running})
             return out
 
         return self._transact(body)
@@ -291,71 +270,66 @@ class FirestoreMovieStore:
             "arrival": arrival_key(movie.created_at),
             "__name__": movie.id,
         }
+        # Counting up to the movie's own place in the queue order: the composite index
+        # (waiting_stage, prio, arrival, __name__) answers it without reading documents.
         ahead = self._count(self._queue_order(waiting).end_before(key))
         return ahead, self._count(waiting)
 
     @translate_outages("firestore")
     def counts(self) -> dict[Stage, QueueCounts]:
-        movies = self.movies()
+        running = {s: self.movies().where(filter=_eq("running_stage", s.value)) for s in STAGES}
         return {
-            s: QueueCounts(
-                waiting=self._count(self._waiting(s)),
-                running=self._count(movies.where(filter=_eq("running_stage", s.value))),
-            )
+            s: QueueCounts(waiting=self._count(self._waiting(s)), running=self._count(running[s]))
             for s in STAGES
         }
 
     @translate_outages("firestore")
-    def running(self, stage: Stage) -> list[Movie]:
+    def running(self, stage: Stage) -> Movies:
         q = self.movies().where(filter=_eq("running_stage", stage.value))
-        return [from_document(s.to_dict()) for s in q.stream(**self._rpc)]
+        return [from_document(s.to_dict()) for s in self._stream(q)]
 
     @translate_outages("firestore")
-    def overdue(self, now: datetime) -> list[Movie]:
+    def overdue(self, now: datetime) -> Movies:
         # Only a running stage has a deadline; a range filter skips the null ones.
         q = self.movies().where(filter=firestore.FieldFilter("deadline", "<", now))
-        return [from_document(s.to_dict()) for s in q.stream(**self._rpc)]
+        return [from_document(s.to_dict()) for s in self._stream(q)]
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:
-        out: dict[Stage, float] = {}
-        for snap in self.db().collection(STATS).stream(**self._rpc):
-            if snap.id in Stage.__members__:
-                out[Stage(snap.id)] = float(snap.get("mean_s"))
-        return out
+        docs = self._stream(self.db().collection(STATS))
+        return {Stage(s.id): float(s.get("mean_s")) for s in docs if s.id in Stage.__members__}
 
     @translate_outages("firestore")
     def admission_paused(self) -> bool:
-        snap = self._admission_ref().get(**self._rpc)
+        snap = self._admission_ref().get(**self.rpc)
+        METER.add("firestore.reads")
         return bool(snap.exists and snap.get("paused"))
 
     @translate_outages("firestore")
     def set_admission_paused(self, paused: bool) -> None:
-        self._admission_ref().set({"paused": paused}, **self._rpc)
+        self._admission_ref().set({"paused": paused}, **self.rpc)
+        METER.add("firestore.writes")
 
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
         entries = self.movies().document(movie_id).collection(JOURNAL).order_by(DOC_ID)
         keys = ("stage", "attempt", "before", "after", "at")
-        return [{k: s.get(k) for k in keys} for s in entries.stream(**self._rpc)]
+        return [{k: s.get(k) for k in keys} for s in self._stream(entries)]
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         q = self.movies()
         if owner is not None:
             q = q.where(filter=_eq("owner", owner))
-        q = q.order_by("arrival", direction=firestore.Query.DESCENDING).order_by(
-            DOC_ID, direction=firestore.Query.DESCENDING
-        )
+        newest = firestore.Query.DESCENDING
+        q = q.order_by("arrival", direction=newest).order_by(DOC_ID, direction=newest)
         if cursor is not None:
             arrival, movie_id = decode_cursor(cursor)
             q = q.start_after({"arrival": arrival, "__name__": movie_id})
-        snaps = list(q.limit(limit + 1).stream(**self._rpc))
-        movies = [from_document(s.to_dict()) for s in snaps[:limit]]
-        more = len(snaps) > limit
-        return Page(movies, encode_cursor(movies[-1]) if more and movies else None)
-
-    # -- helpers -------------------------------------------------------------------------
+        snaps = self._stream(q.limit(limit + 1))
+        movies = [from_document(s.to_dict()) for s in snaps]
+        more = len(movies) > limit
+        return Page(movies[:limit], encode_cursor(movies[limit - 1]) if more else None)
 
     def _waiting(self, stage: Stage) -> Any:
         return self.movies().where(filter=_eq("waiting_stage", stage.value))
@@ -365,10 +339,11 @@ class FirestoreMovieStore:
         return q.order_by("prio").order_by("arrival").order_by(DOC_ID)
 
     def _count(self, q: Any) -> int:
-        (result,) = q.count(alias="n").get(**self._rpc)
+        (result,) = q.count(alias="n").get(**self.rpc)
+        METER.add("firestore.reads")  # billed per 1,000 index entries counted, at least one
         return int(result[0].value)
 
-    def _ready(self, tx: Any, stage: Stage, now: datetime, wanted: int) -> Snapshots:
+    def _ready(self, stage: Stage, now: datetime, wanted: int) -> Snapshots:
         """The first `wanted` movies of the stage's queue whose backoff is over.
 
         Movies still backing off (a retry's ready_at) are skipped here rather than in the
@@ -377,39 +352,29 @@ class FirestoreMovieStore:
         """
         q = self._queue_order(self._waiting(stage)).limit(self.scan_page)
         picked: Snapshots = []
-        scanned = 0
-        last = None
+        scanned, last = 0, None
         while len(picked) < wanted and scanned < self.max_scan:
-            page_q = q if last is None else q.start_after(last)
-            page = list(page_q.stream(transaction=tx, **self._rpc))
+            page = self._stream(q if last is None else q.start_after(last))
             for snap in page:
                 ready_at = snap.get("ready_at")
-                if ready_at is None or ready_at <= now:
+                if (ready_at is None or ready_at <= now) and len(picked) < wanted:
                     picked.append(snap)
-                    if len(picked) == wanted:
-                        break
             scanned += len(page)
             if len(page) < self.scan_page:
                 break
             last = page[-1]
         return picked
 
-    def _transact(self, body: Callable[[Any], R]) -> R:
-        """Run `body` in a transaction, again and again while it loses to a concurrent one.
-
-        The client retries only a failed commit; under contention a read can be aborted
-        too, so the whole attempt is retried here, with jittered backoff.
-        """
+    def _transact(self, body: Callable[[_Txn], R]) -> R:
+        """Run `body` in a fresh transaction until it commits without losing a race."""
         for attempt in range(1, self.max_attempts + 1):
-            tx = self.db().transaction(max_attempts=1)
             try:
-                result: R = firestore.transactional(body)(tx)
-                return result
-            except (gexc.Aborted, ValueError) as e:
-                if not _aborted(e):
-                    raise
+                return body(_Txn(self))
+            except CONFLICTS:
+                pass
+            # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
-        raise Unavailable(f"firestore: transaction lost to contention {self.max_attempts} times")
+        raise Unavailable(f"firestore: lost {self.max_attempts} races for the same documents")
 
 
 def _eq(field: str, value: object) -> Any:

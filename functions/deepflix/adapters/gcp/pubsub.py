@@ -11,6 +11,7 @@ from typing import Any
 from google.cloud.pubsub_v1 import PublisherClient
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
+from deepflix.metering import METER
 from deepflix.pipeline.errors import BadRequest
 
 # Copied from the data into the attributes when the caller did not set them, so push
@@ -60,6 +61,7 @@ class PubSubEventBus:
         # The publisher batches in the background; the margin lets its own deadline fire
         # first, with the clearer error.
         future.result(timeout=self.timeout_s + 1.0)
+        METER.add("pubsub.publishes")
 
 
 def parse_push(envelope: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

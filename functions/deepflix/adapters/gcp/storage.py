@@ -81,12 +81,13 @@ class GcsArtifactStore:
 
     def url(self, path: str) -> str:
         blob = self._blob(path)
+        # The storage client keeps its credentials only as this attribute (google-cloud-core).
         credentials = self._client.get()._credentials
         try:
             if isinstance(credentials, google.auth.credentials.Signing):
                 return str(blob.generate_signed_url(version="v4", expiration=self.url_ttl))
-            email = getattr(credentials, "service_account_email", None)
-            if email and not isinstance(credentials, google.auth.credentials.AnonymousCredentials):
+            # Metadata-server credentials name their account ("default" until refreshed).
+            if getattr(credentials, "service_account_email", None):
                 if not credentials.valid:
                     credentials.refresh(google.auth.transport.requests.Request())
                 return str(

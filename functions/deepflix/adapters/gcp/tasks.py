@@ -13,6 +13,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
+from deepflix.metering import METER
 
 # Cloud Tasks accepts an HTTP task's dispatch deadline only within [15 s, 30 min].
 MIN_DISPATCH_DEADLINE_S = 15.0
@@ -118,6 +119,7 @@ class CloudTasksQueue:
             self._client.get().create_task(
                 parent=self.queue_path, task=task, timeout=self.rpc_timeout_s
             )
+            METER.add("tasks.created")
         except gexc.AlreadyExists:
             # The name was taken by an earlier enqueue (or one that ran within the last
             # hour): at-least-once callers repeat themselves, and that is done already.

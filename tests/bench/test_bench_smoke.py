@@ -1,0 +1,126 @@
+"""Smoke runs of every benchmark at --quick sizes, so the suite keeps working (no timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import cost_bench
+from bench.common import ROOT, bullmq_ready, have
+
+pytestmark = pytest.mark.e2e
+
+
+def run_quick(name: str, out: Path) -> dict[str, Any]:
+    """`bench/run.py --quick --only NAME` into a temporary folder, never into bench/."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--only",
+            name,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc: dict[str, Any] = json.loads((out / "results" / f"{name}.json").read_text())
+    assert {"benchmark", "date", "git", "machine", "settings", "targets"} <= doc.keys()
+    assert doc["quick"] is True and "error" not in doc
+    assert doc["machine"]["nproc"] >= 1
+    report = (out / "RESULTS.md").read_text()
+    assert "# Benchmark results" in report and "Quick (smoke) sizes" in report
+    return doc
+
+
+def assert_spread(s: dict[str, Any]) -> None:
+    assert {"median", "min", "max", "iqr", "runs"} <= s.keys()
+    assert s["runs"] and s["median"] is not None
+
+
+@pytest.fixture(scope="module")
+def pipeline_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_quick("pipeline", tmp_path_factory.mktemp("pipeline"))
+
+
+def test_pipeline_ours_completes_every_movie(pipeline_doc: dict[str, Any]) -> None:
+    for mode in ("burst", "paced"):
+        ours = pipeline_doc["results"][mode]["ours"]
+        assert ours["completed_all"] is True
+        for key in ("movies_per_s", "hop_p50_ms", "hop_p99_ms"):
+            assert_spread(ours[key])
+        run = pipeline_doc["raw_runs"][mode]["ours"][0]
+        assert run["completed"] == run["n"] and run["failed"] == 0
+        assert run["durability"]["journal_mode"] == "wal"
+
+
+def test_pipeline_bullmq_peer(pipeline_doc: dict[str, Any]) -> None:
+    reason = bullmq_ready()
+    if reason is not None:
+        assert pipeline_doc["skipped"]["bullmq"] == reason
+        pytest.skip(f"BullMQ peer not set up: {reason}")
+    peer = pipeline_doc["raw_runs"]["burst"]["bullmq"][0]
+    assert peer["completed"] == peer["n"] and peer["failed"] == 0
+    assert peer["durability"] == {"appendonly": "yes", "appendfsync": "everysec"}
+    assert_spread(pipeline_doc["ratio_ours_over_bullmq"])
+
+
+@pytest.mark.skipif(not have("wrk"), reason="wrk is not installed (bench/setup.sh installs it)")
+def test_api_under_load(tmp_path: Path) -> None:
+    doc = run_quick("api", tmp_path)
+    for variant in ("live", "isolated"):
+        res = doc["results"][variant]
+        assert res["errors"] == 0
+        assert set(res["endpoints"]) == {"create", "status", "position"}
+        for endpoint in res["endpoints"].values():
+            assert_spread(endpoint["p99_ms"])
+    assert set(doc["targets"]) >= {"errors == 0", "requests_per_s >= 1000"}
+
+
+def test_position_at_depth(tmp_path: Path) -> None:
+    doc = run_quick("position", tmp_path)
+    depths = doc["settings"]["depths"]
+    assert list(doc["results"]) == [str(d) for d in depths]
+    for depth in depths:
+        deepest = doc["raw_runs"][str(depth)][0]["in_process"]["last"]
+        assert deepest["position"] == depth and deepest["total_waiting"] == depth
+    assert doc["firestore_reads_per_position_query"].startswith("not measured yet")
+    assert all(g["loglog_slope"] is not None for g in doc["growth"].values())
+
+
+def test_render(tmp_path: Path) -> None:
+    doc = run_quick("render", tmp_path)
+    mine = doc["raw_runs"]["ours"][0]
+    assert mine["video_s"] > 0 and mine["frames"] > 0 and mine["bytes"] > 0
+    assert_spread(doc["results"]["ceiling_over_ours"])
+
+
+def test_cost_without_ops_file_says_not_measured(tmp_path: Path) -> None:
+    doc = run_quick("cost", tmp_path)
+    assert doc["results"].startswith("not measured yet")
+    assert doc["prices"]["pubsub"]["min_billable_bytes_per_message"] == 1000
+
+
+def test_cost_converts_operation_counts(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    ops = {"movies": 10, "totals": {"firestore_reads": 1000, "pubsub_messages": 100}}
+    (tmp_path / "results" / "emulator_ops.json").write_text(json.dumps(ops))
+    res = cost_bench.run(out_dir=tmp_path)["results"]
+    assert res["per_movie_counts"]["firestore_reads"] == 100
+    assert res["per_movie_counts"]["pubsub_deliveries"] == 10
+    usd = res["usd_per_1000_movies"]
+    # 100 reads per movie at $0.03 per 100k, for 1,000 movies.
+    assert usd["firestore_reads"] == pytest.approx(100 * 0.03 / 1e5 * 1000)
+    assert usd["total"] == pytest.approx(sum(v for k, v in usd.items() if k != "total"))
+    assert "tasks_operations" in res["missing_counts"]

@@ -1,0 +1,176 @@
+"""FirestoreMovieStore on the emulator: documents, contention, and outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+
+from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore, index_fields
+from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.models import Movie, Stage, StageStatus
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
+from devtools import emulators as servers
+from devtools.emulators import PROJECT, Emulator
+from tests.factories import T0, movie
+
+pytestmark = pytest.mark.emulator
+LATER = T0 + timedelta(hours=1)
+
+
+def claim_fn(stage: Stage) -> Callable[[Movie], Transition]:
+    return lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
+
+
+def succeed_fn(stage: Stage, at: datetime) -> Callable[[Movie], Transition]:
+    return lambda m: apply(m, StageSucceeded(stage, 1, (), at), DEFAULT_CONFIG)
+
+
+def new_client(address: str) -> Any:
+    from google.cloud import firestore
+
+    with servers.env("FIRESTORE_EMULATOR_HOST", address):
+        return firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
+
+
+def test_the_document_is_the_movie_as_json_plus_its_index_fields(empty_firestore: Any) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    m = movie(priority="high")
+    store.create(m, idempotency_key="key-1", fingerprint="f")
+    doc = empty_firestore.collection("movies").document(m.id).get().to_dict()
+    assert {k: doc[k] for k in m.model_dump(mode="json")} == m.model_dump(mode="json")
+    assert {k: doc[k] for k in index_fields(m)} == index_fields(m)
+    assert doc["prio"] == 0 and doc["waiting_stage"] == "story" and doc["running_stage"] is None
+    keys = [d.to_dict() for d in empty_firestore.collection("idempotency").stream()]
+    assert keys == [{"movie_id": m.id, "fingerprint": "f"}]  # keyed by hash, not the key
+
+
+def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firestore: Any) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint="f")
+    assert len(store.claim(Stage.story, 2, LATER, claim_fn(Stage.story))) == 1
+    queue = empty_firestore.collection("queues").document("story")
+    assert queue.get().get("running") == [m.id]
+    store.mutate(m.id, succeed_fn(Stage.story, LATER + timedelta(seconds=3)))
+    assert queue.get().get("running") == []
+    stats = empty_firestore.collection("stats").document("story").get().to_dict()
+    assert stats == {"stage": "story", "mean_s": pytest.approx(3.0), "samples": 1}
+    assert [(e["stage"], e["before"], e["after"]) for e in store.journal(m.id)] == [
+        ("story", "waiting", "running"),
+        ("story", "running", "succeeded"),
+        ("images", "pending", "waiting"),
+    ]
+    journal = empty_firestore.collection("movies").document(m.id).collection("journal")
+    assert len(list(journal.stream())) == 3
+    assert store.admission_paused() is False
+    store.set_admission_paused(True)
+    assert empty_firestore.collection("control").document("admission").get().get("paused")
+    assert store.admission_paused() is True
+
+
+def test_parallel_mutations_lose_no_update(empty_firestore: Any) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint="f")
+    barrier = threading.Barrier(8)
+
+    def add(i: int) -> None:
+        barrier.wait()
+        store.mutate(
+            m.id,
+            lambda x: Transition(
+                x.model_copy(update={"artifacts": {**x.artifacts, f"a{i}": f"p{i}"}})
+            ),
+        )
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = store.get(m.id)
+    assert stored is not None
+    assert stored.artifacts == {f"a{i}": f"p{i}" for i in range(8)}
+
+
+def test_dispatchers_with_their_own_clients_never_over_admit(
+    firestore_emulator: Emulator, empty_firestore: Any
+) -> None:
+    """Four instances, each with its own connection, claim while slots are being freed."""
+    stores = [FirestoreMovieStore(client=new_client(firestore_emulator.address)) for _ in range(4)]
+    for i in range(24):
+        m = movie(seconds=i)
+        stores[0].create(m, idempotency_key=None, fingerprint=m.id)
+    limit = 3
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def dispatcher(store: FirestoreMovieStore, rounds: int) -> None:
+        for _ in range(rounds):
+            got = store.claim(Stage.story, limit, LATER, claim_fn(Stage.story))
+            with lock:
+                claimed.extend(t.movie.id for t in got)
+
+    def run_all(rounds: int) -> None:
+        threads = [threading.Thread(target=dispatcher, args=(s, rounds)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    run_all(3)
+    assert len(claimed) == limit
+    for round_ in range(3):
+        # Free two slots while the dispatchers race for them.
+        finishing = [m.id for m in stores[0].running(Stage.story)][:2]
+        done = LATER + timedelta(seconds=round_ + 1)
+        succeed = succeed_fn(Stage.story, done)
+        finish = [threading.Thread(target=stores[1].mutate, args=(i, succeed)) for i in finishing]
+        for t in finish:
+            t.start()
+        for t in finish:
+            t.join()
+        run_all(2)
+        running = stores[2].running(Stage.story)
+        assert len(running) == limit, f"round {round_}: {len(running)} running"
+        slots = empty_firestore.collection("queues").document("story").get().get("running")
+        assert sorted(slots) == sorted(m.id for m in running)
+    assert len(claimed) == len(set(claimed)) == limit + 3 * 2
+
+
+def test_an_unreachable_firestore_is_unavailable_not_an_error(tmp_path: Any) -> None:
+    store = FirestoreMovieStore(
+        client=new_client(f"127.0.0.1:{servers.free_port()}"), rpc_timeout_s=1
+    )
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        store.get("m1")
+    with pytest.raises(Unavailable):
+        store.create(movie(), idempotency_key="k", fingerprint="f")
+    with pytest.raises(Unavailable):
+        store.claim(Stage.story, 1, LATER, claim_fn(Stage.story))
+    assert time.monotonic() - started < 15
+
+
+def test_a_waiting_movie_backing_off_is_skipped_not_blocking(empty_firestore: Any) -> None:
+    store = FirestoreMovieStore(client=empty_firestore, scan_page=2)
+    early = [movie(seconds=i) for i in range(5)]
+    late = movie(seconds=10)
+    for m in early:
+        # A retry backing off: still first in the queue order, not ready until later.
+        stages = dict(m.stages)
+        stages[Stage.story] = stages[Stage.story].model_copy(
+            update={"ready_at": LATER + timedelta(minutes=5)}
+        )
+        store.create(m.model_copy(update={"stages": stages}), idempotency_key=None, fingerprint="f")
+    store.create(late, idempotency_key=None, fingerprint="f")
+    (t,) = store.claim(Stage.story, 1, LATER, claim_fn(Stage.story))
+    assert t.movie.id == late.id
+    assert t.movie.stages[Stage.story].status is StageStatus.running
