@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore, index_fields
+from deepflix.adapters.gcp.firestore_docs import index_fields
+from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.policy import DEFAULT_CONFIG

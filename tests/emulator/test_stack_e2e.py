@@ -138,6 +138,7 @@ def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
 
     # A duplicated Pub/Sub delivery and a duplicated task: both are no-ops.
     before = [call(running, "GET", f"/api/movies/{i}/status")[1] for i in ids]
+    invocations = totals(running.data_dir / "ops")["invocations.story_requested"]
     with emulators.env("PUBSUB_EMULATOR_HOST", running.pubsub.address):
         publisher = PublisherClient()
     topic = publisher.topic_path(emulators.PROJECT, topic_id("deepflix", "story.requested"))
@@ -152,7 +153,6 @@ def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
-    invocations = totals(running.data_dir / "ops")["invocations.story_requested"]
     deadline = time.monotonic() + 30
     while totals(running.data_dir / "ops")["invocations.story_requested"] == invocations:
         assert time.monotonic() < deadline, "the duplicate was never delivered"

@@ -12,7 +12,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from deepflix.adapters.gcp.clients import Lazy, outages
-from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore, decode_cursor
+from deepflix.adapters.gcp.firestore_docs import decode_cursor
+from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.pubsub import PubSubEventBus, delivery_attempt, message_id, parse_push
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner, execution_env
 from deepflix.adapters.gcp.storage import GcsArtifactStore
