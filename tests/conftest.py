@@ -36,3 +36,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if counts:
         summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
         terminalreporter.write_line(f"emulator tests: {summary}")
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """Emulators are shared by the whole session; stop them (by process group) at its end."""
+    import sys
+
+    emulators = sys.modules.get("devtools.emulators")
+    if emulators is not None:
+        emulators.stop_all()
