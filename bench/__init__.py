@@ -1,0 +1,1 @@
+"""DeepFlix benchmark suite: `make bench` or `python bench/run.py`."""

@@ -1,0 +1,274 @@
+"""Shared benchmark plumbing: statistics, machine facts, result files and child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+HOST = "127.0.0.1"
+NOT_MEASURED = "not measured yet"
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def spread(values: Sequence[float | None]) -> dict[str, Any]:
+    """Median of several runs with min, max and IQR, plus the raw values."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"median": None, "min": None, "max": None, "iqr": None, "runs": list(values)}
+    q1, q3 = percentile(vals, 25), percentile(vals, 75)
+    return {
+        "median": statistics.median(vals),
+        "min": min(vals),
+        "max": max(vals),
+        "iqr": (q3 - q1) if q1 is not None and q3 is not None else None,
+        "runs": list(values),
+    }
+
+
+def latency_summary(ms: Sequence[float]) -> dict[str, float | int | None]:
+    return {
+        "count": len(ms),
+        "p50": percentile(ms, 50),
+        "p90": percentile(ms, 90),
+        "p99": percentile(ms, 99),
+        "max": max(ms) if ms else None,
+    }
+
+
+def _run_text(args: list[str]) -> str | None:
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: cores, CPU model, memory, tool versions."""
+    cpu = mem = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "node": _run_text(["node", "--version"]),
+        "redis": _run_text(["redis-server", "--version"]),
+        "wrk": _run_text(["wrk", "-v"]),
+    }
+
+
+def git_commit() -> dict[str, Any]:
+    sha = _run_text(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    status = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return {"commit": sha, "dirty": bool(status.strip())}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_result(out_dir: Path, name: str, result: dict[str, Any]) -> Path:
+    """bench/results/<name>.json with the run's context around the benchmark's own figures."""
+    path = out_dir / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": name, "date": now_iso(), "git": git_commit(), "machine": machine()}
+    doc |= result
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """Stop one child by its pid: SIGTERM, then SIGKILL if it does not go."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None
+
+
+def bullmq_ready() -> str | None:
+    """Why the BullMQ peer cannot run, or None when it can."""
+    if not have("redis-server"):
+        return "redis-server is not installed (run bench/setup.sh)"
+    if not have("node"):
+        return "node is not installed"
+    if not (BENCH / "bullmq" / "node_modules" / "bullmq").is_dir():
+        return "bench/bullmq/node_modules is missing (run bench/setup.sh)"
+    return None
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[dict[str, Any]]:
+    """A private redis-server on 127.0.0.1 with AOF (appendfsync everysec), stopped by pid."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+    args = ["redis-server", "--port", str(port), "--bind", HOST, "--dir", str(workdir)]
+    for key, value in settings.items():
+        args += [f"--{key}", value]
+    log = (workdir / "redis.log").open("wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {workdir / 'redis.log'}")
+            try:
+                with socket.create_connection((HOST, port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not answer PING")
+            time.sleep(0.05)
+        yield {"port": port, "pid": proc.pid, "settings": settings}
+    finally:
+        stop(proc)
+        log.close()
+
+
+def service_env(data_dir: Path, port: int, **settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+    env |= {"PORT": str(port), "DEEPFLIX_DATA_DIR": str(data_dir), "DEEPFLIX_HOST": HOST}
+    env |= {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
+    return env
+
+
+@dataclass
+class Service:
+    """A `deepflix serve` child process on a free loopback port."""
+
+    data_dir: Path
+    settings: dict[str, Any]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def __enter__(self) -> Service:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir.parent / f"service-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deepflix.cli", "serve"],
+            env=service_env(self.data_dir, self.port, **self.settings),
+            cwd=self.data_dir.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("deepflix serve exited during start-up")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.url + "/healthz", timeout=2) as r,
+            ):
+                if r.status == 200:
+                    return self
+            time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError("deepflix serve did not become healthy")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop(self.proc, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+
+
+def run_json(
+    args: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> dict[str, Any]:
+    """Run a child that prints one JSON object on its last stdout line."""
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def target(value: float | None, limit: float, *, at_most: bool) -> str:
+    """'pass', 'miss' or 'n/a' for one figure against its target."""
+    if value is None:
+        return "n/a"
+    ok = value <= limit if at_most else value >= limit
+    return "pass" if ok else "miss"

@@ -1,0 +1,118 @@
+"""Benchmark 5: cloud cost per 1,000 movies from the emulator run's per-movie operation counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import BENCH, NOT_MEASURED, ROOT
+
+NAME = "cost"
+OPS_FILE = "emulator_ops.json"
+TIB = 2**40
+# The counts this benchmark reads from results/emulator_ops.json, per movie (or "totals"
+# plus "movies"). Absent counts are reported as missing, never guessed.
+COUNTS = (
+    "firestore_reads",
+    "firestore_writes",
+    "firestore_deletes",
+    "pubsub_messages",  # published messages
+    "pubsub_deliveries",  # deliveries to subscribers; defaults to pubsub_messages
+    "pubsub_bytes",  # payload bytes of all messages; each is billed at least the minimum
+    "tasks_operations",  # Cloud Tasks API calls and push delivery attempts
+    "function_invocations",
+)
+EXPECTED_SHAPE = {
+    "movies": "number of movies in the emulator run (needed with totals)",
+    "per_movie": {k: "count per movie" for k in COUNTS},
+    "totals": "or: the same keys as per_movie, summed over the run",
+}
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the repository when it is inside it (RESULTS.md is committed)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def load_prices(path: Path = BENCH / "prices.json") -> dict[str, Any]:
+    prices: dict[str, Any] = json.loads(path.read_text())
+    return prices
+
+
+def per_movie_counts(ops: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
+    if "per_movie" in ops:
+        source, divisor = ops["per_movie"], 1.0
+    else:
+        source, divisor = ops.get("totals", {}), float(ops.get("movies") or 0)
+        if not divisor:
+            raise ValueError(f"{OPS_FILE} has neither per_movie nor totals with movies")
+    counts = {k: float(source[k]) / divisor for k in COUNTS if source.get(k) is not None}
+    if "pubsub_deliveries" not in counts and "pubsub_messages" in counts:
+        counts["pubsub_deliveries"] = counts["pubsub_messages"]
+    missing = [k for k in COUNTS if k not in counts and k != "pubsub_bytes"]
+    return counts, missing
+
+
+def dollars_per_1000(counts: dict[str, float], prices: dict[str, Any]) -> dict[str, float]:
+    """Each service's list-price cost of 1,000 movies."""
+    fs, ps = prices["firestore"], prices["pubsub"]
+    minimum = float(ps["min_billable_bytes_per_message"])
+    messages = counts.get("pubsub_messages", 0.0)
+    size = counts.get("pubsub_bytes", 0.0) / messages if messages else 0.0
+    billed = max(minimum, size)  # per message, for the publish and again for each delivery
+    pubsub_bytes = billed * (messages + counts.get("pubsub_deliveries", 0.0))
+    per_movie = {
+        "firestore_reads": counts.get("firestore_reads", 0.0) * fs["reads_per_100k_usd"] / 1e5,
+        "firestore_writes": counts.get("firestore_writes", 0.0) * fs["writes_per_100k_usd"] / 1e5,
+        "firestore_deletes": counts.get("firestore_deletes", 0.0)
+        * fs["deletes_per_100k_usd"]
+        / 1e5,
+        "pubsub": pubsub_bytes / TIB * ps["throughput_per_tib_usd"],
+        "cloud_tasks": counts.get("tasks_operations", 0.0)
+        * prices["cloud_tasks"]["operations_per_million_usd"]
+        / 1e6,
+        "cloud_functions": counts.get("function_invocations", 0.0)
+        * prices["cloud_functions"]["invocations_per_million_usd"]
+        / 1e6,
+    }
+    out = {k: v * 1000 for k, v in per_movie.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def run(quick: bool = False, out_dir: Path = BENCH) -> dict[str, Any]:
+    prices = load_prices()
+    ops_path = out_dir / "results" / OPS_FILE
+    base: dict[str, Any] = {
+        "settings": {
+            "ops_file": _shown(ops_path),
+            "expected_shape": EXPECTED_SHAPE,
+            "prices_file": "bench/prices.json",
+            "prices_as_of": prices["as_of"],
+            "prices_note": prices["source"],
+        },
+        "prices": prices,
+    }
+    if not ops_path.is_file():
+        return base | {
+            "results": NOT_MEASURED + f": needs {OPS_FILE} from the emulator end-to-end run",
+            "targets": {},
+        }
+    ops = json.loads(ops_path.read_text())
+    counts, missing = per_movie_counts(ops)
+    source = ops.get("per_movie") or ops.get("totals") or {}
+    return base | {
+        "results": {
+            "movies_in_emulator_run": ops.get("movies"),
+            "per_movie_counts": counts,
+            "missing_counts": missing,
+            # e.g. cloud_run_jobs: billed by compute time, which these prices leave out
+            "unpriced_counts": {k: v for k, v in source.items() if k not in COUNTS},
+            "usd_per_1000_movies": dollars_per_1000(counts, prices),
+        },
+        "targets": {},
+    }

@@ -1,0 +1,110 @@
+"""Our side of the pipeline benchmark: N movies through the embedded service, in-process."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deepflix import logs
+from deepflix.config import Settings
+from deepflix.handlers.wiring import build_embedded
+from deepflix.pipeline.models import STAGES, Movie, MovieCreate
+
+LEFT = "SELECT COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL OR running_stage IS NOT NULL"
+
+
+def settings_for(data_dir: Path, concurrency: int, workers: int) -> Settings:
+    """The service settings both sides are matched on; nothing is read from the environment."""
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        generators="instant",
+        job_runner="inline",
+        story_concurrency=concurrency,
+        images_concurrency=concurrency,
+        video_concurrency=concurrency,
+        workers=workers,
+        log_level="WARNING",
+    )
+
+
+def hops_ms(movies: list[Movie]) -> list[list[float]]:
+    """Stage k finished_at -> stage k+1 started_at, per hop, from the movie documents."""
+    out: list[list[float]] = [[] for _ in STAGES[1:]]
+    for m in movies:
+        for k, (a, b) in enumerate(itertools.pairwise(STAGES)):
+            done, started = m.stages[a].finished_at, m.stages[b].started_at
+            if done is not None and started is not None:
+                out[k].append((started - done).total_seconds() * 1000)
+    return out
+
+
+def run(
+    n: int, concurrency: int, workers: int, scenes: int, rate: float, timeout: float
+) -> dict[str, Any]:
+    logs.setup("WARNING")
+    with tempfile.TemporaryDirectory(prefix="deepflix-bench-") as tmp:
+        data = Path(tmp)
+        runtime = build_embedded(settings_for(data, concurrency, workers))
+        runtime.start()
+        conn = sqlite3.connect(data / "movies.db")
+        (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
+        try:
+            first = time.monotonic()
+            for i in range(n):
+                if rate > 0:
+                    time.sleep(max(0.0, first + i / rate - time.monotonic()))
+                request = MovieCreate(prompt=f"bench movie {i}", scene_count=scenes)
+                runtime.pipeline.create(request, owner="bench", idempotency_key=None)
+            submit_s = time.monotonic() - first
+            deadline = time.monotonic() + timeout
+            while conn.execute(LEFT).fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            timed_out = bool(conn.execute(LEFT).fetchone()[0])
+        finally:
+            runtime.stop()
+        movies = [Movie.model_validate_json(d) for (d,) in conn.execute("SELECT doc FROM movies")]
+        conn.close()
+    done = [m for m in movies if m.status.value == "succeeded" and m.finished_at is not None]
+    elapsed = 0.0
+    if done:
+        start = min(m.created_at for m in movies)
+        elapsed = (max(m.finished_at for m in done if m.finished_at) - start).total_seconds()
+    return {
+        "n": n,
+        "completed": len(done),
+        "failed": sum(1 for m in movies if m.status.value == "failed"),
+        "retried": sum(1 for m in movies for s in STAGES if m.stages[s].attempts > 1),
+        "timed_out": timed_out,
+        "submit_s": submit_s,
+        "elapsed_s": elapsed,
+        "movies_per_s": len(done) / elapsed if elapsed else 0.0,
+        "hops_ms": hops_ms(done),
+        # Synchronous is fixed in the adapter (adapters/local/db.py): NORMAL under WAL.
+        "durability": {"journal_mode": journal, "synchronous": "NORMAL"},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--scenes", type=int, default=6)
+    p.add_argument("--rate", type=float, default=0.0, help="movies/s to submit; 0 = at once")
+    p.add_argument("--timeout", type=float, default=900.0)
+    a = p.parse_args(argv)
+    result: dict[str, Any] = run(a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

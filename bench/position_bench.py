@@ -1,0 +1,233 @@
+"""Benchmark 3: queue position and status latency with 1k, 10k and 100k movies waiting."""
+
+from __future__ import annotations
+
+import http.client
+import math
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench.common import HOST, NOT_MEASURED, Service, latency_summary, spread, target
+from deepflix.adapters.local import store as store_module
+from deepflix.config import Settings
+from deepflix.handlers.wiring import build_embedded
+from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Priority, StageState, StageStatus
+from deepflix.pipeline.service import Pipeline
+
+NAME = "position"
+FIRESTORE_SLOT = f"{NOT_MEASURED}: needs the Firestore adapter (emulator reads per position query)"
+BATCH = 5000
+# Priorities of the waiting movies: mostly normal, some high and low, like real traffic.
+PRIORITY_CYCLE = (Priority.normal,) * 8 + (Priority.high, Priority.low)
+
+
+def sizes(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"depths": [200, 2000], "samples": 30, "runs": 1}
+    return {"depths": [1_000, 10_000, 100_000], "samples": 200, "runs": 3}
+
+
+def samples_at(depth: int, samples: int) -> int:
+    """Fewer samples where each call is slow, so the deepest queue stays within a minute."""
+    return samples if depth <= 10_000 else max(10, samples // 4)
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, generators="instant")
+
+
+def _movie(i: int, base: datetime) -> Movie:
+    """A movie exactly as Pipeline.create makes it: waiting for its story, queued."""
+    at = base + timedelta(microseconds=10 * i)
+    stages = {s: StageState() for s in STAGES}
+    stages[STAGES[0]] = StageState(status=StageStatus.waiting, ready_at=at)
+    request = MovieCreate(
+        prompt=f"waiting movie {i}", priority=PRIORITY_CYCLE[i % len(PRIORITY_CYCLE)]
+    )
+    return Movie(
+        id=uuid.uuid4().hex,
+        owner="bench",
+        request=request,
+        created_at=at,
+        updated_at=at,
+        stages=stages,
+    )
+
+
+def populate(data_dir: Path, depth: int) -> dict[str, Any]:
+    """Pause admission, then write `depth` waiting movies in batches with the store's helpers.
+
+    One create() per movie costs a transaction each; batched inserts of the same columns
+    (store._columns) fill 100k in seconds. Returns the first, middle and last in queue order.
+    """
+    store = build_embedded(_settings(data_dir)).store
+    store.set_admission_paused(True)
+    base = datetime.now(UTC) - timedelta(hours=1)
+    started = time.monotonic()
+    keys: list[tuple[tuple[int, str, str], str]] = []
+    for lo in range(0, depth, BATCH):
+        movies = [_movie(i, base) for i in range(lo, min(depth, lo + BATCH))]
+        with store.db.write() as conn:
+            conn.executemany(
+                "INSERT INTO movies (doc, owner, arrival, prio, waiting_stage, ready_at,"
+                " running_stage, deadline, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*store_module._columns(m), m.id) for m in movies],
+            )
+        keys += [(m.sort_key, m.id) for m in movies]
+    keys.sort()
+    probes = {"first": keys[0][1], "middle": keys[len(keys) // 2][1], "last": keys[-1][1]}
+    return {"seconds": time.monotonic() - started, "probes": probes}
+
+
+def _timed(fn: Callable[[], object], samples: int) -> list[float]:
+    fn()  # warm caches and connections
+    out = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def _get_and_position(pipeline: Pipeline, movie_id: str) -> object:
+    return pipeline.position(pipeline.get(movie_id))
+
+
+def measure_in_process(data_dir: Path, probes: dict[str, str], samples: int) -> dict[str, Any]:
+    pipeline = build_embedded(_settings(data_dir)).pipeline
+    out: dict[str, Any] = {}
+    for where, movie_id in probes.items():
+        movie = pipeline.get(movie_id)
+        pos = pipeline.position(movie)
+        assert pos is not None, "the probe movie must be waiting"
+        out[where] = {
+            "position": pos.position,
+            "total_waiting": pos.total_waiting,
+            "position_ms": latency_summary(_timed(partial(pipeline.position, movie), samples)),
+            "get_and_position_ms": latency_summary(
+                _timed(partial(_get_and_position, pipeline, movie_id), samples)
+            ),
+        }
+    return out
+
+
+def measure_http(service: Service, probes: dict[str, str], samples: int) -> dict[str, Any]:
+    """Sequential keep-alive requests from one client: the latency of one request alone."""
+    conn = http.client.HTTPConnection(HOST, service.port, timeout=60)
+
+    def get(path: str) -> None:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+
+    out: dict[str, Any] = {}
+    for where, movie_id in probes.items():
+        out[where] = {
+            "position_ms": latency_summary(
+                _timed(partial(get, f"/api/queue/{movie_id}/position"), samples)
+            ),
+            "status_ms": latency_summary(
+                _timed(partial(get, f"/api/movies/{movie_id}/status"), samples)
+            ),
+        }
+    conn.close()
+    return out
+
+
+def _one_depth(workdir: Path, depth: int, samples: int) -> dict[str, Any]:
+    data = workdir / "data"
+    filled = populate(data, depth)
+    in_process = measure_in_process(data, filled["probes"], samples)
+    with Service(data, {"generators": "instant", "log_level": "WARNING"}) as service:
+        _, queues = service.call("GET", "/api/queues")
+        assert queues["admission_paused"] and queues["queues"]["story"]["waiting"] == depth
+        http = measure_http(service, filled["probes"], samples)
+    return {"populate_s": filled["seconds"], "in_process": in_process, "http": http}
+
+
+def _growth(per_depth: dict[int, dict[str, Any]], path: tuple[str, ...]) -> dict[str, Any]:
+    """Latency at each depth over the smallest depth's, and the log-log slope (1 = linear)."""
+    depths = sorted(per_depth)
+    values = {}
+    for d in depths:
+        node: Any = per_depth[d]
+        for key in path:
+            node = node[key]
+        values[d] = node
+    lo, hi = depths[0], depths[-1]
+    ratio = values[hi] / values[lo] if values[lo] else None
+    slope = math.log(ratio) / math.log(hi / lo) if ratio and ratio > 0 else None
+    return {"ms": values, f"ratio_{hi}_over_{lo}": ratio, "loglog_slope": slope}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    size = sizes(quick)
+    raw: dict[int, list[dict[str, Any]]] = {d: [] for d in size["depths"]}
+    for i in range(size["runs"]):
+        for depth in size["depths"]:
+            with tempfile.TemporaryDirectory(prefix=f"bench-pos-{depth}-{i}-") as tmp:
+                samples = samples_at(depth, size["samples"])
+                raw[depth].append(_one_depth(Path(tmp), depth, samples))
+    medians: dict[int, dict[str, Any]] = {}
+    for depth, runs in raw.items():
+        m: dict[str, Any] = {"populate_s": spread([r["populate_s"] for r in runs])}
+        for side, metrics in (
+            ("in_process", ("position_ms", "get_and_position_ms")),
+            ("http", ("position_ms", "status_ms")),
+        ):
+            m[side] = {
+                where: {
+                    metric: {
+                        q: statistics.median(r[side][where][metric][q] for r in runs)
+                        for q in ("p50", "p99")
+                    }
+                    for metric in metrics
+                }
+                for where in ("first", "middle", "last")
+            }
+        medians[depth] = m
+    growth = {
+        f"{side}.{metric}.{where}.p50": _growth(medians, (side, where, metric, "p50"))
+        for side, metric in (
+            ("in_process", "position_ms"),
+            ("http", "position_ms"),
+            ("http", "status_ms"),
+        )
+        for where in ("first", "middle", "last")
+    }
+    ratios = [
+        g[k]
+        for name, g in growth.items()
+        if ".position_ms." in name
+        for k in g
+        if k.startswith("ratio_") and g[k] is not None
+    ]
+    worst = max(ratios, default=None)
+    hi, lo = max(size["depths"]), min(size["depths"])
+    return {
+        "settings": {
+            **size,
+            "samples_note": "samples per probe and metric; a quarter of that above 10,000 waiting",
+            "populate": "admission paused; rows written in batches of "
+            f"{BATCH} with the store's own column helper (store._columns)",
+            "priorities": "80% normal, 10% high, 10% low; probes are the first, middle and "
+            "last movie in dispatch order",
+            "in_process": "pipeline.position(movie), and pipeline.get(id) + position",
+            "http": "one keep-alive client, sequential GETs against deepflix serve",
+        },
+        "results": {str(d): m for d, m in medians.items()},
+        "growth": growth,
+        "firestore_reads_per_position_query": FIRESTORE_SLOT,
+        "raw_runs": {str(d): r for d, r in raw.items()},
+        "targets": {
+            f"position at {hi} <= 2x at {lo} (worst probe)": target(worst, 2, at_most=True)
+        },
+    }

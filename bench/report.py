@@ -1,0 +1,264 @@
+"""Renders bench/RESULTS.md from the result files in bench/results/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import NOT_MEASURED
+from bench.notes import CONDITIONS, NOTES
+
+ORDER = ("pipeline", "api", "position", "render", "cost")
+TITLES = {
+    "pipeline": "1. Pipeline throughput and stage-hop latency (ours vs BullMQ)",
+    "api": "2. API under load (32 connections, wrk)",
+    "position": "3. Queue position at depth",
+    "render": "4. Rendering (local generators vs ffmpeg's ceiling)",
+    "cost": "5. Cloud cost per 1,000 movies",
+}
+
+
+def fmt(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def med(s: dict[str, Any] | None, digits: int = 1) -> str:
+    """'median [min, max]' of a spread."""
+    if not s or s.get("median") is None:
+        return "-"
+    m, lo, hi = s["median"], s["min"], s["max"]
+    if len(s.get("runs", [])) < 2:
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def _pipeline(doc: dict[str, Any]) -> list[str]:
+    s, res = doc["settings"], doc["results"]
+    lines = [
+        f"N = {s['n']} movies (burst: all submitted at once) and {s['paced_n']} movies paced at "
+        f"{s['paced_rate']:g}/s; {s['runs']} runs per side, interleaved; concurrency "
+        f"{s['concurrency_per_stage']} per stage on both sides; {s['scene_count']} scenes.",
+        f"- Ours: {s['ours']['driven']}. Durability: {s['ours']['durability']}.",
+        f"- BullMQ: {s['bullmq']['driven']}. Durability: {s['bullmq']['durability']}.",
+        f"- Hop: {s['hop_definition']}.",
+        "",
+    ]
+    rows = []
+    for mode, sides in res.items():
+        for side, r in sides.items():
+            rows.append(
+                [
+                    mode,
+                    side,
+                    med(r["movies_per_s"]),
+                    med(r["hop_p50_ms"], 2),
+                    med(r["hop_p99_ms"], 2),
+                    "yes" if r["completed_all"] else "NO",
+                ]
+            )
+    head = ["mode", "side", "movies/s", "hop p50 ms", "hop p99 ms", "all completed"]
+    lines += table(head, rows)
+    ratio = doc.get("ratio_ours_over_bullmq")
+    lines.append(f"**Throughput ratio ours/BullMQ (burst, per interleaved pair): {med(ratio, 3)}**")
+    for side, why in doc.get("skipped", {}).items():
+        lines.append(f"\n{side} skipped: {why}")
+    return [*lines, ""]
+
+
+def _api(doc: dict[str, Any]) -> list[str]:
+    s = doc["settings"]
+    lines = [
+        f"{s['runs']} runs of {s['duration_s']} s per variant; connections {s['connections']}; "
+        f"{s['load_generator']}. Service: {s['service']['server']}, "
+        f"{s['service']['other_settings']}, instant generators, inline jobs. {s['probes']}.",
+        "",
+    ]
+    if doc.get("skipped"):
+        return [*lines, f"skipped: {doc['skipped']}", ""]
+    rows = []
+    for variant, r in doc["results"].items():
+        for ep, e in r["endpoints"].items():
+            rows.append(
+                [variant, ep, med(e["requests_per_s"]), med(e["p50_ms"], 2), med(e["p99_ms"], 2)]
+            )
+        rows.append([variant, "**all**", med(r["requests_per_s"]), "", f"errors: {r['errors']}"])
+    lines += table(["variant", "endpoint", "requests/s", "p50 ms", "p99 ms"], rows)
+    lines.append(
+        "live = admission on, stage work running beside the API; isolated = admission "
+        "paused, only the API runs. Targets are checked on live."
+    )
+    return [*lines, ""]
+
+
+def _position(doc: dict[str, Any]) -> list[str]:
+    s = doc["settings"]
+    lines = [
+        f"Depths {s['depths']}, {s['runs']} runs, {s['samples']} {s.get('samples_note', '')}. "
+        f"{s['populate']}. {s['priorities']}. In-process: {s['in_process']}. HTTP: {s['http']}.",
+        "",
+    ]
+    rows = []
+    for depth, r in doc["results"].items():
+        for where in ("first", "middle", "last"):
+            ip, h = r["in_process"][where], r["http"][where]
+            rows.append(
+                [
+                    f"{int(depth):,}",
+                    where,
+                    f"{fmt(ip['position_ms']['p50'], 2)} / {fmt(ip['position_ms']['p99'], 2)}",
+                    f"{fmt(h['position_ms']['p50'], 2)} / {fmt(h['position_ms']['p99'], 2)}",
+                    f"{fmt(h['status_ms']['p50'], 2)} / {fmt(h['status_ms']['p99'], 2)}",
+                ]
+            )
+        rows[-1][1] += f" (fill {med(r['populate_s'])} s)"
+    head = ["waiting", "probe", "position() ms p50/p99", "HTTP position p50/p99", "HTTP status"]
+    lines += table(head, rows)
+    growth_rows = []
+    for name, g in doc["growth"].items():
+        ratio = next((v for k, v in g.items() if k.startswith("ratio_")), None)
+        growth_rows.append([name, fmt(ratio, 1), fmt(g["loglog_slope"], 2)])
+    lines.append("How p50 grows from the smallest to the largest depth (slope 1 = linear):")
+    lines.append("")
+    lines += table(["figure", "ratio", "log-log slope"], growth_rows)
+    slot = doc["firestore_reads_per_position_query"]
+    lines.append(f"Firestore emulator reads per position query: {slot}")
+    return [*lines, ""]
+
+
+def _render(doc: dict[str, Any]) -> list[str]:
+    s, r = doc["settings"], doc["results"]
+    lines = [
+        f"{s['scenes']} scenes x {s['scene_seconds']:g} s at {s['fps']} fps, {s['runs']} runs; "
+        f"{s['encoder']}. Measured: {s['measured']}. Ceiling: {s['ceiling_input']}.",
+        "",
+    ]
+    rows = [
+        ["ours: video s per wall s", med(r["ours_video_s_per_wall_s"], 2)],
+        ["ours: images stage wall s", med(r["images_wall_s"], 2)],
+        ["ours: video stage wall s", med(r["video_wall_s"], 2)],
+        ["ffmpeg ceiling: video s per wall s", med(r["ffmpeg_ceiling_video_s_per_wall_s"], 2)],
+        ["ceiling / ours", med(r["ceiling_over_ours"], 2)],
+    ]
+    return lines + table(["figure", "median [min, max]"], rows)
+
+
+def _cost(doc: dict[str, Any]) -> list[str]:
+    s, p = doc["settings"], doc["prices"]
+    lines = [
+        f"Prices: bench/prices.json, as of {s['prices_as_of']}: {s['prices_note']}.",
+        "",
+    ]
+    lines += table(
+        ["item", "list price (USD)"],
+        [
+            ["Firestore reads", f"{p['firestore']['reads_per_100k_usd']} per 100k"],
+            ["Firestore writes", f"{p['firestore']['writes_per_100k_usd']} per 100k"],
+            ["Firestore deletes", f"{p['firestore']['deletes_per_100k_usd']} per 100k"],
+            [
+                "Pub/Sub throughput",
+                f"{p['pubsub']['throughput_per_tib_usd']} per TiB, min "
+                f"{p['pubsub']['min_billable_bytes_per_message']} B per message",
+            ],
+            ["Cloud Tasks", f"{p['cloud_tasks']['operations_per_million_usd']} per million ops"],
+            [
+                "Cloud Functions",
+                f"{p['cloud_functions']['invocations_per_million_usd']} per million invocations",
+            ],
+        ],
+    )
+    res = doc["results"]
+    if isinstance(res, str):
+        return [*lines, f"**{res}** (reads {s['ops_file']} when it exists)", ""]
+    counts = ", ".join(f"{k} {fmt(v, 1)}" for k, v in res["per_movie_counts"].items())
+    lines += [
+        f"Operations per movie from {s['ops_file']} ({res.get('movies_in_emulator_run')} "
+        f"movies in the emulator end-to-end run): {counts}.",
+        "",
+    ]
+    rows = [[k, fmt(v, 4)] for k, v in res["usd_per_1000_movies"].items()]
+    lines += table(["service", "USD per 1,000 movies"], rows)
+    if res["missing_counts"]:
+        lines.append(f"Counts missing from the ops file (taken as 0): {res['missing_counts']}")
+    if res.get("unpriced_counts"):
+        lines.append(f"Counted but not priced here: {res['unpriced_counts']}")
+    return [*lines, ""]
+
+
+RENDER = {
+    "pipeline": _pipeline,
+    "api": _api,
+    "position": _position,
+    "render": _render,
+    "cost": _cost,
+}
+
+
+def _summary(docs: dict[str, dict[str, Any]]) -> list[str]:
+    rows = []
+    for name in ORDER:
+        for t, verdict in docs.get(name, {}).get("targets", {}).items():
+            rows.append([name, t, f"**{verdict}**" if verdict == "miss" else verdict])
+    return table(["benchmark", "target", "result"], rows)
+
+
+def write(out_dir: Path) -> Path:
+    docs = {}
+    for path in sorted((out_dir / "results").glob("*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("benchmark") in RENDER:
+            docs[doc["benchmark"]] = doc
+    first: dict[str, Any] = next(iter(docs.values()), {})
+    m, g = first.get("machine", {}), first.get("git", {})
+    dates = sorted({d["date"] for d in docs.values()})
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`bench/setup.sh && .venv/bin/python bench/run.py`); one "
+        "benchmark: `bench/run.py --only NAME`. Raw runs and settings: `bench/results/*.json`.",
+        "",
+        f"- Date: {', '.join(dates) or '-'}",
+        f"- Machine: {m.get('nproc')} cores (`nproc`), {m.get('cpu_model')}, "
+        f"{m.get('memory_gib')} GiB memory; Linux {m.get('kernel')}",
+        f"- Software: Python {m.get('python')}, SQLite {m.get('sqlite')}, node {m.get('node')}, "
+        f"{m.get('redis')}, {m.get('wrk')}",
+        f"- Commit: {g.get('commit')}" + (" (with uncommitted changes)" if g.get("dirty") else ""),
+        "- Figures are medians of the runs, with [min, max] across runs.",
+        "",
+        CONDITIONS,
+        "",
+    ]
+    if any(d.get("quick") for d in docs.values()):
+        lines += ["**Quick (smoke) sizes: these figures are not the benchmark's.**", ""]
+    lines += ["## Targets", "", *_summary(docs)]
+    for name in ORDER:
+        lines += [f"## {TITLES[name]}", ""]
+        doc = docs.get(name)
+        if doc is None:
+            lines += [f"{NOT_MEASURED}: no results/{name}.json", ""]
+        elif "error" in doc:
+            lines += [f"**Failed:** {doc['error']}", ""]
+        else:
+            lines += RENDER[name](doc)
+            load = doc.get("loadavg_before")
+            if load:
+                lines += [
+                    f"Measured {doc['date']} in {doc.get('elapsed_s')} s; load average before "
+                    f"the benchmark (1/5/15 min): {' / '.join(str(x) for x in load)}.",
+                    "",
+                ]
+        if name in NOTES:
+            lines += ["**What limits this figure.** " + NOTES[name], ""]
+    path = out_dir / "RESULTS.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
