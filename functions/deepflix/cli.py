@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -42,6 +43,9 @@ def serve(args: argparse.Namespace) -> int:
             sys.stderr.write(f"invalid setting {field.upper()}: {err['msg']}\n")
         return 2
     logs.setup(settings.log_level)
+    # waitress warns on every request that waits for a thread; under load that formatting
+    # alone took a sixth of the GIL (bench/RESULTS.md). Queueing is visible in latency.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     runtime = build_embedded(settings)
     runtime.start()
     app = Api(

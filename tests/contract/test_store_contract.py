@@ -98,12 +98,12 @@ def test_position_counts_only_those_ahead_in_the_same_queue(store: MovieStore) -
     ms = [movie(seconds=i, priority=p) for i, p in enumerate(["normal", "low", "high", "normal"])]
     for m in ms:
         store.create(m, idempotency_key=None, fingerprint=m.id)
-    assert store.position(ms[2], Stage.story) == (0, 4)
-    assert store.position(ms[0], Stage.story) == (1, 4)
-    assert store.position(ms[3], Stage.story) == (2, 4)
-    assert store.position(ms[1], Stage.story) == (3, 4)
+    assert store.position(ms[2], Stage.story) == (0, 4, 0)
+    assert store.position(ms[0], Stage.story) == (1, 4, 0)
+    assert store.position(ms[3], Stage.story) == (2, 4, 0)
+    assert store.position(ms[1], Stage.story) == (3, 4, 0)
     claim(store, Stage.story, 1)
-    assert store.position(ms[1], Stage.story) == (2, 3)
+    assert store.position(ms[1], Stage.story) == (2, 3, 1)
     assert store.counts()[Stage.story].waiting == 3
 
 

@@ -47,8 +47,8 @@ class MovieStore(Protocol):
         """Atomically apply fn to the first ready movies waiting in `stage`, by (priority,
         arrival), while fewer than `limit` run there. Never over-admits under concurrency."""
 
-    def position(self, movie: Movie, stage: Stage) -> tuple[int, int]:
-        """(movies ahead of this one, total waiting) in the queue of `stage`."""
+    def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
+        """(movies ahead of this one, total waiting, running) for the queue of `stage`."""
 
     def counts(self) -> dict[Stage, QueueCounts]: ...
 

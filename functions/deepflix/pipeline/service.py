@@ -105,8 +105,7 @@ class Pipeline:
         stage = movie.waiting_stage
         if stage is None:
             return None
-        ahead, total = self.store.position(movie, stage)
-        running = self.store.counts()[stage].running
+        ahead, total, running = self.store.position(movie, stage)
         eta = estimate_eta(
             stage,
             ahead=ahead,

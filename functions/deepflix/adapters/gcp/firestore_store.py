@@ -263,7 +263,7 @@ class FirestoreMovieStore:
         return self._transact(body)
 
     @translate_outages("firestore")
-    def position(self, movie: Movie, stage: Stage) -> tuple[int, int]:
+    def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         waiting = self._waiting(stage)
         key = {
             "prio": movie.request.priority.rank,
@@ -273,7 +273,8 @@ class FirestoreMovieStore:
         # Counting up to the movie's own place in the queue order: the composite index
         # (waiting_stage, prio, arrival, __name__) answers it without reading documents.
         ahead = self._count(self._queue_order(waiting).end_before(key))
-        return ahead, self._count(waiting)
+        running = self.movies().where(filter=_eq("running_stage", stage.value))
+        return ahead, self._count(waiting), self._count(running)
 
     @translate_outages("firestore")
     def counts(self) -> dict[Stage, QueueCounts]:

@@ -140,7 +140,7 @@ class SqliteMovieStore:
                     out.append(t)
             return out
 
-    def position(self, movie: Movie, stage: Stage) -> tuple[int, int]:
+    def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         conn = self.db.conn()
         key = (movie.request.priority.rank, arrival_key(movie.created_at), movie.id)
         (ahead,) = conn.execute(
@@ -151,7 +151,10 @@ class SqliteMovieStore:
         (total,) = conn.execute(
             "SELECT COUNT(*) FROM movies WHERE waiting_stage = ?", (stage.value,)
         ).fetchone()
-        return int(ahead), int(total)
+        (running,) = conn.execute(
+            "SELECT COUNT(*) FROM movies WHERE running_stage = ?", (stage.value,)
+        ).fetchone()
+        return int(ahead), int(total), int(running)
 
     def counts(self) -> dict[Stage, QueueCounts]:
         conn = self.db.conn()
