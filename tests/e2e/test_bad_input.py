@@ -32,6 +32,11 @@ def test_body_that_is_not_utf8(shared_service: Service) -> None:
     assert_refused(shared_service, post(shared_service, b'{"prompt": "\xff"}'), 400, "bad_request")
 
 
+def test_json_nested_too_deeply(shared_service: Service) -> None:
+    r = post(shared_service, b"[" * 30_000 + b"]" * 30_000)
+    assert_refused(shared_service, r, 400, "bad_request")
+
+
 def test_json_that_is_not_an_object(shared_service: Service) -> None:
     r = post(shared_service, b'["a prompt"]')
     assert_refused(shared_service, r, 422, "validation_failed")

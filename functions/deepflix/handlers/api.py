@@ -257,6 +257,8 @@ def _read_json(request: Request) -> bytes:
         json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("the request body is not valid JSON", details={"reason": str(e)}) from e
+    except RecursionError as e:  # the decoder recurses per nesting level
+        raise BadRequest("the request body is nested too deeply") from e
     return body
 
 
