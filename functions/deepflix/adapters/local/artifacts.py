@@ -20,12 +20,12 @@ class LocalArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Write beside, then rename: a reader never sees half a file, even after a crash.
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(source, tmp)
+        _link_or_copy(source, tmp)
         os.replace(tmp, dest)
         return path
 
     def fetch(self, path: str, dest: Path) -> None:
-        shutil.copyfile(self.resolve(path), dest)
+        _link_or_copy(self.resolve(path), dest)
 
     def url(self, path: str) -> str:
         movie_id, _, name = path.partition("/")
@@ -37,3 +37,13 @@ class LocalArtifactStore:
         if not full.is_relative_to(self.root.resolve()) or not full.is_file():
             raise NotFound(f"no artifact {path!r}")
         return full
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link where possible: artifacts are written once and never changed in place, and
+    creating files dominated the embedded pipeline's cost (bench/RESULTS.md)."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(source, dest)
