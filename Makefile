@@ -19,8 +19,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions tests
-	$(BIN)/ruff format --check functions tests
+	$(BIN)/ruff check functions tests devtools bench
+	$(BIN)/ruff format --check functions tests devtools bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -8,7 +8,6 @@ function, and prints the API address. `python -m devtools.stack` (or `make emula
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import subprocess
@@ -45,15 +44,7 @@ class Function:
         return f"http://{HOST}:{self.port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        emulators.stop_group(self.proc)  # its job processes die with it (PR_SET_PDEATHSIG)
 
 
 @dataclass
@@ -116,7 +107,7 @@ def _provision(stack: Stack, ports: dict[str, int]) -> None:
         transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(stack.tasks.address))
     )
     parent = f"projects/{PROJECT}/locations/{LOCATION}"
-    tasks.create_queue(parent=parent, queue={"name": f"{parent}/queues/{QUEUE}"})
+    tasks.create_queue(parent=parent, queue=tasks_v2.Queue(name=f"{parent}/queues/{QUEUE}"))
     with emulators.env("PUBSUB_EMULATOR_HOST", stack.pubsub.address):
         publisher, subscriber = PublisherClient(), SubscriberClient()
     for topic, fn in STAGE_FUNCTIONS.items():

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# Session fixtures for the Google emulators, shared by the contract and emulator tiers.
+pytest_plugins = ["tests.emulator.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:

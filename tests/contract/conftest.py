@@ -24,28 +24,8 @@ from deepflix.pipeline.models import STAGES
 from deepflix.pipeline.ports import EventBus, MovieStore, TaskQueue
 from deepflix.pipeline.service import stage_topic
 from devtools.emulators import PROJECT
-from tests.emulator.fixtures import (
-    cloud_tasks_client,
-    cloud_tasks_emulator,
-    empty_firestore,
-    firestore_client,
-    firestore_emulator,
-    pubsub_emulator,
-    pubsub_publisher,
-    pubsub_subscriber,
-)
 from tests.gcp_fakes import http_sink
 
-__all__ = [
-    "cloud_tasks_client",
-    "cloud_tasks_emulator",
-    "empty_firestore",
-    "firestore_client",
-    "firestore_emulator",
-    "pubsub_emulator",
-    "pubsub_publisher",
-    "pubsub_subscriber",
-]
 TASK_KINDS = ("dispatch", "deadline")
 TOPICS = tuple(stage_topic(s) for s in STAGES)
 LOCATION = "us-central1"
