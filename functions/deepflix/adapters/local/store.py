@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from deepflix.adapters.local import queue_index
 from deepflix.adapters.local.db import Database
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
@@ -79,7 +80,12 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 class SqliteMovieStore:
     def __init__(self, path: Path) -> None:
-        self.db = Database(path, SCHEMA)
+        self.db = Database(path, SCHEMA + queue_index.SCHEMA)
+        with self.db.write() as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version < 1:
+                queue_index.rebuild(conn)
+                conn.execute("PRAGMA user_version = 1")
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         with self.db.write() as conn:
@@ -103,6 +109,7 @@ class SqliteMovieStore:
                 " running_stage, deadline, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_columns(movie), movie.id),
             )
+            queue_index.move(conn, None, queue_index.key_of(movie))
         return movie
 
     def get(self, movie_id: str) -> Movie | None:
@@ -142,15 +149,10 @@ class SqliteMovieStore:
 
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         conn = self.db.conn()
-        key = (movie.request.priority.rank, arrival_key(movie.created_at), movie.id)
-        (ahead,) = conn.execute(
-            "SELECT COUNT(*) FROM movies WHERE waiting_stage = ?"
-            " AND (prio, arrival, id) < (?, ?, ?)",
-            (stage.value, *key),
-        ).fetchone()
-        (total,) = conn.execute(
-            "SELECT COUNT(*) FROM movies WHERE waiting_stage = ?", (stage.value,)
-        ).fetchone()
+        if movie.waiting_stage is stage:
+            ahead, total = queue_index.ahead_and_total(conn, movie)
+        else:
+            ahead, total = 0, queue_index.total(conn, stage.value)
         (running,) = conn.execute(
             "SELECT COUNT(*) FROM movies WHERE running_stage = ?", (stage.value,)
         ).fetchone()
@@ -238,6 +240,7 @@ class SqliteMovieStore:
         return Movie.model_validate_json(row[0]) if row else None
 
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
+        queue_index.move(conn, queue_index.key_of(old), queue_index.key_of(new))
         conn.execute(
             "UPDATE movies SET doc = ?, owner = ?, arrival = ?, prio = ?, waiting_stage = ?,"
             " ready_at = ?, running_stage = ?, deadline = ? WHERE id = ?",
