@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
+import io
 import json
 import os
 import platform
@@ -13,6 +16,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -108,15 +112,61 @@ def git_commit() -> dict[str, Any]:
     return {"commit": sha, "dirty": bool(status.strip())}
 
 
+def _digest(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name] + b"\0")
+    return h.hexdigest()[:16]
+
+
+def code_digest() -> tuple[str | None, str | None]:
+    """(path, digest) of the deepflix package this process imports; children inherit
+    PYTHONPATH, so they import the same one."""
+    spec = importlib.util.find_spec("deepflix")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        return None, None
+    pkg = Path(locations[0])
+    return str(pkg), _digest({str(p.relative_to(pkg)): p.read_bytes() for p in pkg.rglob("*.py")})
+
+
+def code_info() -> dict[str, Any]:
+    """The measured code and the commit HEAD is now, and whether the code is exactly that
+    commit's: the working tree may be shared with people editing it."""
+    path, digest = code_digest()
+    commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    head: dict[str, bytes] = {}
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit or "HEAD", "functions/deepflix"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode == 0:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            for member in tar.getmembers():
+                f = tar.extractfile(member) if member.name.endswith(".py") else None
+                if f is not None:
+                    head[member.name.removeprefix("functions/deepflix/")] = f.read()
+    return {
+        "path": path,
+        "digest": digest,
+        "commit": commit,
+        "is_commit": bool(head) and digest == _digest(head),
+    }
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def write_result(out_dir: Path, name: str, result: dict[str, Any]) -> Path:
+def write_result(
+    out_dir: Path, name: str, result: dict[str, Any], git: dict[str, Any] | None = None
+) -> Path:
     """bench/results/<name>.json with the run's context around the benchmark's own figures."""
     path = out_dir / "results" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": name, "date": now_iso(), "git": git_commit(), "machine": machine()}
+    git = git or git_commit()
+    doc = {"benchmark": name, "date": now_iso(), "git": git, "machine": machine()}
     doc |= result
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return path

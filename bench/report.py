@@ -212,6 +212,19 @@ def _summary(docs: dict[str, dict[str, Any]]) -> list[str]:
     return table(["benchmark", "target", "result"], rows)
 
 
+def _commits(docs: dict[str, dict[str, Any]]) -> str:
+    """The commit(s) measured, and whether the code was exactly that commit's."""
+    seen: dict[str, bool] = {}
+    for d in docs.values():
+        g = d.get("git", {})
+        commit = str(g.get("commit"))
+        seen[commit] = seen.get(commit, True) and bool(g.get("code_is_this_commit"))
+    return "; ".join(
+        f"{c}" + (" (the measured code is exactly this commit's)" if exact else " (+ changes)")
+        for c, exact in seen.items()
+    )
+
+
 def write(out_dir: Path) -> Path:
     docs = {}
     for path in sorted((out_dir / "results").glob("*.json")):
@@ -219,7 +232,7 @@ def write(out_dir: Path) -> Path:
         if doc.get("benchmark") in RENDER:
             docs[doc["benchmark"]] = doc
     first: dict[str, Any] = next(iter(docs.values()), {})
-    m, g = first.get("machine", {}), first.get("git", {})
+    m = first.get("machine", {})
     dates = sorted({d["date"] for d in docs.values()})
     lines = [
         "# Benchmark results",
@@ -232,7 +245,7 @@ def write(out_dir: Path) -> Path:
         f"{m.get('memory_gib')} GiB memory; Linux {m.get('kernel')}",
         f"- Software: Python {m.get('python')}, SQLite {m.get('sqlite')}, node {m.get('node')}, "
         f"{m.get('redis')}, {m.get('wrk')}",
-        f"- Commit: {g.get('commit')}" + (" (with uncommitted changes)" if g.get("dirty") else ""),
+        f"- Commit: {_commits(docs)}",
         "- Figures are medians of the runs, with [min, max] across runs.",
         "",
         CONDITIONS,
@@ -250,6 +263,15 @@ def write(out_dir: Path) -> Path:
             lines += [f"**Failed:** {doc['error']}", ""]
         else:
             lines += RENDER[name](doc)
+            code = doc.get("code") or {}
+            if doc.get("code_changed_during_run"):
+                lines += ["**The service code changed while this benchmark ran.**", ""]
+            elif code.get("is_commit") is False:
+                lines += [
+                    f"Code measured: deepflix {code.get('digest')} at commit "
+                    f"{code.get('commit')} with uncommitted changes.",
+                    "",
+                ]
             load = doc.get("loadavg_before")
             if load:
                 lines += [

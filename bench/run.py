@@ -22,14 +22,15 @@ from bench import (
     render_bench,
     report,
 )
-from bench.common import BENCH, write_result
+from bench.common import BENCH, code_digest, code_info, write_result
 
 BENCHMARKS: dict[str, ModuleType] = {
     m.NAME: m for m in (pipeline_bench, api_bench, position_bench, render_bench, cost_bench)
 }
 
 
-def run_one(name: str, quick: bool, out: Path) -> dict[str, Any]:
+def run_one(name: str, quick: bool, out: Path, code: dict[str, Any]) -> dict[str, Any]:
+    """`code` is what the invocation started with: the commit then, and the code's digest."""
     module = BENCHMARKS[name]
     started = time.monotonic()
     load = os.getloadavg()  # other work on the machine skews every figure: record it
@@ -44,8 +45,12 @@ def run_one(name: str, quick: bool, out: Path) -> dict[str, Any]:
         "quick": quick,
         "elapsed_s": round(time.monotonic() - started, 1),
         "loadavg_before": [round(x, 2) for x in load],
+        "code": code,
     } | result
-    write_result(out, name, result)
+    if code_digest()[1] != code["digest"]:
+        result["code_changed_during_run"] = True
+    git = {"commit": code["commit"], "code_is_this_commit": code["is_commit"]}
+    write_result(out, name, result, git)
     return result
 
 
@@ -67,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = args.only or list(BENCHMARKS)
     failed = []
+    code = code_info()
     for name in names:
         sys.stdout.write(f"== {name} ...\n")
         sys.stdout.flush()
-        result = run_one(name, args.quick, args.out)
+        result = run_one(name, args.quick, args.out, code)
         if "error" in result:
             failed.append(name)
             sys.stdout.write(f"   FAILED: {result['error']}\n")
