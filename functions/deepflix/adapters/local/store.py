@@ -83,9 +83,9 @@ class SqliteMovieStore:
         self.db = Database(path, SCHEMA + queue_index.SCHEMA)
         with self.db.write() as conn:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version < 1:
+            if version < queue_index.VERSION:
                 queue_index.rebuild(conn)
-                conn.execute("PRAGMA user_version = 1")
+                conn.execute(f"PRAGMA user_version = {queue_index.VERSION}")
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         with self.db.write() as conn:
