@@ -69,12 +69,14 @@ NOTES: dict[str, str] = {
         "than 'isolated' because the stage work competes for the same GIL and disk."
     ),
     "position": (
-        "Since 73213c3 the SQLite store keeps counted buckets (stage, priority, tenth of a "
-        "second of arrival) -> n in the same transaction as each movie save; a position sums "
+        "Since 73213c3 the SQLite store keeps counted buckets (stage, priority, second of "
+        "arrival) -> n in the same transaction as each movie save; a position sums "
         "the buckets before the movie's own and counts rows only inside its own bucket, and "
         "the total is a sum of buckets. Cost now follows the number of buckets and the "
-        "arrivals per tenth of a second, not the depth: this benchmark fills 100,000 movies "
-        "in ~15 s (~650 per bucket), so a middle probe still counts hundreds of rows. Before "
+        "arrivals per second, not the depth: this benchmark fills 100,000 movies "
+        "in ~15 s (~6,500 per bucket), so a middle probe still counts thousands of rows; "
+        "tenth-of-a-second buckets were tried and were slower (8 ms p50 at 100k: ten times "
+        "the buckets to sum). Before "
         "it, every part was a COUNT over the index, linear in depth (35-65 ms p50 at 100k). "
         "The Firestore adapter counts with aggregation queries (one read per 1,000 index "
         "entries): linear in billed reads, not yet measured here."
