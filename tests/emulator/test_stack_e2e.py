@@ -66,7 +66,7 @@ def wait(s: stack.Stack, movie_id: str, timeout: float = 180) -> dict[str, Any]:
 
 
 def record_operations(ops: dict[str, int], *, movies: int) -> None:
-    """Print the per-movie operation counts; with DEEPFLIX_BENCH_RESULTS, write them for
+    """Print the per-movie operation counts; with BENCH_RESULTS_DIR, write them for
     bench/cost_bench.py (the shape it documents)."""
     invocations = sum(v for k, v in ops.items() if k.startswith("invocations."))
     per_movie = {
@@ -86,7 +86,7 @@ def record_operations(ops: dict[str, int], *, movies: int) -> None:
     }
     report = {"movies": movies, "raw": ops, "per_movie": per_movie}
     print("operations per movie:", json.dumps(per_movie, sort_keys=True))
-    out = os.environ.get("DEEPFLIX_BENCH_RESULTS")
+    out = os.environ.get("BENCH_RESULTS_DIR")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "emulator_ops.json").write_text(json.dumps(report, indent=2))
