@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import free_port
+from devtools.emulators import free_port
 
 pytestmark = pytest.mark.e2e
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
