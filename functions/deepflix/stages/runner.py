@@ -106,6 +106,11 @@ class StageRunner:
         """A job ended: if it did not record an outcome (crash, kill), record a failure."""
         if self._current(movie_id, stage, attempt) is None:
             return
+        log.warning(
+            "job exited with code %d without recording a result",
+            returncode,
+            extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt},
+        )
         self.pipeline.report(
             movie_id,
             StageFailed(
