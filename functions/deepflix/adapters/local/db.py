@@ -22,7 +22,11 @@ class _Write:
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any], *, wait: bool) -> None:
         self.fn = fn
-        self.done = threading.Event() if wait else None
+        # A held lock that the writer releases: one futex wake, where an Event's
+        # notify_all cost a tenth of the pipeline's GIL time (profiled).
+        self.done = threading.Lock() if wait else None
+        if self.done is not None:
+            self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
         self.after: list[Callable[[], None]] = []
@@ -75,7 +79,7 @@ class Database:
         w = _Write(fn, wait=True)
         self._submit(w)
         assert w.done is not None
-        w.done.wait()
+        w.done.acquire()
         if w.error is not None:
             raise w.error
         return w.result  # type: ignore[no-any-return]
@@ -117,7 +121,7 @@ class Database:
                 for fn in w.after:
                     _call(fn)
                 if w.done is not None:
-                    w.done.set()
+                    w.done.release()
                 elif w.error is not None:
                     log.warning("a write nobody waited for failed: %s", w.error)
 
