@@ -97,7 +97,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             **SERVICE_SETTINGS,
             "other_settings": "defaults (DEEPFLIX_HTTP_THREADS=8, WORKERS=4, "
             "concurrency story/images/video 4/2/1)",
-            "server": "deepflix serve (waitress) on 127.0.0.1, one fresh data dir per run",
+            "server": "deepflix serve (granian, in-process) on 127.0.0.1, a fresh data dir per run",
         },
         "probes": f"{PROBES} low-priority movies created before the load; status and "
         "position read them at random (they stay waiting: creates during the load go ahead)",
