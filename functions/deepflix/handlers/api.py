@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
@@ -85,7 +86,8 @@ class Reply:
 
 
 def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    return Reply(status, json.dumps(body, separators=(",", ":")).encode(), headers)
+    # orjson: the standard encoder was a tenth of a status request's GIL time (py-spy).
+    return Reply(status, orjson.dumps(body), headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
