@@ -6,6 +6,7 @@ import base64
 import random
 import sqlite3
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +52,8 @@ CREATE TABLE IF NOT EXISTS stage_stats (
 """
 # Parsed movies kept: enough for every movie in flight, bounded for a long-running service.
 CACHE_SIZE = 20_000
+# How long the stage means behind ETAs are reused before they are read again.
+MEANS_TTL_S = 1.0
 # Weight of the newest duration in the running mean: recent enough to follow load changes.
 EWMA_WEIGHT = 0.2
 
@@ -103,6 +106,7 @@ class SqliteMovieStore:
     def __init__(self, where: Path | Database) -> None:
         self._cache: dict[str, tuple[int, Movie]] = {}
         self._cache_lock = threading.Lock()
+        self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
         self.db = where if isinstance(where, Database) else Database(where)
         self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
         self.db.write(_migrate)
@@ -217,8 +221,13 @@ class SqliteMovieStore:
         return [self._parse(row) for row in rows]
 
     def mean_durations(self) -> dict[Stage, float]:
-        rows = self.db.conn().execute("SELECT stage, mean_s FROM stage_stats").fetchall()
-        return {Stage(stage): float(mean) for stage, mean in rows}
+        # Read for every position answer; an ETA does not need fresher means than this.
+        at, means = self._means
+        if time.monotonic() - at >= MEANS_TTL_S:
+            rows = self.db.conn().execute("SELECT stage, mean_s FROM stage_stats").fetchall()
+            means = {Stage(stage): float(mean) for stage, mean in rows}
+            self._means = (time.monotonic(), means)
+        return means
 
     def admission_paused(self) -> bool:
         row = self.db.conn().execute("SELECT value FROM flags WHERE name = 'paused'").fetchone()
