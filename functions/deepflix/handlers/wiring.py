@@ -20,6 +20,7 @@ from deepflix.adapters.local.jobs import JobExit, SubprocessJobRunner
 from deepflix.adapters.local.messaging import (
     LocalEventBus,
     LocalTaskQueue,
+    SweptDeadlines,
     task_queue_name,
     topic_queue_name,
 )
@@ -35,7 +36,6 @@ from deepflix.stages.registry import load_generators
 from deepflix.stages.runner import StageRunner
 
 log = logs.get("runtime")
-SWEEP_INTERVAL_S = 5.0
 
 
 class InlineJobRunner:
@@ -94,10 +94,7 @@ class Embedded:
         log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
-            task_queue_name("deadline"): lambda b: self.pipeline.check_deadline(
-                b["movie_id"], Stage(b["stage"]), int(b["attempt"])
-            ),
-        }
+        }  # no deadline tasks here: the sweep times stages out (SweptDeadlines)
         for stage in STAGES:
             handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
         self.consumer = Consumer(
@@ -140,7 +137,7 @@ class Embedded:
         self.pipeline.dispatch(stage)
 
     def _sweep_forever(self) -> None:
-        while not self._stop.wait(SWEEP_INTERVAL_S):
+        while not self._stop.wait(self.settings.sweep_interval_s):
             try:
                 self.pipeline.sweep()
                 self.queue.purge_names()
@@ -247,7 +244,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
     pipeline = AtomicPipeline(
         db=db,
         store=store,
-        tasks=LocalTaskQueue(queue),
+        tasks=SweptDeadlines(LocalTaskQueue(queue)),
         events=LocalEventBus(queue),
         jobs=jobs,
         config=settings.pipeline_config(),
