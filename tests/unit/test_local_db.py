@@ -116,3 +116,31 @@ def test_a_locked_database_fails_the_batch_with_unavailable(tmp_path: Path) -> N
         other.execute("ROLLBACK")
     db.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
     assert rows(db) == [1]
+
+
+def test_a_write_failing_before_any_change_leaves_its_batch_alone(db: Database) -> None:
+    gate = threading.Event()
+    db.write_later(lambda c: gate.wait(5))
+    errors: list[str] = []
+
+    def insert(i: int) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            if i == 3:
+                raise LookupError("refused before writing")  # like a 404 or a 409
+            c.execute("INSERT INTO t VALUES (?)", (i,))
+
+        try:
+            db.write(write)
+        except LookupError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(1, 6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(db._queue) < 5 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join()
+    assert errors == ["refused before writing"] and rows(db) == [1, 2, 4, 5]

@@ -40,8 +40,8 @@ class Database:
     the same guarantee as Redis with appendfsync everysec.
 
     Writes from all threads of this process go through one writer thread, which runs the
-    writes waiting at that moment in one transaction (group commit), each in its own
-    savepoint so a failing write leaves the others alone. A caller returns after the commit.
+    writes waiting at that moment in one transaction (group commit); a failing write
+    leaves the others alone (see _commit). A caller returns after the commit.
     Measured (bench/RESULTS.md §1): with a lock taken by each writing thread, every statement
     gave the GIL away while holding the database lock, and the lock convoy, not SQLite's
     work, set the pipeline's pace.
@@ -126,30 +126,34 @@ class Database:
                     log.warning("a write nobody waited for failed: %s", w.error)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Write]) -> None:
-        """One transaction for the batch, a savepoint for each write in it."""
+        """One transaction for the batch.
+
+        No savepoint per write (two statements each, and every statement gives the GIL
+        away): a write that raises before changing anything needs no undo. One that raises
+        after changing something undoes the whole batch, which then runs again one write
+        per transaction, so only the failing write fails.
+        """
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:  # locked past busy_timeout, disk full, ...
             _fail(batch, e)
             return
-        single = len(batch) == 1  # then the transaction itself is the savepoint
         for w in batch:
+            changes = conn.total_changes
             self._current = w
-            if not single:
-                conn.execute("SAVEPOINT w")
             try:
                 w.result = w.fn(conn)
             except BaseException as e:
                 w.error, w.after = e, []
-                if not single:
-                    conn.execute("ROLLBACK TO w")
+                if conn.total_changes != changes:
+                    conn.execute("ROLLBACK")
+                    if len(batch) > 1:
+                        for again in batch:
+                            again.result, again.error, again.after = None, None, []
+                            self._commit(conn, [again])
+                    return
             finally:
                 self._current = None
-            if not single:
-                conn.execute("RELEASE w")
-        if single and batch[0].error is not None:
-            conn.execute("ROLLBACK")
-            return
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as e:
