@@ -128,12 +128,14 @@ class SqliteMovieStore:
                     "INSERT INTO idempotency VALUES (?, ?, ?)",
                     (idempotency_key, movie.id, fingerprint),
                 )
+            version = _new_version()
             conn.execute(
                 "INSERT INTO movies (doc, owner, arrival, prio, waiting_stage, ready_at,"
                 " running_stage, deadline, version, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_columns(movie), _new_version(), movie.id),
+                (*_columns(movie), version, movie.id),
             )
             queue_index.move(conn, None, queue_index.key_of(movie))
+            self._remember(movie, version)
             return movie
 
         return self.db.write(write)
