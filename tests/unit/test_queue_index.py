@@ -206,7 +206,10 @@ def test_a_repeated_create_counts_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert store.position(first, Stage.story) == (0, 1, 0)
 
 
-def test_an_old_database_is_recounted_on_open(tmp_path: Path) -> None:
+def test_an_old_database_is_recounted_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     ms = [movie(seconds=i) for i in range(5)]
     for m in ms:
@@ -223,3 +226,8 @@ def test_an_old_database_is_recounted_on_open(tmp_path: Path) -> None:
     assert queue_index.counts_of(reopened.db.conn(), "story") == (5, 0)
     tables = {r[0] for r in reopened.db.conn().execute("SELECT name FROM sqlite_master")}
     assert "queue_buckets" not in tables
+    # Creates after the recount go on filling and opening buckets as usual.
+    for s in (2.5, 7, 8, 9, -1):
+        m = movie(seconds=s)
+        reopened.create(m, idempotency_key=None, fingerprint=m.id)
+    assert_exact(reopened)
