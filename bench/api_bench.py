@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,6 +47,14 @@ def _prepare(service: Service, paused: bool) -> list[str]:
     return ids
 
 
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux), or None."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 def _load(service: Service, ids_file: Path, duration_s: int) -> dict[str, Any]:
     procs = {}
     for endpoint, conns in CONNECTIONS.items():
@@ -72,15 +82,24 @@ def _one_run(workdir: Path, paused: bool, duration_s: int) -> dict[str, Any]:
         ids = _prepare(service, paused)
         ids_file = workdir / "ids.txt"
         ids_file.write_text("\n".join(ids) + "\n")
+        assert service.proc is not None
+        cpu_before = _cpu_s(service.proc.pid)
         per = _load(service, ids_file, duration_s)
+        cpu_after = _cpu_s(service.proc.pid)
         _, queues = service.call("GET", "/api/queues")
     requests = sum(e["requests"] for e in per.values())
     duration = max(e["duration_s"] for e in per.values())
     errors = sum(e["non_2xx"] + sum(e["socket_errors"].values()) for e in per.values())
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and requests:
+        cpu = 1000 * (cpu_after - cpu_before) / requests
     return {
         "requests": requests,
         "requests_per_s": requests / duration,
         "errors": errors,
+        # The service's CPU per request: steadier than requests/s on a shared machine, where
+        # the service gets whatever share of the cores the other work leaves it.
+        "service_cpu_ms_per_request": cpu,
         "endpoints": per,
         "queues_after": queues.get("queues"),
     }
@@ -97,7 +116,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             **SERVICE_SETTINGS,
             "other_settings": "defaults (DEEPFLIX_HTTP_THREADS=8, WORKERS=4, "
             "concurrency story/images/video 4/2/1)",
-            "server": "deepflix serve (waitress) on 127.0.0.1, one fresh data dir per run",
+            "server": "deepflix serve (granian, in-process) on 127.0.0.1, a fresh data dir per run",
         },
         "probes": f"{PROBES} low-priority movies created before the load; status and "
         "position read them at random (they stay waiting: creates during the load go ahead)",
@@ -114,6 +133,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         results[variant] = {
             "requests_per_s": spread([r["requests_per_s"] for r in runs]),
             "errors": sum(r["errors"] for r in runs),
+            "service_cpu_ms_per_request": spread([r["service_cpu_ms_per_request"] for r in runs]),
             "endpoints": {
                 ep: {
                     "requests_per_s": spread(

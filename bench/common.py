@@ -241,6 +241,11 @@ def redis_server(workdir: Path) -> Iterator[dict[str, Any]]:
 
 def service_env(data_dir: Path, port: int, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+    # The service runs in another directory: a relative PYTHONPATH (PYTHONPATH=functions)
+    # would silently import the installed package instead of the code under measurement.
+    if env.get("PYTHONPATH"):
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p for p in parts)
     env |= {"PORT": str(port), "DEEPFLIX_DATA_DIR": str(data_dir), "DEEPFLIX_HOST": HOST}
     env |= {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
     return env

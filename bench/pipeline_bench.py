@@ -130,9 +130,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "bullmq": {
                 "driven": "node bench/bullmq/chain.mjs: three queues, one Worker per queue "
                 "with the same concurrency, each processor adds the next stage's job; the "
-                "images worker reports progress once per scene like ours; 'bullmq' also "
-                "reads and writes the same artifact files as our instant generators (write "
-                "beside, rename), 'bullmq_queue_only' writes none",
+                "images worker reports progress like ours (at most once per 0.5 s of work); "
+                "'bullmq' also reads and writes the same artifact files as our instant "
+                "generators (write beside, rename), 'bullmq_queue_only' writes none",
                 "attempts": 3,
                 "durability": "redis-server appendonly yes, appendfsync everysec, no RDB: "
                 "survives a process crash; a power loss may drop the last second",

@@ -92,7 +92,11 @@ def _api(doc: dict[str, Any]) -> list[str]:
             rows.append(
                 [variant, ep, med(e["requests_per_s"]), med(e["p50_ms"], 2), med(e["p99_ms"], 2)]
             )
-        rows.append([variant, "**all**", med(r["requests_per_s"]), "", f"errors: {r['errors']}"])
+        cpu = r.get("service_cpu_ms_per_request")
+        tail = f"; service CPU {med(cpu, 2)} ms/request" if cpu else ""
+        rows.append(
+            [variant, "**all**", med(r["requests_per_s"]), "", f"errors: {r['errors']}{tail}"]
+        )
     lines += table(["variant", "endpoint", "requests/s", "p50 ms", "p99 ms"], rows)
     lines.append(
         "live = admission on, stage work running beside the API; isolated = admission "

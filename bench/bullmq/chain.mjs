@@ -1,7 +1,8 @@
 // The BullMQ peer of the pipeline benchmark: story -> images -> video as three chained queues.
 //
 // Each stage's worker does the same bookkeeping as ours with instant generators (the images
-// stage reports progress once per scene), then adds the next stage's job before it returns.
+// stage reports progress as ours does, at most twice a second), then adds the next stage's
+// job before it returns.
 // Timing matches the DeepFlix side: a stage "finished" when its worker's work was done (before
 // the result is recorded), the next stage "started" when BullMQ moved its job to active
 // (job.processedOn). Prints one JSON object on stdout.
@@ -17,6 +18,7 @@ import IORedis from "ioredis";
 // instant generators (story.json, one small PNG per scene, movie.mp4, poster.png,
 // captions.vtt), each written beside and renamed into place like our artifact store.
 const PNG = Buffer.alloc(120, 7);
+const PROGRESS_INTERVAL_MS = 500;
 function put(dir, name, data) {
   const tmp = join(dir, `.${name}.${process.pid}.tmp`);
   writeFileSync(tmp, data);
@@ -82,8 +84,14 @@ async function main() {
           if (k > 0) hops[k - 1].push(job.processedOn - prevFinished);
           if (opt.artifacts) stageFiles(opt.artifacts, k, movie, opt.scenes);
           if (k === 1) {
+            // The same progress policy as ours (stages/runner.py): at most one report per
+            // 0.5 s of a stage's work, none before the first 0.5 s has passed.
+            let last = Date.now();
             for (let s = 1; s <= opt.scenes; s++) {
-              await job.updateProgress(Math.floor((s * 100) / opt.scenes));
+              if (Date.now() - last >= PROGRESS_INTERVAL_MS) {
+                last = Date.now();
+                await job.updateProgress(Math.floor((s * 100) / opt.scenes));
+              }
             }
           }
           const at = Date.now();

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import urllib.error
@@ -26,9 +24,47 @@ def _out(text: str = "", end: str = "\n") -> None:
     sys.stdout.flush()
 
 
-def serve(args: argparse.Namespace) -> int:
-    from waitress import create_server
+def _http_server(app: Any, host: str, port: int, threads: int) -> Any:
+    """granian's server, in this process: HTTP parsing and socket I/O run in Rust threads
+    without the GIL, and `threads` Python threads run the app (docs/decisions/0006)."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.common import AbstractServer
+    from granian.server.mt import MTServer
 
+    class InProcessServer(MTServer):
+        """The worker is a thread of this process, so the API shares it with the runtime.
+
+        granian offers thread workers for free-threaded Python and refuses a GIL build; with
+        one worker the GIL costs nothing extra, and a worker process would outlive a
+        `kill -9` of ours holding the port.
+        """
+
+        def _check_gil(self) -> None:
+            """The GIL is expected here."""
+
+        def serve(self, *args: Any, **kwargs: Any) -> None:
+            # MTServer.serve only adds a warning about free-threaded builds.
+            AbstractServer.serve(self, *args, **kwargs)
+
+    server = InProcessServer(
+        "deepflix",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=1,
+        blocking_threads=threads,
+        runtime_threads=1,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels.warning,
+    )
+    # granian configured its logger on construction; send it through ours.
+    logging.getLogger("_granian").handlers[:] = logging.getLogger("deepflix").handlers
+    return server
+
+
+def serve(args: argparse.Namespace) -> int:
     from deepflix import logs
     from deepflix.config import Settings
     from deepflix.handlers.api import Api
@@ -43,9 +79,6 @@ def serve(args: argparse.Namespace) -> int:
             sys.stderr.write(f"invalid setting {field.upper()}: {err['msg']}\n")
         return 2
     logs.setup(settings.log_level)
-    # waitress warns on every request that waits for a thread; under load that formatting
-    # alone took a sixth of the GIL (bench/RESULTS.md). Queueing is visible in latency.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     runtime = build_embedded(settings)
     runtime.start()
     app = Api(
@@ -54,24 +87,18 @@ def serve(args: argparse.Namespace) -> int:
         local_file=runtime.artifacts.resolve,
         extra_metrics=lambda: {"dead_letters": len(runtime.queue.dead_letters())},
     )
-    server = create_server(
-        app, host=settings.host, port=settings.port, threads=settings.http_threads, ident="deepflix"
-    )
+    server = _http_server(app, settings.host, settings.port, settings.http_threads)
     base = f"http://{settings.host}:{settings.port}"
     _out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
     _out(f"  Dashboard: {base}/")
     _out(f"  API:       {base}/api/movies")
     _out(f"  Queues:    {base}/api/queues")
     _out(f"  Health:    {base}/healthz")
-
-    def shutdown(signum: int, frame: Any) -> None:
-        server.close()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    with contextlib.suppress(OSError):  # the listening socket was closed by shutdown()
-        server.run()
-    runtime.stop()
+    try:
+        # Returns on SIGTERM or SIGINT, once the requests in flight are answered.
+        server.serve(target_loader=lambda _target: app)
+    finally:
+        runtime.stop()
     return 0
 
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(60.0, ge=0)
     workers: int = Field(4, ge=1, le=64)
     http_threads: int = Field(8, ge=1, le=256)
+    # Embedded: how often overdue stages are timed out and stage queues re-dispatched.
+    sweep_interval_s: float = Field(5.0, gt=0, le=3600)
     job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"
     # -- Google Cloud backend (DEEPFLIX_BACKEND=gcp): the same code on Firestore, Cloud Tasks,
     # Pub/Sub and, optionally, Cloud Run jobs and Cloud Storage. The emulators are reached

@@ -47,19 +47,21 @@ def artifacts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Artifa
 
 def test_put_then_fetch_returns_the_same_bytes(artifacts: Artifacts, tmp_path: Path) -> None:
     source = tmp_path / "poster.jpg"
-    source.write_bytes(b"\xff\xd8 not really a jpeg \x00\x01")
-    path = artifacts.store.put("m1", "poster.jpg", source)
+    data = b"\xff\xd8 not really a jpeg \x00\x01"
+    source.write_bytes(data)
+    path = artifacts.store.put("m1", "poster.jpg", source)  # the store may take the file
     assert "m1" in path and path.endswith("poster.jpg")
     dest = tmp_path / "back.jpg"
     artifacts.store.fetch(path, dest)
-    assert dest.read_bytes() == source.read_bytes()
+    assert dest.read_bytes() == data
 
 
 def test_each_movie_has_its_own_prefix(artifacts: Artifacts, tmp_path: Path) -> None:
-    source = tmp_path / "story.json"
-    source.write_text("{}")
-    assert artifacts.store.put("m1", "story.json", source) != artifacts.store.put(
-        "m2", "story.json", source
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text("{}")
+    second.write_text("{}")
+    assert artifacts.store.put("m1", "story.json", first) != artifacts.store.put(
+        "m2", "story.json", second
     )
 
 

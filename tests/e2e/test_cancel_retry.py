@@ -85,3 +85,21 @@ def test_permanent_failure_is_not_retried(make_service) -> None:  # type: ignore
     failed = svc.wait_terminal(movie_id)
     assert failed["status"] == "failed" and failed["stages"]["story"]["attempts"] == 1
     assert failed["error"]["retryable"] is False
+
+
+def test_a_stage_past_its_timeout_is_timed_out_and_retried(make_service) -> None:  # type: ignore[no-untyped-def]
+    # The story runs in the service itself, so only the sweep can time it out (a job
+    # stage's own process is also stopped by its runner at the timeout).
+    svc: Service = make_service(
+        generators="instant", story_timeout_s=1, sweep_interval_s=0.2, max_attempts=2
+    )
+    write_faults(svc, {"story": {"kind": "delay", "seconds": 4, "match": "STUCK"}})
+    movie_id = svc.create("A STUCK elevator between floors", scene_count=2)["movie_id"]
+    final = svc.wait_terminal(movie_id, timeout=60)
+    story = final["stages"]["story"]
+    assert final["status"] == "failed" and story["attempts"] == 2
+    assert story["last_error"]["code"] == "timeout"
+    time.sleep(4)  # the stuck attempts now finish: their late success must change nothing
+    assert svc.status(movie_id)["status"] == "failed"
+    other = svc.create("A brisk walk", scene_count=2)["movie_id"]
+    assert svc.wait_terminal(other)["status"] == "succeeded"

@@ -19,7 +19,7 @@ def test_put_fetch_url_and_resolve(tmp_path: Path) -> None:
     (work / "a.png").write_bytes(b"first")
     path = store.put("m1", "a.png", work / "a.png")
     assert path == "m1/a.png" and store.url(path) == "/api/movies/m1/artifacts/a.png"
-    (work / "a.png").unlink()  # the stage's temp folder goes away; the artifact stays
+    assert not (work / "a.png").exists()  # moved into place, not copied
     store.fetch(path, tmp_path / "copy.png")
     assert (tmp_path / "copy.png").read_bytes() == b"first"
     (work / "b.png").write_bytes(b"second")
@@ -34,3 +34,8 @@ def test_resolve_refuses_missing_and_escaping_paths(tmp_path: Path) -> None:
     for bad in ("m1/none.png", "../secret", "m1/../../secret"):
         with pytest.raises(NotFound):
             store.resolve(bad)
+        with pytest.raises(NotFound):
+            store.fetch(bad, tmp_path / "out")
+    with pytest.raises(NotFound):
+        store.put("m1", "../escape.png", tmp_path / "secret")
+    assert (tmp_path / "secret").exists()

@@ -95,7 +95,7 @@ def test_a_locked_database_is_reported_as_unavailable(tmp_path: Path) -> None:
     from deepflix.pipeline.errors import Unavailable
 
     queue = SqliteQueue(tmp_path / "q.db")
-    queue.db.conn().execute("PRAGMA busy_timeout=10")
+    queue.db.busy_timeout_ms = 10  # read when the writer thread opens its connection
     other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:

@@ -159,8 +159,7 @@ def test_counts_never_drift_through_random_traffic(
         return {k: v for k, v in queue_index.stage_counts(store.db.conn()).items() if any(v)}
 
     before = nonzero()
-    with store.db.write() as conn:
-        queue_index.rebuild(conn)
+    store.db.write(queue_index.rebuild)
     assert nonzero() == before
     assert_exact(store)
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
-from werkzeug.routing import Map, Rule
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from deepflix import logs
+from deepflix.handlers.routing import NoRoute, Router, WrongMethod
 from deepflix.handlers.views import links, movie_view, position_view, summary_view
 from deepflix.pipeline.errors import (
     BadRequest,
@@ -44,41 +45,63 @@ MEDIA_TYPES = {
     ".json": "application/json",
 }
 
-ROUTES = Map(
+ROUTES = Router(
     [
-        Rule("/", endpoint="dashboard", methods=["GET"]),
-        Rule("/healthz", endpoint="health", methods=["GET"]),
-        Rule("/api/movies", endpoint="create", methods=["POST"]),
-        Rule("/api/movies", endpoint="list", methods=["GET"]),
-        Rule("/api/movies/<movie_id>", endpoint="status", methods=["GET"]),
-        Rule("/api/movies/<movie_id>/status", endpoint="status", methods=["GET"]),
-        Rule("/api/movies/<movie_id>/cancel", endpoint="cancel", methods=["POST"]),
-        Rule("/api/movies/<movie_id>/retry", endpoint="retry", methods=["POST"]),
-        Rule("/api/movies/<movie_id>/artifacts/<name>", endpoint="artifact", methods=["GET"]),
-        Rule("/api/queue/<job_id>/position", endpoint="position", methods=["GET"]),
-        Rule("/api/queues", endpoint="queues", methods=["GET"]),
-        Rule("/api/admission/pause", endpoint="pause", methods=["POST"]),
-        Rule("/api/admission/resume", endpoint="resume", methods=["POST"]),
-    ],
-    strict_slashes=False,
+        ("GET", "/", "dashboard"),
+        ("GET", "/healthz", "health"),
+        ("POST", "/api/movies", "create"),
+        ("GET", "/api/movies", "list"),
+        ("GET", "/api/movies/<movie_id>", "status"),
+        ("GET", "/api/movies/<movie_id>/status", "status"),
+        ("POST", "/api/movies/<movie_id>/cancel", "cancel"),
+        ("POST", "/api/movies/<movie_id>/retry", "retry"),
+        ("GET", "/api/movies/<movie_id>/artifacts/<name>", "artifact"),
+        ("GET", "/api/queue/<job_id>/position", "position"),
+        ("GET", "/api/queues", "queues"),
+        ("POST", "/api/admission/pause", "pause"),
+        ("POST", "/api/admission/resume", "resume"),
+    ]
 )
+STATUS_LINES = {code: f"{code} {reason}" for code, reason in HTTP_STATUS_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A JSON answer. Under load a werkzeug Response cost more than the handler behind it
+    (bench/RESULTS.md §2), so the WSGI path writes this directly as one bytes chunk."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def wsgi_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(self.body))),
+            *self.headers,
+        ]
+
+    def to_response(self) -> Response:
+        return Response(self.body, status=self.status, headers=self.wsgi_headers())
+
+
+def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    # orjson: the standard encoder was a tenth of a status request's GIL time (py-spy).
+    return Reply(status, orjson.dumps(body), headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status=status,
-        mimetype="application/json",
-        headers=headers,
-    )
+    return json_reply(body, status, tuple((headers or {}).items())).to_response()
 
 
-def error_response(err: DeepflixError) -> Response:
-    headers = {}
+def error_reply(err: DeepflixError) -> Reply:
+    headers: tuple[tuple[str, str], ...] = ()
     if isinstance(err, Unavailable):
-        headers["Retry-After"] = str(err.retry_after_s)
+        headers = (("Retry-After", str(err.retry_after_s)),)
+    elif isinstance(err, MethodNotAllowed):
+        headers = (("Allow", err.details["allowed"]),)
     body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_response(body, err.status, headers)
+    return json_reply(body, err.status, headers)
 
 
 class Api:
@@ -96,44 +119,48 @@ class Api:
         self.extra_metrics = extra_metrics
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        response = self.handle(Request(environ))
-        return response(environ, start_response)
+        answer = self.answer(Request(environ))
+        if isinstance(answer, Response):  # files and the dashboard page
+            return answer(environ, start_response)
+        start_response(STATUS_LINES[answer.status], answer.wsgi_headers())
+        # A list, not an iterator: the server then sends it in one write.
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]
 
     def handle(self, request: Request) -> Response:
-        adapter = ROUTES.bind_to_environ(request.environ)
+        """For callers that want a werkzeug Response (the Cloud Function)."""
+        answer = self.answer(request)
+        return answer if isinstance(answer, Response) else answer.to_response()
+
+    def answer(self, request: Request) -> Reply | Response:
         try:
             try:
-                endpoint, args = adapter.match()
-            except WzMethodNotAllowed as e:
-                allowed = ", ".join(sorted(e.valid_methods or []))
+                endpoint, args = ROUTES.match(request.method, request.path)
+            except WrongMethod as e:
                 raise MethodNotAllowed(
-                    f"{request.method} is not allowed here", details={"allowed": allowed}
+                    f"{request.method} is not allowed here", details={"allowed": str(e)}
                 ) from e
-            except HTTPException as e:
+            except NoRoute as e:
                 raise NotFound(f"no route for {request.path}") from e
-            response: Response = getattr(self, f"_{endpoint}")(request, **args)
-            return response
+            answer: Reply | Response = getattr(self, f"_{endpoint}")(request, **args)
+            return answer
         except DeepflixError as e:
-            response = error_response(e)
-            if isinstance(e, MethodNotAllowed):
-                response.headers["Allow"] = e.details["allowed"]
-            return response
+            return error_reply(e)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(DeepflixError("internal error; it has been logged"))
+            return error_reply(DeepflixError("internal error; it has been logged"))
 
     # -- endpoints -----------------------------------------------------------------------
 
     def _dashboard(self, request: Request) -> Response:
         return Response(DASHBOARD.read_bytes(), mimetype="text/html")
 
-    def _health(self, request: Request) -> Response:
+    def _health(self, request: Request) -> Reply:
         counts = self.pipeline.store.counts()
-        return json_response(
+        return json_reply(
             {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
         )
 
-    def _create(self, request: Request) -> Response:
+    def _create(self, request: Request) -> Reply:
         body = _read_json(request)
         try:
             create = MovieCreate.model_validate_json(body)
@@ -156,29 +183,29 @@ class Api:
             "eta_seconds": view["eta_seconds"] if view else None,
             "links": links(movie.id),
         }
-        return json_response(body_out, 202, {"Location": f"/api/movies/{movie.id}"})
+        return json_reply(body_out, 202, (("Location", f"/api/movies/{movie.id}"),))
 
-    def _list(self, request: Request) -> Response:
+    def _list(self, request: Request) -> Reply:
         raw = request.args.get("limit", "20")
         if not raw.isdigit() or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
         page = self.pipeline.store.list(
             owner=None, limit=int(raw), cursor=request.args.get("cursor") or None
         )
-        return json_response(
+        return json_reply(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
         )
 
-    def _status(self, request: Request, movie_id: str) -> Response:
+    def _status(self, request: Request, movie_id: str) -> Reply:
         movie = self.pipeline.get(movie_id)
         view = movie_view(movie, self.pipeline.position(movie), self._url)
-        return json_response(view)
+        return json_reply(view)
 
-    def _position(self, request: Request, job_id: str) -> Response:
+    def _position(self, request: Request, job_id: str) -> Reply:
         movie = self.pipeline.get(job_id)
         view = position_view(self.pipeline.position(movie))
         stage = movie.current_stage
-        return json_response(
+        return json_reply(
             {
                 "job_id": movie.id,
                 "status": movie.status.value,
@@ -188,13 +215,13 @@ class Api:
             }
         )
 
-    def _cancel(self, request: Request, movie_id: str) -> Response:
+    def _cancel(self, request: Request, movie_id: str) -> Reply:
         movie = self.pipeline.cancel(movie_id)
-        return json_response(movie_view(movie, None, self._url))
+        return json_reply(movie_view(movie, None, self._url))
 
-    def _retry(self, request: Request, movie_id: str) -> Response:
+    def _retry(self, request: Request, movie_id: str) -> Reply:
         movie = self.pipeline.retry(movie_id)
-        return json_response(movie_view(movie, self.pipeline.position(movie), self._url), 202)
+        return json_reply(movie_view(movie, self.pipeline.position(movie), self._url), 202)
 
     def _artifact(self, request: Request, movie_id: str, name: str) -> Response:
         movie = self.pipeline.get(movie_id)
@@ -210,15 +237,15 @@ class Api:
         response.content_length = file.stat().st_size
         return response
 
-    def _pause(self, request: Request) -> Response:
+    def _pause(self, request: Request) -> Reply:
         self.pipeline.pause_admission()
         return self._queues(request)
 
-    def _resume(self, request: Request) -> Response:
+    def _resume(self, request: Request) -> Reply:
         self.pipeline.resume_admission()
         return self._queues(request)
 
-    def _queues(self, request: Request) -> Response:
+    def _queues(self, request: Request) -> Reply:
         counts = self.pipeline.store.counts()
         observed = self.pipeline.store.mean_durations()
         body: dict[str, Any] = {
@@ -235,7 +262,7 @@ class Api:
         }
         if self.extra_metrics is not None:
             body |= self.extra_metrics()
-        return json_response(body)
+        return json_reply(body)
 
     def _url(self, path: str) -> str:
         return self.artifacts.url(path)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +14,13 @@ from typing import Any
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.atomic import AtomicPipeline
+from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.jobs import JobExit, SubprocessJobRunner
 from deepflix.adapters.local.messaging import (
     LocalEventBus,
     LocalTaskQueue,
+    SweptDeadlines,
     task_queue_name,
     topic_queue_name,
 )
@@ -31,23 +36,36 @@ from deepflix.stages.registry import load_generators
 from deepflix.stages.runner import StageRunner
 
 log = logs.get("runtime")
-SWEEP_INTERVAL_S = 5.0
 
 
 class InlineJobRunner:
-    """Runs a job's work on a thread of this process (benchmarks; no process start cost)."""
+    """Runs a job's work on a thread of this process (benchmarks; no process start cost).
 
-    def __init__(self) -> None:
+    The threads are pooled: a new thread per job also opened new database connections.
+    Stage concurrency limits how many jobs run at once, so `threads` at their sum never
+    makes a job wait for a thread.
+    """
+
+    def __init__(self, threads: int) -> None:
         self.execute: Callable[[str, Stage, int], bool] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inline-job")
 
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
         assert self.execute is not None
-        execution = f"inline-{uuid.uuid4().hex[:12]}"
-        threading.Thread(target=self.execute, args=(movie_id, stage, attempt), daemon=True).start()
-        return execution
+        self._pool.submit(self._run, self.execute, movie_id, stage, attempt)
+        return f"inline-{uuid.uuid4().hex[:12]}"
 
     def cancel(self, execution: str) -> None:
         """A thread cannot be stopped; its late report is ignored as stale."""
+
+    @staticmethod
+    def _run(
+        execute: Callable[[str, Stage, int], bool], movie_id: str, stage: Stage, n: int
+    ) -> None:
+        try:
+            execute(movie_id, stage, n)
+        except Exception:  # the deadline check will retry it; the thread must live on
+            log.exception("inline job failed", extra={"movie_id": movie_id, "stage": stage.value})
 
 
 @dataclass
@@ -70,13 +88,13 @@ class Embedded:
         """Recover from an unclean stop, then deliver work as it arrives."""
         released = self.queue.release_leases()
         interrupted = self.interrupt_running()
+        if self.runner.workdir is not None:  # what stage work left when the service died
+            for leftover in self.runner.workdir.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
         log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
-            task_queue_name("deadline"): lambda b: self.pipeline.check_deadline(
-                b["movie_id"], Stage(b["stage"]), int(b["attempt"])
-            ),
-        }
+        }  # no deadline tasks here: the sweep times stages out (SweptDeadlines)
         for stage in STAGES:
             handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
         self.consumer = Consumer(
@@ -119,7 +137,7 @@ class Embedded:
         self.pipeline.dispatch(stage)
 
     def _sweep_forever(self) -> None:
-        while not self._stop.wait(SWEEP_INTERVAL_S):
+        while not self._stop.wait(self.settings.sweep_interval_s):
             try:
                 self.pipeline.sweep()
                 self.queue.purge_names()
@@ -156,7 +174,8 @@ class Cloud:
 
 def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
     if settings.job_runner == "inline":
-        return InlineJobRunner()
+        gpu = settings.images_concurrency + settings.video_concurrency
+        return InlineJobRunner(threads=gpu)
     if settings.job_runner == "cloudrun":
         from deepflix.adapters.gcp.factory import cloud_run_jobs
 
@@ -164,10 +183,13 @@ def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
     return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs", on_exit=on_exit)
 
 
-def _runner(settings: Settings, pipeline: Pipeline, artifacts: ArtifactStore) -> StageRunner:
+def _runner(
+    settings: Settings, pipeline: Pipeline, artifacts: ArtifactStore, workdir: Path | None = None
+) -> StageRunner:
     runner = StageRunner(
         pipeline=pipeline,
         artifacts=artifacts,
+        workdir=workdir,
         generators=load_generators(
             settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
         ),
@@ -212,21 +234,26 @@ def build(settings: Settings) -> Embedded | Cloud:
 
 def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Embedded:
     data = settings.data_dir.resolve()
-    store = SqliteMovieStore(data / "movies.db")
-    queue = SqliteQueue(data / "queue.db")
+    db = Database(data / "movies.db")  # documents and queues: one transaction per change
+    store = SqliteMovieStore(db)
+    queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(data / "artifacts")
     holder: list[Embedded] = []
     jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
     extra = {"clock": clock} if clock is not None else {}
-    pipeline = Pipeline(
+    pipeline = AtomicPipeline(
+        db=db,
         store=store,
-        tasks=LocalTaskQueue(queue),
+        tasks=SweptDeadlines(LocalTaskQueue(queue)),
         events=LocalEventBus(queue),
         jobs=jobs,
         config=settings.pipeline_config(),
         **extra,
     )
-    runner = _runner(settings, pipeline, artifacts)
+    # Stage work beside the artifacts, so outputs are renamed into place, never copied.
+    work = data / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    runner = _runner(settings, pipeline, artifacts, work)
     embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
     holder.append(embedded)
     return embedded

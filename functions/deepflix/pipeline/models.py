@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -153,6 +154,11 @@ class Movie(BaseModel):
         return (self.request.priority.rank, arrival_key(self.created_at), self.id)
 
 
+@functools.lru_cache(maxsize=4096)
 def arrival_key(at: datetime) -> str:
-    """Fixed-width UTC text that sorts like the instant (isoformat drops zero microseconds)."""
+    """Fixed-width UTC text that sorts like the instant (isoformat drops zero microseconds).
+
+    Cached: every save of a movie keys its queue columns by it (profiled: strftime was a
+    few percent of a state change).
+    """
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -98,7 +98,10 @@ class JobRunner(Protocol):
 
 class ArtifactStore(Protocol):
     def put(self, movie_id: str, name: str, source: Path) -> str:
-        """Store a file under the movie's prefix; returns its storage path."""
+        """Store a file under the movie's prefix; returns its storage path.
+
+        The store takes the file: a local store moves it into place.
+        """
 
     def fetch(self, path: str, dest: Path) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from deepflix.stages.faults import FaultPlan
 from deepflix.stages.processors import PROCESSORS, StageContext
 
 log = logs.get("stages")
+# The least time between two progress reports of one attempt.
+PROGRESS_INTERVAL_S = 0.5
 
 
 class StageRequest(BaseModel):
@@ -78,8 +81,15 @@ class StageRunner:
         log.info("stage started", extra=ctx)
         clock = self.pipeline.clock
 
+        last = [time.monotonic()]
+
         def progress(pct: int) -> None:
-            self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
+            # Each report is a write of the movie document: a few per second are enough for
+            # a progress bar, and a fast stage finishing before the first interval writes none.
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL_S:
+                last[0] = now
+                self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
 
         with tempfile.TemporaryDirectory(prefix=f"deepflix-{stage.value}-", dir=self.workdir) as d:
             try:

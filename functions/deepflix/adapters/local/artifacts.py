@@ -13,19 +13,32 @@ class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._made: set[str] = set()  # movie folders known to exist: a mkdir is a syscall
 
     def put(self, movie_id: str, name: str, source: Path) -> str:
-        path = f"{movie_id}/{name}"
+        """Takes the file: moved into place when it is on the same file system."""
+        path = f"{movie_id}/{_checked(name)}"
         dest = self.root / path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside, then rename: a reader never sees half a file, even after a crash.
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        _link_or_copy(source, tmp)
-        os.replace(tmp, dest)
+        if movie_id not in self._made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(movie_id)
+        # A rename is atomic: a reader never sees half a file, even after a crash.
+        try:
+            os.replace(source, dest)
+        except OSError:  # another file system: copy beside, then rename
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            _link_or_copy(source, tmp)
+            os.replace(tmp, dest)
         return path
 
     def fetch(self, path: str, dest: Path) -> None:
-        _link_or_copy(self.resolve(path), dest)
+        source = self.root / _checked(path)
+        try:
+            os.link(source, dest)
+        except FileNotFoundError as e:
+            raise NotFound(f"no artifact {path!r}") from e
+        except OSError:  # the name is taken, or no hard links here
+            _link_or_copy(source, dest)
 
     def url(self, path: str) -> str:
         movie_id, _, name = path.partition("/")
@@ -37,6 +50,14 @@ class LocalArtifactStore:
         if not full.is_relative_to(self.root.resolve()) or not full.is_file():
             raise NotFound(f"no artifact {path!r}")
         return full
+
+
+def _checked(path: str) -> str:
+    """A relative path that stays inside the root, checked without a syscall (the paths
+    come from movie documents; downloads go through resolve(), which follows links)."""
+    if path.startswith("/") or ".." in path.split("/") or "\0" in path:
+        raise NotFound(f"no artifact {path!r}")
+    return path
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:

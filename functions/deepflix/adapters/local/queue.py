@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,21 +46,45 @@ class Message:
 
 
 class SqliteQueue:
-    def __init__(self, path: Path, *, lease_s: float = 600.0, max_deliveries: int = 5) -> None:
-        self.db = Database(path, SCHEMA)
+    def __init__(
+        self, where: Path | Database, *, lease_s: float = 600.0, max_deliveries: int = 5
+    ) -> None:
+        # Sharing the movie store's database puts a state change and the messages it sends
+        # in one transaction.
+        self.db = where if isinstance(where, Database) else Database(where)
+        self.db.conn().executescript(SCHEMA)
         self.lease_s = lease_s
         self.max_deliveries = max_deliveries
         self._listeners: list[Callable[[], None]] = []
+        # Queues whose consumer lives in this process: their due puts go straight to
+        # `_ready` (stored already leased), so delivering them costs no lease transaction.
+        self._here: frozenset[str] = frozenset()
+        self._ready: deque[Message] = deque()
 
     def on_put(self, listener: Callable[[], None]) -> None:
         """Called after every put in this process: consumers wake at once instead of polling."""
         self._listeners.append(listener)
 
+    def deliver_here(self, queues: Iterable[str]) -> None:
+        """Hand due puts to this process's consumer directly; only one consumer may ask."""
+        if self._here:
+            raise ValueError("another consumer in this process already takes this queue's puts")
+        self._here = frozenset(queues)
+
+    def take_ready(self) -> Message | None:
+        """A message put in this process for its consumer, already leased to it."""
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return None
+
     def put(
         self, queue: str, body: Mapping[str, Any], *, name: str | None = None, eta: float = 0.0
     ) -> bool:
         now = time.time()
-        with self.db.write() as conn:
+        here = queue in self._here and eta <= now
+
+        def write(conn: sqlite3.Connection) -> int | None:
             if name is not None:
                 taken = conn.execute(
                     "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET expires ="
@@ -66,19 +92,30 @@ class SqliteQueue:
                     (queue, name, now + NAME_TTL_S, now),
                 ).fetchone()
                 if taken is None:
-                    return False
-            conn.execute(
-                "INSERT INTO messages (queue, name, body, eta) VALUES (?, ?, ?, ?)",
-                (queue, name, json.dumps(body), max(eta, 0.0)),
-            )
+                    return None
+            lease = (now + self.lease_s, 1) if here else (None, 0)
+            (message_id,) = conn.execute(
+                "INSERT INTO messages (queue, name, body, eta, lease_until, deliveries)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (queue, name, json.dumps(body), max(eta, 0.0), *lease),
+            ).fetchone()
+            return int(message_id)
+
+        message_id = self.db.write(write)
+        if message_id is None:
+            return False
+        if here:
+            message = Message(message_id, queue, dict(body), 1)
+            self.db.after_commit(lambda: self._ready.append(message))
         for listener in self._listeners:
-            listener()
+            self.db.after_commit(listener)
         return True
 
     def lease(self, queues: set[str], limit: int) -> list[Message]:
         now = time.time()
         marks = ",".join("?" * len(queues))
-        with self.db.write() as conn:
+
+        def write(conn: sqlite3.Connection) -> list[Any]:
             rows = conn.execute(
                 f"SELECT id, queue, body, deliveries FROM messages WHERE eta <= ?"
                 f" AND (lease_until IS NULL OR lease_until < ?) AND queue IN ({marks})"
@@ -89,15 +126,22 @@ class SqliteQueue:
                 "UPDATE messages SET lease_until = ?, deliveries = deliveries + 1 WHERE id = ?",
                 [(now + self.lease_s, r[0]) for r in rows],
             )
+            return rows
+
+        rows = self.db.write(write)
         return [Message(r[0], r[1], json.loads(r[2]), r[3] + 1) for r in rows]
 
     def ack(self, message: Message) -> None:
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+        # Not waited for: if the process dies first, the message is delivered again, which
+        # at-least-once delivery allows.
+        self.db.write_later(
+            lambda conn: conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+        )
 
     def nack(self, message: Message, error: str) -> None:
         """Redeliver later with exponential backoff, or dead-letter once deliveries run out."""
-        with self.db.write() as conn:
+
+        def write(conn: sqlite3.Connection) -> None:
             if message.deliveries >= self.max_deliveries:
                 conn.execute(
                     "INSERT INTO dead_letters (queue, body, error, deliveries, at)"
@@ -118,6 +162,8 @@ class SqliteQueue:
                     (time.time() + delay, message.id),
                 )
 
+        self.db.write(write)
+
     def next_eta(self, queues: set[str]) -> float | None:
         marks = ",".join("?" * len(queues))
         row = (
@@ -133,10 +179,13 @@ class SqliteQueue:
 
     def release_leases(self) -> int:
         """At start-up nothing is in flight: make every leased message deliverable again."""
-        with self.db.write() as conn:
-            return conn.execute(
-                "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
-            ).rowcount
+        return self.db.write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
+                ).rowcount
+            )
+        )
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.db.conn().execute(
@@ -152,16 +201,17 @@ class SqliteQueue:
         return {q: n for q, n in rows}
 
     def purge_names(self) -> None:
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM names WHERE expires < ?", (time.time(),))
+        now = time.time()
+        self.db.write(lambda conn: conn.execute("DELETE FROM names WHERE expires < ?", (now,)))
 
 
 class Consumer:
     """Worker threads that deliver messages to handlers as soon as they are put.
 
     A handler that returns acknowledges; one that raises is redelivered with backoff.
-    Puts from other processes (job subprocesses) are seen when `wake()` is called — the
-    runtime calls it when a job exits — or at the latest after `idle_s`.
+    Puts from this process are handed over in memory; puts from other processes (job
+    subprocesses) and delayed messages are found by polling the database when `wake()` is
+    called — the runtime calls it when a job exits — when one falls due, or after `idle_s`.
     """
 
     def __init__(
@@ -179,12 +229,14 @@ class Consumer:
         self.on_error = on_error
         self._cond = threading.Condition()
         self._pending = 0
+        self._poll = True  # at start: messages left in the database from before
         self._stop = False
         self._threads = [
             threading.Thread(target=self._run, name=f"consumer-{i}", daemon=True)
             for i in range(threads)
         ]
-        queue.on_put(self.wake)
+        queue.deliver_here(self.handlers)
+        queue.on_put(self._put_here)
 
     def start(self) -> None:
         for t in self._threads:
@@ -198,30 +250,46 @@ class Consumer:
             t.join(timeout=10)
 
     def wake(self) -> None:
+        """Look in the database now: another process has put messages."""
+        with self._cond:
+            self._poll = True
+            self._pending += 1
+            self._cond.notify()
+
+    def _put_here(self) -> None:
         with self._cond:
             self._pending += 1
             self._cond.notify()
 
     def _run(self) -> None:
         names = set(self.handlers)
+        poll = False
         while True:
             with self._cond:
                 if self._stop:
                     return
                 self._pending = max(0, self._pending - 1)
-            batch = self.queue.lease(names, 1)
-            if not batch:
-                self._idle(names)
-                continue
-            for message in batch:
+                poll, self._poll = poll or self._poll, False
+            message = self.queue.take_ready()
+            if message is None and poll:
+                batch = self.queue.lease(names, 1)
+                message = batch[0] if batch else None
+                poll = message is not None  # go on polling while it finds something
+            if message is not None:
                 self._deliver(message)
+            else:
+                poll = self._idle(names)
 
-    def _idle(self, names: set[str]) -> None:
+    def _idle(self, names: set[str]) -> bool:
+        """Wait for a put; True when the database should be polled (something fell due)."""
         eta = self.queue.next_eta(names)
         timeout = self.idle_s if eta is None else min(self.idle_s, max(0.0, eta - time.time()))
         with self._cond:
-            if self._pending == 0 and not self._stop and timeout > 0:
-                self._cond.wait(timeout)
+            if self._pending or self._stop:
+                return False
+            if timeout <= 0:
+                return True
+            return not self._cond.wait(timeout)
 
     def _deliver(self, message: Message) -> None:
         try:

@@ -1,0 +1,77 @@
+"""The embedded pipeline: a state change and its messages commit together; parsed movies
+are reused only while their row is unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.config import Settings
+from deepflix.handlers.wiring import build_embedded
+from deepflix.pipeline.models import MovieCreate, Stage, StageStatus
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import CancelRequested, apply
+from tests.factories import T0
+from tests.factories import movie as make_movie
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_claim_whose_message_fails_is_rolled_back_with_it(tmp_path: Path) -> None:
+    runtime = build_embedded(Settings(_env_file=None, data_dir=tmp_path, generators="instant"))
+    pipeline = runtime.pipeline
+    pipeline.pause_admission()
+    movie = pipeline.create(MovieCreate(prompt="outbox"), owner="u", idempotency_key=None)
+
+    def broken_publish(*args: Any) -> None:
+        raise OSError("disk full")
+
+    pipeline.events.publish = broken_publish  # type: ignore[method-assign]
+    pipeline.store.set_admission_paused(False)
+    with pytest.raises(OSError):
+        pipeline.dispatch(Stage.story)
+    # Without the shared transaction the movie would be running with no request sent.
+    assert pipeline.get(movie.id).stages[Stage.story].status is StageStatus.waiting
+    assert runtime.store.counts()[Stage.story].running == 0
+
+
+def test_a_cached_movie_is_not_served_after_another_process_changed_it(tmp_path: Path) -> None:
+    here, elsewhere = SqliteMovieStore(tmp_path / "m.db"), SqliteMovieStore(tmp_path / "m.db")
+    created = here.create(make_movie(), idempotency_key=None, fingerprint="f")
+    assert here.get(created.id) is here.get(created.id)  # parsed once, then reused
+    elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+    assert here.get(created.id).status.value == "cancelled"
+
+
+def test_progress_is_written_at_most_twice_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepflix.stages import processors, runner
+
+    runtime = build_embedded(Settings(_env_file=None, data_dir=tmp_path, generators="instant"))
+    movie = runtime.pipeline.create(MovieCreate(prompt="bar"), owner="u", idempotency_key=None)
+    runtime.pipeline.dispatch(Stage.story)
+    now = [100.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+
+    def slow_story(ctx: processors.StageContext) -> dict[str, str]:
+        for step in range(1, 6):  # at 0.2 s, 0.4, 0.6, 0.8 and 1.2 s into the stage
+            now[0] += 0.4 if step == 5 else 0.2
+            ctx.progress(step * 20)
+        return {}
+
+    monkeypatch.setitem(processors.PROCESSORS, Stage.story, slow_story)
+    reported: list[int] = []
+    real_report = runtime.pipeline.report
+
+    def spy(movie_id: str, event: Any) -> Any:
+        if hasattr(event, "progress"):
+            reported.append(event.progress)
+        return real_report(movie_id, event)
+
+    monkeypatch.setattr(runtime.pipeline, "report", spy)
+    assert runtime.runner.execute(movie.id, Stage.story, 1)
+    assert reported == [60, 100]
