@@ -135,9 +135,49 @@ def _position(doc: dict[str, Any]) -> list[str]:
     lines.append("How p50 grows from the smallest to the largest depth (slope 1 = linear):")
     lines.append("")
     lines += table(["figure", "ratio", "log-log slope"], growth_rows)
-    slot = doc["firestore_reads_per_position_query"]
-    lines.append(f"Firestore emulator reads per position query: {slot}")
-    return [*lines, ""]
+    return [*lines, *_firestore_reads(doc["firestore_reads_per_position_query"])]
+
+
+def _firestore_reads(fs: dict[str, Any] | str) -> list[str]:
+    if isinstance(fs, str):
+        return [f"Firestore emulator reads per position query: {fs}", ""]
+    rows = []
+    for depth, probes in fs["depths"].items():
+        for where in ("first", "middle", "last"):
+            p = probes[where]
+            n = p["matched"]
+            rows.append(
+                [
+                    f"{int(depth):,}",
+                    where,
+                    f"{n['ahead']:,} / {n['total']:,} / {n['running']:,}",
+                    str(p["metered_reads"]),
+                    str(p["billed_reads"]),
+                    fmt(p["emulator_ms"]["p50"], 0),
+                ]
+            )
+        rows[-1][1] += f" (fill {probes['fill_docs_per_s']} docs/s)"
+    head = [
+        "waiting",
+        "probe",
+        "matched ahead / total / running",
+        "metered",
+        "billed",
+        "emulator ms p50",
+    ]
+    lines = ["Firestore emulator, reads per position query. " + fs["counted"], ""]
+    lines += table(head, rows)
+    g = fs.get("growth")
+    if g:
+        reads = ", ".join(f"{int(d):,}: {n}" for d, n in g["last_probe_billed_reads"].items())
+        lines += [
+            f"Billed reads grow as {g['rule']} (last probe {reads}; log-log slope "
+            f"{fmt(g['loglog_slope'], 2)}).",
+            "",
+        ]
+    if "stopped" in fs:
+        lines += [f"Deeper queues not measured: {fs['stopped']}.", ""]
+    return lines
 
 
 def _render(doc: dict[str, Any]) -> list[str]:

@@ -4,28 +4,57 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import timedelta
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from deepflix.adapters.local import queue_index
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import CancelRequested, Claimed, StageSucceeded, apply
+from deepflix.pipeline.transitions import (
+    CancelRequested,
+    Claimed,
+    Event,
+    RetryRequested,
+    StageFailed,
+    StageSucceeded,
+    apply,
+)
 from tests.factories import T0, movie
 
 pytestmark = pytest.mark.unit
 
 
+def everyone(store: SqliteMovieStore) -> list[Movie]:
+    rows = store.db.conn().execute("SELECT doc FROM movies").fetchall()
+    return [Movie.model_validate_json(doc) for (doc,) in rows]
+
+
 def brute_force(store: SqliteMovieStore, m_id: str, stage: Stage) -> tuple[int, int]:
-    everyone = [store.get(r[0]) for r in store.db.conn().execute("SELECT id FROM movies")]
     waiting = sorted(
-        (x for x in everyone if x and x.waiting_stage is stage), key=lambda x: x.sort_key
+        (x for x in everyone(store) if x.waiting_stage is stage), key=lambda x: x.sort_key
     )
     ids = [x.id for x in waiting]
     return ids.index(m_id), len(ids)
+
+
+def assert_exact(store: SqliteMovieStore) -> None:
+    """Every waiting movie's position, and every stage's counts, against a plain count."""
+    movies = everyone(store)
+    for stage in STAGES:
+        waiting = sorted((x for x in movies if x.waiting_stage is stage), key=lambda x: x.sort_key)
+        running = sum(x.running_stage is stage for x in movies)
+        for i, m in enumerate(waiting):
+            assert store.position(m, stage) == (i, len(waiting), running), (m.id, stage)
+        counts = store.counts()[stage]
+        assert (counts.waiting, counts.running) == (len(waiting), running)
+        outside = next((x for x in movies if x.waiting_stage is not stage), None)
+        if outside is not None:
+            assert store.position(outside, stage) == (0, len(waiting), running)
 
 
 def test_positions_match_brute_force_through_claims_successes_and_cancels(tmp_path: Path) -> None:
@@ -59,15 +88,145 @@ def test_positions_match_brute_force_through_claims_successes_and_cancels(tmp_pa
         assert (ahead, total) == brute_force(store, m.id, stage)
 
 
-def test_an_old_database_is_recounted_on_open(tmp_path: Path) -> None:
+def _random_event(rng: random.Random, m: Movie, at: datetime) -> Event | None:
+    running = m.running_stage
+    if running is not None:
+        attempt = m.stages[running].attempts
+        return rng.choice(
+            [
+                StageSucceeded(running, attempt, (), at),
+                StageFailed(running, attempt, "boom", "retryable", True, at),
+                StageFailed(running, attempt, "bad", "permanent", False, at),
+                CancelRequested(at),
+            ]
+        )
+    return rng.choice([CancelRequested(at), RetryRequested(at), None])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_counts_never_drift_through_random_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Creates out of arrival order and on equal clocks, claims, successes, retryable and
+    permanent failures, cancels and retries, with buckets of 3 so most changes cross one."""
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 3)
+    rng = random.Random(seed)
+    store = SqliteMovieStore(tmp_path / "m.db")
+    ids: list[str] = []
+    clock = T0
+    for step in range(400):
+        clock += timedelta(seconds=1)
+        op = rng.random()
+        if op < 0.45 or not ids:
+            # Arrivals up to 5 s in the past, often on the same instant: the clock each
+            # create read need not follow the order the creates commit in.
+            m = movie(
+                at=clock,
+                seconds=-rng.choice([0, 0, 1, 2, 5]),
+                priority=rng.choice(["low", "normal", "normal", "high"]),
+            )
+            m = m.model_copy(update={"id": uuid.UUID(int=rng.getrandbits(128)).hex})
+            store.create(m, idempotency_key=None, fingerprint=m.id)
+            ids.append(m.id)
+        elif op < 0.65:
+            stage = rng.choice(STAGES)
+            # Claim at a time past every backoff now and then, so retries come back.
+            at = clock + timedelta(hours=rng.choice([0, 1]))
+            store.claim(
+                stage,
+                rng.randint(1, 10),
+                at,
+                lambda x, s=stage, a=at: apply(x, Claimed(s, a), DEFAULT_CONFIG),
+            )
+        else:
+            # Mostly a running movie, so the walk gets past the first stage.
+            busy = store.db.conn().execute("SELECT id FROM movies WHERE running_stage IS NOT NULL")
+            running = [r[0] for r in busy]
+            pick = rng.choice(running if running and rng.random() < 0.8 else ids)
+            target = store.get(pick)
+            assert target is not None
+            event = _random_event(rng, target, clock)
+            if event is not None:
+                store.mutate(target.id, lambda x, e=event: apply(x, e, DEFAULT_CONFIG))
+        if step % 50 == 49:
+            assert_exact(store)
+    assert_exact(store)
+    statuses = Counter(m.status.value for m in everyone(store))
+    # The walk must have reached every kind of state for the check above to mean much.
+    assert {"queued", "story", "images", "cancelled", "failed"} <= statuses.keys(), statuses
+
+    def nonzero() -> dict[str, tuple[int, int]]:
+        return {k: v for k, v in queue_index.stage_counts(store.db.conn()).items() if any(v)}
+
+    before = nonzero()
+    store.db.write(queue_index.rebuild)
+    assert nonzero() == before
+    assert_exact(store)
+
+
+def test_equal_arrivals_across_a_bucket_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal clocks are ordered by id: a later create with a smaller id is ahead."""
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    store = SqliteMovieStore(tmp_path / "m.db")
+    ms = [movie().model_copy(update={"id": f"{9 - i:032x}"}) for i in range(7)]
+    for m in ms:
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert [store.position(m, Stage.story)[0] for m in ms] == [6, 5, 4, 3, 2, 1, 0]
+
+
+def test_creates_committed_out_of_arrival_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two API workers read the clock, then the later one commits first."""
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    store = SqliteMovieStore(tmp_path / "m.db")
+    order = [0, 1, 3, 2, 5, 4, 8, 6, 7, -1]
+    for s in order:
+        m = movie(seconds=s)
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert_exact(store)
+
+
+def test_a_repeated_create_counts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    store = SqliteMovieStore(tmp_path / "m.db")
+    first = movie()
+    for i in range(3):
+        m = first if i == 0 else movie(seconds=i)
+        # The same key again returns the first movie and must put nothing in a bucket.
+        store.create(m, idempotency_key="same", fingerprint="f")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.create(first, idempotency_key=None, fingerprint="f")
+    conn = store.db.conn()
+    (created,) = conn.execute("SELECT SUM(created) FROM bucket_starts").fetchone()
+    assert created == 1
+    assert store.position(first, Stage.story) == (0, 1, 0)
+
+
+def test_an_old_database_is_recounted_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     ms = [movie(seconds=i) for i in range(5)]
     for m in ms:
         store.create(m, idempotency_key=None, fingerprint=m.id)
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
-    conn.execute("DELETE FROM queue_buckets")
-    conn.execute("PRAGMA user_version = 0")
+    # As VERSION 3 left it: per-second buckets, none of the tables of today filled.
+    conn.execute("CREATE TABLE queue_buckets (stage TEXT, prio INTEGER, bucket TEXT, n INTEGER)")
+    for table in ("bucket_starts", "bucket_counts", "queue_counts"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute("PRAGMA user_version = 3")
     conn.close()
     reopened = SqliteMovieStore(tmp_path / "m.db")
     assert reopened.position(ms[3], Stage.story) == (3, 5, 0)
-    assert queue_index.total(reopened.db.conn(), "story") == 5
+    assert queue_index.counts_of(reopened.db.conn(), "story") == (5, 0)
+    tables = {r[0] for r in reopened.db.conn().execute("SELECT name FROM sqlite_master")}
+    assert "queue_buckets" not in tables
+    # Creates after the recount go on filling and opening buckets as usual.
+    for s in (2.5, 7, 8, 9, -1):
+        m = movie(seconds=s)
+        reopened.create(m, idempotency_key=None, fingerprint=m.id)
+    assert_exact(reopened)

@@ -134,7 +134,7 @@ class SqliteMovieStore:
                 " running_stage, deadline, version, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_columns(movie), version, movie.id),
             )
-            queue_index.move(conn, None, queue_index.key_of(movie))
+            queue_index.created(conn, movie)
             self._remember(movie, version)
             return movie
 
@@ -157,9 +157,7 @@ class SqliteMovieStore:
 
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
         def write(conn: sqlite3.Connection) -> list[Transition]:
-            (running,) = conn.execute(
-                "SELECT COUNT(*) FROM movies WHERE running_stage = ?", (stage.value,)
-            ).fetchone()
+            _, running = queue_index.counts_of(conn, stage.value)
             free = limit - running
             if free <= 0:
                 return []
@@ -181,33 +179,17 @@ class SqliteMovieStore:
 
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         conn = self.db.conn()
-        if movie.waiting_stage is stage:
-            ahead, total = queue_index.ahead_and_total(conn, movie)
-        else:
-            ahead, total = 0, queue_index.total(conn, stage.value)
-        (running,) = conn.execute(
-            "SELECT COUNT(*) FROM movies WHERE running_stage = ?", (stage.value,)
-        ).fetchone()
-        return int(ahead), int(total), int(running)
+        ahead = queue_index.ahead(conn, movie) if movie.waiting_stage is stage else 0
+        total, running = queue_index.counts_of(conn, stage.value)
+        return ahead, total, running
 
     def counts(self) -> dict[Stage, QueueCounts]:
-        conn = self.db.conn()
-        waiting = dict(
-            conn.execute(
-                "SELECT waiting_stage, COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL"
-                " GROUP BY waiting_stage"
-            ).fetchall()
-        )
-        running = dict(
-            conn.execute(
-                "SELECT running_stage, COUNT(*) FROM movies WHERE running_stage IS NOT NULL"
-                " GROUP BY running_stage"
-            ).fetchall()
-        )
-        return {
-            s: QueueCounts(waiting=waiting.get(s.value, 0), running=running.get(s.value, 0))
-            for s in STAGES
-        }
+        known = queue_index.stage_counts(self.db.conn())
+        out = {}
+        for s in STAGES:
+            waiting, running = known.get(s.value, (0, 0))
+            out[s] = QueueCounts(waiting=waiting, running=running)
+        return out
 
     def running(self, stage: Stage) -> list[Movie]:
         rows = self.db.conn().execute(
@@ -301,7 +283,7 @@ class SqliteMovieStore:
             self._cache[movie.id] = (version, movie)
 
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
-        queue_index.move(conn, queue_index.key_of(old), queue_index.key_of(new))
+        queue_index.saved(conn, old, new)
         version = _new_version()
         conn.execute(
             "UPDATE movies SET doc = ?, owner = ?, arrival = ?, prio = ?, waiting_stage = ?,"

@@ -1,0 +1,156 @@
+"""Benchmark 3, Firestore side: reads billed per position query at depth, on the emulator."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.common import NOT_MEASURED, latency_summary
+from deepflix.adapters.gcp.firestore_docs import index_fields
+from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+from deepflix.metering import METER
+from deepflix.pipeline.models import Movie, Stage
+from devtools import emulators as servers
+
+# The most writes one Firestore commit takes; commits in flight at once while filling.
+BATCH, COMMITTERS = 500, 4
+# One count() is billed a document read per batch of up to this many index entries matched,
+# and at least one read even when it matches none.
+ENTRIES_PER_READ = 1000
+PRICING = "https://firebase.google.com/docs/firestore/pricing#aggregation_queries"
+# Filling stops before a depth whose predicted fill time (at the rate measured so far)
+# exceeds this, and says so: the emulator keeps every document in one JVM's memory.
+FILL_BUDGET_S = 420.0
+COUNTED = (
+    "store.position() runs three count() aggregations (ahead: the queue order up to the "
+    "movie; total: the stage's waiting; running: the stage's running). 'metered' is what "
+    "deepflix.metering counts for it, as in emulator_ops.json: one firestore.read per "
+    "aggregation, whatever it matched. 'billed' applies Firestore's rule for aggregations "
+    f"({PRICING}): one read per batch of up to {ENTRIES_PER_READ:,} index entries matched, "
+    "at least one, to the counts each query returned. The emulator reports no billing, so "
+    "'billed' is computed, not observed. The waiting movies are written with their index "
+    "fields only (see fill()), 500 to a commit. An API position request also reads the "
+    "movie (1) and the stats collection (1 per stage document, at least 1)."
+)
+
+
+def billed_reads(matched: int) -> int:
+    return max(1, math.ceil(matched / ENTRIES_PER_READ))
+
+
+def growth(per_depth: dict[str, Any]) -> dict[str, Any]:
+    """Billed reads of the deepest probe at each depth, and their log-log slope (1 = linear)."""
+    billed = {d: r["last"]["billed_reads"] for d, r in per_depth.items()}
+    lo, hi = min(billed, key=int), max(billed, key=int)
+    slope = None
+    if hi != lo:
+        slope = math.log(billed[hi] / billed[lo]) / math.log(int(hi) / int(lo))
+    return {
+        "last_probe_billed_reads": billed,
+        "loglog_slope": slope,
+        "rule": "ceil(ahead/1000) + ceil(total/1000) + ceil(running/1000), each at least 1: "
+        "linear in depth / 1,000",
+    }
+
+
+def _client(emulator: servers.Emulator) -> Any:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    # The client reads the emulator address only while it is being built.
+    with servers.env("FIRESTORE_EMULATOR_HOST", emulator.address):
+        return firestore.Client(project=servers.PROJECT, credentials=AnonymousCredentials())
+
+
+def fill(client: Any, movies: list[Movie]) -> float:
+    """Write the movies' index fields, BATCH to a commit; seconds taken.
+
+    Only the fields the counts filter and order on (firestore_docs.index_fields): billing
+    counts index entries matched, not document size, and the emulator indexes every field
+    of a whole movie document, which filled at 200-370 documents/s here against ~1,000.
+    """
+    started = time.monotonic()
+    col = client.collection("movies")
+
+    def commit(chunk: list[Movie]) -> None:
+        batch = client.batch()
+        for m in chunk:
+            batch.create(col.document(m.id), index_fields(m))
+        batch.commit()
+
+    chunks = [movies[i : i + BATCH] for i in range(0, len(movies), BATCH)]
+    with ThreadPoolExecutor(COMMITTERS) as pool:
+        list(pool.map(commit, chunks))
+    return time.monotonic() - started
+
+
+def measure(store: FirestoreMovieStore, probe: Movie, samples: int) -> dict[str, Any]:
+    before = METER.snapshot().get("firestore.reads", 0)
+    ahead, total, running = store.position(probe, Stage.story)
+    metered = METER.snapshot().get("firestore.reads", 0) - before
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        store.position(probe, Stage.story)
+        times.append((time.perf_counter() - t) * 1000)
+    matched = {"ahead": ahead, "total": total, "running": running}
+    return {
+        "matched": matched,
+        "metered_reads": metered,
+        "billed_reads": sum(billed_reads(n) for n in matched.values()),
+        "emulator_ms": latency_summary(times),
+    }
+
+
+def run(
+    depths: list[int], samples: int, make_movie: Callable[[int, datetime], Movie]
+) -> dict[str, Any] | str:
+    """Reads per position query at each depth, filling one emulator database upwards.
+
+    `make_movie(i, base)` makes the i-th waiting movie, as the embedded benchmark does.
+    Returns a NOT_MEASURED string when the emulator cannot run here.
+    """
+    try:
+        emulator = servers.firestore()
+    except servers.EmulatorMissing as e:
+        return f"{NOT_MEASURED}: {e}"
+    try:
+        servers.clear_firestore(emulator)
+        client = _client(emulator)
+        store = FirestoreMovieStore(client=client)
+        base = datetime.now(UTC) - timedelta(hours=1)
+        movies: list[Movie] = []
+        out: dict[str, Any] = {"counted": COUNTED, "depths": {}}
+        fill_s, filled = 0.0, 0
+        for depth in depths:
+            rate = filled / fill_s if fill_s else None
+            if rate and (depth - filled) / rate > FILL_BUDGET_S:
+                out["stopped"] = (
+                    f"stopped before {depth:,}: at the {rate:.0f} documents/s measured, the "
+                    f"fill would take over {FILL_BUDGET_S:.0f} s"
+                )
+                break
+            fresh = [make_movie(i, base) for i in range(filled, depth)]
+            fill_s += fill(client, fresh)
+            movies += fresh
+            filled = depth
+            order = sorted(movies, key=lambda m: m.sort_key)
+            probes = {"first": order[0], "middle": order[len(order) // 2], "last": order[-1]}
+            out["depths"][str(depth)] = {
+                "fill_s_total": round(fill_s, 1),
+                "fill_docs_per_s": round(filled / fill_s),
+                # The emulator counts by scanning: ~12 s a position at 100,000 here.
+                **{
+                    where: measure(store, m, samples if depth <= 10_000 else min(samples, 2))
+                    for where, m in probes.items()
+                },
+            }
+        client.close()
+        out["growth"] = growth(out["depths"])
+        return out
+    finally:
+        servers.stop_all()  # the emulator this call started; the benchmark starts no other
