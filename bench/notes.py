@@ -108,7 +108,7 @@ NOTES: dict[str, str] = {
         "10k / 100k (first to last probe; the total count alone is depth / 1,000), against "
         "the 3 that deepflix.metering counts. The emulator counts by scanning: ~0.1-0.8 s a "
         "position at 1k-10k and 8-14 s at 100k. Fix proposed (not built; docs/decisions/"
-        "0007): the embedded "
+        "0008): the embedded "
         "store's counters as documents, written in the movie's save commit with "
         "FieldValue.increment: per (stage, priority) count documents (sharded: a document "
         "takes about one sustained write a second) and per (stage, priority, bucket) "
