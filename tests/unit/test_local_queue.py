@@ -104,3 +104,37 @@ def test_a_locked_database_is_reported_as_unavailable(tmp_path: Path) -> None:
     finally:
         other.execute("ROLLBACK")
     assert queue.put("q", {"n": 1})
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_puts_for_a_consumer_here_are_stored_only_when_asked_or_when_they_fail(
+    queue: SqliteQueue, stored: bool
+) -> None:
+    failures: list[int] = []
+
+    def handler(body: dict[str, Any]) -> None:
+        failures.append(body["n"])
+        raise RuntimeError("always")
+
+    consumer = Consumer(queue, {"q": handler}, threads=1, idle_s=0.05, stored=stored)
+    assert queue.put("q", {"n": 1})
+    assert queue.put("q", {"n": 2}, name="once")
+    assert not queue.put("q", {"n": 3}, name="once")  # names hold either way
+    assert queue.depth() == ({"q": 2} if stored else {})
+    handed = [queue.take_ready(), queue.take_ready()]
+    assert [m.body["n"] for m in handed if m] == [1, 2] and queue.take_ready() is None
+    for m in handed:
+        assert m is not None
+        queue.ack(m)
+    assert queue.put("q", {"n": 4})
+    # A failing delivery is stored then, redelivered with backoff, then dead-lettered.
+    consumer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not queue.dead_letters() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (dead,) = queue.dead_letters()
+        assert dead["body"] == {"n": 4} and dead["deliveries"] == 2 and failures == [4, 4]
+        assert queue.depth() == {}
+    finally:
+        consumer.stop()

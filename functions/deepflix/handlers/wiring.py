@@ -97,10 +97,17 @@ class Embedded:
         }  # no deadline tasks here: the sweep times stages out (SweptDeadlines)
         for stage in STAGES:
             handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
+        # Hand-offs inside this process are not stored: what a crash loses of them, the
+        # recovery above and the sweep rebuild from the movies (ADR 0007).
         self.consumer = Consumer(
-            self.queue, handlers, threads=self.settings.workers, on_error=_log_delivery_error
+            self.queue,
+            handlers,
+            threads=self.settings.workers,
+            on_error=_log_delivery_error,
+            stored=False,
         )
         self.consumer.start()
+        self.pipeline.sweep()  # waiting movies whose dispatch was in flight at the crash
         threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True).start()
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -60,16 +61,25 @@ class SqliteQueue:
         # `_ready` (stored already leased), so delivering them costs no lease transaction.
         self._here: frozenset[str] = frozenset()
         self._ready: deque[Message] = deque()
+        self._stored_here = True
+        self._unstored_ids = itertools.count(-1, -1)  # ids of messages with no row
 
     def on_put(self, listener: Callable[[], None]) -> None:
         """Called after every put in this process: consumers wake at once instead of polling."""
         self._listeners.append(listener)
 
-    def deliver_here(self, queues: Iterable[str]) -> None:
-        """Hand due puts to this process's consumer directly; only one consumer may ask."""
+    def deliver_here(self, queues: Iterable[str], *, stored: bool = True) -> None:
+        """Hand due puts to this process's consumer directly; only one consumer may ask.
+
+        With stored=False such a put is not written at all unless its delivery fails: for a
+        consumer whose process rebuilds what a crash loses from its own records, as the
+        embedded runtime does from its movies (ADR 0007). Delayed puts, and puts from other
+        processes, are always stored.
+        """
         if self._here:
             raise ValueError("another consumer in this process already takes this queue's puts")
         self._here = frozenset(queues)
+        self._stored_here = stored
 
     def take_ready(self) -> Message | None:
         """A message put in this process for its consumer, already leased to it."""
@@ -83,16 +93,12 @@ class SqliteQueue:
     ) -> bool:
         now = time.time()
         here = queue in self._here and eta <= now
+        if here and not self._stored_here:
+            return self._hand_over(queue, body, name, now)
 
         def write(conn: sqlite3.Connection) -> int | None:
-            if name is not None:
-                taken = conn.execute(
-                    "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET expires ="
-                    " excluded.expires WHERE expires < ? RETURNING 1",
-                    (queue, name, now + NAME_TTL_S, now),
-                ).fetchone()
-                if taken is None:
-                    return None
+            if name is not None and not _take_name(conn, queue, name, now):
+                return None
             lease = (now + self.lease_s, 1) if here else (None, 0)
             (message_id,) = conn.execute(
                 "INSERT INTO messages (queue, name, body, eta, lease_until, deliveries)"
@@ -105,11 +111,21 @@ class SqliteQueue:
         if message_id is None:
             return False
         if here:
-            message = Message(message_id, queue, dict(body), 1)
-            self.db.after_commit(lambda: self._ready.append(message))
+            self._ready_after_commit(Message(message_id, queue, dict(body), 1))
+        return True
+
+    def _hand_over(self, queue: str, body: Mapping[str, Any], name: str | None, now: float) -> bool:
+        """A put for this process's consumer that is not stored (deliver_here(stored=False))."""
+        if name is not None and not self.db.write(lambda c: _take_name(c, queue, name, now)):
+            return False
+        self._ready_after_commit(Message(next(self._unstored_ids), queue, dict(body), 1))
+        return True
+
+    def _ready_after_commit(self, message: Message) -> None:
+        # A put inside a write is handed over only once that write has committed.
+        self.db.after_commit(lambda: self._ready.append(message))
         for listener in self._listeners:
             self.db.after_commit(listener)
-        return True
 
     def lease(self, queues: set[str], limit: int) -> list[Message]:
         now = time.time()
@@ -132,6 +148,8 @@ class SqliteQueue:
         return [Message(r[0], r[1], json.loads(r[2]), r[3] + 1) for r in rows]
 
     def ack(self, message: Message) -> None:
+        if message.id < 0:
+            return  # never stored
         # Not waited for: if the process dies first, the message is delivered again, which
         # at-least-once delivery allows.
         self.db.write_later(
@@ -155,11 +173,17 @@ class SqliteQueue:
                     ),
                 )
                 conn.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+                return
+            eta = time.time() + min(60.0, 0.5 * 2 ** (message.deliveries - 1))
+            if message.id < 0:  # never stored: from now on it is, for its redelivery
+                conn.execute(
+                    "INSERT INTO messages (queue, body, eta, deliveries) VALUES (?, ?, ?, ?)",
+                    (message.queue, json.dumps(message.body), eta, message.deliveries),
+                )
             else:
-                delay = min(60.0, 0.5 * 2 ** (message.deliveries - 1))
                 conn.execute(
                     "UPDATE messages SET lease_until = NULL, eta = ? WHERE id = ?",
-                    (time.time() + delay, message.id),
+                    (eta, message.id),
                 )
 
         self.db.write(write)
@@ -205,6 +229,16 @@ class SqliteQueue:
         self.db.write(lambda conn: conn.execute("DELETE FROM names WHERE expires < ?", (now,)))
 
 
+def _take_name(conn: sqlite3.Connection, queue: str, name: str, now: float) -> bool:
+    """Claim a message name; False while it is still taken (like Cloud Tasks' task names)."""
+    taken = conn.execute(
+        "INSERT INTO names VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET expires ="
+        " excluded.expires WHERE expires < ? RETURNING 1",
+        (queue, name, now + NAME_TTL_S, now),
+    ).fetchone()
+    return taken is not None
+
+
 class Consumer:
     """Worker threads that deliver messages to handlers as soon as they are put.
 
@@ -222,6 +256,7 @@ class Consumer:
         threads: int = 4,
         idle_s: float = 1.0,
         on_error: Callable[[Message, BaseException], None] | None = None,
+        stored: bool = True,
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
@@ -235,7 +270,7 @@ class Consumer:
             threading.Thread(target=self._run, name=f"consumer-{i}", daemon=True)
             for i in range(threads)
         ]
-        queue.deliver_here(self.handlers)
+        queue.deliver_here(self.handlers, stored=stored)
         queue.on_put(self._put_here)
 
     def start(self) -> None:
