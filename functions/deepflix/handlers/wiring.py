@@ -148,6 +148,7 @@ class Embedded:
             try:
                 self.pipeline.sweep()
                 self.queue.purge_names()
+                self.store.prune()
             except Exception:
                 log.exception("sweep failed")
 

@@ -95,17 +95,13 @@ def _move(conn: sqlite3.Connection, bucket: int | None, old: Movie | None, new: 
             if where is None:
                 continue
             deltas[where, "waiting"] += sign
+            # Rows that reach zero stay until prune(): a delete here was one more
+            # statement in every state change (each statement gives the GIL away).
             conn.execute(
                 "INSERT INTO bucket_counts VALUES (?, ?, ?, ?)"
                 " ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 (*where, bucket, sign),
             )
-            if sign < 0:  # an empty bucket row would only lengthen the sums
-                conn.execute(
-                    "DELETE FROM bucket_counts WHERE stage = ? AND prio = ? AND bucket = ?"
-                    " AND n <= 0",
-                    (*where, bucket),
-                )
     was, now = _running(old), _running(new)
     if was != now:
         for where, sign in ((was, -1), (now, 1)):
@@ -117,6 +113,11 @@ def _move(conn: sqlite3.Connection, bucket: int | None, old: Movie | None, new: 
             " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
             (*where, deltas[where, "waiting"], deltas[where, "running"]),
         )
+
+
+def prune(conn: sqlite3.Connection) -> int:
+    """Drop emptied bucket rows, which would only lengthen the sums (run by the sweep)."""
+    return conn.execute("DELETE FROM bucket_counts WHERE n <= 0").rowcount
 
 
 def ahead(conn: sqlite3.Connection, m: Movie) -> int:

@@ -213,6 +213,10 @@ class SqliteMovieStore:
             self._means = (time.monotonic(), means)
         return means
 
+    def prune(self) -> int:
+        """Housekeeping for the sweep: emptied queue-count rows."""
+        return self.db.write(queue_index.prune)
+
     def admission_paused(self) -> bool:
         row = self.db.conn().execute("SELECT value FROM flags WHERE name = 'paused'").fetchone()
         return bool(row and row[0])
