@@ -138,3 +138,19 @@ def test_puts_for_a_consumer_here_are_stored_only_when_asked_or_when_they_fail(
         assert queue.depth() == {}
     finally:
         consumer.stop()
+
+
+def test_a_delayed_put_is_delivered_when_due_not_at_the_idle_poll(queue: SqliteQueue) -> None:
+    seen: list[float] = []
+    consumer = Consumer(queue, {"q": lambda b: seen.append(time.time())}, threads=2, idle_s=30)
+    consumer.start()
+    try:
+        time.sleep(0.2)  # both threads idle, having read that nothing is due
+        due = time.time() + 0.5
+        queue.put("q", {"n": 1}, eta=due)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen and due <= seen[0] < due + 2
+    finally:
+        consumer.stop()

@@ -58,7 +58,7 @@ class StageRunner:
             return
         policy = self.pipeline.config[req.stage]
         if not policy.runs_as_job:
-            self.execute(req.movie_id, req.stage, req.attempt)
+            self.execute(req.movie_id, req.stage, req.attempt, current=movie)
             return
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
@@ -69,12 +69,15 @@ class StageRunner:
             req.movie_id, JobStarted(req.stage, req.attempt, execution, self.pipeline.clock())
         )
 
-    def execute(self, movie_id: str, stage: Stage, attempt: int) -> bool:
+    def execute(
+        self, movie_id: str, stage: Stage, attempt: int, *, current: Movie | None = None
+    ) -> bool:
         """Do the stage's work and record the outcome.
 
         Returns False only for a retryable failure, which a job turns into a non-zero exit.
+        `current` is the movie as the caller just loaded and checked it (saves a read).
         """
-        movie = self._current(movie_id, stage, attempt)
+        movie = current if current is not None else self._current(movie_id, stage, attempt)
         if movie is None:
             return True
         ctx = {"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
