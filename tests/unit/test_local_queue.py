@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from deepflix.adapters.local.queue import Consumer, SqliteQueue
+from deepflix.adapters.local.consumer import Consumer
+from deepflix.adapters.local.queue import SqliteQueue
 
 pytestmark = pytest.mark.unit
 

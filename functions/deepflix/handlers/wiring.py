@@ -15,6 +15,7 @@ from typing import Any
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.atomic import AtomicPipeline
+from deepflix.adapters.local.consumer import Consumer
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.jobs import JobExit, SubprocessJobRunner
 from deepflix.adapters.local.messaging import (
@@ -24,7 +25,7 @@ from deepflix.adapters.local.messaging import (
     task_queue_name,
     topic_queue_name,
 )
-from deepflix.adapters.local.queue import Consumer, Message, SqliteQueue
+from deepflix.adapters.local.queue import Message, SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.config import Settings
 from deepflix.pipeline.models import STAGES, Stage
