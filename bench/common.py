@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from devtools.emulators import free_port, stop
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -172,26 +173,6 @@ def write_result(
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
-    """Stop one child by its pid: SIGTERM, then SIGKILL if it does not go."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout)
-
-
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
@@ -292,7 +273,7 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            stop(self.proc, timeout=30)
+            stop(self.proc, grace_s=30)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 PROJECT = "demo-deepflix"  # a "demo-" project never reaches a real Google project
@@ -55,20 +56,22 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop the whole process group: the SDK launchers are scripts that start a JVM."""
-        stop_group(self.proc)
+        stop(self.proc, group=True)
 
 
-def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10) -> None:
-    """SIGTERM a child's process group, then SIGKILL it if it outlives the grace period."""
+def stop(proc: subprocess.Popen[Any], grace_s: float = 10, *, group: bool = False) -> None:
+    """SIGTERM a child (its whole process group with group=True), then SIGKILL it if it
+    outlives the grace period."""
     if proc.poll() is not None:
         return
+    kill = os.killpg if group else os.kill
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        kill(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
 

@@ -44,7 +44,7 @@ class Function:
         return f"http://{HOST}:{self.port}"
 
     def stop(self) -> None:
-        emulators.stop_group(self.proc)  # its job processes die with it (PR_SET_PDEATHSIG)
+        emulators.stop(self.proc, group=True)  # its job processes die with it (PR_SET_PDEATHSIG)
 
 
 @dataclass
