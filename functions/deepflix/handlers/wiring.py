@@ -21,7 +21,6 @@ from deepflix.adapters.local.jobs import JobExit, SubprocessJobRunner
 from deepflix.adapters.local.messaging import (
     LocalEventBus,
     LocalTaskQueue,
-    SweptDeadlines,
     task_queue_name,
     topic_queue_name,
 )
@@ -52,19 +51,16 @@ class InlineJobRunner:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inline-job")
 
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
-        assert self.execute is not None
-        self._pool.submit(self._run, self.execute, movie_id, stage, attempt)
+        self._pool.submit(self._run, movie_id, stage, attempt)
         return f"inline-{uuid.uuid4().hex[:12]}"
 
     def cancel(self, execution: str) -> None:
         """A thread cannot be stopped; its late report is ignored as stale."""
 
-    @staticmethod
-    def _run(
-        execute: Callable[[str, Stage, int], bool], movie_id: str, stage: Stage, n: int
-    ) -> None:
+    def _run(self, movie_id: str, stage: Stage, attempt: int) -> None:
+        assert self.execute is not None
         try:
-            execute(movie_id, stage, n)
+            self.execute(movie_id, stage, attempt)
         except Exception:  # the deadline check will retry it; the thread must live on
             log.exception("inline job failed", extra={"movie_id": movie_id, "stage": stage.value})
 
@@ -95,7 +91,7 @@ class Embedded:
         log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
-        }  # no deadline tasks here: the sweep times stages out (SweptDeadlines)
+        }  # no deadline tasks here: the sweep times stages out (LocalTaskQueue)
         for stage in STAGES:
             handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
         # Hand-offs inside this process are not stored: what a crash loses of them, the
@@ -253,7 +249,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
     pipeline = AtomicPipeline(
         db=db,
         store=store,
-        tasks=SweptDeadlines(LocalTaskQueue(queue)),
+        tasks=LocalTaskQueue(queue, swept_deadlines=True),
         events=LocalEventBus(queue),
         jobs=jobs,
         config=settings.pipeline_config(),

@@ -60,8 +60,7 @@ class Consumer:
     def wake(self) -> None:
         """Look in the database now: another process has put messages."""
         with self._cond:
-            self._poll = True
-            self._eta_seen = -1  # the other process may have put delayed messages
+            self._poll = True  # the poll also reads again what falls due next
             self._pending += 1
             self._cond.notify()
 

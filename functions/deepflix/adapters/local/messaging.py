@@ -18,32 +18,18 @@ def topic_queue_name(topic: str) -> str:
 
 
 class LocalTaskQueue:
-    def __init__(self, queue: SqliteQueue) -> None:
-        self.queue = queue
+    """Tasks on the embedded queue.
 
-    def enqueue(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        *,
-        name: str | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        eta = at.timestamp() if at is not None else 0.0
-        return self.queue.put(task_queue_name(kind), payload, name=name, eta=eta)
-
-
-class SweptDeadlines:
-    """Embedded tasks, with deadline checks left to the runtime's periodic sweep.
-
-    A running stage's deadline is an indexed column of its movie, and the sweep times out
-    every overdue stage from it (within one sweep interval, durably, after a restart too).
-    A durable task per claim as well cost two inserts now and a delivery later for every
-    stage of every movie (bench/RESULTS.md §1), to say what the sweep already says.
+    With swept_deadlines=True deadline tasks are not stored: a running stage's deadline is
+    an indexed column of its movie, and the runtime's sweep times out every overdue stage
+    from it (within one sweep interval, durably, after a restart too). A durable task per
+    claim as well cost two inserts now and a delivery later for every stage of every movie
+    (bench/RESULTS.md §1), to say what the sweep already says.
     """
 
-    def __init__(self, tasks: LocalTaskQueue) -> None:
-        self.tasks = tasks
+    def __init__(self, queue: SqliteQueue, *, swept_deadlines: bool = False) -> None:
+        self.queue = queue
+        self.swept_deadlines = swept_deadlines
 
     def enqueue(
         self,
@@ -53,9 +39,10 @@ class SweptDeadlines:
         name: str | None = None,
         at: datetime | None = None,
     ) -> bool:
-        if kind == "deadline":
+        if kind == "deadline" and self.swept_deadlines:
             return True
-        return self.tasks.enqueue(kind, payload, name=name, at=at)
+        eta = at.timestamp() if at is not None else 0.0
+        return self.queue.put(task_queue_name(kind), payload, name=name, eta=eta)
 
 
 class LocalEventBus:

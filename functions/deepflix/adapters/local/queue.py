@@ -117,7 +117,7 @@ class SqliteQueue:
             self.delays += 1
         if here:
             self._ready_after_commit(Message(message_id, queue, dict(body), 1))
-        else:  # a delayed put: consumers here look again at what falls due next
+        else:  # stored: consumers here look again at what falls due next
             self._wake_after_commit()
         return True
 
