@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from deepflix.pipeline.models import STAGES, Stage
 
+# Weight of the newest duration in a stage's running mean (behind ETAs): recent enough to
+# follow load changes.
+EWMA_WEIGHT = 0.2
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

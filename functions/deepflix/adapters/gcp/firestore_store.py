@@ -21,10 +21,10 @@ from deepflix.adapters.gcp.firestore_docs import (
     from_document,
     to_document,
 )
-from deepflix.adapters.local.store import EWMA_WEIGHT
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
+from deepflix.pipeline.policy import EWMA_WEIGHT
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Transition
 

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from deepflix import logs
 from deepflix.pipeline.errors import Unavailable
@@ -30,6 +30,14 @@ class _Write:
         self.result: Any = None
         self.error: BaseException | None = None
         self.after: list[Callable[[], None]] = []
+
+
+class Buffer(Protocol):
+    """Changes a batch's writes gather in memory and write once, just before its commit."""
+
+    def flush(self, conn: sqlite3.Connection) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class Database:
@@ -56,6 +64,13 @@ class Database:
         self._queue: list[_Write] = []
         self._writer: threading.Thread | None = None
         self._current: _Write | None = None  # the write the writer thread is running
+        self._buffers: list[Buffer] = []
+        self._data_version: int | None = None
+        # What the writer thread holds in memory of the database (parsed movies, counts) is
+        # current while this is unchanged: it moves when another connection commits (seen
+        # at the start of a batch) and when a batch rolls back.
+        self.generation = 0
+        self._staged = 0  # in-memory changes made by the writes of this process
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection, for reads (and for the writer thread, its writes)."""
@@ -97,6 +112,22 @@ class Database:
         """Queue a write in the next batch without waiting for it; a failure is logged."""
         self._submit(_Write(fn, wait=False))
 
+    def buffer(self, b: Buffer) -> None:
+        """Have every batch end with `b.flush` (or `b.discard` if it rolls back)."""
+        self._buffers.append(b)
+
+    def is_writer(self) -> bool:
+        return threading.current_thread() is self._writer
+
+    def staged(self) -> None:
+        """Note an in-memory change of the write running now: if that write then fails, its
+        batch is undone (as for a changed row), since the change cannot be taken back alone."""
+        self._staged += 1
+
+    def invalidate(self) -> None:
+        """Drop what the writer holds in memory (a change it did not make itself)."""
+        self.generation += 1
+
     def _submit(self, w: _Write) -> None:
         with self._cond:
             if self._writer is None:
@@ -135,18 +166,26 @@ class Database:
         """
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # Under the write lock nobody else can commit until we do, so one look per
+            # batch tells whether another connection changed the file since our last.
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
         except sqlite3.OperationalError as e:  # locked past busy_timeout, disk full, ...
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             _fail(batch, e)
             return
+        if version != self._data_version:
+            self._data_version = version
+            self.invalidate()
         for w in batch:
-            changes = conn.total_changes
+            changes = (conn.total_changes, self._staged)
             self._current = w
             try:
                 w.result = w.fn(conn)
             except BaseException as e:
                 w.error, w.after = e, []
-                if conn.total_changes != changes:
-                    conn.execute("ROLLBACK")
+                if (conn.total_changes, self._staged) != changes:
+                    self._rollback(conn)
                     if len(batch) > 1:
                         for again in batch:
                             again.result, again.error, again.after = None, None, []
@@ -155,14 +194,27 @@ class Database:
             finally:
                 self._current = None
         try:
+            for b in self._buffers:
+                b.flush(conn)
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
+        except sqlite3.Error as e:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
+            else:
+                self._discard()
             _fail(batch, e)
 
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        self._discard()
 
-def _fail(batch: list[_Write], e: sqlite3.OperationalError) -> None:
+    def _discard(self) -> None:
+        for b in self._buffers:
+            b.discard()
+        self.invalidate()
+
+
+def _fail(batch: list[_Write], e: sqlite3.Error) -> None:
     for w in batch:
         w.result, w.after = None, []
         w.error = Unavailable(f"the embedded database is unavailable: {e}")

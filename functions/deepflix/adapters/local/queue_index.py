@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections import Counter
 
+import orjson
+
+from deepflix.adapters.local.db import Database
 from deepflix.pipeline.models import Movie, arrival_key
 
 SCHEMA = """
@@ -31,6 +35,11 @@ BUCKET_SIZE = 1000
 # Bumped whenever the bucketing changes: opening an older database recounts it.
 VERSION = 4
 Where = tuple[str, int]  # (stage, priority rank) where a movie waits or runs
+# The rows of a JSON array of 4-item arrays: many upserts in one statement.
+_ROWS = (
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) WHERE true"
+)
 
 
 def _waiting(m: Movie | None) -> Where | None:
@@ -54,65 +63,149 @@ def _bucket(conn: sqlite3.Connection, m: Movie) -> tuple[int, str, str, int]:
     return int(row[0]), str(row[1]), str(row[2]), int(row[3])
 
 
-def created(conn: sqlite3.Connection, m: Movie) -> None:
-    """Count a new movie, in the transaction that inserts it.
+class Counts:
+    """The writer thread's copy of the count tables, changed in memory as movies are saved
+    and written once per batch (a Buffer of the Database).
 
-    A movie lands in the bucket whose range holds its key, so counts stay exact whatever
-    order creates commit in (concurrent API workers read the clock before they queue for
-    the write lock, and equal arrivals are ordered by id, not by commit). Only a movie that
-    comes after every other in arrival order may open a new bucket, once the last one has
-    had BUCKET_SIZE: buckets are sized by count, not by the time the queue spans.
+    Every statement gives the GIL away and waits to take it back, so the four to six
+    statements a save spent on the counts (a bucket lookup, upserts of each count, a sum
+    for the free slots) were most of the writer's time (bench/RESULTS.md §1). The copy is
+    read again whenever the database's generation moves (another process wrote, a batch
+    rolled back).
     """
-    key = (arrival_key(m.created_at), m.id)
-    bucket, *_, filled = _bucket(conn, m)
-    (last,) = conn.execute("SELECT MAX(bucket) FROM bucket_starts").fetchone()
-    # A new start must be past every movie already counted, or it would split their bucket.
-    later = conn.execute("SELECT 1 FROM movies WHERE (arrival, id) > (?, ?) LIMIT 1", key)
-    if bucket == last and filled >= BUCKET_SIZE and later.fetchone() is None:
-        bucket += 1
-        conn.execute("INSERT INTO bucket_starts VALUES (?, ?, ?, 1)", (bucket, *key))
-    else:
-        conn.execute("UPDATE bucket_starts SET created = created + 1 WHERE bucket = ?", (bucket,))
-    _move(conn, bucket, None, m)
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._generation = -1
+        self._counts: dict[Where, list[int]] = {}  # (stage, prio) -> [waiting, running]
+        self._starts: list[tuple[str, str]] = []  # bucket b's first (arrival, id)
+        self._created: list[int] = []
+        self._newest: tuple[str, str] | None = None  # the latest (arrival, id) of any movie
+        self._pending: Counter[tuple[Where, str]] = Counter()
+        self._pending_buckets: Counter[tuple[Where, int]] = Counter()
+        self._pending_created: Counter[int] = Counter()
+        db.buffer(self)
 
-def saved(conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
-    """Keep the counts in step with one movie's save, in the same transaction."""
-    if _waiting(old) != _waiting(new):
-        # A movie keeps its arrival, so it stays in one bucket through every stage.
-        _move(conn, _bucket(conn, new)[0], old, new)
-    elif _running(old) != _running(new):
-        _move(conn, None, old, new)
+    def created(self, conn: sqlite3.Connection, m: Movie) -> None:
+        """Count a new movie, in the transaction that inserts it.
 
+        A movie lands in the bucket whose range holds its key, so counts stay exact whatever
+        order creates commit in (concurrent API workers read the clock before they queue for
+        the write lock, and equal arrivals are ordered by id, not by commit). Only a movie
+        that comes after every other in arrival order may open a new bucket, once the last
+        one has had BUCKET_SIZE: buckets are sized by count, not by the time the queue spans.
+        """
+        self._load(conn)
+        key = (arrival_key(m.created_at), m.id)
+        bucket = bisect.bisect_right(self._starts, key) - 1
+        # A new start must be past every movie already counted, or it would split a bucket.
+        latest = self._newest is None or key > self._newest
+        self.db.staged()
+        if bucket == len(self._starts) - 1 and self._created[bucket] >= BUCKET_SIZE and latest:
+            bucket += 1
+            conn.execute("INSERT INTO bucket_starts VALUES (?, ?, ?, 1)", (bucket, *key))
+            self._starts.append(key)
+            self._created.append(1)
+        else:
+            self._created[bucket] += 1
+            self._pending_created[bucket] += 1
+        if latest:
+            self._newest = key
+        self._move(bucket, None, m)
 
-def _move(conn: sqlite3.Connection, bucket: int | None, old: Movie | None, new: Movie) -> None:
-    """Apply one movie's change of waiting place and running stage to the counts."""
-    deltas: Counter[tuple[Where, str]] = Counter()
-    before, after = _waiting(old), _waiting(new)
-    if before != after:
-        assert bucket is not None
-        for where, sign in ((before, -1), (after, 1)):
-            if where is None:
-                continue
-            deltas[where, "waiting"] += sign
-            # Rows that reach zero stay until prune(): a delete here was one more
-            # statement in every state change (each statement gives the GIL away).
+    def saved(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
+        """Keep the counts in step with one movie's save, in the same transaction."""
+        if _waiting(old) != _waiting(new):
+            self._load(conn)
+            # A movie keeps its arrival, so it stays in one bucket through every stage.
+            key = (arrival_key(new.created_at), new.id)
+            self._move(bisect.bisect_right(self._starts, key) - 1, old, new)
+        elif _running(old) != _running(new):
+            self._load(conn)
+            self._move(None, old, new)
+
+    def of(self, conn: sqlite3.Connection, stage: str) -> tuple[int, int]:
+        """(waiting, running) in one stage, this batch's changes included."""
+        self._load(conn)
+        waiting = running = 0
+        for (s, _), (w, r) in self._counts.items():
+            if s == stage:
+                waiting, running = waiting + w, running + r
+        return waiting, running
+
+    def rebuild(self, conn: sqlite3.Connection) -> None:
+        """Recount from the movies, dropping what this batch had gathered."""
+        self.discard()
+        rebuild(conn)
+        self.db.invalidate()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        buckets = [[*w, b, n] for (w, b), n in self._pending_buckets.items() if n]
+        if buckets:
             conn.execute(
-                "INSERT INTO bucket_counts VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                (*where, bucket, sign),
+                f"INSERT INTO bucket_counts {_ROWS} ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                (orjson.dumps(buckets).decode(),),
             )
-    was, now = _running(old), _running(new)
-    if was != now:
-        for where, sign in ((was, -1), (now, 1)):
-            if where is not None:
-                deltas[where, "running"] += sign
-    for where in sorted({where for where, _ in deltas}):
-        conn.execute(
-            "INSERT INTO queue_counts VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE"
-            " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
-            (*where, deltas[where, "waiting"], deltas[where, "running"]),
-        )
+        counts = [
+            [*w, self._pending[w, "waiting"], self._pending[w, "running"]]
+            for w in sorted({w for w, _ in self._pending})
+        ]
+        if counts:
+            conn.execute(
+                f"INSERT INTO queue_counts {_ROWS} ON CONFLICT DO UPDATE"
+                " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
+                (orjson.dumps(counts).decode(),),
+            )
+        for bucket, n in self._pending_created.items():
+            conn.execute(
+                "UPDATE bucket_starts SET created = created + ? WHERE bucket = ?", (n, bucket)
+            )
+        self.discard()
+
+    def discard(self) -> None:
+        self._pending.clear()
+        self._pending_buckets.clear()
+        self._pending_created.clear()
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        if self._generation == self.db.generation:
+            return
+        self._counts = {
+            (str(stage), int(prio)): [int(w), int(r)]
+            for stage, prio, w, r in conn.execute("SELECT * FROM queue_counts")
+        }
+        rows = conn.execute("SELECT arrival, id, created FROM bucket_starts ORDER BY bucket")
+        self._starts, self._created = [], []
+        for arrival, movie_id, n in rows:
+            self._starts.append((str(arrival), str(movie_id)))
+            self._created.append(int(n))
+        assert self._starts, "bucket 0 starts before every key: rebuild() was not run"
+        newest = conn.execute(
+            "SELECT arrival, id FROM movies ORDER BY arrival DESC, id DESC LIMIT 1"
+        ).fetchone()
+        self._newest = (str(newest[0]), str(newest[1])) if newest else None
+        self._generation = self.db.generation
+
+    def _move(self, bucket: int | None, old: Movie | None, new: Movie) -> None:
+        """Apply one movie's change of waiting place and running stage to the counts."""
+        self.db.staged()
+        before, after = _waiting(old), _waiting(new)
+        if before != after:
+            assert bucket is not None
+            for where, sign in ((before, -1), (after, 1)):
+                if where is not None:
+                    self._add(where, "waiting", sign)
+                    # Rows that reach zero stay until prune(): fewer rows to write.
+                    self._pending_buckets[where, bucket] += sign
+        was, now = _running(old), _running(new)
+        if was != now:
+            for where, sign in ((was, -1), (now, 1)):
+                if where is not None:
+                    self._add(where, "running", sign)
+
+    def _add(self, where: Where, column: str, sign: int) -> None:
+        self._pending[where, column] += sign
+        self._counts.setdefault(where, [0, 0])[column == "running"] += sign
 
 
 def prune(conn: sqlite3.Connection) -> int:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from deepflix.adapters.local import queue_index
 from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.history import History
 from deepflix.pipeline.errors import BadRequest
-from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
+from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Transition
 
@@ -54,8 +55,6 @@ CREATE TABLE IF NOT EXISTS stage_stats (
 CACHE_SIZE = 20_000
 # How long the stage means behind ETAs are reused before they are read again.
 MEANS_TTL_S = 1.0
-# Weight of the newest duration in the running mean: recent enough to follow load changes.
-EWMA_WEIGHT = 0.2
 
 
 def _new_version() -> int:
@@ -92,24 +91,28 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     return arrival, movie_id
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(movies)")}
-    if "version" not in columns:  # a database from before the parsed-document cache
-        conn.execute("ALTER TABLE movies ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version < queue_index.VERSION:
-        queue_index.rebuild(conn)
-        conn.execute(f"PRAGMA user_version = {queue_index.VERSION}")
-
-
 class SqliteMovieStore:
     def __init__(self, where: Path | Database) -> None:
-        self._cache: dict[str, tuple[int, Movie]] = {}
+        # id -> (row version, movie, the database generation the writer read or wrote it
+        # in, or -1 when another thread parsed it): see _load.
+        self._cache: dict[str, tuple[int, Movie, int]] = {}
         self._cache_lock = threading.Lock()
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
+        self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
+        self.index = queue_index.Counts(self.db)
+        self.history = History(self.db)
         self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
-        self.db.write(_migrate)
+        self.db.write(self._migrate)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(movies)")}
+        if "version" not in columns:  # a database from before the parsed-document cache
+            conn.execute("ALTER TABLE movies ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version < queue_index.VERSION:
+            self.index.rebuild(conn)
+            conn.execute(f"PRAGMA user_version = {queue_index.VERSION}")
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         def write(conn: sqlite3.Connection) -> Movie:
@@ -134,7 +137,7 @@ class SqliteMovieStore:
                 " running_stage, deadline, version, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_columns(movie), version, movie.id),
             )
-            queue_index.created(conn, movie)
+            self.index.created(conn, movie)
             self._remember(movie, version)
             return movie
 
@@ -157,7 +160,7 @@ class SqliteMovieStore:
 
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
         def write(conn: sqlite3.Connection) -> list[Transition]:
-            _, running = queue_index.counts_of(conn, stage.value)
+            _, running = self.index.of(conn, stage.value)
             free = limit - running
             if free <= 0:
                 return []
@@ -218,16 +221,25 @@ class SqliteMovieStore:
         return self.db.write(queue_index.prune)
 
     def admission_paused(self) -> bool:
+        # Asked by every dispatch of the story stage, which runs on the writer thread.
+        generation, paused = self._paused
+        if self.db.is_writer() and generation == self.db.generation:
+            return paused
         row = self.db.conn().execute("SELECT value FROM flags WHERE name = 'paused'").fetchone()
-        return bool(row and row[0])
+        paused = bool(row and row[0])
+        if self.db.is_writer():
+            self._paused = (self.db.generation, paused)
+        return paused
 
     def set_admission_paused(self, paused: bool) -> None:
-        self.db.write(
-            lambda conn: conn.execute(
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO flags VALUES ('paused', ?) ON CONFLICT DO UPDATE SET value = ?",
                 (int(paused), int(paused)),
             )
-        )
+            self._paused = (self.db.generation, paused)
+
+        self.db.write(write)
 
     def journal(self, movie_id: str) -> list[dict[str, object]]:
         rows = self.db.conn().execute(
@@ -260,6 +272,12 @@ class SqliteMovieStore:
         return Page(movies, next_cursor)
 
     def _load(self, conn: sqlite3.Connection, movie_id: str) -> Movie | None:
+        if self.db.is_writer():
+            # What the writer read or wrote in this generation is the row as it is now: no
+            # other connection has committed since (Database.generation), so no read.
+            hit = self._cache.get(movie_id)
+            if hit is not None and hit[2] == self.db.generation:
+                return hit[1]
         row = conn.execute(
             "SELECT id, version, doc FROM movies WHERE id = ?", (movie_id,)
         ).fetchone()
@@ -275,19 +293,22 @@ class SqliteMovieStore:
         movie_id, version, doc = row
         hit = self._cache.get(movie_id)
         if hit is not None and hit[0] == version:
+            if self.db.is_writer() and hit[2] != self.db.generation:
+                self._remember(hit[1], version)
             return hit[1]
         movie = Movie.model_validate_json(doc)
         self._remember(movie, version)
         return movie
 
     def _remember(self, movie: Movie, version: int) -> None:
+        generation = self.db.generation if self.db.is_writer() else -1
         with self._cache_lock:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[movie.id] = (version, movie)
+            self._cache[movie.id] = (version, movie, generation)
 
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
-        queue_index.saved(conn, old, new)
+        self.index.saved(conn, old, new)
         version = _new_version()
         conn.execute(
             "UPDATE movies SET doc = ?, owner = ?, arrival = ?, prio = ?, waiting_stage = ?,"
@@ -295,25 +316,4 @@ class SqliteMovieStore:
             (*_columns(new), version, new.id),
         )
         self._remember(new, version)
-        for stage in STAGES:
-            before, after = old.stages[stage], new.stages[stage]
-            if before.status is not after.status:
-                conn.execute(
-                    "INSERT INTO journal (movie_id, stage, attempt, before, after, at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        new.id,
-                        stage.value,
-                        after.attempts,
-                        before.status.value,
-                        after.status.value,
-                        new.updated_at.isoformat(),
-                    ),
-                )
-            if after.status is StageStatus.succeeded and before.status is StageStatus.running:
-                seconds = after.duration_s or 0.0
-                conn.execute(
-                    "INSERT INTO stage_stats VALUES (?, ?, 1) ON CONFLICT (stage) DO UPDATE"
-                    " SET mean_s = mean_s * (1 - ?) + ? * ?, samples = samples + 1",
-                    (stage.value, seconds, EWMA_WEIGHT, EWMA_WEIGHT, seconds),
-                )
+        self.history.saved(old, new)

@@ -1,0 +1,111 @@
+"""What the embedded writer keeps in memory (parsed movies, counts, journal, stage means)
+stays exact: across other processes' commits, rolled-back writes and large batches."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.policy import DEFAULT_CONFIG, EWMA_WEIGHT
+from deepflix.pipeline.transitions import CancelRequested, Claimed, StageSucceeded, apply
+from tests.factories import T0, movie
+from tests.unit.test_queue_index import assert_exact
+
+pytestmark = pytest.mark.unit
+LATER = T0 + timedelta(hours=1)
+
+
+def claim(store: SqliteMovieStore, limit: int) -> list[str]:
+    fn = lambda m: apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG)  # noqa: E731
+    return [t.movie.id for t in store.claim(Stage.story, limit, LATER, fn)]
+
+
+def test_the_writer_reads_again_what_another_process_committed(tmp_path: Path) -> None:
+    here, elsewhere = SqliteMovieStore(tmp_path / "m.db"), SqliteMovieStore(tmp_path / "m.db")
+    a, b = (here.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in (0, 1))
+    assert claim(here, 0) == []  # the writer has read the counts and parsed both movies
+    elsewhere.mutate(a.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+    assert claim(elsewhere, 1) == [b.id]
+    seen: list[str] = []
+
+    def look(m: Movie) -> object:
+        seen.append(m.status.value)
+        return apply(m, CancelRequested(T0), DEFAULT_CONFIG)
+
+    here.mutate(a.id, look)
+    assert seen == ["cancelled"]  # not the waiting movie this writer had parsed
+    # The running count moved elsewhere too: a limit of 1 leaves nothing to claim here.
+    assert claim(here, 1) == []
+    assert_exact(here)
+
+
+def test_a_write_failing_after_an_in_memory_change_undoes_its_batch(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    m = store.create(movie(), idempotency_key=None, fingerprint="f")
+    claimed = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
+
+    def counted_then_failed(conn: object) -> None:
+        store.index.saved(conn, m, claimed)  # type: ignore[arg-type]
+        raise ValueError("after the counts moved, before the row did")
+
+    with pytest.raises(ValueError):
+        store.db.write(counted_then_failed)
+    assert_exact(store)
+    assert claim(store, 1) == [m.id]  # the writer's count of running is still 0
+    assert_exact(store)
+
+
+def test_counts_stay_exact_when_many_writes_share_a_batch(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    gate = threading.Event()
+    store.db.write_later(lambda conn: gate.wait(5))  # hold the writer: the rest queue up
+    ms = [movie(seconds=i % 7, priority=("low", "high")[i % 2]) for i in range(40)]
+    creates = [
+        threading.Thread(
+            target=store.create, args=(m,), kwargs={"idempotency_key": None, "fingerprint": m.id}
+        )
+        for m in ms
+    ]
+    for t in creates:
+        t.start()
+    gate.set()
+    for t in creates:
+        t.join()
+    assert len(claim(store, 15)) == 15
+    for m in ms[:10]:
+        store.mutate(m.id, lambda x: apply(x, CancelRequested(LATER), DEFAULT_CONFIG))
+    assert_exact(store)
+
+
+def test_journal_and_means_written_once_per_batch_match_one_by_one(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    ms = [store.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in range(5)]
+    claim(store, 5)
+    durations = [2.0, 4.0, 8.0, 1.0, 3.0]
+
+    def succeed(conn: object, ids: list[str]) -> None:
+        for movie_id in ids:
+            d = durations[[m.id for m in ms].index(movie_id)]
+            done = StageSucceeded(Stage.story, 1, (), LATER + timedelta(seconds=d))
+            store.mutate(movie_id, lambda x, e=done: apply(x, e, DEFAULT_CONFIG))
+
+    # Three successes in one transaction, then two in another.
+    store.db.write(lambda conn: succeed(conn, [m.id for m in ms[:3]]))
+    store.db.write(lambda conn: succeed(conn, [m.id for m in ms[3:]]))
+    mean = durations[0]
+    for d in durations[1:]:
+        mean = mean * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * d
+    row = store.db.conn().execute("SELECT mean_s, samples FROM stage_stats").fetchone()
+    assert row == (pytest.approx(mean), 5)
+    for m in ms:
+        steps = [(e["stage"], e["before"], e["after"]) for e in store.journal(m.id)]
+        assert steps == [
+            ("story", "waiting", "running"),
+            ("story", "running", "succeeded"),
+            ("images", "pending", "waiting"),
+        ]
