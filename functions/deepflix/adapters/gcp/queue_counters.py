@@ -73,8 +73,30 @@ def bucket_start(at: datetime, width: int) -> int:
 
 
 def shard_of(movie_id: str, shards: int) -> int:
-    # Stable across processes (str hashes are salted), so a decrement meets its increment.
+    # Stable across processes (str hashes are salted): a decrement meets its increment, so
+    # every document holds a true count (the sums would be right with any shard).
     return zlib.crc32(movie_id.encode()) % shards
+
+
+def bucket_ranges(m: Movie) -> list[tuple[int, int | None, int]]:
+    """(width, first key or None, key after the last) of the buckets before `m`'s finest
+    one that hold the movies ahead of it: every bucket of the priorities ahead and the
+    earlier ones of its own at the widest width, then at each finer width those inside
+    its own block of the next width. Together with its own finest bucket they cover the
+    queue before it exactly once."""
+    base = m.request.priority.rank * PRIO_STRIDE
+    ranges: list[tuple[int, int | None, int]] = [
+        (WIDTHS[-1], None, base + bucket_start(m.created_at, WIDTHS[-1]))
+    ]
+    for width, parent in itertools.pairwise(WIDTHS):
+        since = base + bucket_start(m.created_at, parent)
+        ranges.append((width, since, base + bucket_start(m.created_at, width)))
+    return ranges
+
+
+def own_bucket_arrival(m: Movie) -> str:
+    """The arrival key where `m`'s finest bucket starts."""
+    return arrival_key(_EPOCH + timedelta(seconds=bucket_start(m.created_at, WIDTHS[0])))
 
 
 def counts_doc(stage: Stage, shard: int) -> CounterDoc:
@@ -167,16 +189,8 @@ class QueueCounters:
         matched = {"totals": totals["matched"]}
         ahead = 0
         if movie.waiting_stage is stage:
-            base = movie.request.priority.rank * PRIO_STRIDE
             buckets = self.db().collection(BUCKETS).where(filter=_eq("stage", stage.value))
-            widest = WIDTHS[-1]
-            # Every bucket of the priorities ahead, and the earlier ones of its own.
-            upper = base + bucket_start(movie.created_at, widest)
-            ranges: list[tuple[int, int | None, int]] = [(widest, None, upper)]
-            for width, parent in itertools.pairwise(WIDTHS):
-                lower = base + bucket_start(movie.created_at, parent)
-                ranges.append((width, lower, base + bucket_start(movie.created_at, width)))
-            for width, since, before in ranges:
+            for width, since, before in bucket_ranges(movie):
                 q = buckets.where(filter=_eq("width", width))
                 if since is not None:
                     q = q.where(filter=firestore.FieldFilter("key", ">=", since))
@@ -191,13 +205,12 @@ class QueueCounters:
 
     def _own_bucket(self, movie: Movie, stage: Stage, read_time: Any) -> int:
         """Movies before `movie` inside its finest bucket, counted from the queue's index."""
-        start = _EPOCH + timedelta(seconds=bucket_start(movie.created_at, WIDTHS[0]))
         q = (
             self.db()
             .collection(MOVIES)
             .where(filter=_eq("waiting_stage", stage.value))
             .where(filter=_eq("prio", movie.request.priority.rank))
-            .where(filter=firestore.FieldFilter("arrival", ">=", arrival_key(start)))
+            .where(filter=firestore.FieldFilter("arrival", ">=", own_bucket_arrival(movie)))
             .order_by("arrival")
             .order_by(_ID)
             .end_before({"arrival": arrival_key(movie.created_at), "__name__": movie.id})
