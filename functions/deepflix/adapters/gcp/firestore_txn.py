@@ -9,7 +9,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from deepflix.adapters.gcp.firestore_docs import to_document
-from deepflix.adapters.gcp.queue_counters import CounterDoc, deltas, increment
+from deepflix.adapters.gcp.queue_counters import CounterDoc, by_document, deltas, increment
 from deepflix.adapters.local.store import EWMA_WEIGHT
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
@@ -117,7 +117,7 @@ class Txn:
                 if ids.get(st):
                     self.batch.set(ref, {"running": transform(ids[st])}, merge=True)
                     self.writes += 1
-        self.writes += increment(self.batch, self.db, self.counters)
+        self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
             self.batch.commit(**self.store.rpc)
             METER.add("firestore.writes", self.writes)

@@ -141,9 +141,9 @@ def by_document(changes: Counter[tuple[CounterDoc, str]]) -> dict[CounterDoc, di
     return out
 
 
-def increment(batch: Any, db: Any, changes: Counter[tuple[CounterDoc, str]]) -> int:
-    """Add the changes to `batch` as increments, which need no read; documents written."""
-    docs = by_document(changes)
+def increment(batch: Any, db: Any, docs: dict[CounterDoc, dict[str, int]]) -> int:
+    """Add the documents' changes (by_document) to `batch` as increments, which need no
+    read; returns the documents written."""
     for doc, fields in docs.items():
         data = dict(doc.labels) | {k: firestore.Increment(v) for k, v in fields.items()}
         batch.set(db.collection(doc.collection).document(doc.id), data, merge=True)
