@@ -121,7 +121,7 @@ NOTES: dict[str, str] = {
         "billed for the first, middle and last movie at 1k, 10k and 100k waiting (log-log "
         "slope 0; the three count() aggregations before billed 3 / 12-21 / 102-201). It grows "
         "not with depth but with the time the bucket documents span (one more read per ~48 "
-        "days: emptied buckets are not deleted yet) and with arrivals per priority above "
+        "days of backlog; the sweep deletes emptied buckets) and with arrivals per priority above "
         "100/s (one more per 1,000 in 10 s). The price is writes: 27 more per movie that runs "
         "its three stages (52.0 instead of 25.7 in the emulator end-to-end test). The "
         "emulator scans rather than using indexes: 0.1-0.2 s a position at 1k, 0.4-0.8 s at "

@@ -64,8 +64,9 @@ def growth(per_depth: dict[str, Any]) -> dict[str, Any]:
         "rule": "one read per aggregation while each matches at most 1,000 entries: the "
         f"stage's {SHARDS} count shards; at most 100 buckets x {SHARDS} shards inside a "
         "block; the widest buckets of the priorities ahead and its own before it (at most "
-        f"3 x {SHARDS} documents per 100,000 s since the oldest bucket document, emptied ones "
-        "included: one more read per ~48 days); and the arrivals of its priority in "
+        f"3 x {SHARDS} documents per 100,000 s the buckets span, which the sweep's deletes of "
+        "emptied ones keep to the backlog: one more read per ~48 days); and the arrivals of "
+        "its priority in "
         f"{WIDTHS[0]} s. Flat in depth: it grows with the time the buckets span and the "
         "arrival rate, not with the movies waiting",
     }

@@ -149,3 +149,23 @@ def test_recount_rebuilds_the_counters_of_a_database_from_before_them(
     store.create(new, idempotency_key=None, fingerprint="f")
     store.claim(Stage.story, 3, NOW, event_fn(Claimed(Stage.story, NOW)))
     assert assert_exact(store, empty_firestore) == len(old) + 1 - 3
+
+
+def test_the_sweep_deletes_emptied_buckets_and_positions_stay_exact(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore, counter_shards=2)
+    for offset in OFFSETS:
+        store.create(movie(seconds=offset), idempotency_key=None, fingerprint="f")
+    (first, *_) = store.claim(Stage.story, 4, NOW, event_fn(Claimed(Stage.story, NOW)))
+    buckets = empty_firestore.collection("queue_buckets")
+    emptied = {d.id for d in buckets.stream() if d.get("n") == 0}
+    assert emptied  # the first two arrived within one 10-second bucket
+    assert store.prune() == len(emptied)
+    assert all(d.get("n") > 0 for d in buckets.stream())
+    assert store.prune() == 0
+    # Waiting again after a failure: its buckets come back as they were deleted.
+    store.mutate(first.movie.id, event_fn(StageFailed(Stage.story, 1, "x", "y", False, NOW)))
+    store.mutate(first.movie.id, event_fn(RetryRequested(NOW)))
+    assert emptied & {d.id for d in buckets.stream()}
+    assert assert_exact(store, empty_firestore) == len(OFFSETS) - 3

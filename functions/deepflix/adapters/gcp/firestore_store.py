@@ -187,6 +187,11 @@ class FirestoreMovieStore:
         return {s: QueueCounts(w, r) for s, (w, r) in self.counters.counts().items()}
 
     @translate_outages("firestore")
+    def prune(self, limit: int = 500) -> int:
+        """Housekeeping for the sweep: emptied queue bucket documents (ADR 0008)."""
+        return self.counters.prune(limit, CONFLICTS)
+
+    @translate_outages("firestore")
     def recount(self) -> int:
         """Rebuild the queue counters from the movies (a database from before them).
 

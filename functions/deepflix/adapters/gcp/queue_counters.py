@@ -217,6 +217,28 @@ class QueueCounters:
         )
         return int(self._aggregate(q, (), read_time)["matched"])
 
+    def prune(self, limit: int, conflicts: tuple[type[Exception], ...]) -> int:
+        """Delete up to `limit` emptied bucket documents, which only lengthen the sums.
+
+        Each delete holds only if the document is unchanged since it was read at 0; one
+        incremented meanwhile is in use again and stays (an increment after the delete
+        creates it afresh). Returns the documents deleted.
+        """
+        db = self.db()
+        q = db.collection(BUCKETS).where(filter=_eq("n", 0)).limit(limit)
+        snaps = list(q.stream(**self.rpc))
+        METER.add("firestore.reads", max(1, len(snaps)))
+        deleted = 0
+        for snap in snaps:
+            unchanged = db.write_option(last_update_time=snap.update_time)
+            try:
+                snap.reference.delete(option=unchanged, **self.rpc)
+            except conflicts:
+                continue
+            deleted += 1
+        METER.add("firestore.deletes", deleted)
+        return deleted
+
     def recount(self, movies: Iterable[Movie], shards: int) -> int:
         """Rewrite every counter from `movies`, for a database from before the counters.
 
