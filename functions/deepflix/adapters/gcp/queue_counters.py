@@ -21,7 +21,7 @@ from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 
 COUNTS, BUCKETS = "queue_counts", "queue_buckets"
 # Bucket widths in seconds, finest first; each divides the next. A position sums, for each
-# width, the buckets inside its own block of the next width (100 per shard: one read), all
+# width, the buckets inside its own block of the next (100 x 8 shards: one read), all
 # the widest buckets before its own, and counts index entries only inside its finest bucket
 # (ten seconds of arrivals). Time, not count, decides a movie's bucket, so a create reads no
 # counter: nothing contends but the increments, which the shards spread.
@@ -165,7 +165,9 @@ class QueueCounters:
         (row,) = agg.get(read_time=read_time, **self.rpc)
         METER.add("firestore.reads")  # one aggregation; billed per 1,000 entries matched
         out: dict[str, Any] = {r.alias: int(r.value) for r in row}
-        out["read_time"] = row[0].read_time
+        # A plain datetime: Firestore takes read times to the microsecond, and a response's
+        # may carry nanoseconds.
+        out["read_time"] = _EPOCH + (row[0].read_time - _EPOCH)
         return out
 
     def stage_totals(self, stage: Stage, read_time: Any = None) -> dict[str, Any]:
