@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -12,34 +13,42 @@ from typing import Any
 from bench.common import NOT_MEASURED, latency_summary
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+from deepflix.adapters.gcp.queue_counters import (
+    ENTRIES_PER_READ,
+    SHARDS,
+    WIDTHS,
+    CounterDoc,
+    by_document,
+    deltas,
+    increment,
+)
 from deepflix.metering import METER
 from deepflix.pipeline.models import Movie, Stage
 from devtools import emulators as servers
 
 # The most writes one Firestore commit takes; commits in flight at once while filling.
 BATCH, COMMITTERS = 500, 4
-# One count() is billed a document read per batch of up to this many index entries matched,
-# and at least one read even when it matches none.
-ENTRIES_PER_READ = 1000
 PRICING = "https://firebase.google.com/docs/firestore/pricing#aggregation_queries"
 # Filling stops before a depth whose predicted fill time (at the rate measured so far)
 # exceeds this, and says so: the emulator keeps every document in one JVM's memory.
 FILL_BUDGET_S = 420.0
 COUNTED = (
-    "store.position() runs three count() aggregations (ahead: the queue order up to the "
-    "movie; total: the stage's waiting; running: the stage's running). 'metered' is what "
-    "deepflix.metering counts for it, as in emulator_ops.json: one firestore.read per "
-    "aggregation, whatever it matched. 'billed' applies Firestore's rule for aggregations "
-    f"({PRICING}): one read per batch of up to {ENTRIES_PER_READ:,} index entries matched, "
-    "at least one, to the counts each query returned. The emulator reports no billing, so "
+    "store.position() reads the queue counters that every commit keeps (queue_counters.py, "
+    "docs/decisions/0008): five aggregations at one read time: the stage's totals (a sum "
+    "of waiting and running over its count shards), one sum() of bucket documents per "
+    f"bucket width ({', '.join(f'{w:,} s' for w in WIDTHS)}: the widest before the movie's "
+    "own, with the priorities ahead; each finer one inside its own block of the next), and "
+    f"a count() of the index entries before it inside its own {WIDTHS[0]}-second bucket. "
+    "'metered' is what deepflix.metering counts for it, as in emulator_ops.json: one "
+    "firestore.read per aggregation, whatever it matched. 'billed' applies Firestore's rule "
+    f"for aggregations ({PRICING}): one read per batch of up to {ENTRIES_PER_READ:,} index "
+    "entries matched, at least one, to the entries each aggregation matched (each also "
+    "returns a count() of them, in the same query). The emulator reports no billing, so "
     "'billed' is computed, not observed. The waiting movies are written with their index "
-    "fields only (see fill()), 500 to a commit. An API position request also reads the "
-    "movie (1) and the stats collection (1 per stage document, at least 1)."
+    "fields only (see fill()), 500 to a commit, then the counters they add, merged. An API "
+    "position request also reads the movie (1) and the stats collection (1 per stage "
+    "document, at least 1)."
 )
-
-
-def billed_reads(matched: int) -> int:
-    return max(1, math.ceil(matched / ENTRIES_PER_READ))
 
 
 def growth(per_depth: dict[str, Any]) -> dict[str, Any]:
@@ -52,8 +61,14 @@ def growth(per_depth: dict[str, Any]) -> dict[str, Any]:
     return {
         "last_probe_billed_reads": billed,
         "loglog_slope": slope,
-        "rule": "ceil(ahead/1000) + ceil(total/1000) + ceil(running/1000), each at least 1: "
-        "linear in depth / 1,000",
+        "rule": "one read per aggregation while each matches at most 1,000 entries: the "
+        f"stage's {SHARDS} count shards; at most 100 buckets x {SHARDS} shards inside a "
+        "block; the widest buckets of the priorities ahead and its own before it (at most "
+        f"3 x {SHARDS} documents per 100,000 s the buckets span, which the sweep's deletes of "
+        "emptied ones keep to the backlog: one more read per ~48 days); and the arrivals of "
+        "its priority in "
+        f"{WIDTHS[0]} s. Flat in depth: it grows with the time the buckets span and the "
+        "arrival rate, not with the movies waiting",
     }
 
 
@@ -67,14 +82,20 @@ def _client(emulator: servers.Emulator) -> Any:
 
 
 def fill(client: Any, movies: list[Movie]) -> float:
-    """Write the movies' index fields, BATCH to a commit; seconds taken.
+    """Write the movies' index fields, BATCH to a commit, then the counters they add; seconds.
 
-    Only the fields the counts filter and order on (firestore_docs.index_fields): billing
+    Only the fields the queries filter and order on (firestore_docs.index_fields): billing
     counts index entries matched, not document size, and the emulator indexes every field
     of a whole movie document, which filled at 200-370 documents/s here against ~1,000.
+    The counters are the increments the store's commits would make (queue_counters.deltas),
+    merged per document: the same totals, in far fewer writes.
     """
     started = time.monotonic()
     col = client.collection("movies")
+    changes: Counter[tuple[CounterDoc, str]] = Counter()
+    for m in movies:
+        changes.update(deltas(None, m, SHARDS))
+    docs = list(by_document(changes).items())
 
     def commit(chunk: list[Movie]) -> None:
         batch = client.batch()
@@ -82,26 +103,32 @@ def fill(client: Any, movies: list[Movie]) -> float:
             batch.create(col.document(m.id), index_fields(m))
         batch.commit()
 
-    chunks = [movies[i : i + BATCH] for i in range(0, len(movies), BATCH)]
+    def count(chunk: list[tuple[CounterDoc, dict[str, int]]]) -> None:
+        batch = client.batch()
+        increment(batch, client, dict(chunk))
+        batch.commit()
+
     with ThreadPoolExecutor(COMMITTERS) as pool:
-        list(pool.map(commit, chunks))
+        list(pool.map(commit, [movies[i : i + BATCH] for i in range(0, len(movies), BATCH)]))
+        list(pool.map(count, [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]))
     return time.monotonic() - started
 
 
 def measure(store: FirestoreMovieStore, probe: Movie, samples: int) -> dict[str, Any]:
     before = METER.snapshot().get("firestore.reads", 0)
-    ahead, total, running = store.position(probe, Stage.story)
+    # What store.position() runs, with the entries each aggregation matched.
+    answer = store.counters.position(probe, Stage.story)
     metered = METER.snapshot().get("firestore.reads", 0) - before
     times = []
     for _ in range(samples):
         t = time.perf_counter()
         store.position(probe, Stage.story)
         times.append((time.perf_counter() - t) * 1000)
-    matched = {"ahead": ahead, "total": total, "running": running}
     return {
-        "matched": matched,
+        "position": {"ahead": answer.ahead, "total": answer.total, "running": answer.running},
+        "matched": answer.matched,
         "metered_reads": metered,
-        "billed_reads": sum(billed_reads(n) for n in matched.values()),
+        "billed_reads": answer.billed_reads,
         "emulator_ms": latency_summary(times),
     }
 
@@ -143,11 +170,7 @@ def run(
             out["depths"][str(depth)] = {
                 "fill_s_total": round(fill_s, 1),
                 "fill_docs_per_s": round(filled / fill_s),
-                # The emulator counts by scanning: ~12 s a position at 100,000 here.
-                **{
-                    where: measure(store, m, samples if depth <= 10_000 else min(samples, 2))
-                    for where, m in probes.items()
-                },
+                **{where: measure(store, m, samples) for where, m in probes.items()},
             }
         client.close()
         out["growth"] = growth(out["depths"])

@@ -145,12 +145,15 @@ def _firestore_reads(fs: dict[str, Any] | str) -> list[str]:
     for depth, probes in fs["depths"].items():
         for where in ("first", "middle", "last"):
             p = probes[where]
-            n = p["matched"]
+            # Results from before the counters had the three counts under "matched".
+            n = p.get("position", p["matched"])
+            entries = " / ".join(f"{v:,}" for v in p["matched"].values())
             rows.append(
                 [
                     f"{int(depth):,}",
                     where,
                     f"{n['ahead']:,} / {n['total']:,} / {n['running']:,}",
+                    entries,
                     str(p["metered_reads"]),
                     str(p["billed_reads"]),
                     fmt(p["emulator_ms"]["p50"], 0),
@@ -160,7 +163,8 @@ def _firestore_reads(fs: dict[str, Any] | str) -> list[str]:
     head = [
         "waiting",
         "probe",
-        "matched ahead / total / running",
+        "ahead / total / running",
+        "entries matched per aggregation",
         "metered",
         "billed",
         "emulator ms p50",

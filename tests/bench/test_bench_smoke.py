@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -100,12 +99,16 @@ def test_position_at_depth(tmp_path: Path) -> None:
     if isinstance(fs, str):  # no emulator on this machine
         assert fs.startswith("not measured yet")
     else:
+        for depth in depths:
+            probes = fs["depths"][str(depth)]
+            for where, ahead in (("first", 0), ("middle", depth // 2), ("last", depth - 1)):
+                assert probes[where]["position"] == {"ahead": ahead, "total": depth, "running": 0}
         deepest = fs["depths"][str(depths[-1])]["last"]
-        assert deepest["matched"] == {"ahead": depths[-1] - 1, "total": depths[-1], "running": 0}
-        assert deepest["metered_reads"] == 3
-        # One read per 1,000 index entries matched, at least one, for each of the 3 counts.
-        ahead, total = math.ceil((depths[-1] - 1) / 1000), math.ceil(depths[-1] / 1000)
-        assert deepest["billed_reads"] == ahead + total + 1
+        # Five aggregations from the counters, none matching over 1,000 entries: five reads
+        # metered and billed at either depth.
+        assert deepest["metered_reads"] == deepest["billed_reads"] == 5
+        assert all(n <= 1000 for n in deepest["matched"].values())
+        assert fs["growth"]["loglog_slope"] == 0
     assert all(g["loglog_slope"] is not None for g in doc["growth"].values())
 
 

@@ -72,7 +72,7 @@ def record_operations(ops: dict[str, int], *, movies: int) -> None:
     per_movie = {
         "firestore_reads": ops.get("firestore.reads", 0) / movies,
         "firestore_writes": ops.get("firestore.writes", 0) / movies,
-        "firestore_deletes": 0.0,
+        "firestore_deletes": ops.get("firestore.deletes", 0) / movies,
         "pubsub_messages": ops.get("pubsub.publishes", 0) / movies,
         "pubsub_deliveries": sum(
             v for k, v in ops.items() if k.startswith("invocations.") and "requested" in k

@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -166,3 +167,23 @@ def test_outages_become_unavailable_and_bugs_stay_bugs() -> None:
     assert info.value.status == 503 and "firestore get" in info.value.message
     with pytest.raises(gexc.PermissionDenied), outages("firestore get"):
         raise gexc.PermissionDenied("no")
+
+
+def test_the_sweep_task_also_prunes_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask
+
+    from deepflix.handlers import functions
+
+    calls: list[str] = []
+
+    class Service:
+        pipeline = SimpleNamespace(sweep=lambda: calls.append("sweep"))
+
+        def prune(self) -> int:
+            calls.append("prune")
+            return 0
+
+    monkeypatch.setattr(functions, "service", Service)
+    with flask.Flask("tasks").test_request_context("/sweep", method="POST", json={}):
+        response = functions.tasks(flask.request)
+    assert response.status_code == 200 and calls == ["sweep", "prune"]

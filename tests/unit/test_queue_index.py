@@ -25,6 +25,7 @@ from deepflix.pipeline.transitions import (
     apply,
 )
 from tests.factories import T0, movie
+from tests.queue_checks import assert_positions_exact
 
 pytestmark = pytest.mark.unit
 
@@ -43,18 +44,7 @@ def brute_force(store: SqliteMovieStore, m_id: str, stage: Stage) -> tuple[int, 
 
 
 def assert_exact(store: SqliteMovieStore) -> None:
-    """Every waiting movie's position, and every stage's counts, against a plain count."""
-    movies = everyone(store)
-    for stage in STAGES:
-        waiting = sorted((x for x in movies if x.waiting_stage is stage), key=lambda x: x.sort_key)
-        running = sum(x.running_stage is stage for x in movies)
-        for i, m in enumerate(waiting):
-            assert store.position(m, stage) == (i, len(waiting), running), (m.id, stage)
-        counts = store.counts()[stage]
-        assert (counts.waiting, counts.running) == (len(waiting), running)
-        outside = next((x for x in movies if x.waiting_stage is not stage), None)
-        if outside is not None:
-            assert store.position(outside, stage) == (0, len(waiting), running)
+    assert_positions_exact(store, everyone(store))
 
 
 def test_positions_match_brute_force_through_claims_successes_and_cancels(tmp_path: Path) -> None:

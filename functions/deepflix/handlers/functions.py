@@ -80,7 +80,8 @@ def tasks(request: flask.Request) -> Response:
     A malformed task is acknowledged (2xx) after logging: redelivery cannot fix it. An
     outage answers 503 so Cloud Tasks retries with the queue's backoff.
     """
-    pipeline = service().pipeline
+    svc = service()
+    pipeline = svc.pipeline
     kind = request.path.rstrip("/").rsplit("/", 1)[-1]
     body: Any = request.get_json(silent=True) or {}
     try:
@@ -90,6 +91,7 @@ def tasks(request: flask.Request) -> Response:
             pipeline.check_deadline(body["movie_id"], Stage(body["stage"]), int(body["attempt"]))
         elif kind == "sweep":
             pipeline.sweep()
+            svc.prune()  # emptied queue buckets, which would lengthen position sums
         else:
             raise KeyError(kind)
     except (KeyError, ValueError, TypeError) as e:

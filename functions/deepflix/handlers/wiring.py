@@ -112,6 +112,10 @@ class Embedded:
         if self.consumer is not None:
             self.consumer.stop()
 
+    def prune(self) -> int:
+        """The store's housekeeping (the sweeper runs it; so does a `/sweep` task)."""
+        return self.store.prune()
+
     def interrupt_running(self) -> int:
         """Work that was running when the service died will not report: retry it."""
         n = 0
@@ -145,7 +149,7 @@ class Embedded:
             try:
                 self.pipeline.sweep()
                 self.queue.purge_names()
-                self.store.prune()
+                self.prune()
             except Exception:
                 log.exception("sweep failed")
 
@@ -169,6 +173,7 @@ class Cloud:
     runner: StageRunner
     artifacts: ArtifactStore
     local_file: Callable[[str], Path] | None
+    prune: Callable[[], int]  # the store's housekeeping, run by the `/sweep` task
 
     def start(self) -> None:
         """Tasks and events arrive as HTTP requests to the functions."""
@@ -230,7 +235,7 @@ def build_cloud(settings: Settings) -> Cloud:
     )
     runner = _runner(settings, pipeline, artifacts)
     holder.append(runner)
-    return Cloud(settings, pipeline, runner, artifacts, local_file)
+    return Cloud(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
 
 
 def build(settings: Settings) -> Embedded | Cloud:

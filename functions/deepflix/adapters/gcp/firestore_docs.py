@@ -10,6 +10,7 @@ from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import Movie, arrival_key
 
 Doc = dict[str, Any]
+MOVIES = "movies"
 
 
 def index_fields(m: Movie) -> Doc:

@@ -16,15 +16,17 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
+    MOVIES,
     decode_cursor,
     encode_cursor,
     from_document,
     to_document,
 )
+from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
+from deepflix.adapters.gcp.queue_counters import SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus, arrival_key
-from deepflix.pipeline.policy import EWMA_WEIGHT
+from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Transition
 
@@ -32,104 +34,9 @@ R = TypeVar("R")
 Doc = dict[str, Any]
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
-MOVIES, IDEMPOTENCY, QUEUES = "movies", "idempotency", "queues"
-STATS, CONTROL, JOURNAL = "stats", "control", "journal"
+IDEMPOTENCY, QUEUES = "idempotency", "queues"
+STATS, CONTROL = "stats", "control"
 DOC_ID = FieldPath.document_id()
-# A commit whose preconditions failed lost a race: read again and retry.
-CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
-
-
-class _Txn:
-    """One optimistic transaction: lock-free reads, then one atomic batch of writes whose
-    preconditions fail if any document read has changed (or appeared) since.
-
-    Firestore's client SDKs run transactions this way. Server-side (locking) ones deadlock
-    when two read and then write the same document, as claims do with their slot document;
-    the emulator breaks that only by a lock timeout (8 parallel dispatchers took minutes).
-    """
-
-    def __init__(self, store: FirestoreMovieStore) -> None:
-        self.store = store
-        self.db = store.db()
-        self.batch = self.db.batch()
-        self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
-        self.writes = 0
-        self.taken: dict[Stage, list[str]] = {}
-        self.freed: dict[Stage, list[str]] = {}
-
-    def get(self, ref: Any) -> Any:
-        snap = ref.get(**self.store.rpc)
-        METER.add("firestore.reads")
-        self.saw(snap)
-        return snap
-
-    def saw(self, snap: Any) -> None:
-        self.versions[snap.reference.path] = snap.update_time if snap.exists else None
-
-    def replace(self, ref: Any, data: Doc) -> None:
-        """Write a document read in this transaction, provided it is still as it was read."""
-        version = self.versions[ref.path]
-        if version is None:
-            self.batch.create(ref, data)
-        else:
-            self.batch.update(ref, data, option=self.db.write_option(last_update_time=version))
-        self.writes += 1
-
-    def create(self, ref: Any, data: Doc) -> None:
-        self.batch.create(ref, data)
-        self.writes += 1
-
-    def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
-        ref = self.store.movies().document(new.id)
-        seq = int(old_doc.get("journal_seq") or 0)
-        for st in STAGES:
-            before, after = old.stages[st], new.stages[st]
-            if before.status is not after.status:
-                seq += 1
-                entry = {
-                    "stage": st.value,
-                    "attempt": after.attempts,
-                    "before": before.status.value,
-                    "after": after.status.value,
-                    "at": new.updated_at.isoformat(),
-                }
-                self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry)
-            if before.status is StageStatus.running and after.status is StageStatus.succeeded:
-                self._observe(st, after.duration_s or 0.0)
-        if old.running_stage is not new.running_stage:
-            if old.running_stage is not None:
-                self.freed.setdefault(old.running_stage, []).append(new.id)
-            if new.running_stage is not None:
-                self.taken.setdefault(new.running_stage, []).append(new.id)
-        self.replace(ref, to_document(new, journal_seq=seq))
-
-    def _observe(self, stage: Stage, seconds: float) -> None:
-        ref = self.store.stats_ref(stage)
-        # The first sample starts the running mean at itself.
-        prev = self.get(ref).to_dict() or {"mean_s": seconds, "samples": 0}
-        mean = float(prev["mean_s"]) * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
-        samples = int(prev.get("samples", 0)) + 1
-        self.replace(ref, {"stage": stage.value, "mean_s": mean, "samples": samples})
-
-    def commit(self, *, slots: dict[Stage, list[str]] | None = None) -> None:
-        """Commit; `slots` are the running lists a claim read, guarded by their versions."""
-        for st in STAGES:
-            ref = self.store.slots_ref(st)
-            if slots is not None and st in slots and self.taken.get(st):
-                self.replace(ref, {"stage": st.value, "running": slots[st] + self.taken[st]})
-                continue
-            # Array transforms need no read, so freeing a slot contends with nothing, yet a
-            # claim that read this document sees the change as a failed precondition.
-            for ids, transform in (
-                (self.taken, firestore.ArrayUnion),
-                (self.freed, firestore.ArrayRemove),
-            ):
-                if ids.get(st):
-                    self.batch.set(ref, {"running": transform(ids[st])}, merge=True)
-                    self.writes += 1
-        if self.writes:
-            self.batch.commit(**self.store.rpc)
-            METER.add("firestore.writes", self.writes)
 
 
 class FirestoreMovieStore:
@@ -137,7 +44,8 @@ class FirestoreMovieStore:
 
     Collections: `movies/{id}` (the movie as JSON plus its index fields, with a `journal`
     subcollection), `idempotency/{sha256(key)}`, `queues/{stage}` (ids running there),
-    `stats/{stage}` (mean stage duration) and `control/admission` (paused flag).
+    `stats/{stage}` (mean stage duration), `control/admission` (paused flag), and the queue
+    counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counters.py).
     Admission never over-admits: a claim commits only if `queues/{stage}` is unchanged since
     it counted the free slots, and every change of a running stage changes that document in
     the same commit.
@@ -151,8 +59,10 @@ class FirestoreMovieStore:
         rpc_timeout_s: float = 10.0,
         scan_page: int = 20,
         max_scan: int = 500,
+        counter_shards: int = SHARDS,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
+        self.shards = counter_shards
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -162,6 +72,7 @@ class FirestoreMovieStore:
             initial=0.1, maximum=2.0, timeout=rpc_timeout_s, predicate=gretry.if_transient_error
         )
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
+        self.counters = QueueCounters(db=self.db, rpc=self.rpc)
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -188,9 +99,11 @@ class FirestoreMovieStore:
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
+            tx = Txn(self)
+            tx.create(ref, to_document(movie))
+            tx.count(None, movie)
             try:
-                ref.create(to_document(movie), **self.rpc)
-                METER.add("firestore.writes")
+                tx.commit()
             except gexc.AlreadyExists:
                 # A retried create whose first try went through; anything else is a bug.
                 if self.get(movie.id) != movie:
@@ -199,7 +112,7 @@ class FirestoreMovieStore:
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
         key_ref = self.db().collection(IDEMPOTENCY).document(digest)
 
-        def body(tx: _Txn) -> Movie:
+        def body(tx: Txn) -> Movie:
             seen = tx.get(key_ref)
             if seen.exists:
                 first = seen.to_dict()
@@ -210,6 +123,7 @@ class FirestoreMovieStore:
                     return existing
                 # The movie the key named is gone: the key is free again.
             tx.create(ref, to_document(movie))
+            tx.count(None, movie)
             tx.replace(key_ref, {"movie_id": movie.id, "fingerprint": fingerprint})
             tx.commit()
             return movie
@@ -226,7 +140,7 @@ class FirestoreMovieStore:
     def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
         ref = self.movies().document(movie_id)
 
-        def body(tx: _Txn) -> Transition | None:
+        def body(tx: Txn) -> Transition | None:
             snap = tx.get(ref)
             if not snap.exists:
                 return None
@@ -242,7 +156,7 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def body(tx: _Txn) -> list[Transition]:
+        def body(tx: Txn) -> list[Transition]:
             slots = tx.get(self.slots_ref(stage))
             running = list((slots.to_dict() or {}).get("running", []))
             free = limit - len(running)
@@ -264,25 +178,27 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
-        waiting = self._waiting(stage)
-        key = {
-            "prio": movie.request.priority.rank,
-            "arrival": arrival_key(movie.created_at),
-            "__name__": movie.id,
-        }
-        # Counting up to the movie's own place in the queue order: the composite index
-        # (waiting_stage, prio, arrival, __name__) answers it without reading documents.
-        ahead = self._count(self._queue_order(waiting).end_before(key))
-        running = self.movies().where(filter=_eq("running_stage", stage.value))
-        return ahead, self._count(waiting), self._count(running)
+        # From the counters kept in every commit: a few reads at any depth (ADR 0008).
+        answer = self.counters.position(movie, stage)
+        return answer.ahead, answer.total, answer.running
 
     @translate_outages("firestore")
     def counts(self) -> dict[Stage, QueueCounts]:
-        running = {s: self.movies().where(filter=_eq("running_stage", s.value)) for s in STAGES}
-        return {
-            s: QueueCounts(waiting=self._count(self._waiting(s)), running=self._count(running[s]))
-            for s in STAGES
-        }
+        return {s: QueueCounts(w, r) for s, (w, r) in self.counters.counts().items()}
+
+    @translate_outages("firestore")
+    def prune(self, limit: int = 500) -> int:
+        """Housekeeping for the sweep: emptied queue bucket documents (ADR 0008)."""
+        return self.counters.prune(limit, CONFLICTS)
+
+    @translate_outages("firestore")
+    def recount(self) -> int:
+        """Rebuild the queue counters from the movies (a database from before them).
+
+        Reads every movie; run it once while nothing else writes. Returns documents written.
+        """
+        snaps = self.movies().stream(**self.rpc)
+        return self.counters.recount((from_document(s.to_dict()) for s in snaps), self.shards)
 
     @translate_outages("firestore")
     def running(self, stage: Stage) -> Movies:
@@ -339,11 +255,6 @@ class FirestoreMovieStore:
     def _queue_order(q: Any) -> Any:
         return q.order_by("prio").order_by("arrival").order_by(DOC_ID)
 
-    def _count(self, q: Any) -> int:
-        (result,) = q.count(alias="n").get(**self.rpc)
-        METER.add("firestore.reads")  # billed per 1,000 index entries counted, at least one
-        return int(result[0].value)
-
     def _ready(self, stage: Stage, now: datetime, wanted: int) -> Snapshots:
         """The first `wanted` movies of the stage's queue whose backoff is over.
 
@@ -366,11 +277,11 @@ class FirestoreMovieStore:
             last = page[-1]
         return picked
 
-    def _transact(self, body: Callable[[_Txn], R]) -> R:
+    def _transact(self, body: Callable[[Txn], R]) -> R:
         """Run `body` in a fresh transaction until it commits without losing a race."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return body(_Txn(self))
+                return body(Txn(self))
             except CONFLICTS:
                 pass
             # Jittered backoff, so the losers of one race do not all meet again in the next.

@@ -1,0 +1,171 @@
+"""Firestore queue counters on the emulator: positions against a brute-force count."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from deepflix.adapters.gcp.firestore_docs import from_document, to_document
+from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+from deepflix.adapters.gcp.queue_counters import WIDTHS
+from deepflix.metering import METER
+from deepflix.pipeline.models import Movie, Priority, Stage
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import (
+    CancelRequested,
+    Claimed,
+    Event,
+    RetryRequested,
+    StageFailed,
+    StageSucceeded,
+    Transition,
+    apply,
+)
+from tests.factories import T0, movie
+from tests.queue_checks import assert_positions_exact
+
+pytestmark = pytest.mark.emulator
+NOW = T0 + timedelta(days=3)  # after every arrival below, so every movie is ready
+SECONDS = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+# The first boundary of the widest buckets after T0: arrivals cluster around it.
+EDGE = WIDTHS[-1] - SECONDS % WIDTHS[-1]
+OFFSETS = [0, 9.5, 10, EDGE - 1000.5, EDGE - 10, EDGE - 0.000001, EDGE, EDGE, EDGE + 3]
+
+
+def event_fn(event: Event) -> Callable[[Movie], Transition]:
+    return lambda m: apply(m, event, DEFAULT_CONFIG)
+
+
+def everyone(db: Any) -> list[Movie]:
+    return [from_document(s.to_dict()) for s in db.collection("movies").stream()]
+
+
+def story_queue(db: Any) -> list[Movie]:
+    waiting = (m for m in everyone(db) if m.waiting_stage is Stage.story)
+    return sorted(waiting, key=lambda m: m.sort_key)
+
+
+def assert_exact(store: FirestoreMovieStore, db: Any) -> int:
+    return assert_positions_exact(store, everyone(db))
+
+
+def in_parallel(fns: list[Callable[[], object]]) -> None:
+    barrier = threading.Barrier(len(fns))
+
+    def run(fn: Callable[[], object]) -> None:
+        barrier.wait()
+        fn()
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_positions_stay_exact_through_parallel_saves_and_every_kind_of_change(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore, counter_shards=3)
+    rng = random.Random(11)
+    ms = [
+        movie(seconds=rng.choice(OFFSETS), priority=rng.choice(list(Priority))) for _ in range(48)
+    ]
+    # Creates from 8 threads at once, half with an idempotency key (a transaction).
+    chunks = [ms[i::8] for i in range(8)]
+    in_parallel(
+        [
+            lambda c=c: [  # type: ignore[misc]
+                store.create(m, idempotency_key=m.id if i % 2 else None, fingerprint="f")
+                for i, m in enumerate(c)
+            ]
+            for c in chunks
+        ]
+    )
+    assert assert_exact(store, empty_firestore) == 48
+    # Claims racing each other, then finishes, failures, retries and cancels.
+    claim = event_fn(Claimed(Stage.story, NOW))
+    in_parallel([lambda: store.claim(Stage.story, 12, NOW, claim) for _ in range(4)])
+    running = store.running(Stage.story)
+    assert len(running) == 12
+    done = event_fn(StageSucceeded(Stage.story, 1, (), NOW))
+    failed = event_fn(StageFailed(Stage.story, 1, "boom", "no", False, NOW))
+    in_parallel([lambda m=m: store.mutate(m.id, done) for m in running[:6]])  # type: ignore[misc]
+    for m in running[6:9]:
+        store.mutate(m.id, failed)
+    store.mutate(running[6].id, event_fn(RetryRequested(NOW)))  # waiting in story again
+    store.mutate(running[9].id, event_fn(CancelRequested(NOW)))  # cancelled while running
+    waiting = story_queue(empty_firestore)
+    store.mutate(waiting[3].id, event_fn(CancelRequested(NOW)))  # cancelled while waiting
+    # A priority changed in place: the movie's buckets move with it.
+    target = waiting[-1]
+    store.mutate(
+        target.id,
+        lambda m: Transition(
+            m.model_copy(
+                update={"request": m.request.model_copy(update={"priority": Priority.high})}
+            )
+        ),
+    )
+    store.claim(Stage.images, 2, NOW, event_fn(Claimed(Stage.images, NOW)))
+    assert assert_exact(store, empty_firestore) >= 36
+    assert store.counts()[Stage.images].running == 2
+
+
+def test_a_position_is_five_aggregations_whatever_the_depth(empty_firestore: Any) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    ms = [movie(seconds=i * 0.5) for i in range(60)]
+    for m in ms:
+        store.create(m, idempotency_key=None, fingerprint="f")
+    for m in (ms[0], ms[-1]):
+        before = METER.snapshot().get("firestore.reads", 0)
+        answer = store.counters.position(m, Stage.story)
+        assert METER.snapshot().get("firestore.reads", 0) - before == 5
+        assert answer.billed_reads == 5 and answer.ahead == ms.index(m)
+        # The 10-second bucket's count matched only its own movies, not the queue.
+        assert answer.matched["own_10s"] <= 20
+
+
+def test_recount_rebuilds_the_counters_of_a_database_from_before_them(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    old = [movie(seconds=o, priority=p) for o in OFFSETS for p in ("high", "low")]
+    batch = empty_firestore.batch()
+    for m in old:  # written as the store did before it kept counters
+        batch.create(empty_firestore.collection("movies").document(m.id), to_document(m))
+    batch.commit()
+    stray = empty_firestore.collection("queue_buckets").document("story-10-5-0")
+    stray.set({"stage": "story", "width": 10, "key": 5, "n": 7})
+    assert store.position(old[0], Stage.story)[1] == 0  # no counters yet
+    assert store.recount() > 0
+    assert not stray.get().exists
+    new = movie(seconds=EDGE)
+    store.create(new, idempotency_key=None, fingerprint="f")
+    store.claim(Stage.story, 3, NOW, event_fn(Claimed(Stage.story, NOW)))
+    assert assert_exact(store, empty_firestore) == len(old) + 1 - 3
+
+
+def test_the_sweep_deletes_emptied_buckets_and_positions_stay_exact(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore, counter_shards=2)
+    for offset in OFFSETS:
+        store.create(movie(seconds=offset), idempotency_key=None, fingerprint="f")
+    (first, *_) = store.claim(Stage.story, 4, NOW, event_fn(Claimed(Stage.story, NOW)))
+    buckets = empty_firestore.collection("queue_buckets")
+    emptied = {d.id for d in buckets.stream() if d.get("n") == 0}
+    assert emptied  # the first two arrived within one 10-second bucket
+    assert store.prune() == len(emptied)
+    assert all(d.get("n") > 0 for d in buckets.stream())
+    assert store.prune() == 0
+    # Waiting again after a failure: its buckets come back as they were deleted.
+    store.mutate(first.movie.id, event_fn(StageFailed(Stage.story, 1, "x", "y", False, NOW)))
+    store.mutate(first.movie.id, event_fn(RetryRequested(NOW)))
+    assert emptied & {d.id for d in buckets.stream()}
+    assert assert_exact(store, empty_firestore) == len(OFFSETS) - 3

@@ -1,0 +1,130 @@
+"""Firestore queue counters, the pure part: what each change adds, the ranges a position sums."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from deepflix.adapters.gcp import queue_counters as qc
+from deepflix.adapters.gcp.queue_counters import CounterDoc
+from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import (
+    CancelRequested,
+    Claimed,
+    RetryRequested,
+    StageFailed,
+    StageSucceeded,
+    apply,
+)
+from tests.factories import T0, movie
+
+pytestmark = pytest.mark.unit
+LATER = T0 + timedelta(hours=1)
+
+
+def fields(changes: Counter[tuple[CounterDoc, str]]) -> dict[tuple[str, str], int]:
+    """The changes as (document id, field) -> increment."""
+    return {(doc.id, name): n for (doc, name), n in changes.items()}
+
+
+def test_bucket_starts_are_exact_at_a_boundary() -> None:
+    edge = datetime(2026, 11, 29, 12, 0, 10, tzinfo=UTC)
+    # A float timestamp would round this microsecond up onto the boundary.
+    assert qc.bucket_start(edge - timedelta(microseconds=1), 10) == edge.timestamp() - 10
+    assert qc.bucket_start(edge, 10) == edge.timestamp()
+    assert qc.bucket_start(edge, 100_000) % 100_000 == 0
+
+
+def test_a_movie_moves_through_the_counters_and_leaves_nothing_behind() -> None:
+    m = movie(priority="low")
+    shard = qc.shard_of(m.id, 8)
+    created = fields(qc.deltas(None, m, 8))
+    assert created[f"story-{shard}", "waiting"] == 1
+    assert sorted(n for (doc, f), n in created.items() if f == "n") == [1, 1, 1]
+    assert all(doc.startswith("story-") for doc, _ in created)
+    claimed = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
+    step = fields(qc.deltas(m, claimed, 8))
+    assert step[f"story-{shard}", "waiting"] == -1 and step[f"story-{shard}", "running"] == 1
+    assert sorted(n for (_, f), n in step.items() if f == "n") == [-1, -1, -1]
+    done = apply(claimed, StageSucceeded(Stage.story, 1, (), LATER), DEFAULT_CONFIG).movie
+    step = fields(qc.deltas(claimed, done, 8))
+    assert step[f"story-{shard}", "running"] == -1 and step[f"images-{shard}", "waiting"] == 1
+    assert {doc.split("-")[0] for (doc, f) in step if f == "n"} == {"images"}
+    total = qc.deltas(None, m, 8) + Counter()  # positive part only
+    for old, new in ((m, claimed), (claimed, done), (done, None)):
+        total.update(qc.deltas(old, new, 8))
+    assert not +total and not -total  # every increment undone
+
+
+def test_failure_retry_cancel_and_a_priority_change_move_the_counts() -> None:
+    m = movie()
+    running = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
+    failed = apply(
+        running, StageFailed(Stage.story, 1, "boom", "x", False, LATER), DEFAULT_CONFIG
+    ).movie
+    assert failed.waiting_stage is None and failed.running_stage is None
+    retried = apply(failed, RetryRequested(LATER), DEFAULT_CONFIG).movie
+    assert retried.waiting_stage is Stage.story
+    shard = qc.shard_of(m.id, 4)
+    assert fields(qc.deltas(failed, retried, 4))[f"story-{shard}", "waiting"] == 1
+    cancelled = apply(retried, CancelRequested(LATER), DEFAULT_CONFIG).movie
+    assert qc.deltas(cancelled, None, 4) == Counter()
+    back = qc.deltas(retried, cancelled, 4)
+    assert back == Counter({k: -v for k, v in qc.counted(retried, 4).items()})
+    # A new priority moves the movie's buckets (their keys start with the priority).
+    raised = m.request.model_copy(update={"priority": Priority.high})
+    high = m.model_copy(update={"request": raised})
+    moved = fields(qc.deltas(m, high, 4))
+    assert (f"story-{shard}", "waiting") not in moved
+    assert sorted(moved.values()) == [-1, -1, -1, 1, 1, 1]
+    assert qc.deltas(m, m, 4) == Counter()
+
+
+def test_a_document_is_written_once_with_every_field_it_counts() -> None:
+    a, b = movie(), movie()
+    changes = qc.deltas(None, a, 1) + qc.deltas(None, b, 1)
+    docs = qc.by_document(changes)
+    (counts,) = [d for d in docs if d.collection == qc.COUNTS]
+    assert docs[counts] == {"waiting": 2, "running": 0}
+    assert all(v == {"n": 2} for d, v in docs.items() if d.collection == qc.BUCKETS)
+
+
+def test_the_ranges_and_the_own_bucket_count_every_movie_ahead_once() -> None:
+    """The position's decomposition against a sort, on arrivals spread over the widths."""
+    rng = random.Random(7)
+    base = datetime(2026, 11, 27, 23, 59, 0, tzinfo=UTC)
+    ms: list[Movie] = []
+    for _ in range(400):
+        # Clustered on boundaries of every width, with equal arrivals now and then.
+        at = base + timedelta(seconds=rng.choice([0, 9.99, 10, 999, 1000, 99_999.5, 100_000]))
+        at += timedelta(microseconds=rng.choice([0, 0, 1, 500_000, 3_000_000]))
+        prio = rng.choice(list(Priority))
+        ms.append(movie(at=at, priority=prio))
+    counters: Counter[tuple[CounterDoc, str]] = Counter()
+    for m in ms:
+        counters.update(qc.counted(m, 3))
+    order = sorted(ms, key=lambda m: m.sort_key)
+    for expected, m in enumerate(order):
+        ahead = 0
+        for width, since, before in qc.bucket_ranges(m):
+            ahead += sum(
+                n
+                for (doc, name), n in counters.items()
+                if name == "n"
+                and dict(doc.labels)["width"] == width
+                and (since is None or int(str(dict(doc.labels)["key"])) >= since)
+                and int(str(dict(doc.labels)["key"])) < before
+            )
+        own_start = qc.own_bucket_arrival(m)
+        ahead += sum(
+            1
+            for x in ms
+            if x.request.priority is m.request.priority
+            and own_start <= arrival_key(x.created_at)
+            and (arrival_key(x.created_at), x.id) < (arrival_key(m.created_at), m.id)
+        )
+        assert ahead == expected, m.id
