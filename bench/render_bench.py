@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import spread, target
+from deepflix.stages.processors import render_images
 from deepflix.stages.registry import load_generators
 from deepflix.stages.video_local import LocalVideoGenerator
 
@@ -29,11 +30,8 @@ def ours(workdir: Path, scenes: int, scene_seconds: float, fps: int) -> dict[str
         prompt=PROMPT, title=None, style="cinematic", scene_count=scenes, seed=1234
     )
     t0 = time.perf_counter()
-    paths = []
-    for scene in story.scenes:
-        path = workdir / f"scene-{scene.index + 1:02d}.png"
-        gens.images.render_scene(story=story, scene=scene, out_path=path)
-        paths.append(path)
+    # As the images stage renders them (run_images), without storing them as artifacts.
+    paths = list(render_images(gens.images, story, workdir))
     t1 = time.perf_counter()
     out = gens.video.assemble(story=story, image_paths=paths, out_dir=workdir / "render")
     t2 = time.perf_counter()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import re
 import struct
+import subprocess
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
@@ -217,7 +219,9 @@ def test_single_scene_movie_has_no_crossfade(single: Render) -> None:
 
 @pytest.mark.parametrize(
     ("scenes", "scene_s", "fps", "fade"),
-    [(2, 1.3, 25, 0.3), (2, 1.0, 24, 0.0), (4, 1.0, 12, 0.9)],
+    # 25 frames with 12-frame fades leave the middle scene one frame of its own; 12 with 6
+    # leave it none.
+    [(2, 1.3, 25, 0.3), (2, 1.0, 24, 0.0), (4, 1.0, 12, 0.9), (3, 25 / 24, 24, 0.5)],
 )
 def test_frame_math_holds_for_odd_settings(
     tmp_path: Path, scenes: int, scene_s: float, fps: int, fade: float
@@ -229,6 +233,27 @@ def test_frame_math_holds_for_odd_settings(
     with av.open(str(r.out.video)) as container:
         assert container.streams.video[0].average_rate == Fraction(fps)
     assert len(cues(r.out.captions)) == scenes
+
+
+def test_the_graph_converts_no_frame_to_another_pixel_format(
+    three: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # xfade takes no yuv420p: given it, ffmpeg silently inserts scale filters converting
+    # every frame to yuv444p and back, which cost about a quarter of the CPU time of a render.
+    logs: list[str] = []
+
+    def run_verbose(self: LocalVideoGenerator, args: list[str]) -> None:
+        at = args.index("-loglevel") + 1
+        args = [*args[:at], "verbose", *args[at + 1 :]]
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        logs.append(subprocess.run([exe, *args], capture_output=True, check=True).stderr.decode())
+
+    monkeypatch.setattr(LocalVideoGenerator, "_run", run_verbose)
+    gen = LocalVideoGenerator(scene_seconds=1.5)
+    gen.assemble(story=three.story, image_paths=three.images, out_dir=tmp_path)
+    inserted = [line for line in logs[0].splitlines() if "auto-inserting" in line]
+    # The one conversion left is the poster's single frame, to full-range JPEG.
+    assert len(inserted) == 1 and "trim" in inserted[0], inserted
 
 
 def test_timeline_clamps_the_crossfade_to_half_a_scene() -> None:

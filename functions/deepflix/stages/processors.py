@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
-from deepflix.stages.base import Generators, Story
+from deepflix.stages.base import Generators, ImageGenerator, Scene, Story
 
 STORY = "story.json"
 VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
+# Stills rendered at once. The local painter's pixel work (Pillow's C code, PNG encoding)
+# runs outside the GIL, so a second thread keeps a second core busy: 12 stills, paired runs
+# on a shared 2-core machine, median 0.70 s (0.61-1.04) against 0.98 s (0.74-1.06) in turn.
+IMAGE_THREADS = 2
 
 
 def scene_image(index: int) -> str:
@@ -51,15 +57,28 @@ def run_story(ctx: StageContext) -> Outputs:
     return {STORY: ctx.artifacts.put(ctx.movie.id, STORY, local)}
 
 
+def render_images(images: ImageGenerator, story: Story, workdir: Path) -> Generator[Path]:
+    """Every scene's still in workdir, IMAGE_THREADS at a time, yielded in scene order."""
+
+    def render(scene: Scene) -> Path:
+        path = workdir / scene_image(scene.index)
+        images.render_scene(story=story, scene=scene, out_path=path)
+        return path
+
+    pool = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="images")
+    try:
+        yield from pool.map(render, story.scenes)
+    finally:  # on a failure, stills not yet started are not rendered at all
+        pool.shutdown(cancel_futures=True)
+
+
 def run_images(ctx: StageContext) -> Outputs:
     story = _load_story(ctx)
     out: Outputs = {}
-    for n, scene in enumerate(story.scenes, start=1):
-        name = scene_image(scene.index)
-        local = ctx.workdir / name
-        ctx.generators.images.render_scene(story=story, scene=scene, out_path=local)
-        out[name] = ctx.artifacts.put(ctx.movie.id, name, local)
-        ctx.progress(n * 100 // len(story.scenes))
+    with closing(render_images(ctx.generators.images, story, ctx.workdir)) as stills:
+        for n, local in enumerate(stills, start=1):
+            out[local.name] = ctx.artifacts.put(ctx.movie.id, local.name, local)
+            ctx.progress(n * 100 // len(story.scenes))
     return out
 
 

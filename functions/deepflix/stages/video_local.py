@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,57 @@ def _repeat(tl: Timeline) -> str:
     return f"loop=loop={tl.scene_frames - 1}:size=1:start=0,{_retime(tl)}"
 
 
+def _join(scenes: list[str], tl: Timeline) -> list[str]:
+    """Graph lines laying the scenes end to end into [joined], crossfading where they overlap.
+
+    xfade takes no subsampled pixel format: fed yuv420p, ffmpeg converted every frame of
+    every scene to yuv444p and the whole movie back: half of the filter graph's work. So
+    each scene is cut into head, body and tail; only a tail and the next head are faded,
+    plane by plane (each plane alone is grey, which xfade takes as it is), and the pieces
+    are concatenated. Frames that no fade touches pass through untouched.
+    """
+    n, fade = len(scenes), tl.fade_frames
+    if n == 1:
+        return [f"[{scenes[0]}]null[joined]"]
+    if not fade:
+        return [f"{_labels(scenes)}concat=n={n}:v=1:a=0,{_retime(tl)}[joined]"]
+    graph: list[str] = []
+    parts: list[str] = []
+    for i, scene in enumerate(scenes):
+        # Scene i's frames before `start` fade in from the previous scene, those from `end`
+        # fade out into the next; the body between them may be empty.
+        start, end = (fade if i else 0), tl.scene_frames - (fade if i < n - 1 else 0)
+        pieces = [f"h{i}"] if start else []
+        pieces += [f"b{i}"] if end > start else []
+        pieces += [f"t{i}"] if end < tl.scene_frames else []
+        cuts = "|".join(str(f) for f in sorted({start, end} - {0, tl.scene_frames}))
+        graph.append(f"[{scene}]segment=frames={cuts}{_labels(pieces)}")
+        if i:
+            graph += _crossfade(f"t{i - 1}", f"h{i}", f"f{i}", tl)
+            parts.append(f"f{i}")
+        if end > start:
+            parts.append(f"b{i}")
+    # segment keeps each piece's timestamps and concat offsets them again: number the
+    # frames afresh, they arrive in order.
+    graph.append(_labels(parts) + f"concat=n={len(parts)}:v=1:a=0,{_retime(tl)}[joined]")
+    return graph
+
+
+def _crossfade(a: str, b: str, out: str, tl: Timeline) -> list[str]:
+    """[a] fading into [b] (both tl.fade_frames long, yuv420p) as [out], plane by plane."""
+    d = f"{tl.fade_frames / tl.fps:.6f}"
+    return [
+        f"[{a}]extractplanes=y+u+v{_labels(a + p for p in 'yuv')}",
+        f"[{b}]extractplanes=y+u+v{_labels(b + p for p in 'yuv')}",
+        *(f"[{a}{p}][{b}{p}]xfade=transition=fade:duration={d}:offset=0[{out}{p}]" for p in "yuv"),
+        f"{_labels(out + p for p in 'yuv')}mergeplanes=format=yuv420p:map1s=1:map2s=2[{out}]",
+    ]
+
+
+def _labels(names: Iterable[str]) -> str:
+    return "".join(f"[{n}]" for n in names)
+
+
 class LocalVideoGenerator:
     """Assembles stills into an H.264 MP4 with libx264 from the imageio-ffmpeg binary."""
 
@@ -214,20 +266,8 @@ class LocalVideoGenerator:
         # The poster is the first scene's opening frame, taken from the same graph.
         graph.append("[s0]split=2[m0][p0]")
         graph.append("[p0]trim=end_frame=1[poster]")
-        last = "m0"
-        for i in range(1, len(images)):
-            out = f"x{i}"
-            if tl.fade_frames:
-                offset = tl.start_frame(i) / tl.fps
-                duration = tl.fade_frames / tl.fps
-                graph.append(
-                    f"[{last}][s{i}]xfade=transition=fade:duration={duration:.6f}"
-                    f":offset={offset:.6f}[{out}]"
-                )
-            else:
-                graph.append(f"[{last}][s{i}]concat=n=2:v=1:a=0[{out}]")
-            last = out
-        graph.append(f"[{last}]{_TAG_BT709}[movie]")
+        graph += _join(["m0", *(f"s{i}" for i in range(1, len(images)))], tl)
+        graph.append(f"[joined]{_TAG_BT709}[movie]")
         return [
             *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
             *inputs,

@@ -1,0 +1,59 @@
+"""The images stage's rendering: stills two at a time, handed over in scene order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deepflix.stages import processors
+from deepflix.stages.base import Scene, Story
+from deepflix.stages.processors import render_images
+from deepflix.stages.story_local import LocalStoryGenerator
+
+pytestmark = pytest.mark.unit
+
+
+def story(scenes: int) -> Story:
+    return LocalStoryGenerator().write_story(
+        prompt="A kite that refuses to land", title=None, style="anime", scene_count=scenes, seed=9
+    )
+
+
+class Recorder:
+    """Writes a file per scene; the first calls wait for each other (proof of overlap)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.both_running = threading.Barrier(processors.IMAGE_THREADS, timeout=5)
+        self.fail_at = fail_at
+        self.rendered: list[int] = []
+        self.lock = threading.Lock()
+
+    def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
+        if scene.index < processors.IMAGE_THREADS:
+            self.both_running.wait()
+        if scene.index == self.fail_at:
+            raise RuntimeError(f"scene {scene.index} failed")
+        time.sleep(0.02)  # long enough that a failure is seen before the queue drains
+        out_path.write_text(str(scene.index))
+        with self.lock:
+            self.rendered.append(scene.index)
+
+
+def test_stills_render_concurrently_and_arrive_in_scene_order(tmp_path: Path) -> None:
+    gen, s = Recorder(), story(5)
+    paths = list(render_images(gen, s, tmp_path))
+    assert [p.name for p in paths] == [f"scene-{i:02d}.png" for i in range(1, 6)]
+    assert [p.read_text() for p in paths] == [str(i) for i in range(5)]
+    assert sorted(gen.rendered) == list(range(5))
+
+
+def test_a_failed_still_is_raised_and_the_rest_are_not_waited_for(tmp_path: Path) -> None:
+    gen, s = Recorder(fail_at=0), story(12)
+    stills = render_images(gen, s, tmp_path)
+    with pytest.raises(RuntimeError, match="scene 0 failed"):
+        list(stills)
+    # The two running at the failure may finish; the stills queued behind them are dropped.
+    assert len(gen.rendered) < len(s.scenes)
