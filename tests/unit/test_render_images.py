@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from deepflix.stages import processors
 from deepflix.stages.base import Scene, Story
 from deepflix.stages.processors import render_images
 from deepflix.stages.story_local import LocalStoryGenerator
@@ -25,14 +24,16 @@ def story(scenes: int) -> Story:
 class Recorder:
     """Writes a file per scene; the first calls wait for each other (proof of overlap)."""
 
+    threads = 2
+
     def __init__(self, fail_at: int | None = None) -> None:
-        self.both_running = threading.Barrier(processors.IMAGE_THREADS, timeout=5)
+        self.both_running = threading.Barrier(self.threads, timeout=5)
         self.fail_at = fail_at
         self.rendered: list[int] = []
         self.lock = threading.Lock()
 
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
-        if scene.index < processors.IMAGE_THREADS:
+        if scene.index < self.threads:
             self.both_running.wait()
         if scene.index == self.fail_at:
             raise RuntimeError(f"scene {scene.index} failed")
@@ -57,3 +58,19 @@ def test_a_failed_still_is_raised_and_the_rest_are_not_waited_for(tmp_path: Path
         list(stills)
     # The two running at the failure may finish; the stills queued behind them are dropped.
     assert len(gen.rendered) < len(s.scenes)
+
+
+def test_a_one_thread_generator_renders_on_the_calling_thread(tmp_path: Path) -> None:
+    class Inline:
+        threads = 1
+
+        def __init__(self) -> None:
+            self.threads_seen: set[threading.Thread] = set()
+
+        def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
+            self.threads_seen.add(threading.current_thread())
+            out_path.write_text(str(scene.index))
+
+    gen, s = Inline(), story(4)
+    assert [p.read_text() for p in render_images(gen, s, tmp_path)] == ["0", "1", "2", "3"]
+    assert gen.threads_seen == {threading.current_thread()}

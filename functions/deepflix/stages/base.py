@@ -57,6 +57,9 @@ class StoryGenerator(Protocol):
 
 
 class ImageGenerator(Protocol):
+    # Stills worth rendering at once: more than 1 where the work runs outside the GIL.
+    threads: int
+
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None: ...
 
 

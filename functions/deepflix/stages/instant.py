@@ -86,6 +86,8 @@ class InstantStoryGenerator:
 class InstantImageGenerator:
     """Benchmark-only: writes a 16x9 PNG whose colour depends on the scene index."""
 
+    threads = 1  # a tiny file each: a pool would only add hand-offs
+
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         shade = (scene.index * 37) % 200 + 30

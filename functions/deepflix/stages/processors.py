@@ -15,10 +15,6 @@ from deepflix.stages.base import Generators, ImageGenerator, Scene, Story
 
 STORY = "story.json"
 VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
-# Stills rendered at once. The local painter's pixel work (Pillow's C code, PNG encoding)
-# runs outside the GIL, so a second thread keeps a second core busy: 12 stills, paired runs
-# on a shared 2-core machine, median 0.70 s (0.61-1.04) against 0.98 s (0.74-1.06) in turn.
-IMAGE_THREADS = 2
 
 
 def scene_image(index: int) -> str:
@@ -58,14 +54,17 @@ def run_story(ctx: StageContext) -> Outputs:
 
 
 def render_images(images: ImageGenerator, story: Story, workdir: Path) -> Generator[Path]:
-    """Every scene's still in workdir, IMAGE_THREADS at a time, yielded in scene order."""
+    """Every scene's still in workdir, `images.threads` at a time, in scene order."""
 
     def render(scene: Scene) -> Path:
         path = workdir / scene_image(scene.index)
         images.render_scene(story=story, scene=scene, out_path=path)
         return path
 
-    pool = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="images")
+    if images.threads <= 1:  # no pool: threads and hand-offs would be all it added
+        yield from map(render, story.scenes)
+        return
+    pool = ThreadPoolExecutor(images.threads, thread_name_prefix="images")
     try:
         yield from pool.map(render, story.scenes)
     finally:  # on a failure, stills not yet started are not rendered at all
