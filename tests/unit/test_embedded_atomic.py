@@ -75,15 +75,3 @@ def test_progress_is_written_at_most_twice_a_second(
     monkeypatch.setattr(runtime.pipeline, "report", spy)
     assert runtime.runner.execute(movie.id, Stage.story, 1)
     assert reported == [60, 100]
-
-
-def test_a_create_is_admitted_in_its_own_transaction(tmp_path: Path) -> None:
-    """Embedded: no admission task and no consumer needed for a free slot to be taken."""
-    runtime = build_embedded(Settings(_env_file=None, data_dir=tmp_path, generators="instant"))
-    pipeline = runtime.pipeline
-    first = pipeline.create(MovieCreate(prompt="admitted"), owner="u", idempotency_key=None)
-    assert pipeline.get(first.id).stages[Stage.story].status is StageStatus.running
-    pipeline.pause_admission()
-    second = pipeline.create(MovieCreate(prompt="held"), owner="u", idempotency_key=None)
-    assert pipeline.get(second.id).stages[Stage.story].status is StageStatus.waiting
-    assert "task:dispatch" not in runtime.queue.depth()  # no admission task was sent

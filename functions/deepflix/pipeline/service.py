@@ -84,7 +84,9 @@ class Pipeline:
                 details={"movie_id": e.movie_id},
             ) from e
         if saved.id == movie.id:
-            self._admit(movie)
+            # Admission goes through the task queue so the API returns at once; the name
+            # makes a repeated enqueue harmless.
+            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
         return saved
 
     def get(self, movie_id: str) -> Movie:
@@ -121,11 +123,6 @@ class Pipeline:
         self.dispatch(Stage.story)
 
     # -- internal operations (tasks, events, jobs) ---------------------------------------
-
-    def _admit(self, movie: Movie) -> None:
-        # Admission goes through the task queue so the API returns at once; the name makes
-        # a repeated enqueue harmless.
-        self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
 
     def dispatch(self, stage: Stage) -> int:
         """Fill the stage's free slots from its queue; returns how many were started."""

@@ -29,12 +29,6 @@ class AtomicPipeline(Pipeline):
             lambda _: Pipeline.create(self, request, owner=owner, idempotency_key=idempotency_key)
         )
 
-    def _admit(self, movie: Movie) -> None:
-        # In the create's own transaction: with the story stage full (a burst) the writer's
-        # in-memory counts answer without a statement, and a free slot is claimed at once,
-        # where a task was a consumer's hand-off and a write of its own per movie.
-        Pipeline.dispatch(self, Stage.story)
-
     def cancel(self, movie_id: str) -> Movie:
         return self.db.write(lambda _: Pipeline.cancel(self, movie_id))
 
