@@ -88,8 +88,11 @@ def record_operations(ops: dict[str, int], *, movies: int) -> None:
     print("operations per movie:", json.dumps(per_movie, sort_keys=True))
     out = os.environ.get("BENCH_RESULTS_DIR")
     if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "emulator_ops.json").write_text(json.dumps(report, indent=2))
+        # Relative to the repository, as `make bench` gives it: the working directory has
+        # moved by now (the stack runs in a temporary one).
+        where = Path(__file__).resolve().parents[2] / out
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "emulator_ops.json").write_text(json.dumps(report, indent=2))
 
 
 def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
