@@ -32,6 +32,13 @@ class _Write:
         self.after: list[Callable[[], None]] = []
 
 
+def json_rows(width: int) -> str:
+    """A SELECT of the rows of one JSON array parameter of `width`-item arrays: many rows
+    written by one statement (each statement gives the GIL away and waits to take it back)."""
+    columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+    return f"SELECT {columns} FROM json_each(?) WHERE true"
+
+
 class Buffer(Protocol):
     """Changes a batch's writes gather in memory and write once, just before its commit."""
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import orjson
 
-from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.db import Database, json_rows
 from deepflix.pipeline.models import STAGES, Movie, StageStatus
 from deepflix.pipeline.policy import EWMA_WEIGHT
 
@@ -37,31 +37,33 @@ class History:
     def flush(self, conn: sqlite3.Connection) -> None:
         if self._journal:
             conn.execute(
-                "INSERT INTO journal (movie_id, stage, attempt, before, after, at) SELECT"
-                " json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-                " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
-                " json_extract(value, '$[4]'), json_extract(value, '$[5]') FROM json_each(?)",
+                "INSERT INTO journal (movie_id, stage, attempt, before, after, at) " + json_rows(6),
                 (orjson.dumps(self._journal).decode(),),
             )
         for stage, samples in self._durations.items():
-            # The running mean after these samples is mean * keep + add; a stage's first
-            # sample starts it (as the INSERT below does).
-            first, keep, add = samples[0], 1.0, 0.0
-            for seconds in samples:
-                keep, add = (
-                    keep * (1 - EWMA_WEIGHT),
-                    add * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds,
-                )
-            start = first
-            for seconds in samples[1:]:
-                start = start * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
+            # Folding the samples into a mean m gives m * keep + _fold(0, samples); a
+            # stage's first sample starts its mean (the INSERT's value).
+            keep = (1 - EWMA_WEIGHT) ** len(samples)
             conn.execute(
                 "INSERT INTO stage_stats VALUES (?, ?, ?) ON CONFLICT (stage) DO UPDATE"
                 " SET mean_s = mean_s * ? + ?, samples = samples + excluded.samples",
-                (stage, start, len(samples), keep, add),
+                (
+                    stage,
+                    _fold(samples[0], samples[1:]),
+                    len(samples),
+                    keep,
+                    _fold(0.0, samples),
+                ),
             )
         self.discard()
 
     def discard(self) -> None:
         self._journal.clear()
         self._durations.clear()
+
+
+def _fold(mean: float, samples: list[float]) -> float:
+    """The running mean after `samples`, one at a time, starting from `mean`."""
+    for seconds in samples:
+        mean = mean * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
+    return mean

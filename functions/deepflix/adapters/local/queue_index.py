@@ -8,7 +8,7 @@ from collections import Counter
 
 import orjson
 
-from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.db import Database, json_rows
 from deepflix.pipeline.models import Movie, arrival_key
 
 SCHEMA = """
@@ -35,11 +35,7 @@ BUCKET_SIZE = 1000
 # Bumped whenever the bucketing changes: opening an older database recounts it.
 VERSION = 4
 Where = tuple[str, int]  # (stage, priority rank) where a movie waits or runs
-# The rows of a JSON array of 4-item arrays: many upserts in one statement.
-_ROWS = (
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-    " json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) WHERE true"
-)
+_ROWS = json_rows(4)  # (stage, prio, bucket or waiting, n or running)
 
 
 def _waiting(m: Movie | None) -> Where | None:
