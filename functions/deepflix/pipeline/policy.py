@@ -12,6 +12,13 @@ from deepflix.pipeline.models import STAGES, Stage
 EWMA_WEIGHT = 0.2
 
 
+def running_mean(mean: float, samples: list[float]) -> float:
+    """The running mean after `samples`, one at a time, starting from `mean`."""
+    for seconds in samples:
+        mean = mean * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
+    return mean
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 3

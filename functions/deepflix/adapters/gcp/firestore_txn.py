@@ -12,7 +12,7 @@ from deepflix.adapters.gcp.firestore_docs import to_document
 from deepflix.adapters.gcp.queue_counters import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
-from deepflix.pipeline.policy import EWMA_WEIGHT
+from deepflix.pipeline.policy import running_mean
 
 if TYPE_CHECKING:
     from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
@@ -97,7 +97,7 @@ class Txn:
         ref = self.store.stats_ref(stage)
         # The first sample starts the running mean at itself.
         prev = self.get(ref).to_dict() or {"mean_s": seconds, "samples": 0}
-        mean = float(prev["mean_s"]) * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
+        mean = running_mean(float(prev["mean_s"]), [seconds])
         samples = int(prev.get("samples", 0)) + 1
         self.replace(ref, {"stage": stage.value, "mean_s": mean, "samples": samples})
 

@@ -8,7 +8,7 @@ import orjson
 
 from deepflix.adapters.local.db import Database, json_rows
 from deepflix.pipeline.models import STAGES, Movie, StageStatus
-from deepflix.pipeline.policy import EWMA_WEIGHT
+from deepflix.pipeline.policy import EWMA_WEIGHT, running_mean
 
 
 class History:
@@ -41,7 +41,7 @@ class History:
                 (orjson.dumps(self._journal).decode(),),
             )
         for stage, samples in self._durations.items():
-            # Folding the samples into a mean m gives m * keep + _fold(0, samples); a
+            # Folding the samples into a mean m gives m * keep + running_mean(0, samples); a
             # stage's first sample starts its mean (the INSERT's value).
             keep = (1 - EWMA_WEIGHT) ** len(samples)
             conn.execute(
@@ -49,10 +49,10 @@ class History:
                 " SET mean_s = mean_s * ? + ?, samples = samples + excluded.samples",
                 (
                     stage,
-                    _fold(samples[0], samples[1:]),
+                    running_mean(samples[0], samples[1:]),
                     len(samples),
                     keep,
-                    _fold(0.0, samples),
+                    running_mean(0.0, samples),
                 ),
             )
         self.discard()
@@ -60,10 +60,3 @@ class History:
     def discard(self) -> None:
         self._journal.clear()
         self._durations.clear()
-
-
-def _fold(mean: float, samples: list[float]) -> float:
-    """The running mean after `samples`, one at a time, starting from `mean`."""
-    for seconds in samples:
-        mean = mean * (1 - EWMA_WEIGHT) + EWMA_WEIGHT * seconds
-    return mean
