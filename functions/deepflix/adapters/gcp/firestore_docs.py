@@ -6,11 +6,19 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import Movie, arrival_key
 
 Doc = dict[str, Any]
 MOVIES = "movies"
+DOC_ID = FieldPath.document_id()
+
+
+def eq(field: str, value: object) -> Any:
+    return firestore.FieldFilter(field, "==", value)
 
 
 def index_fields(m: Movie) -> Doc:

@@ -12,18 +12,19 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
+    DOC_ID,
     MOVIES,
     decode_cursor,
     encode_cursor,
+    eq,
     from_document,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
-from deepflix.adapters.gcp.queue_counters import SHARDS, QueueCounters
+from deepflix.adapters.gcp.queue_counters import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Movie, Stage
@@ -31,12 +32,10 @@ from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCo
 from deepflix.pipeline.transitions import Transition
 
 R = TypeVar("R")
-Doc = dict[str, Any]
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
 IDEMPOTENCY, QUEUES = "idempotency", "queues"
 STATS, CONTROL = "stats", "control"
-DOC_ID = FieldPath.document_id()
 
 
 class FirestoreMovieStore:
@@ -188,8 +187,24 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def prune(self, limit: int = 500) -> int:
-        """Housekeeping for the sweep: emptied queue bucket documents (ADR 0008)."""
-        return self.counters.prune(limit, CONFLICTS)
+        """Housekeeping for the sweep: delete up to `limit` emptied queue bucket documents
+        (ADR 0008), which only lengthen the sums.
+
+        Each delete holds only if the document is unchanged since it was read at 0; one
+        incremented meanwhile is in use again and stays (an increment after the delete
+        creates it afresh). Returns the documents deleted.
+        """
+        db = self.db()
+        deleted = 0
+        for snap in self._stream(db.collection(BUCKETS).where(filter=eq("n", 0)).limit(limit)):
+            unchanged = db.write_option(last_update_time=snap.update_time)
+            try:
+                snap.reference.delete(option=unchanged, **self.rpc)
+            except CONFLICTS:
+                continue
+            deleted += 1
+        METER.add("firestore.deletes", deleted)
+        return deleted
 
     @translate_outages("firestore")
     def recount(self) -> int:
@@ -202,7 +217,7 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def running(self, stage: Stage) -> Movies:
-        q = self.movies().where(filter=_eq("running_stage", stage.value))
+        q = self.movies().where(filter=eq("running_stage", stage.value))
         return [from_document(s.to_dict()) for s in self._stream(q)]
 
     @translate_outages("firestore")
@@ -237,7 +252,7 @@ class FirestoreMovieStore:
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         q = self.movies()
         if owner is not None:
-            q = q.where(filter=_eq("owner", owner))
+            q = q.where(filter=eq("owner", owner))
         newest = firestore.Query.DESCENDING
         q = q.order_by("arrival", direction=newest).order_by(DOC_ID, direction=newest)
         if cursor is not None:
@@ -249,7 +264,7 @@ class FirestoreMovieStore:
         return Page(movies[:limit], encode_cursor(movies[limit - 1]) if more else None)
 
     def _waiting(self, stage: Stage) -> Any:
-        return self.movies().where(filter=_eq("waiting_stage", stage.value))
+        return self.movies().where(filter=eq("waiting_stage", stage.value))
 
     @staticmethod
     def _queue_order(q: Any) -> Any:
@@ -287,7 +302,3 @@ class FirestoreMovieStore:
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         raise Unavailable(f"firestore: lost {self.max_attempts} races for the same documents")
-
-
-def _eq(field: str, value: object) -> Any:
-    return firestore.FieldFilter(field, "==", value)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.firestore_docs import to_document
+from deepflix.adapters.gcp.firestore_docs import Doc, to_document
 from deepflix.adapters.gcp.queue_counters import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
@@ -17,7 +17,6 @@ from deepflix.pipeline.policy import running_mean
 if TYPE_CHECKING:
     from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 
-Doc = dict[str, Any]
 JOURNAL = "journal"
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)

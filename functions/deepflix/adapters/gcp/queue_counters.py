@@ -13,9 +13,8 @@ from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.aggregation import AggregationQuery
-from google.cloud.firestore_v1.field_path import FieldPath
 
-from deepflix.adapters.gcp.firestore_docs import MOVIES
+from deepflix.adapters.gcp.firestore_docs import DOC_ID, MOVIES, eq
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 
@@ -35,7 +34,6 @@ PRIO_STRIDE = 10**11
 # Firestore bills an aggregation one read per batch of up to this many index entries.
 ENTRIES_PER_READ = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ID = FieldPath.document_id()
 
 
 @dataclass(frozen=True)
@@ -170,10 +168,10 @@ class QueueCounters:
         out["read_time"] = _EPOCH + (row[0].read_time - _EPOCH)
         return out
 
-    def stage_totals(self, stage: Stage, read_time: Any = None) -> dict[str, Any]:
+    def stage_totals(self, stage: Stage) -> dict[str, Any]:
         """Waiting and running in `stage`, from its shards of the counts documents."""
-        q = self.db().collection(COUNTS).where(filter=_eq("stage", stage.value))
-        return self._aggregate(q, ("waiting", "running"), read_time)
+        q = self.db().collection(COUNTS).where(filter=eq("stage", stage.value))
+        return self._aggregate(q, ("waiting", "running"), None)
 
     def counts(self) -> dict[Stage, tuple[int, int]]:
         """(waiting, running) per stage: one aggregation of a stage's shards each."""
@@ -191,9 +189,9 @@ class QueueCounters:
         matched = {"totals": totals["matched"]}
         ahead = 0
         if movie.waiting_stage is stage:
-            buckets = self.db().collection(BUCKETS).where(filter=_eq("stage", stage.value))
+            buckets = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
             for width, since, before in bucket_ranges(movie):
-                q = buckets.where(filter=_eq("width", width))
+                q = buckets.where(filter=eq("width", width))
                 if since is not None:
                     q = q.where(filter=firestore.FieldFilter("key", ">=", since))
                 q = q.where(filter=firestore.FieldFilter("key", "<", before))
@@ -210,36 +208,14 @@ class QueueCounters:
         q = (
             self.db()
             .collection(MOVIES)
-            .where(filter=_eq("waiting_stage", stage.value))
-            .where(filter=_eq("prio", movie.request.priority.rank))
+            .where(filter=eq("waiting_stage", stage.value))
+            .where(filter=eq("prio", movie.request.priority.rank))
             .where(filter=firestore.FieldFilter("arrival", ">=", own_bucket_arrival(movie)))
             .order_by("arrival")
-            .order_by(_ID)
+            .order_by(DOC_ID)
             .end_before({"arrival": arrival_key(movie.created_at), "__name__": movie.id})
         )
         return int(self._aggregate(q, (), read_time)["matched"])
-
-    def prune(self, limit: int, conflicts: tuple[type[Exception], ...]) -> int:
-        """Delete up to `limit` emptied bucket documents, which only lengthen the sums.
-
-        Each delete holds only if the document is unchanged since it was read at 0; one
-        incremented meanwhile is in use again and stays (an increment after the delete
-        creates it afresh). Returns the documents deleted.
-        """
-        db = self.db()
-        q = db.collection(BUCKETS).where(filter=_eq("n", 0)).limit(limit)
-        snaps = list(q.stream(**self.rpc))
-        METER.add("firestore.reads", max(1, len(snaps)))
-        deleted = 0
-        for snap in snaps:
-            unchanged = db.write_option(last_update_time=snap.update_time)
-            try:
-                snap.reference.delete(option=unchanged, **self.rpc)
-            except conflicts:
-                continue
-            deleted += 1
-        METER.add("firestore.deletes", deleted)
-        return deleted
 
     def recount(self, movies: Iterable[Movie], shards: int) -> int:
         """Rewrite every counter from `movies`, for a database from before the counters.
@@ -273,7 +249,3 @@ class QueueCounters:
                     batch.set(ref, data)  # replaces whatever the document counted
             batch.commit(**self.rpc)
         return len(docs)
-
-
-def _eq(field: str, value: object) -> Any:
-    return firestore.FieldFilter(field, "==", value)
