@@ -64,11 +64,9 @@ def render_images(images: ImageGenerator, story: Story, workdir: Path) -> Genera
     if images.threads <= 1:  # no pool: threads and hand-offs would be all it added
         yield from map(render, story.scenes)
         return
-    pool = ThreadPoolExecutor(images.threads, thread_name_prefix="images")
-    try:
+    # On a failure or a close, map cancels the stills not yet started.
+    with ThreadPoolExecutor(images.threads, thread_name_prefix="images") as pool:
         yield from pool.map(render, story.scenes)
-    finally:  # on a failure, stills not yet started are not rendered at all
-        pool.shutdown(cancel_futures=True)
 
 
 def run_images(ctx: StageContext) -> Outputs:
