@@ -48,10 +48,13 @@ def _prepare(service: Service, paused: bool) -> list[str]:
 
 
 def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux), or None."""
+    """User + system CPU seconds so far of a process and its children (Linux), or None:
+    `deepflix serve` answers HTTP in a child process."""
     with contextlib.suppress(OSError, IndexError, ValueError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return own + sum(_cpu_s(int(child)) or 0.0 for child in children)
     return None
 
 
@@ -114,9 +117,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "load_generator": "wrk -t1 per endpoint, three processes at once (bench/wrk/mix.lua)",
         "service": {
             **SERVICE_SETTINGS,
-            "other_settings": "defaults (DEEPFLIX_HTTP_THREADS=8, WORKERS=4, "
+            "other_settings": "defaults (DEEPFLIX_RUNTIME_NICE=10, WORKERS=4, "
             "concurrency story/images/video 4/2/1)",
-            "server": "deepflix serve (granian, in-process) on 127.0.0.1, a fresh data dir per run",
+            "server": "deepflix serve on 127.0.0.1 (the API in its own process, granian RSGI on "
+            "one event loop; docs/decisions/0009), a fresh data dir per run",
         },
         "probes": f"{PROBES} low-priority movies created before the load; status and "
         "position read them at random (they stay waiting: creates during the load go ahead)",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -24,51 +23,10 @@ def _out(text: str = "", end: str = "\n") -> None:
     sys.stdout.flush()
 
 
-def _http_server(app: Any, host: str, port: int, threads: int) -> Any:
-    """granian's server, in this process: HTTP parsing and socket I/O run in Rust threads
-    without the GIL, and `threads` Python threads run the app (docs/decisions/0006)."""
-    from granian.constants import HTTPModes, Interfaces
-    from granian.log import LogLevels
-    from granian.server.common import AbstractServer
-    from granian.server.mt import MTServer
-
-    class InProcessServer(MTServer):
-        """The worker is a thread of this process, so the API shares it with the runtime.
-
-        granian offers thread workers for free-threaded Python and refuses a GIL build; with
-        one worker the GIL costs nothing extra, and a worker process would outlive a
-        `kill -9` of ours holding the port.
-        """
-
-        def _check_gil(self) -> None:
-            """The GIL is expected here."""
-
-        def serve(self, *args: Any, **kwargs: Any) -> None:
-            # MTServer.serve only adds a warning about free-threaded builds.
-            AbstractServer.serve(self, *args, **kwargs)
-
-    server = InProcessServer(
-        "deepflix",
-        address=host,
-        port=port,
-        interface=Interfaces.WSGI,
-        workers=1,
-        blocking_threads=threads,
-        runtime_threads=1,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_level=LogLevels.warning,
-    )
-    # granian configured its logger on construction; send it through ours.
-    logging.getLogger("_granian").handlers[:] = logging.getLogger("deepflix").handlers
-    return server
-
-
 def serve(args: argparse.Namespace) -> int:
     from deepflix import logs
     from deepflix.config import Settings
-    from deepflix.handlers.api import Api
-    from deepflix.handlers.wiring import build_embedded
+    from deepflix.handlers import server
 
     overrides = {"port": args.port} if args.port else {}
     try:
@@ -79,27 +37,7 @@ def serve(args: argparse.Namespace) -> int:
             sys.stderr.write(f"invalid setting {field.upper()}: {err['msg']}\n")
         return 2
     logs.setup(settings.log_level)
-    runtime = build_embedded(settings)
-    runtime.start()
-    app = Api(
-        pipeline=runtime.pipeline,
-        artifacts=runtime.artifacts,
-        local_file=runtime.artifacts.resolve,
-        extra_metrics=lambda: {"dead_letters": len(runtime.queue.dead_letters())},
-    )
-    server = _http_server(app, settings.host, settings.port, settings.http_threads)
-    base = f"http://{settings.host}:{settings.port}"
-    _out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
-    _out(f"  Dashboard: {base}/")
-    _out(f"  API:       {base}/api/movies")
-    _out(f"  Queues:    {base}/api/queues")
-    _out(f"  Health:    {base}/healthz")
-    try:
-        # Returns on SIGTERM or SIGINT, once the requests in flight are answered.
-        server.serve(target_loader=lambda _target: app)
-    finally:
-        runtime.stop()
-    return 0
+    return server.serve(settings, _out)
 
 
 def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(1.0, ge=0)
     retry_max_delay_s: float = Field(60.0, ge=0)
     workers: int = Field(4, ge=1, le=64)
-    http_threads: int = Field(8, ge=1, le=256)
+    # Embedded serve: how far below the API process the runtime's CPU priority is (nice),
+    # so a busy pipeline cannot starve the API's answers.
+    runtime_nice: int = Field(10, ge=0, le=19)
     # Embedded: how often overdue stages are timed out and stage queues re-dispatched.
     sweep_interval_s: float = Field(5.0, gt=0, le=3600)
     job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"

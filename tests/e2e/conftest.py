@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,10 +52,21 @@ class Service:
                 time.sleep(0.05)
         raise AssertionError("the service did not become healthy")
 
+    def api_pid(self) -> int:
+        """The HTTP API's process: `deepflix serve` runs it as its child."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        (pid,) = map(int, children.split())
+        return pid
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            api = self.api_pid()
             os.kill(self.proc.pid, sig)
             self.proc.wait(timeout=30)
+            # It stops by itself once the runtime is gone; this only makes sure of it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(api, signal.SIGKILL)
 
     def request(
         self,

@@ -144,3 +144,17 @@ def test_a_write_failing_before_any_change_leaves_its_batch_alone(db: Database) 
     for t in threads:
         t.join()
     assert errors == ["refused before writing"] and rows(db) == [1, 2, 4, 5]
+
+
+def test_a_read_only_database_reads_what_the_writer_commits_and_refuses_writes(
+    db: Database,
+) -> None:
+    reader = Database(db.path, read_only=True)
+    db.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    assert rows(reader) == [1]
+    with pytest.raises(RuntimeError, match="read-only"):
+        reader.write(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.conn().execute("INSERT INTO t VALUES (3)")
+    db.write(lambda c: c.execute("INSERT INTO t VALUES (4)"))
+    assert rows(reader) == rows(db) == [1, 4]

@@ -28,7 +28,7 @@ from deepflix.pipeline.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from deepflix.pipeline.models import MovieCreate
+from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
@@ -94,6 +94,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return json_reply(body, status, tuple((headers or {}).items())).to_response()
 
 
+def failure(request: Request, e: Exception) -> Reply:
+    """The answer to a request that raised: its own error, or a logged internal one."""
+    if isinstance(e, DeepflixError):
+        return error_reply(e)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=e)
+    return error_reply(DeepflixError("internal error; it has been logged"))
+
+
 def error_reply(err: DeepflixError) -> Reply:
     headers: tuple[tuple[str, str], ...] = ()
     if isinstance(err, Unavailable):
@@ -133,21 +141,24 @@ class Api:
 
     def answer(self, request: Request) -> Reply | Response:
         try:
-            try:
-                endpoint, args = ROUTES.match(request.method, request.path)
-            except WrongMethod as e:
-                raise MethodNotAllowed(
-                    f"{request.method} is not allowed here", details={"allowed": str(e)}
-                ) from e
-            except NoRoute as e:
-                raise NotFound(f"no route for {request.path}") from e
-            answer: Reply | Response = getattr(self, f"_{endpoint}")(request, **args)
-            return answer
-        except DeepflixError as e:
-            return error_reply(e)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_reply(DeepflixError("internal error; it has been logged"))
+            endpoint, args = self.route(request)
+            return self.call(endpoint, request, args)
+        except Exception as e:
+            return failure(request, e)
+
+    def call(self, endpoint: str, request: Request, args: dict[str, str]) -> Reply | Response:
+        answer: Reply | Response = getattr(self, f"_{endpoint}")(request, **args)
+        return answer
+
+    def route(self, request: Request) -> tuple[str, dict[str, str]]:
+        try:
+            return ROUTES.match(request.method, request.path)
+        except WrongMethod as e:
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed here", details={"allowed": str(e)}
+            ) from e
+        except NoRoute as e:
+            raise NotFound(f"no route for {request.path}") from e
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -161,6 +172,11 @@ class Api:
         )
 
     def _create(self, request: Request) -> Reply:
+        create, key = self.create_args(request)
+        return self.created(self.pipeline.create(create, owner=ANONYMOUS, idempotency_key=key))
+
+    def create_args(self, request: Request) -> tuple[MovieCreate, str | None]:
+        """The movie request and its Idempotency-Key, or the client's error."""
         body = _read_json(request)
         try:
             create = MovieCreate.model_validate_json(body)
@@ -171,9 +187,10 @@ class Api:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise BadRequest("Idempotency-Key must be 1-200 printable ASCII characters")
-        movie = self.pipeline.create(create, owner=ANONYMOUS, idempotency_key=key)
-        position = self.pipeline.position(movie)
-        view = position_view(position)
+        return create, key
+
+    def created(self, movie: Movie) -> Reply:
+        view = position_view(self.pipeline.position(movie))
         body_out = {
             "movie_id": movie.id,
             "job_id": movie.id,
@@ -216,19 +233,19 @@ class Api:
         )
 
     def _cancel(self, request: Request, movie_id: str) -> Reply:
-        movie = self.pipeline.cancel(movie_id)
+        return self.cancelled(self.pipeline.cancel(movie_id))
+
+    def cancelled(self, movie: Movie) -> Reply:
         return json_reply(movie_view(movie, None, self._url))
 
     def _retry(self, request: Request, movie_id: str) -> Reply:
-        movie = self.pipeline.retry(movie_id)
+        return self.retried(self.pipeline.retry(movie_id))
+
+    def retried(self, movie: Movie) -> Reply:
         return json_reply(movie_view(movie, self.pipeline.position(movie), self._url), 202)
 
     def _artifact(self, request: Request, movie_id: str, name: str) -> Response:
-        movie = self.pipeline.get(movie_id)
-        path = movie.artifacts.get(name)
-        if path is None or self.local_file is None:
-            raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        file = self.local_file(path)
+        file = self.artifact_file(movie_id, name)
         response = Response(
             wrap_file(request.environ, file.open("rb")),
             mimetype=MEDIA_TYPES.get(file.suffix, "application/octet-stream"),
@@ -237,15 +254,25 @@ class Api:
         response.content_length = file.stat().st_size
         return response
 
+    def artifact_file(self, movie_id: str, name: str) -> Path:
+        movie = self.pipeline.get(movie_id)
+        path = movie.artifacts.get(name)
+        if path is None or self.local_file is None:
+            raise NotFound(f"movie {movie_id} has no artifact {name!r}")
+        return self.local_file(path)
+
     def _pause(self, request: Request) -> Reply:
         self.pipeline.pause_admission()
-        return self._queues(request)
+        return self.queues()
 
     def _resume(self, request: Request) -> Reply:
         self.pipeline.resume_admission()
-        return self._queues(request)
+        return self.queues()
 
     def _queues(self, request: Request) -> Reply:
+        return self.queues()
+
+    def queues(self) -> Reply:
         counts = self.pipeline.store.counts()
         observed = self.pipeline.store.mean_durations()
         body: dict[str, Any] = {

@@ -62,9 +62,14 @@ class Database:
     work, set the pipeline's pace.
     """
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 30000) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout_ms: int = 30000, read_only: bool = False
+    ) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        # A reader of a database that another process writes (the API process): its
+        # connections refuse changes, so no write can slip past that process's writer.
+        self.read_only = read_only
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._cond = threading.Condition()
@@ -87,6 +92,8 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            if self.read_only:
+                conn.execute("PRAGMA query_only=1")
             self._local.conn = conn
         return conn
 
@@ -136,6 +143,8 @@ class Database:
         self.generation += 1
 
     def _submit(self, w: _Write) -> None:
+        if self.read_only:
+            raise RuntimeError(f"{self.path} is open read-only here; its writer is elsewhere")
         with self._cond:
             if self._writer is None:
                 self._writer = threading.Thread(

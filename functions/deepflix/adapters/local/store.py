@@ -103,7 +103,8 @@ class SqliteMovieStore:
         self.index = queue_index.Counts(self.db)
         self.history = History(self.db)
         self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
-        self.db.write(self._migrate)
+        if not self.db.read_only:  # a reader's writer has migrated the file already
+            self.db.write(self._migrate)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(movies)")}

@@ -1,0 +1,139 @@
+"""`deepflix serve`: the runtime in this process, its HTTP API in a child process (ADR 0009)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deepflix import logs
+from deepflix.config import Settings
+from deepflix.handlers.link import LinkServer
+from deepflix.handlers.wiring import build_embedded
+
+log = logs.get("serve")
+# The API's writes the runtime takes at once; they wait for the writer's commit, mostly
+# asleep, and more in flight only makes its batches larger.
+WRITE_THREADS = 16
+STOP_GRACE_S = 30.0
+
+
+def http_server(host: str, port: int) -> Any:
+    """granian's server in this process, on the RSGI interface: HTTP parsing and socket I/O
+    run in a Rust thread without the GIL, the application on one event loop thread."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.common import AbstractServer
+    from granian.server.mt import MTServer
+
+    class InProcessServer(MTServer):
+        """The worker is a thread of this process.
+
+        granian offers thread workers for free-threaded Python and refuses a GIL build; with
+        one worker the GIL costs nothing extra, and a worker process of granian's own would
+        outlive a `kill -9` of ours holding the port.
+        """
+
+        def _check_gil(self) -> None:
+            """The GIL is expected here."""
+
+        def serve(self, *args: Any, **kwargs: Any) -> None:
+            # MTServer.serve only adds a warning about free-threaded builds.
+            AbstractServer.serve(self, *args, **kwargs)
+
+    server = InProcessServer(
+        "deepflix",
+        address=host,
+        port=port,
+        interface=Interfaces.RSGI,
+        workers=1,
+        blocking_threads=1,
+        runtime_threads=1,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels.warning,
+    )
+    # granian configured its logger on construction; send it through ours.
+    logging.getLogger("_granian").handlers[:] = logging.getLogger("deepflix").handlers
+    return server
+
+
+def serve(settings: Settings, out: Callable[[str], None]) -> int:
+    """Run until SIGTERM or SIGINT; 1 if the API process ended on its own."""
+    runtime = build_embedded(settings)
+    runtime.start()
+    ours, theirs = socket.socketpair()
+    LinkServer(runtime.pipeline, ours, threads=WRITE_THREADS).start()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "deepflix.handlers.api_process", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        env={**os.environ, "PORT": str(settings.port)},
+    )
+    theirs.close()
+    _lower_priority(settings.runtime_nice)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if _listening(settings.host, settings.port, child):
+            base = f"http://{settings.host}:{settings.port}"
+            out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
+            out(f"  Dashboard: {base}/")
+            out(f"  API:       {base}/api/movies")
+            out(f"  Queues:    {base}/api/queues")
+            out(f"  Health:    {base}/healthz")
+            while not stop.is_set() and child.poll() is None:
+                stop.wait(0.5)
+    finally:
+        # The API answers what it holds (its writes still reach the runtime), then the
+        # runtime stops.
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        runtime.stop()
+    if stop.is_set():
+        return 0
+    log.error("the API process exited with status %s; stopping", child.returncode)
+    return 1
+
+
+def _lower_priority(n: int) -> None:
+    """Lower the CPU priority of this process by `n`, the API process being started: on
+    Linux nice is kept per thread (threads inherit their starter's), so every thread."""
+    if n <= 0:
+        return
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        os.nice(n)
+        return
+    for tid in map(int, os.listdir(tasks)):
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            now = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + n))
+
+
+def _listening(host: str, port: int, child: subprocess.Popen[bytes]) -> bool:
+    """Wait until the API process accepts connections; False if it exits first."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    deadline = time.monotonic() + 60
+    while child.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -1,0 +1,111 @@
+"""`deepflix serve` is two processes: each stops when the other is gone, and on SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from tests.e2e.conftest import Service
+
+
+def gone(pid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_killed_runtime_takes_the_api_process_with_it(
+    make_service: Callable[..., Service],
+) -> None:
+    svc = make_service(generators="instant")
+    api = svc.api_pid()
+    assert svc.proc is not None
+    os.kill(svc.proc.pid, signal.SIGKILL)  # no clean-up of any kind
+    svc.proc.wait(timeout=30)
+    assert gone(api), "the API process outlived the runtime"
+    assert port_free(svc.port), "the port is still held after the service died"
+
+
+def test_a_dead_api_process_stops_the_runtime(make_service: Callable[..., Service]) -> None:
+    svc = make_service(generators="instant")
+    assert svc.proc is not None
+    os.kill(svc.api_pid(), signal.SIGKILL)
+    assert svc.proc.wait(timeout=30) == 1  # not left running with nobody to answer
+
+
+def test_sigterm_finishes_writes_in_flight_and_stops_both(
+    make_service: Callable[..., Service],
+) -> None:
+    svc = make_service(generators="instant")
+    api = svc.api_pid()
+    assert svc.proc is not None
+    created = svc.create("a lighthouse in fog")
+    os.kill(svc.proc.pid, signal.SIGTERM)
+    assert svc.proc.wait(timeout=60) == 0
+    assert gone(api)
+    restarted = Service(svc.data_dir, svc.env)
+    restarted.start()
+    try:
+        assert restarted.status(created["movie_id"])["movie_id"] == created["movie_id"]
+    finally:
+        restarted.kill()
+
+
+def test_a_chunked_body_is_read_and_bounded(shared_service: Service) -> None:
+    def post_chunked(body: bytes) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", shared_service.port, timeout=30)
+        try:
+            conn.putrequest("POST", "/api/movies")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            for i in range(0, len(body), 1000):
+                part = body[i : i + 1000]
+                conn.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    status, body = post_chunked(b'{"prompt": "' + b"a" * 500 + b'", "scene_count": 3}')
+    assert status == 202, body
+    status, body = post_chunked(b'{"prompt": "' + b"a" * 70_000 + b'"}')
+    assert status == 413 and b"payload_too_large" in body
+
+
+def test_head_answers_headers_without_a_body(shared_service: Service) -> None:
+    movie = shared_service.create("a quiet harbour")
+    done = shared_service.wait_terminal(movie["movie_id"])
+    assert done["status"] == "succeeded", done
+    for path in (f"/api/movies/{movie['movie_id']}/status", done["artifacts"]["video"]):
+        conn = http.client.HTTPConnection("127.0.0.1", shared_service.port, timeout=30)
+        try:
+            conn.request("HEAD", path)
+            response = conn.getresponse()
+            assert response.status == 200, path
+            assert int(response.getheader("Content-Length", "0")) > 0, path
+            assert response.read() == b"", path
+        finally:
+            conn.close()

@@ -1,0 +1,175 @@
+"""The API process's link to the runtime: writes, errors and the runtime going away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from deepflix.handlers.link import Link, LinkServer
+from deepflix.pipeline.errors import Conflict, DeepflixError, NotFound, Unavailable
+from deepflix.pipeline.models import Movie, MovieCreate
+from tests import factories
+
+pytestmark = pytest.mark.unit
+
+
+class FakePipeline:
+    """Answers as the runtime's pipeline would; `gate` holds a call until it is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail: BaseException | None = None
+
+    def _done(self, op: str, arg: Any, movie: Movie | None) -> Movie | None:
+        self.calls.append((op, arg))
+        self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        return movie
+
+    def create(self, request: MovieCreate, *, owner: str, idempotency_key: str | None) -> Movie:
+        made = factories.movie(prompt=request.prompt)
+        return self._done("create", (request, owner, idempotency_key), made)  # type: ignore[return-value]
+
+    def cancel(self, movie_id: str) -> Movie:
+        return self._done("cancel", movie_id, factories.movie())  # type: ignore[return-value]
+
+    def retry(self, movie_id: str) -> Movie:
+        return self._done("retry", movie_id, factories.movie())  # type: ignore[return-value]
+
+    def pause_admission(self) -> None:
+        self._done("pause", None, None)
+
+    def resume_admission(self) -> None:
+        self._done("resume", None, None)
+
+
+@pytest.fixture
+def linked() -> Iterator[tuple[FakePipeline, Link, socket.socket, list[str]]]:
+    pipeline = FakePipeline()
+    ours, theirs = socket.socketpair()
+    LinkServer(pipeline, ours, threads=4).start()  # type: ignore[arg-type]
+    closed: list[str] = []
+    link = Link(theirs, on_close=lambda: closed.append("closed"))
+    yield pipeline, link, ours, closed
+    ours.close()
+    theirs.close()
+
+
+def run(link: Link, coro_fn: Any) -> Any:
+    async def main() -> Any:
+        link.start(asyncio.get_running_loop())
+        return await coro_fn()
+
+    return asyncio.run(main())
+
+
+def test_writes_reach_the_runtime_and_return_its_movie(linked: Any) -> None:
+    pipeline, link, _, _ = linked
+    request = factories.request(prompt="a storm at sea", priority="high")
+
+    async def calls() -> tuple[Movie, Movie, Movie, None, None]:
+        return (
+            await link.create(request, owner="anonymous", idempotency_key="k-1"),
+            await link.cancel("m-1"),
+            await link.retry("m-2"),
+            await link.pause_admission(),
+            await link.resume_admission(),
+        )
+
+    created, cancelled, retried, paused, resumed = run(link, calls)
+    assert created.request.prompt == "a storm at sea"
+    assert isinstance(cancelled, Movie) and isinstance(retried, Movie)
+    assert paused is None and resumed is None
+    assert pipeline.calls == [
+        ("create", (request, "anonymous", "k-1")),
+        ("cancel", "m-1"),
+        ("retry", "m-2"),
+        ("pause", None),
+        ("resume", None),
+    ]
+
+
+def test_writes_in_flight_are_answered_in_any_order(linked: Any) -> None:
+    pipeline, link, _, _ = linked
+
+    async def calls() -> list[Movie]:
+        first = asyncio.ensure_future(link.cancel("slow"))
+        await asyncio.sleep(0.05)
+        assert not first.done()
+        return await asyncio.gather(first, link.retry("fast"))
+
+    pipeline.gate.clear()
+    threading.Timer(0.3, pipeline.gate.set).start()
+    assert len(run(link, calls)) == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Conflict("already finished", details={"status": "succeeded"}),
+        NotFound("no movie with id 'x'"),
+        Unavailable("the embedded database is unavailable", retry_after_s=7),
+    ],
+)
+def test_the_runtimes_errors_arrive_as_themselves(linked: Any, error: DeepflixError) -> None:
+    pipeline, link, _, _ = linked
+    pipeline.fail = error
+    with pytest.raises(type(error)) as raised:
+        run(link, lambda: link.cancel("m-1"))
+    assert (raised.value.message, raised.value.details) == (error.message, error.details)
+    assert raised.value.status == error.status
+    if isinstance(error, Unavailable):
+        assert isinstance(raised.value, Unavailable) and raised.value.retry_after_s == 7
+
+
+def test_an_unexpected_failure_is_logged_there_and_internal_here(
+    linked: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, link, _, _ = linked
+    pipeline.fail = ZeroDivisionError("boom")
+    with caplog.at_level(logging.ERROR), pytest.raises(DeepflixError) as raised:
+        run(link, lambda: link.retry("m-1"))
+    assert type(raised.value) is DeepflixError and raised.value.status == 500
+    assert "boom" not in raised.value.message
+    assert any("retry" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_the_runtime_going_away_fails_writes_in_flight_and_says_so(linked: Any) -> None:
+    pipeline, link, ours, closed = linked
+    pipeline.gate.clear()
+
+    async def calls() -> None:
+        pending = asyncio.ensure_future(link.cancel("m-1"))
+        await asyncio.sleep(0.05)
+        ours.shutdown(socket.SHUT_RDWR)  # the runtime's end closes (a kill -9 does this)
+        with pytest.raises(Unavailable):
+            await pending
+        with pytest.raises(Unavailable):  # and later writes fail at once
+            await link.retry("m-2")
+
+    run(link, calls)
+    pipeline.gate.set()
+    assert closed == ["closed"]
+
+
+def test_the_runtime_closing_is_seen_without_any_write(linked: Any) -> None:
+    _, link, ours, closed = linked
+
+    async def idle() -> None:
+        ours.shutdown(socket.SHUT_RDWR)
+        for _ in range(100):
+            if closed:
+                return
+            await asyncio.sleep(0.01)
+
+    run(link, idle)
+    assert closed == ["closed"]
