@@ -17,7 +17,7 @@ from werkzeug.wsgi import wrap_file
 
 from deepflix import logs
 from deepflix.handlers.routing import NoRoute, Router, WrongMethod
-from deepflix.handlers.views import links, movie_view, position_view, summary_view
+from deepflix.handlers.views import MovieViews, links, position_view, summary_view
 from deepflix.pipeline.errors import (
     BadRequest,
     DeepflixError,
@@ -125,6 +125,7 @@ class Api:
         self.artifacts = artifacts
         self.local_file = local_file
         self.extra_metrics = extra_metrics
+        self.views = MovieViews(self._url)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         answer = self.answer(Request(environ))
@@ -215,8 +216,7 @@ class Api:
 
     def _status(self, request: Request, movie_id: str) -> Reply:
         movie = self.pipeline.get(movie_id)
-        view = movie_view(movie, self.pipeline.position(movie), self._url)
-        return json_reply(view)
+        return json_reply(self.views(movie, self.pipeline.position(movie)))
 
     def _position(self, request: Request, job_id: str) -> Reply:
         movie = self.pipeline.get(job_id)
@@ -236,13 +236,13 @@ class Api:
         return self.cancelled(self.pipeline.cancel(movie_id))
 
     def cancelled(self, movie: Movie) -> Reply:
-        return json_reply(movie_view(movie, None, self._url))
+        return json_reply(self.views(movie, None))
 
     def _retry(self, request: Request, movie_id: str) -> Reply:
         return self.retried(self.pipeline.retry(movie_id))
 
     def retried(self, movie: Movie) -> Reply:
-        return json_reply(movie_view(movie, self.pipeline.position(movie), self._url), 202)
+        return json_reply(self.views(movie, self.pipeline.position(movie)), 202)
 
     def _artifact(self, request: Request, movie_id: str, name: str) -> Response:
         file = self.artifact_file(movie_id, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -85,6 +86,31 @@ def movie_view(
         "error": movie.error.model_dump(mode="json") if movie.error else None,
         "links": links(movie.id),
     }
+
+
+class MovieViews:
+    """movie_view with what depends on the movie alone kept per parsed movie, so a status
+    answer renders only its queue position: the store hands out one parsed Movie per row
+    version, and a movie is never changed in place (a transition returns a copy)."""
+
+    def __init__(self, url: Callable[[str], str], size: int = 10_000) -> None:
+        self.url = url
+        self.size = size
+        self._views: dict[str, tuple[Movie, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, movie: Movie, position: QueuePosition | None) -> dict[str, Any]:
+        hit = self._views.get(movie.id)
+        if hit is None or hit[0] is not movie:
+            hit = (movie, movie_view(movie, None, self.url))
+            with self._lock:
+                if len(self._views) >= self.size:
+                    self._views.pop(next(iter(self._views)))
+                self._views[movie.id] = hit
+        view = dict(hit[1])  # the keys stay in movie_view's order
+        view["position"] = position_view(position)
+        view["eta_seconds"] = round(position.eta_s, 2) if position else None
+        return view
 
 
 def summary_view(movie: Movie) -> dict[str, Any]:

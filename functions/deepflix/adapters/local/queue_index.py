@@ -48,17 +48,6 @@ def _running(m: Movie | None) -> Where | None:
     return (stage.value, m.request.priority.rank) if m is not None and stage else None
 
 
-def _bucket(conn: sqlite3.Connection, m: Movie) -> tuple[int, str, str, int]:
-    """The bucket whose range holds `m`: (bucket, start arrival, start id, created)."""
-    row = conn.execute(
-        "SELECT bucket, arrival, id, created FROM bucket_starts WHERE (arrival, id) <= (?, ?)"
-        " ORDER BY arrival DESC, id DESC LIMIT 1",
-        (arrival_key(m.created_at), m.id),
-    ).fetchone()
-    assert row is not None, "bucket 0 starts before every key: rebuild() was not run"
-    return int(row[0]), str(row[1]), str(row[2]), int(row[3])
-
-
 class Counts:
     """The writer thread's copy of the count tables, changed in memory as movies are saved
     and written once per batch (a Buffer of the Database).
@@ -209,34 +198,38 @@ def prune(conn: sqlite3.Connection) -> int:
     return conn.execute("DELETE FROM bucket_counts WHERE n <= 0").rowcount
 
 
-def ahead(conn: sqlite3.Connection, m: Movie) -> int:
-    """Movies before `m` in its queue's (priority, arrival, id) order.
+# Higher priorities come from their totals, whole buckets of the movie's priority before its
+# own from their counts; only its own bucket is counted index entry by entry. One statement:
+# each gives the GIL away and waits to take it back.
+POSITION = """
+WITH start AS (
+    SELECT bucket, arrival, id FROM bucket_starts WHERE (arrival, id) <= (:arrival, :id)
+    ORDER BY arrival DESC, id DESC LIMIT 1
+)
+SELECT
+    (SELECT COALESCE(SUM(waiting), 0) FROM queue_counts WHERE stage = :stage AND prio < :prio)
+    + (SELECT COALESCE(SUM(n), 0) FROM bucket_counts WHERE stage = :stage AND prio = :prio
+       AND bucket < (SELECT bucket FROM start))
+    + (SELECT COUNT(*) FROM movies WHERE waiting_stage = :stage AND prio = :prio
+       AND (arrival, id) >= (SELECT arrival, id FROM start) AND (arrival, id) < (:arrival, :id)),
+    (SELECT COALESCE(SUM(waiting), 0) FROM queue_counts WHERE stage = :stage),
+    (SELECT COALESCE(SUM(running), 0) FROM queue_counts WHERE stage = :stage),
+    (SELECT bucket FROM start)
+"""
 
-    Higher priorities come from their totals, whole buckets of the movie's priority before
-    its own from their counts; only its own bucket is counted index entry by entry.
-    """
+
+def position(conn: sqlite3.Connection, m: Movie, stage: str) -> tuple[int, int, int]:
+    """(movies before `m` in `stage`'s queue order, waiting, running): ahead is 0 unless `m`
+    waits in that stage."""
     where = _waiting(m)
-    assert where is not None
-    stage, prio = where
-    bucket, start_arrival, start_id, _ = _bucket(conn, m)
-    (n,) = conn.execute(
-        "SELECT (SELECT COALESCE(SUM(waiting), 0) FROM queue_counts WHERE stage = :stage"
-        " AND prio < :prio)"
-        " + (SELECT COALESCE(SUM(n), 0) FROM bucket_counts WHERE stage = :stage"
-        " AND prio = :prio AND bucket < :bucket)"
-        " + (SELECT COUNT(*) FROM movies WHERE waiting_stage = :stage AND prio = :prio"
-        " AND (arrival, id) >= (:start_arrival, :start_id) AND (arrival, id) < (:arrival, :id))",
-        {
-            "stage": stage,
-            "prio": prio,
-            "bucket": bucket,
-            "start_arrival": start_arrival,
-            "start_id": start_id,
-            "arrival": arrival_key(m.created_at),
-            "id": m.id,
-        },
+    if where is None or where[0] != stage:
+        return (0, *counts_of(conn, stage))
+    ahead, waiting, running, bucket = conn.execute(
+        POSITION,
+        {"stage": stage, "prio": where[1], "arrival": arrival_key(m.created_at), "id": m.id},
     ).fetchone()
-    return int(n)
+    assert bucket is not None, "bucket 0 starts before every key: rebuild() was not run"
+    return int(ahead), int(waiting), int(running)
 
 
 def stage_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:

@@ -182,10 +182,7 @@ class SqliteMovieStore:
         return self.db.write(write)
 
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
-        conn = self.db.conn()
-        ahead = queue_index.ahead(conn, movie) if movie.waiting_stage is stage else 0
-        total, running = queue_index.counts_of(conn, stage.value)
-        return ahead, total, running
+        return queue_index.position(self.db.conn(), movie, stage.value)
 
     def counts(self) -> dict[Stage, QueueCounts]:
         known = queue_index.stage_counts(self.db.conn())
