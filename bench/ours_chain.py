@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sqlite3
@@ -47,11 +48,18 @@ def hops_ms(movies: list[Movie]) -> list[list[float]]:
 
 
 def run(
-    n: int, concurrency: int, workers: int, scenes: int, rate: float, timeout: float
+    n: int,
+    concurrency: int,
+    workers: int,
+    scenes: int,
+    rate: float,
+    timeout: float,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """`data_dir` is left behind for the caller to remove (a temporary one if None)."""
     logs.setup("WARNING")
-    with tempfile.TemporaryDirectory(prefix="deepflix-bench-") as tmp:
-        data = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        data = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         runtime = build_embedded(settings_for(data, concurrency, workers))
         runtime.start()
         conn = sqlite3.connect(data / "movies.db")
@@ -100,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", type=int, default=6)
     p.add_argument("--rate", type=float, default=0.0, help="movies/s to submit; 0 = at once")
     p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--data", type=Path, help="data folder, kept (default: a temporary one)")
     a = p.parse_args(argv)
-    result: dict[str, Any] = run(a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout)
+    result: dict[str, Any] = run(a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout, a.data)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

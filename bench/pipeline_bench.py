@@ -34,21 +34,20 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"n": 2000, "runs": 3, "paced_n": 100, "paced_rate": 10.0}
 
 
-def _ours(n: int, rate: float) -> dict[str, Any]:
+def _ours(n: int, rate: float, data: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
-    args += ["--scenes", str(SCENES)]
+    args += ["--scenes", str(SCENES), "--data", str(data)]
     return run_json(args, cwd=ROOT, env=env)
 
 
-def _bullmq(port: int, n: int, rate: float, files: bool) -> dict[str, Any]:
+def _bullmq(port: int, n: int, rate: float, artifacts: Path | None) -> dict[str, Any]:
     args = ["node", "chain.mjs", "--port", str(port), "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--scenes", str(SCENES)]
-    with tempfile.TemporaryDirectory(prefix="bench-bullmq-artifacts-") as artifacts:
-        if files:
-            args += ["--artifacts", artifacts]
-        return run_json(args, cwd=BENCH / "bullmq")
+    if artifacts is not None:
+        args += ["--artifacts", str(artifacts)]
+    return run_json(args, cwd=BENCH / "bullmq")
 
 
 def _summarise(run: dict[str, Any]) -> dict[str, Any]:
@@ -80,19 +79,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
         mode: {side: [] for side in sides[mode]} for mode in modes
     }
+    # Every run's files are removed together at the end, not after each run: on a file
+    # system that skips recently freed inodes when it makes new ones (ext4 without a journal,
+    # as on the benchmark machine; bench/notes.py), the run after a removal paid for it.
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-redis-")))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
         redis = stack.enter_context(redis_server(tmp)) if skip is None else None
         for i in range(size["runs"]):
             # Interleaved, and the order flips every run so drift hits both sides alike.
             for mode, (n, rate) in modes.items():
                 order = sides[mode] if i % 2 == 0 else tuple(reversed(sides[mode]))
                 for side in order:
+                    data = tmp / f"{mode}-{side}-{i}"
                     if side == "ours":
-                        r = _ours(n, rate)
+                        r = _ours(n, rate, data)
                     else:
                         assert redis is not None
-                        r = _bullmq(redis["port"], n, rate, files=side == "bullmq")
+                        r = _bullmq(redis["port"], n, rate, data if side == "bullmq" else None)
                     raw[mode][side].append(_summarise(r))
     results: dict[str, Any] = {}
     for mode in modes:

@@ -36,10 +36,14 @@ def running_images(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 
 def test_success_is_recorded_and_exits_0(running_images: str) -> None:
+    work = get_settings().data_dir / "work"
+    folders = sorted(work.iterdir())  # the story's, kept empty for the next attempt
     assert main() == 0
     movie = build_embedded(get_settings()).pipeline.get(running_images)
     assert movie.stages[Stage.images].status is StageStatus.succeeded
     assert movie.status is MovieStatus.video
+    assert sorted(work.iterdir()) == folders  # the job process left no folder behind
+    assert all(not any(f.iterdir()) for f in folders)
 
 
 def test_retryable_failure_is_recorded_and_exits_non_zero(

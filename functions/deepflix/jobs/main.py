@@ -27,6 +27,7 @@ def main() -> int:
     try:
         recorded = runtime.runner.execute(movie_id, stage, attempt)
     finally:
+        runtime.runner.scratch.close()
         METER.add(f"jobs.{stage.value}")
         METER.flush(settings.ops_dir)
     return 0 if recorded else 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from deepflix.pipeline.transitions import JobStarted, Progressed, StageFailed, S
 from deepflix.stages.base import Generators
 from deepflix.stages.faults import FaultPlan
 from deepflix.stages.processors import PROCESSORS, StageContext
+from deepflix.stages.scratch import Scratch
 
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
@@ -49,6 +49,7 @@ class StageRunner:
         self.generators = generators
         self.faults = faults
         self.workdir = workdir
+        self.scratch = Scratch(workdir)
 
     def handle(self, body: dict[str, Any]) -> None:
         """Handle one delivery of a stage request; duplicates and stale attempts do nothing."""
@@ -94,11 +95,11 @@ class StageRunner:
                 last[0] = now
                 self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
 
-        with tempfile.TemporaryDirectory(prefix=f"deepflix-{stage.value}-", dir=self.workdir) as d:
+        with self.scratch.folder() as d:
             try:
                 self.faults.check(stage, movie)
                 outputs = PROCESSORS[stage](
-                    StageContext(movie, self.generators, self.artifacts, Path(d), progress)
+                    StageContext(movie, self.generators, self.artifacts, d, progress)
                 )
             except Exception as e:  # every failure is recorded; the class decides retry
                 work = e if isinstance(e, StageWorkError) else None
