@@ -52,11 +52,15 @@ class FakePipeline:
         self._done("resume", None, None)
 
 
+READY = threading.Event()
+
+
 @pytest.fixture
 def linked() -> Iterator[tuple[FakePipeline, Link, socket.socket, list[str]]]:
     pipeline = FakePipeline()
     ours, theirs = socket.socketpair()
-    LinkServer(pipeline, ours, threads=4).start()  # type: ignore[arg-type]
+    READY.clear()
+    LinkServer(pipeline, ours, threads=4, on_ready=READY.set).start()  # type: ignore[arg-type]
     closed: list[str] = []
     link = Link(theirs, on_close=lambda: closed.append("closed"))
     yield pipeline, link, ours, closed
@@ -96,6 +100,20 @@ def test_writes_reach_the_runtime_and_return_its_movie(linked: Any) -> None:
         ("pause", None),
         ("resume", None),
     ]
+
+
+def test_the_api_process_says_it_serves_once_its_link_is_open(linked: Any) -> None:
+    _, link, _, _ = linked
+
+    async def started() -> bool:
+        for _ in range(200):
+            if READY.is_set():
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    assert not READY.is_set()
+    assert run(link, started)
 
 
 def test_writes_in_flight_are_answered_in_any_order(linked: Any) -> None:

@@ -23,7 +23,6 @@ from deepflix.handlers.link import Link
 from deepflix.handlers.server import http_server
 from deepflix.pipeline.service import Pipeline
 
-log = logs.get("api")
 WRITES = frozenset({"create", "cancel", "retry", "pause", "resume"})
 
 
@@ -130,7 +129,7 @@ def build(settings: Settings, sock: socket.socket) -> AsyncApi:
     data = settings.data_dir.resolve()
     db = Database(data / "movies.db", read_only=True)
     queue = SqliteQueue(db)
-    artifacts = LocalArtifactStore(data / "artifacts")
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
     none = NoWrites()
     pipeline = Pipeline(
         store=SqliteMovieStore(db),

@@ -58,7 +58,14 @@ class LinkServer:
     `threads` bounds how many of the API's writes are in flight at once.
     """
 
-    def __init__(self, pipeline: Pipeline, sock: socket.socket, *, threads: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sock: socket.socket,
+        *,
+        threads: int,
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self.pipeline = pipeline
         self.sock = sock
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="link")
@@ -73,6 +80,8 @@ class LinkServer:
             "retry": lambda a: pipeline.retry(a["movie_id"]),
             "pause": lambda a: pipeline.pause_admission(),
             "resume": lambda a: pipeline.resume_admission(),
+            # The API process is serving: its socket was bound before its event loop ran.
+            "ready": lambda a: on_ready(),
         }
 
     def start(self) -> None:
@@ -129,6 +138,7 @@ class Link:
     async def _open(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
         self._reading = asyncio.create_task(self._read(reader))
+        self._writer.write(frame({"id": next(self._ids), "op": "ready", "args": {}}))
 
     async def create(
         self, request: MovieCreate, *, owner: str, idempotency_key: str | None

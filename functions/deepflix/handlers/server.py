@@ -72,7 +72,8 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     runtime = build_embedded(settings)
     runtime.start()
     ours, theirs = socket.socketpair()
-    LinkServer(runtime.pipeline, ours, threads=WRITE_THREADS).start()
+    ready = threading.Event()
+    LinkServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
     child = subprocess.Popen(
         [sys.executable, "-m", "deepflix.handlers.api_process", str(theirs.fileno())],
         pass_fds=[theirs.fileno()],
@@ -83,8 +84,10 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    serving = False
     try:
-        if _listening(settings.host, settings.port, child):
+        serving = _started(child, ready)
+        if serving:
             base = f"http://{settings.host}:{settings.port}"
             out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
             out(f"  Dashboard: {base}/")
@@ -106,7 +109,14 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
         runtime.stop()
     if stop.is_set():
         return 0
-    log.error("the API process exited with status %s; stopping", child.returncode)
+    if not serving:
+        log.error(
+            "the API process did not start listening on port %d (exit status %s); stopping",
+            settings.port,
+            child.returncode,
+        )
+    else:
+        log.error("the API process exited with status %s; stopping", child.returncode)
     return 1
 
 
@@ -125,15 +135,11 @@ def _lower_priority(n: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, now + n))
 
 
-def _listening(host: str, port: int, child: subprocess.Popen[bytes]) -> bool:
-    """Wait until the API process accepts connections; False if it exits first."""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
+def _started(child: subprocess.Popen[bytes], ready: threading.Event) -> bool:
+    """Wait until the API process says it serves (its socket is bound then: a probe of the
+    port could be answered by whatever else holds it); False if it exits first."""
     deadline = time.monotonic() + 60
     while child.poll() is None and time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
+        if ready.wait(0.05):
             return True
-        except OSError:
-            time.sleep(0.05)
     return False
