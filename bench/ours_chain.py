@@ -21,11 +21,14 @@ from deepflix.pipeline.models import STAGES, Movie, MovieCreate
 LEFT = "SELECT COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL OR running_stage IS NOT NULL"
 
 
-def settings_for(data_dir: Path, concurrency: int, workers: int) -> Settings:
+def settings_for(
+    data_dir: Path, concurrency: int, workers: int, media_dir: Path | None = None
+) -> Settings:
     """The service settings both sides are matched on; nothing is read from the environment."""
     return Settings(
         _env_file=None,
         data_dir=data_dir,
+        media_dir=media_dir,
         generators="instant",
         job_runner="inline",
         story_concurrency=concurrency,
@@ -55,12 +58,14 @@ def run(
     rate: float,
     timeout: float,
     data_dir: Path | None = None,
+    media_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """`data_dir` is left behind for the caller to remove (a temporary one if None)."""
+    """`data_dir` (and `media_dir`, artifacts and stage work, if given) are left behind for
+    the caller to remove; with no `data_dir`, a temporary one."""
     logs.setup("WARNING")
     with contextlib.ExitStack() as stack:
         data = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        runtime = build_embedded(settings_for(data, concurrency, workers))
+        runtime = build_embedded(settings_for(data, concurrency, workers, media_dir))
         runtime.start()
         conn = sqlite3.connect(data / "movies.db")
         (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -109,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.0, help="movies/s to submit; 0 = at once")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--data", type=Path, help="data folder, kept (default: a temporary one)")
+    p.add_argument("--media", type=Path, help="artifacts and stage work (default: in --data)")
     a = p.parse_args(argv)
-    result: dict[str, Any] = run(a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout, a.data)
+    result: dict[str, Any] = run(
+        a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout, a.data, a.media
+    )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -26,6 +26,7 @@ SCENES = 6
 # bullmq writes the same artifact files as our instant generators (like for like, the
 # ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost.
 SIDES = {"burst": ("ours", "bullmq", "bullmq_queue_only"), "paced": ("ours", "bullmq")}
+MEMORY_FS = next((p for p in (Path("/dev/shm"),) if p.is_dir() and os.access(p, os.W_OK)), None)
 
 
 def sizes(quick: bool) -> dict[str, Any]:
@@ -34,11 +35,11 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"n": 2000, "runs": 3, "paced_n": 100, "paced_rate": 10.0}
 
 
-def _ours(n: int, rate: float, data: Path) -> dict[str, Any]:
+def _ours(n: int, rate: float, data: Path, media: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
-    args += ["--scenes", str(SCENES), "--data", str(data)]
+    args += ["--scenes", str(SCENES), "--data", str(data), "--media", str(media)]
     return run_json(args, cwd=ROOT, env=env)
 
 
@@ -79,23 +80,31 @@ def run(quick: bool = False) -> dict[str, Any]:
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
         mode: {side: [] for side in sides[mode]} for mode in modes
     }
-    # Every run's files are removed together at the end, not after each run: on a file
-    # system that skips recently freed inodes when it makes new ones (ext4 without a journal,
-    # as on the benchmark machine; bench/notes.py), the run after a removal paid for it.
+    # Both sides' artifact files go to a memory file system when there is one, and every
+    # run's files are removed once, at the end: the benchmark compares the queues, and on
+    # the benchmark machine's ext4 (no journal) a new file's inode costs more for every
+    # inode freed in the last minutes, by the previous run or by other work (bench/notes.py).
+    # The durable state, SQLite's file and Redis's append-only file, stays on disk.
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
+        media = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=MEMORY_FS or None)
+            )
+        )
         redis = stack.enter_context(redis_server(tmp)) if skip is None else None
         for i in range(size["runs"]):
             # Interleaved, and the order flips every run so drift hits both sides alike.
             for mode, (n, rate) in modes.items():
                 order = sides[mode] if i % 2 == 0 else tuple(reversed(sides[mode]))
                 for side in order:
-                    data = tmp / f"{mode}-{side}-{i}"
+                    run_id = f"{mode}-{side}-{i}"
                     if side == "ours":
-                        r = _ours(n, rate, data)
+                        r = _ours(n, rate, tmp / run_id, media / run_id)
                     else:
                         assert redis is not None
-                        r = _bullmq(redis["port"], n, rate, data if side == "bullmq" else None)
+                        files = media / run_id if side == "bullmq" else None
+                        r = _bullmq(redis["port"], n, rate, files)
                     raw[mode][side].append(_summarise(r))
     results: dict[str, Any] = {}
     for mode in modes:
@@ -140,6 +149,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "durability": "redis-server appendonly yes, appendfsync everysec, no RDB: "
                 "survives a process crash; a power loss may drop the last second",
             },
+            "files": f"both sides' artifact files in {MEMORY_FS or 'the temporary folder'} "
+            "(ours: DEEPFLIX_MEDIA_DIR; bullmq: --artifacts), SQLite and Redis's "
+            "append-only file on disk; every run's files removed together at the end",
             "hop_definition": "stage k finished (the work done, before its result is "
             "recorded) -> stage k+1 started (claimed by a worker); burst includes waiting "
             "for a free slot of the next stage, paced measures dispatch alone",

@@ -52,6 +52,7 @@ def _pipeline(doc: dict[str, Any]) -> list[str]:
         f"- Ours: {s['ours']['driven']}. Durability: {s['ours']['durability']}.",
         f"- BullMQ: {s['bullmq']['driven']}. Durability: {s['bullmq']['durability']}.",
         f"- Hop: {s['hop_definition']}.",
+        *([f"- Files: {s['files']}."] if "files" in s else []),
         "",
     ]
     rows = []

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "DEEPFLIX_PORT"))
     host: str = "127.0.0.1"
     data_dir: Path = Path("data")
+    # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
+    # so both live under this one folder, on one file system.
+    media_dir: Path | None = None
     generators: Literal["local", "instant"] = "local"
     scene_seconds: float = Field(3.0, gt=0, le=30)
     fps: int = Field(24, ge=1, le=60)
@@ -67,6 +70,9 @@ class Settings(BaseSettings):
         if self.job_runner == "cloudrun" and self.backend != "gcp":
             raise ValueError("DEEPFLIX_JOB_RUNNER=cloudrun needs DEEPFLIX_BACKEND=gcp")
         return self
+
+    def media_root(self) -> Path:
+        return (self.media_dir or self.data_dir).resolve()
 
     def pipeline_config(self) -> PipelineConfig:
         retry = RetryPolicy(

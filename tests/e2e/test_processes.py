@@ -6,8 +6,11 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.e2e.conftest import Service
 
@@ -52,6 +55,41 @@ def test_a_dead_api_process_stops_the_runtime(make_service: Callable[..., Servic
     assert svc.proc is not None
     os.kill(svc.api_pid(), signal.SIGKILL)
     assert svc.proc.wait(timeout=30) == 1  # not left running with nobody to answer
+
+
+def nice(pid: int) -> set[int]:
+    """The nice values of a process's threads (Linux keeps one per thread)."""
+    out = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            out.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+    return out
+
+
+def test_the_runtime_yields_the_cpu_to_the_api(make_service: Callable[..., Service]) -> None:
+    svc = make_service(generators="instant", runtime_nice=7)
+    assert svc.proc is not None
+    svc.wait_terminal(svc.create("a lighthouse in fog")["movie_id"])  # every thread started
+    assert nice(svc.proc.pid) == {7}
+    assert nice(svc.api_pid()) == {0}
+
+
+def test_a_port_in_use_stops_the_service_with_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+        env |= {"DEEPFLIX_DATA_DIR": str(tmp_path / "data"), "PORT": str(port)}
+        done = subprocess.run(
+            [sys.executable, "-m", "deepflix.cli", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert f"did not start listening on port {port}" in done.stdout + done.stderr
 
 
 def test_sigterm_finishes_writes_in_flight_and_stops_both(
@@ -109,3 +147,15 @@ def test_head_answers_headers_without_a_body(shared_service: Service) -> None:
             assert response.read() == b"", path
         finally:
             conn.close()
+
+
+def test_artifacts_in_a_media_folder_are_served(
+    make_service: Callable[..., Service], tmp_path: Path
+) -> None:
+    svc = make_service(generators="instant", media_dir=tmp_path / "media")
+    done = svc.wait_terminal(svc.create("a harbour at dawn")["movie_id"])
+    assert done["status"] == "succeeded", done
+    code, body = svc.request("GET", done["artifacts"]["video"])
+    assert code == 200 and body.startswith(b"\x00\x00\x00")  # an MP4's first box
+    assert any((tmp_path / "media" / "artifacts").iterdir())
+    assert not (svc.data_dir / "artifacts").exists()

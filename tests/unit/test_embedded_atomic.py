@@ -75,3 +75,20 @@ def test_progress_is_written_at_most_twice_a_second(
     monkeypatch.setattr(runtime.pipeline, "report", spy)
     assert runtime.runner.execute(movie.id, Stage.story, 1)
     assert reported == [60, 100]
+
+
+def test_artifacts_and_stage_work_live_in_the_media_folder(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", media_dir=media, generators="instant"
+    )
+    runtime = build_embedded(settings)
+    pipeline = runtime.pipeline
+    movie = pipeline.create(MovieCreate(prompt="a harbour"), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    runtime.runner.execute(movie.id, Stage.story, 1)
+    path = pipeline.get(movie.id).artifacts["story.json"]
+    assert runtime.local_file(path) == (media / "artifacts" / path).resolve()
+    assert [p.parent for p in (media / "work").iterdir()] == [media / "work"]
+    assert not (tmp_path / "data" / "artifacts").exists()
+    assert (tmp_path / "data" / "movies.db").exists()

@@ -219,7 +219,7 @@ def build_cloud(settings: Settings) -> Cloud:
     if settings.artifacts == "gcs":
         artifacts = gcs_artifacts(settings)
     else:
-        local = LocalArtifactStore(settings.data_dir.resolve() / "artifacts")
+        local = LocalArtifactStore(settings.media_root() / "artifacts")
         artifacts, local_file = local, local.resolve
     holder: list[StageRunner] = []
     jobs = _jobs(
@@ -247,7 +247,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
     db = Database(data / "movies.db")  # documents and queues: one transaction per change
     store = SqliteMovieStore(db)
     queue = SqliteQueue(db)
-    artifacts = LocalArtifactStore(data / "artifacts")
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
     holder: list[Embedded] = []
     jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
     extra = {"clock": clock} if clock is not None else {}
@@ -261,7 +261,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
         **extra,
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
-    work = data / "work"
+    work = settings.media_root() / "work"
     work.mkdir(parents=True, exist_ok=True)
     runner = _runner(settings, pipeline, artifacts, work)
     embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
