@@ -27,6 +27,7 @@ class FakePipeline:
         self.gate = threading.Event()
         self.gate.set()
         self.fail: BaseException | None = None
+        self.ready = threading.Event()  # set when the API process says it serves
 
     def _done(self, op: str, arg: Any, movie: Movie | None) -> Movie | None:
         self.calls.append((op, arg))
@@ -52,15 +53,12 @@ class FakePipeline:
         self._done("resume", None, None)
 
 
-READY = threading.Event()
-
-
 @pytest.fixture
 def linked() -> Iterator[tuple[FakePipeline, Link, socket.socket, list[str]]]:
     pipeline = FakePipeline()
     ours, theirs = socket.socketpair()
-    READY.clear()
-    LinkServer(pipeline, ours, threads=4, on_ready=READY.set).start()  # type: ignore[arg-type]
+    server = LinkServer(pipeline, ours, threads=4, on_ready=pipeline.ready.set)  # type: ignore[arg-type]
+    server.start()
     closed: list[str] = []
     link = Link(theirs, on_close=lambda: closed.append("closed"))
     yield pipeline, link, ours, closed
@@ -103,16 +101,16 @@ def test_writes_reach_the_runtime_and_return_its_movie(linked: Any) -> None:
 
 
 def test_the_api_process_says_it_serves_once_its_link_is_open(linked: Any) -> None:
-    _, link, _, _ = linked
+    pipeline, link, _, _ = linked
 
     async def started() -> bool:
         for _ in range(200):
-            if READY.is_set():
+            if pipeline.ready.is_set():
                 return True
             await asyncio.sleep(0.01)
         return False
 
-    assert not READY.is_set()
+    assert not pipeline.ready.is_set()
     assert run(link, started)
 
 

@@ -100,7 +100,7 @@ class LinkServer:
         reply: dict[str, Any] = {"id": request["id"]}
         try:
             movie = self._ops[request["op"]](request["args"])
-            # The movie's JSON as the runtime wrote it, not decoded and encoded again.
+            # The movie's JSON goes into the frame as text, not through a dict encoded again.
             reply["movie"] = orjson.Fragment(movie.model_dump_json()) if movie else None
         except DeepflixError as e:
             reply["error"] = error_fields(e)
