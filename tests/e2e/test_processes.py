@@ -102,6 +102,8 @@ def test_sigterm_finishes_writes_in_flight_and_stops_both(
     os.kill(svc.proc.pid, signal.SIGTERM)
     assert svc.proc.wait(timeout=60) == 0
     assert gone(api)
+    log = (svc.data_dir.parent / f"service-{svc.port}.log").read_text()
+    assert "Traceback" not in log and "Task was destroyed" not in log, log[-2000:]
     restarted = Service(svc.data_dir, svc.env)
     restarted.start()
     try:

@@ -189,3 +189,16 @@ def test_the_runtime_closing_is_seen_without_any_write(linked: Any) -> None:
 
     run(link, idle)
     assert closed == ["closed"]
+
+
+def test_closing_leaves_no_task_pending_and_is_not_the_runtime_going_away(linked: Any) -> None:
+    _, link, _, closed = linked
+    loop = asyncio.new_event_loop()
+    try:
+        link.start(loop)
+        loop.run_until_complete(asyncio.sleep(0.05))
+        link.close(loop)
+        assert all(task.done() for task in asyncio.all_tasks(loop))
+    finally:
+        loop.close()
+    assert closed == []

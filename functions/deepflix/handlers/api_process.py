@@ -42,6 +42,9 @@ class AsyncApi:
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.link.start(loop)
 
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.link.close(loop)
+
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         body = await _body(proto) if scope.method in ("POST", "PUT", "PATCH") else b""
         request = Request(_environ(scope, body))

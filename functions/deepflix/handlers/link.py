@@ -135,6 +135,13 @@ class Link:
         seen even while nothing is written."""
         self._opening = loop.create_task(self._open())
 
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop reading, on `loop` once its server is done with it, so that no task is left
+        pending when the loop closes (asyncio would log each one)."""
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            loop.run_until_complete(asyncio.gather(self._reading, return_exceptions=True))
+
     async def _open(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
         self._reading = asyncio.create_task(self._read(reader))
