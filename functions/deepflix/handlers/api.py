@@ -85,6 +85,30 @@ class Reply:
         return Response(self.body, status=self.status, headers=self.wsgi_headers())
 
 
+@dataclass(frozen=True, slots=True)
+class FileReply:
+    """A stored file: each server sends it its own way (granian from Rust in the API
+    process, werkzeug's file wrapper under WSGI)."""
+
+    path: Path
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
+
+    def to_response(self, environ: dict[str, Any]) -> Response:
+        response = Response(
+            wrap_file(environ, self.path.open("rb")),
+            mimetype=self.media_type,
+            direct_passthrough=True,
+        )
+        response.content_length = self.path.stat().st_size
+        return response
+
+
+Answer = Reply | FileReply | Response  # Response: the dashboard page
+
+
 def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     # orjson: the standard encoder was a tenth of a status request's GIL time (py-spy).
     return Reply(status, orjson.dumps(body), headers)
@@ -129,7 +153,9 @@ class Api:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         answer = self.answer(Request(environ))
-        if isinstance(answer, Response):  # files and the dashboard page
+        if isinstance(answer, FileReply):
+            answer = answer.to_response(environ)
+        if isinstance(answer, Response):
             return answer(environ, start_response)
         start_response(STATUS_LINES[answer.status], answer.wsgi_headers())
         # A list, not an iterator: the server then sends it in one write.
@@ -138,17 +164,19 @@ class Api:
     def handle(self, request: Request) -> Response:
         """For callers that want a werkzeug Response (the Cloud Function)."""
         answer = self.answer(request)
+        if isinstance(answer, FileReply):
+            return answer.to_response(request.environ)
         return answer if isinstance(answer, Response) else answer.to_response()
 
-    def answer(self, request: Request) -> Reply | Response:
+    def answer(self, request: Request) -> Answer:
         try:
             endpoint, args = self.route(request)
             return self.call(endpoint, request, args)
         except Exception as e:
             return failure(request, e)
 
-    def call(self, endpoint: str, request: Request, args: dict[str, str]) -> Reply | Response:
-        answer: Reply | Response = getattr(self, f"_{endpoint}")(request, **args)
+    def call(self, endpoint: str, request: Request, args: dict[str, str]) -> Answer:
+        answer: Answer = getattr(self, f"_{endpoint}")(request, **args)
         return answer
 
     def route(self, request: Request) -> tuple[str, dict[str, str]]:
@@ -244,22 +272,12 @@ class Api:
     def retried(self, movie: Movie) -> Reply:
         return json_reply(self.views(movie, self.pipeline.position(movie)), 202)
 
-    def _artifact(self, request: Request, movie_id: str, name: str) -> Response:
-        file = self.artifact_file(movie_id, name)
-        response = Response(
-            wrap_file(request.environ, file.open("rb")),
-            mimetype=MEDIA_TYPES.get(file.suffix, "application/octet-stream"),
-            direct_passthrough=True,
-        )
-        response.content_length = file.stat().st_size
-        return response
-
-    def artifact_file(self, movie_id: str, name: str) -> Path:
+    def _artifact(self, request: Request, movie_id: str, name: str) -> FileReply:
         movie = self.pipeline.get(movie_id)
         path = movie.artifacts.get(name)
         if path is None or self.local_file is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return self.local_file(path)
+        return FileReply(self.local_file(path))
 
     def _pause(self, request: Request) -> Reply:
         self.pipeline.pause_admission()

@@ -10,7 +10,7 @@ import socket
 import sys
 from typing import Any, NoReturn
 
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
@@ -18,7 +18,7 @@ from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.config import Settings
-from deepflix.handlers.api import ANONYMOUS, MAX_BODY, MEDIA_TYPES, Api, Reply, failure
+from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Answer, Api, FileReply, Reply, failure
 from deepflix.handlers.link import Link
 from deepflix.handlers.server import http_server
 from deepflix.pipeline.service import Pipeline
@@ -51,24 +51,21 @@ class AsyncApi:
         try:
             endpoint, args = self.api.route(request)
             if endpoint in WRITES:
-                answer: Reply | Response = await self._write(endpoint, request, args)
-            elif endpoint == "artifact":
-                file = self.api.artifact_file(args["movie_id"], args["name"])
-                media = MEDIA_TYPES.get(file.suffix, "application/octet-stream")
-                headers = [("Content-Type", media)]
-                if scope.method == "HEAD":
-                    headers.append(("Content-Length", str(file.stat().st_size)))
-                    proto.response_empty(200, headers)
-                else:
-                    proto.response_file(200, headers, str(file))
-                return
+                answer: Answer = await self._write(endpoint, request, args)
             else:
                 answer = self.api.call(endpoint, request, args)
         except Exception as e:
             answer = failure(request, e)
+        head = scope.method == "HEAD"
         if isinstance(answer, Reply):
-            body_out = b"" if scope.method == "HEAD" else answer.body
-            proto.response_bytes(answer.status, answer.wsgi_headers(), body_out)
+            proto.response_bytes(answer.status, answer.wsgi_headers(), b"" if head else answer.body)
+        elif isinstance(answer, FileReply):
+            headers = [("Content-Type", answer.media_type)]
+            if head:
+                headers.append(("Content-Length", str(answer.path.stat().st_size)))
+                proto.response_empty(200, headers)
+            else:
+                proto.response_file(200, headers, str(answer.path))
         else:  # the dashboard page
             proto.response_bytes(answer.status_code, list(answer.headers.items()), answer.data)
 
