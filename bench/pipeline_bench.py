@@ -26,7 +26,8 @@ SCENES = 6
 # bullmq writes the same artifact files as our instant generators (like for like, the
 # ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost.
 SIDES = {"burst": ("ours", "bullmq", "bullmq_queue_only"), "paced": ("ours", "bullmq")}
-MEMORY_FS = next((p for p in (Path("/dev/shm"),) if p.is_dir() and os.access(p, os.W_OK)), None)
+SHM = Path("/dev/shm")
+MEMORY_FS = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else None
 
 
 def sizes(quick: bool) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def test_a_port_in_use_stops_the_service_with_a_clear_error(tmp_path: Path) -> N
     assert f"did not start listening on port {port}" in done.stdout + done.stderr
 
 
-def test_sigterm_finishes_writes_in_flight_and_stops_both(
+def test_sigterm_stops_both_cleanly_and_keeps_what_was_written(
     make_service: Callable[..., Service],
 ) -> None:
     svc = make_service(generators="instant")

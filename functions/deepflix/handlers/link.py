@@ -93,8 +93,11 @@ class LinkServer:
             header = stream.read(HEADER.size)
             if len(header) < HEADER.size:
                 return  # the API process is gone
-            request = orjson.loads(stream.read(HEADER.unpack(header)[0]))
-            self._pool.submit(self._answer, request)
+            (size,) = HEADER.unpack(header)
+            body = stream.read(size)
+            if len(body) < size:
+                return  # gone in the middle of a frame
+            self._pool.submit(self._answer, orjson.loads(body))
 
     def _answer(self, request: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": request["id"]}

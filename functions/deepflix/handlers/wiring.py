@@ -243,11 +243,11 @@ def build(settings: Settings) -> Embedded | Cloud:
 
 
 def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Embedded:
-    data = settings.data_dir.resolve()
+    data, media = settings.data_dir.resolve(), settings.media_root()
     db = Database(data / "movies.db")  # documents and queues: one transaction per change
     store = SqliteMovieStore(db)
     queue = SqliteQueue(db)
-    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
+    artifacts = LocalArtifactStore(media / "artifacts")
     holder: list[Embedded] = []
     jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
     extra = {"clock": clock} if clock is not None else {}
@@ -261,7 +261,7 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
         **extra,
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
-    work = settings.media_root() / "work"
+    work = media / "work"
     work.mkdir(parents=True, exist_ok=True)
     runner = _runner(settings, pipeline, artifacts, work)
     embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
