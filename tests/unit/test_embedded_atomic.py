@@ -92,3 +92,30 @@ def test_artifacts_and_stage_work_live_in_the_media_folder(tmp_path: Path) -> No
     assert [p.parent for p in (media / "work").iterdir()] == [media / "work"]
     assert not (tmp_path / "data" / "artifacts").exists()
     assert (tmp_path / "data" / "movies.db").exists()
+
+
+def test_a_create_claims_its_story_slot_in_its_own_transaction(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, generators="instant", story_concurrency=1
+    )
+    runtime = build_embedded(settings)  # not started: nothing would deliver a task
+    pipeline = runtime.pipeline
+    first = pipeline.create(MovieCreate(prompt="first"), owner="u", idempotency_key=None)
+    second = pipeline.create(MovieCreate(prompt="second"), owner="u", idempotency_key=None)
+    assert pipeline.get(first.id).stages[Stage.story].status is StageStatus.running
+    assert pipeline.get(second.id).stages[Stage.story].status is StageStatus.waiting  # full
+    assert "task:dispatch" not in runtime.queue.depth()  # no admission task, no task name
+    assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM names").fetchone() == (0,)
+
+
+def test_a_create_whose_claim_fails_is_not_stored(tmp_path: Path) -> None:
+    runtime = build_embedded(Settings(_env_file=None, data_dir=tmp_path, generators="instant"))
+    pipeline = runtime.pipeline
+
+    def broken_publish(*args: Any) -> None:
+        raise OSError("disk full")
+
+    pipeline.events.publish = broken_publish  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        pipeline.create(MovieCreate(prompt="half"), owner="u", idempotency_key=None)
+    assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM movies").fetchone() == (0,)

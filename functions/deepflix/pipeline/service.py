@@ -84,9 +84,7 @@ class Pipeline:
                 details={"movie_id": e.movie_id},
             ) from e
         if saved.id == movie.id:
-            # Admission goes through the task queue so the API returns at once; the name
-            # makes a repeated enqueue harmless.
-            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
+            self._admit(movie)
         return saved
 
     def get(self, movie_id: str) -> Movie:
@@ -157,6 +155,11 @@ class Pipeline:
                 self.check_deadline(movie.id, stage, movie.stages[stage].attempts)
         for stage in STAGES:
             self.dispatch(stage)
+
+    def _admit(self, movie: Movie) -> None:
+        """Have a new movie's story stage dispatched. Through the task queue, so the API
+        returns at once; the name makes a repeated enqueue harmless."""
+        self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
 
     def _client_event(self, movie_id: str, event: Event) -> Movie:
         t = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
