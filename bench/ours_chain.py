@@ -22,7 +22,11 @@ LEFT = "SELECT COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL OR running_s
 
 
 def settings_for(
-    data_dir: Path, concurrency: int, workers: int, media_dir: Path | None = None
+    data_dir: Path,
+    concurrency: int,
+    workers: int,
+    media_dir: Path | None = None,
+    stage_processes: int = 0,
 ) -> Settings:
     """The service settings both sides are matched on; nothing is read from the environment."""
     return Settings(
@@ -35,6 +39,7 @@ def settings_for(
         images_concurrency=concurrency,
         video_concurrency=concurrency,
         workers=workers,
+        stage_processes=stage_processes,
         log_level="WARNING",
     )
 
@@ -59,13 +64,15 @@ def run(
     timeout: float,
     data_dir: Path | None = None,
     media_dir: Path | None = None,
+    stage_processes: int = 0,
 ) -> dict[str, Any]:
     """`data_dir` (and `media_dir`, artifacts and stage work, if given) are left behind for
     the caller to remove; with no `data_dir`, a temporary one."""
     logs.setup("WARNING")
     with contextlib.ExitStack() as stack:
         data = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        runtime = build_embedded(settings_for(data, concurrency, workers, media_dir))
+        settings = settings_for(data, concurrency, workers, media_dir, stage_processes)
+        runtime = build_embedded(settings)
         runtime.start()
         conn = sqlite3.connect(data / "movies.db")
         (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
@@ -115,9 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--data", type=Path, help="data folder, kept (default: a temporary one)")
     p.add_argument("--media", type=Path, help="artifacts and stage work (default: in --data)")
+    p.add_argument("--stage-processes", type=int, default=0, help="stage worker processes")
     a = p.parse_args(argv)
     result: dict[str, Any] = run(
-        a.n, a.concurrency, a.workers, a.scenes, a.rate, a.timeout, a.data, a.media
+        a.n,
+        a.concurrency,
+        a.workers,
+        a.scenes,
+        a.rate,
+        a.timeout,
+        a.data,
+        a.media,
+        a.stage_processes,
     )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0

@@ -23,6 +23,9 @@ from bench.common import (
 NAME = "pipeline"
 CONCURRENCY = 8
 SCENES = 6
+# Our stage work in one warm worker process per core (DEEPFLIX_STAGE_PROCESSES), so it
+# does not take the runtime's interpreter lock; bullmq's side is one node process.
+STAGE_PROCESSES = os.cpu_count() or 2
 # bullmq writes the same artifact files as our instant generators (like for like, the
 # ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost.
 SIDES = {"burst": ("ours", "bullmq", "bullmq_queue_only"), "paced": ("ours", "bullmq")}
@@ -41,6 +44,7 @@ def _ours(n: int, rate: float, data: Path, media: Path) -> dict[str, Any]:
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
     args += ["--scenes", str(SCENES), "--data", str(data), "--media", str(media)]
+    args += ["--stage-processes", str(STAGE_PROCESSES)]
     return run_json(args, cwd=ROOT, env=env)
 
 
@@ -136,6 +140,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "generators": "instant",
                 "job_runner": "inline",
                 "workers": CONCURRENCY,
+                "stage_processes": STAGE_PROCESSES,
                 "log_level": "WARNING",
                 "durability": "SQLite WAL, synchronous=NORMAL: every committed transaction "
                 "survives a process crash (kill -9), not a power loss",

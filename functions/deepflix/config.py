@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(1.0, ge=0)
     retry_max_delay_s: float = Field(60.0, ge=0)
     workers: int = Field(4, ge=1, le=64)
+    # Embedded: stage work (generating, storing artifacts) in this many warm worker
+    # processes instead of on the runtime's threads; 0: on the runtime's threads.
+    stage_processes: int = Field(0, ge=0, le=64)
     # Embedded serve: how far below the API process the runtime's CPU priority is (nice),
     # so a busy pipeline cannot starve the API's answers.
     runtime_nice: int = Field(10, ge=0, le=19)

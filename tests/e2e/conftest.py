@@ -55,9 +55,14 @@ class Service:
     def api_pid(self) -> int:
         """The HTTP API's process: `deepflix serve` runs it as its child."""
         assert self.proc is not None
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        (pid,) = map(int, children.split())
+        (pid,) = [p for p in self.children() if b"api_process" in _cmdline(p)]
         return pid
+
+    def children(self) -> list[int]:
+        """The runtime's child processes: the API's, and any stage workers'."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(p) for p in children.split()]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -164,3 +169,7 @@ def service(make_service: Callable[..., Service]) -> Service:
 
 def write_faults(service: Service, rules: dict[str, Any]) -> None:
     Path(service.env["DEEPFLIX_FAULTS_FILE"]).write_text(json.dumps(rules))
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()

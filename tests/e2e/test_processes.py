@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from deepflix.stages.work import WORKER_NICE
 from tests.e2e.conftest import Service
 
 
@@ -67,11 +68,14 @@ def nice(pid: int) -> set[int]:
 
 
 def test_the_runtime_yields_the_cpu_to_the_api(make_service: Callable[..., Service]) -> None:
-    svc = make_service(generators="instant", runtime_nice=7)
+    svc = make_service(generators="instant", runtime_nice=7, stage_processes=2)
     assert svc.proc is not None
     svc.wait_terminal(svc.create("a lighthouse in fog")["movie_id"])  # every thread started
     assert nice(svc.proc.pid) == {7}
     assert nice(svc.api_pid()) == {0}
+    workers = [p for p in svc.children() if p != svc.api_pid()]
+    # Stage work lower still: the runtime's writer comes first.
+    assert len(workers) == 2 and all(nice(p) == {7 + WORKER_NICE} for p in workers)
 
 
 def test_a_port_in_use_stops_the_service_with_a_clear_error(tmp_path: Path) -> None:

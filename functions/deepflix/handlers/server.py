@@ -80,7 +80,7 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
         env={**os.environ, "PORT": str(settings.port)},
     )
     theirs.close()
-    _lower_priority(settings.runtime_nice)
+    _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -120,16 +120,17 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     return 1
 
 
-def _lower_priority(n: int) -> None:
-    """Lower the CPU priority of this process by `n`, the API process being started: on
-    Linux nice is kept per thread (threads inherit their starter's), so every thread."""
+def _lower_priority(n: int, workers: list[int]) -> None:
+    """Lower the CPU priority of this process and its stage `workers` by `n`, the API
+    process being started: on Linux nice is kept per thread (threads and processes inherit
+    their starter's), so every thread, and each worker's only thread."""
     if n <= 0:
         return
     tasks = Path("/proc/self/task")
     if not tasks.is_dir():
         os.nice(n)
         return
-    for tid in map(int, os.listdir(tasks)):
+    for tid in [*map(int, os.listdir(tasks)), *workers]:
         with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
             now = os.getpriority(os.PRIO_PROCESS, tid)
             os.setpriority(os.PRIO_PROCESS, tid, min(19, now + n))

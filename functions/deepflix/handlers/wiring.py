@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import uuid
@@ -34,6 +35,7 @@ from deepflix.pipeline.transitions import StageFailed
 from deepflix.stages.faults import FaultPlan
 from deepflix.stages.registry import load_generators
 from deepflix.stages.runner import StageRunner
+from deepflix.stages.work import LocalWork, StageWork, WorkerPool
 
 log = logs.get("runtime")
 
@@ -73,6 +75,7 @@ class Embedded:
     artifacts: LocalArtifactStore
     pipeline: Pipeline
     runner: StageRunner
+    workdir: Path  # stage work's folders, beside the artifacts
     consumer: Consumer | None = None
 
     @property
@@ -85,9 +88,9 @@ class Embedded:
         """Recover from an unclean stop, then deliver work as it arrives."""
         released = self.queue.release_leases()
         interrupted = self.interrupt_running()
-        if self.runner.workdir is not None:  # what stage work left when the service died
-            for leftover in self.runner.workdir.iterdir():
-                shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.workdir.iterdir():  # what stage work left when the service died
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.runner.work.start()
         log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
@@ -111,6 +114,7 @@ class Embedded:
         self._stop.set()
         if self.consumer is not None:
             self.consumer.stop()
+        self.runner.close()
 
     def prune(self) -> int:
         """The store's housekeeping (the sweeper runs it; so does a `/sweep` task)."""
@@ -193,18 +197,23 @@ def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
     return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs", on_exit=on_exit)
 
 
-def _runner(
-    settings: Settings, pipeline: Pipeline, artifacts: ArtifactStore, workdir: Path | None = None
-) -> StageRunner:
-    runner = StageRunner(
-        pipeline=pipeline,
-        artifacts=artifacts,
-        workdir=workdir,
-        generators=load_generators(
-            settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
-        ),
-        faults=FaultPlan(settings.faults_file),
+def local_work(settings: Settings, artifacts: ArtifactStore, workdir: Path | None) -> LocalWork:
+    """Stage work on the calling thread; also what each stage worker process builds."""
+    generators = load_generators(
+        settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
     )
+    return LocalWork(generators, artifacts, workdir)
+
+
+def _worker_kit(settings: Settings, workdir: Path) -> LocalWork:
+    """Run in a stage worker process (so module level: it is pickled to get there)."""
+    logs.setup(settings.log_level)
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
+    return local_work(settings, artifacts, workdir)
+
+
+def _runner(settings: Settings, pipeline: Pipeline, work: StageWork) -> StageRunner:
+    runner = StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
     if isinstance(pipeline.jobs, InlineJobRunner):
         pipeline.jobs.execute = runner.execute
     return runner
@@ -233,7 +242,7 @@ def build_cloud(settings: Settings) -> Cloud:
         jobs=jobs,
         config=settings.pipeline_config(),
     )
-    runner = _runner(settings, pipeline, artifacts)
+    runner = _runner(settings, pipeline, local_work(settings, artifacts, None))
     holder.append(runner)
     return Cloud(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
 
@@ -263,7 +272,12 @@ def build_embedded(settings: Settings, *, clock: Callable[[], datetime] | None =
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
     work = media / "work"
     work.mkdir(parents=True, exist_ok=True)
-    runner = _runner(settings, pipeline, artifacts, work)
-    embedded = Embedded(settings, store, queue, artifacts, pipeline, runner)
+    stage_work: StageWork = (
+        WorkerPool(settings.stage_processes, functools.partial(_worker_kit, settings, work))
+        if settings.stage_processes
+        else local_work(settings, artifacts, work)
+    )
+    runner = _runner(settings, pipeline, stage_work)
+    embedded = Embedded(settings, store, queue, artifacts, pipeline, runner, work)
     holder.append(embedded)
     return embedded

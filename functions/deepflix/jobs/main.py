@@ -23,11 +23,12 @@ def main() -> int:
         return 2
     from deepflix.handlers.wiring import build  # the settings pick the adapters
 
-    runtime = build(settings)
+    # The job is the worker process: its stage work runs here, on this thread.
+    runtime = build(settings.model_copy(update={"stage_processes": 0}))
     try:
         recorded = runtime.runner.execute(movie_id, stage, attempt)
     finally:
-        runtime.runner.scratch.close()
+        runtime.runner.close()
         METER.add(f"jobs.{stage.value}")
         METER.flush(settings.ops_dir)
     return 0 if recorded else 1

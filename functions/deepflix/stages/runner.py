@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -11,13 +10,10 @@ from pydantic import BaseModel, ConfigDict
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import Movie, Stage, StageStatus
-from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 from deepflix.pipeline.transitions import JobStarted, Progressed, StageFailed, StageSucceeded
-from deepflix.stages.base import Generators
 from deepflix.stages.faults import FaultPlan
-from deepflix.stages.processors import PROCESSORS, StageContext
-from deepflix.stages.scratch import Scratch
+from deepflix.stages.work import StageWork
 
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
@@ -39,17 +35,12 @@ class StageRunner:
         self,
         *,
         pipeline: Pipeline,
-        artifacts: ArtifactStore,
-        generators: Generators,
+        work: StageWork,
         faults: FaultPlan,
-        workdir: Path | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.artifacts = artifacts
-        self.generators = generators
+        self.work = work
         self.faults = faults
-        self.workdir = workdir
-        self.scratch = Scratch(workdir)
 
     def handle(self, body: dict[str, Any]) -> None:
         """Handle one delivery of a stage request; duplicates and stale attempts do nothing."""
@@ -95,26 +86,27 @@ class StageRunner:
                 last[0] = now
                 self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
 
-        with self.scratch.folder() as d:
-            try:
-                self.faults.check(stage, movie)
-                outputs = PROCESSORS[stage](
-                    StageContext(movie, self.generators, self.artifacts, d, progress)
-                )
-            except Exception as e:  # every failure is recorded; the class decides retry
-                work = e if isinstance(e, StageWorkError) else None
-                code = work.code if work else "unexpected_error"
-                retryable = work.retryable if work else True
-                log.warning("stage failed: %s", e, exc_info=work is None, extra=ctx)
-                self.pipeline.report(
-                    movie_id, StageFailed(stage, attempt, code, str(e), retryable, clock())
-                )
-                return not retryable
+        try:
+            self.faults.check(stage, movie)
+            timeout_s = self.pipeline.config[stage].timeout_s
+            outputs = self.work.run(stage, movie, progress, timeout_s)
+        except Exception as e:  # every failure is recorded; the class decides retry
+            work = e if isinstance(e, StageWorkError) else None
+            code = work.code if work else "unexpected_error"
+            retryable = work.retryable if work else True
+            log.warning("stage failed: %s", e, exc_info=work is None, extra=ctx)
+            self.pipeline.report(
+                movie_id, StageFailed(stage, attempt, code, str(e), retryable, clock())
+            )
+            return not retryable
         self.pipeline.report(
             movie_id, StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
         )
         log.info("stage succeeded", extra=ctx)
         return True
+
+    def close(self) -> None:
+        self.work.close()
 
     def job_exited(self, movie_id: str, stage: Stage, attempt: int, returncode: int) -> None:
         """A job ended: if it did not record an outcome (crash, kill), record a failure."""

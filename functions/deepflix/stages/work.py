@@ -1,0 +1,271 @@
+"""Where stage work runs: on the calling thread, or in a pool of warm worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from deepflix import logs
+from deepflix.pipeline.errors import StageWorkError
+from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.ports import ArtifactStore
+from deepflix.stages.base import Generators
+from deepflix.stages.processors import PROCESSORS, Outputs, StageContext
+from deepflix.stages.scratch import Scratch
+
+log = logs.get("stages")
+Progress = Callable[[int], None]
+# How long an idle worker is given to exit when the pool closes.
+STOP_GRACE_S = 5.0
+# How far below its runtime a worker's CPU priority is: every state change passes through
+# the runtime's one writer thread, so stage work should wait for it, not the other way round
+# (2,000 instant movies, paired runs: 115 movies/s at the same priority, 121-129 at +10/+19).
+WORKER_NICE = 10
+
+
+class StageWork(Protocol):
+    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
+        """Generate the stage's outputs and store them as the movie's artifacts."""
+        ...
+
+    def start(self) -> None: ...
+
+    def pids(self) -> list[int]:
+        """The processes doing the work, besides the caller's."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalWork:
+    """Stage work on the calling thread; a thread cannot be stopped, so no timeout here
+    (the stage's deadline fails the attempt and its late report is ignored)."""
+
+    def __init__(self, generators: Generators, artifacts: ArtifactStore, workdir: Path | None):
+        self.generators = generators
+        self.artifacts = artifacts
+        self.scratch = Scratch(workdir)
+
+    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
+        with self.scratch.folder() as d:
+            return PROCESSORS[stage](
+                StageContext(movie, self.generators, self.artifacts, d, progress)
+            )
+
+    def start(self) -> None:
+        """Nothing to start: the work runs on its callers' threads."""
+
+    def pids(self) -> list[int]:
+        return []
+
+    def close(self) -> None:
+        self.scratch.close()
+
+
+class WorkerDied(StageWorkError):
+    retryable = True
+    code = "worker_died"
+
+
+class WorkTimedOut(StageWorkError):
+    retryable = True
+    code = "timeout"
+
+
+class _Failed(StageWorkError):
+    """A failure in a worker, with the code and retry decision it had there."""
+
+    def __init__(self, message: str, code: str, retryable: bool) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class WorkerPool:
+    """Stage work in `processes` long-lived worker processes, each building its tools once
+    with `kit` (pickled to them: a worker is a fresh interpreter, never a fork of this
+    threaded process, and never a re-run of its main module as multiprocessing's spawn does).
+
+    Why: the runtime's threads share one interpreter lock, and stage work done on them
+    held it about half the time its state changes needed it (bench/RESULTS.md §1). A
+    caller's thread waits for a free worker and then for its answer, without the lock.
+    A worker that dies or overruns the stage's timeout is killed and replaced, and the
+    attempt fails as retryable. Workers run below the runtime's CPU priority (WORKER_NICE).
+    """
+
+    def __init__(self, processes: int, kit: Callable[[], LocalWork]) -> None:
+        self.processes = processes
+        self._kit = pickle.dumps(kit)
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._started = self._closed = False
+
+    def start(self) -> None:
+        """Spawn the workers (they import and build their tools while the caller goes on)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for _ in range(self.processes):
+            self._idle.put(self._spawn())
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers]
+
+    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
+        if not self._started:
+            raise RuntimeError("the stage workers were never started")
+        worker = self._idle.get()
+        if worker is None:  # closed: pass the wake on to the next waiter
+            self._idle.put(None)
+            raise WorkerDied("the stage workers are stopped")
+        try:
+            return self._ask(worker, stage, movie, progress, timeout_s)
+        except (WorkerDied, WorkTimedOut):
+            self._retire(worker)
+            worker = self._replacement()
+            raise
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        """Stop every worker: idle ones are asked to exit, busy ones are killed (their
+        attempts are retried as interrupted at the next start)."""
+        with self._lock:
+            self._closed, workers = True, list(self._workers)
+        while True:
+            try:
+                idle = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if idle is not None:
+                with contextlib.suppress(OSError):
+                    idle.conn.send_bytes(b"")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    idle.process.wait(STOP_GRACE_S)
+        for w in workers:
+            self._retire(w)
+        self._idle.put(None)  # wakes a caller waiting for a worker
+
+    def _ask(
+        self, worker: _Worker, stage: Stage, movie: Movie, progress: Progress, timeout_s: float
+    ) -> Outputs:
+        deadline = time.monotonic() + timeout_s
+        try:
+            worker.conn.send_bytes(f"{stage.value} {movie.model_dump_json()}".encode())
+            while True:
+                if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                    raise WorkTimedOut(f"the {stage.value} stage took over {timeout_s:g} s")
+                kind, value = orjson.loads(worker.conn.recv_bytes())
+                if kind == "progress":
+                    progress(value)
+                elif kind == "done":
+                    return value  # type: ignore[no-any-return]
+                else:
+                    raise _Failed(*value)
+        except (EOFError, OSError) as e:
+            code = worker.process.poll()
+            raise WorkerDied(f"the stage worker exited (status {code}) during the work") from e
+
+    def _replacement(self) -> _Worker | None:
+        with self._lock:
+            if self._closed:
+                return None
+        return self._spawn()
+
+    def _spawn(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "deepflix.stages.work", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+            )
+        conn = Connection(ours.detach())
+        worker = _Worker(process, conn)
+        with self._lock:
+            self._workers.append(worker)
+        # A worker that died at once is found out, and replaced, by its first job.
+        with contextlib.suppress(OSError):
+            conn.send_bytes(self._kit)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        if worker.process.poll() is None:
+            worker.process.kill()
+        worker.process.wait()
+        worker.conn.close()
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+
+
+class _Worker:
+    __slots__ = ("conn", "process")
+
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+
+
+def _serve(conn: Connection) -> None:
+    """A worker process: build the tools, then run each (stage, movie) it is sent until
+    told to stop (an empty message) or its parent is gone (the socket closes).
+
+    Requests are the stage and the movie's JSON; answers are JSON: ("progress", pct),
+    ("done", outputs) or ("failed", (message, code, retryable))."""
+    os.nice(WORKER_NICE)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
+    try:
+        kit: Callable[[], LocalWork] = pickle.loads(conn.recv_bytes())
+    except EOFError:
+        return
+    work = kit()
+
+    def progress(pct: int) -> None:
+        conn.send_bytes(orjson.dumps(("progress", pct)))
+
+    try:
+        while True:
+            try:
+                request = conn.recv_bytes()
+            except EOFError:
+                return
+            if not request:
+                return
+            stage, _, doc = request.partition(b" ")
+            movie = Movie.model_validate_json(doc)
+            try:
+                outputs = work.run(Stage(stage.decode()), movie, progress, 0)
+            except Exception as e:  # reported to the caller, which records the failure
+                if not isinstance(e, StageWorkError):
+                    log.warning("stage work failed", exc_info=True, extra={"movie_id": movie.id})
+                conn.send_bytes(orjson.dumps(("failed", _failure(e))))
+            else:
+                conn.send_bytes(orjson.dumps(("done", outputs)))
+    finally:
+        work.close()
+
+
+def _failure(e: Exception) -> tuple[str, str, bool]:
+    if isinstance(e, StageWorkError):
+        return (e.message, e.code, e.retryable)
+    return (f"{type(e).__name__}: {e}", "unexpected_error", True)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))
