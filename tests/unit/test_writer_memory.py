@@ -109,3 +109,13 @@ def test_journal_and_means_written_once_per_batch_match_one_by_one(tmp_path: Pat
             ("story", "running", "succeeded"),
             ("images", "pending", "waiting"),
         ]
+
+
+def test_a_claim_with_nothing_waiting_does_not_look(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    statements: list[str] = []
+    store.db.write(lambda conn: conn.set_trace_callback(statements.append))
+    assert claim(store, 4) == []
+    assert not [s for s in statements if "WHERE waiting_stage" in s]  # the counts said so
+    m = store.create(movie(), idempotency_key=None, fingerprint="f")
+    assert claim(store, 4) == [m.id]

@@ -161,9 +161,9 @@ class SqliteMovieStore:
 
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
         def write(conn: sqlite3.Connection) -> list[Transition]:
-            _, running = self.index.of(conn, stage.value)
+            waiting, running = self.index.of(conn, stage.value)
             free = limit - running
-            if free <= 0:
+            if free <= 0 or not waiting:  # no statement: each one waits to retake the GIL
                 return []
             rows = conn.execute(
                 "SELECT id, version, doc FROM movies WHERE waiting_stage = ? AND ready_at <= ?"
