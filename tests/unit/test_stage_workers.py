@@ -98,6 +98,30 @@ def test_each_stage_runs_in_a_worker_and_its_artifacts_are_stored(
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + WORKER_NICE)
 
 
+def test_a_free_worker_goes_to_the_latest_stage_waiting_first(pool: WorkerPool) -> None:
+    done = story_movie("a movie to finish")
+    story = run(pool, Stage.story, done)
+    images = run(pool, Stage.images, done.model_copy(update={"artifacts": story}))
+    done = done.model_copy(update={"artifacts": story | images})
+    finished: list[Stage] = []
+
+    def later(delay: float, stage: Stage, movie: Movie) -> threading.Thread:
+        def go() -> None:
+            time.sleep(delay)
+            run(pool, stage, movie)
+            finished.append(stage)
+
+        thread = threading.Thread(target=go)
+        thread.start()
+        return thread
+
+    busy = later(0, Stage.story, story_movie("sleep 1.5"))  # holds the one worker
+    waiters = [later(0.3, Stage.story, story_movie("new")), later(0.6, Stage.video, done)]
+    for thread in (busy, *waiters):
+        thread.join(30)
+    assert finished == [Stage.story, Stage.video, Stage.story]  # video overtook the story
+
+
 def test_a_failure_keeps_its_code_and_retry_decision_and_the_worker(pool: WorkerPool) -> None:
     (pid,) = pool.pids()
     with pytest.raises(StageWorkError) as refused:

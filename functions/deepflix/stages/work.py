@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import pickle
-import queue
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import orjson
 
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.stages.base import Generators
 from deepflix.stages.processors import PROCESSORS, Outputs, StageContext
@@ -109,9 +110,11 @@ class WorkerPool:
     def __init__(self, processes: int, kit: Callable[[], LocalWork]) -> None:
         self.processes = processes
         self._kit = pickle.dumps(kit)
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
-        self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._waiting: list[tuple[int, int, _Waiter]] = []  # a heap: (rank, arrival, waiter)
+        self._arrivals = itertools.count()
+        self._workers: list[_Worker] = []
         self._started = self._closed = False
 
     def start(self) -> None:
@@ -121,7 +124,7 @@ class WorkerPool:
                 return
             self._started = True
         for _ in range(self.processes):
-            self._idle.put(self._spawn())
+            self._give_back(self._spawn())
 
     def pids(self) -> list[int]:
         with self._lock:
@@ -130,10 +133,8 @@ class WorkerPool:
     def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
         if not self._started:
             raise RuntimeError("the stage workers were never started")
-        worker = self._idle.get()
-        if worker is None:  # closed: pass the wake on to the next waiter
-            self._idle.put(None)
-            raise WorkerDied("the stage workers are stopped")
+        worker: _Worker | None = self._take(stage)
+        assert worker is not None
         try:
             return self._ask(worker, stage, movie, progress, timeout_s)
         except (WorkerDied, WorkTimedOut):
@@ -141,26 +142,52 @@ class WorkerPool:
             worker = self._replacement()
             raise
         finally:
-            self._idle.put(worker)
+            if worker is not None:
+                self._give_back(worker)
 
     def close(self) -> None:
         """Stop every worker: idle ones are asked to exit, busy ones are killed (their
-        attempts are retried as interrupted at the next start)."""
+        attempts are retried as interrupted at the next start); waiting callers fail."""
         with self._lock:
-            self._closed, workers = True, list(self._workers)
-        while True:
-            try:
-                idle = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            if idle is not None:
-                with contextlib.suppress(OSError):
-                    idle.conn.send_bytes(b"")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    idle.process.wait(STOP_GRACE_S)
+            self._closed, workers, idle = True, list(self._workers), self._idle
+            waiting, self._idle, self._waiting = self._waiting, [], []
+        for _, _, waiter in waiting:
+            waiter.ready.release()  # with no worker: refused
+        for w in idle:
+            with contextlib.suppress(OSError):
+                w.conn.send_bytes(b"")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.process.wait(STOP_GRACE_S)
         for w in workers:
             self._retire(w)
-        self._idle.put(None)  # wakes a caller waiting for a worker
+
+    def _take(self, stage: Stage) -> _Worker:
+        """A free worker; when several callers wait, the latest stage's first (finishing
+        movies in flight frees their slots: measured, first come first served let new
+        stories take the workers while images and video held their slots, waiting)."""
+        with self._lock:
+            if self._closed:
+                raise WorkerDied("the stage workers are stopped")
+            if self._idle and not self._waiting:
+                return self._idle.pop()
+            waiter = _Waiter()
+            rank = -STAGES.index(stage)
+            heapq.heappush(self._waiting, (rank, next(self._arrivals), waiter))
+        waiter.ready.acquire()
+        if waiter.worker is None:
+            raise WorkerDied("the stage workers are stopped")
+        return waiter.worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if not self._waiting:
+                self._idle.append(worker)
+                return
+            _, _, waiter = heapq.heappop(self._waiting)
+        waiter.worker = worker
+        waiter.ready.release()
 
     def _ask(
         self, worker: _Worker, stage: Stage, movie: Movie, progress: Progress, timeout_s: float
@@ -212,6 +239,16 @@ class WorkerPool:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
+
+
+class _Waiter:
+    __slots__ = ("ready", "worker")
+
+    def __init__(self) -> None:
+        # A held lock its giver releases: one wake for the one waiter served.
+        self.ready = threading.Lock()
+        self.ready.acquire()
+        self.worker: _Worker | None = None
 
 
 class _Worker:
