@@ -27,8 +27,12 @@ SCENES = 6
 # does not take the runtime's interpreter lock; bullmq's side is one node process.
 STAGE_PROCESSES = os.cpu_count() or 2
 # bullmq writes the same artifact files as our instant generators (like for like, the
-# ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost.
-SIDES = {"burst": ("ours", "bullmq", "bullmq_queue_only"), "paced": ("ours", "bullmq")}
+# ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost;
+# ours_threads does the stage work on the runtime's threads (DEEPFLIX_STAGE_PROCESSES=0).
+SIDES = {
+    "burst": ("ours", "ours_threads", "bullmq", "bullmq_queue_only"),
+    "paced": ("ours", "bullmq"),
+}
 SHM = Path("/dev/shm")
 MEMORY_FS = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else None
 
@@ -39,12 +43,12 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"n": 2000, "runs": 3, "paced_n": 100, "paced_rate": 10.0}
 
 
-def _ours(n: int, rate: float, data: Path, media: Path) -> dict[str, Any]:
+def _ours(n: int, rate: float, data: Path, media: Path, stage_processes: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
     args += ["--scenes", str(SCENES), "--data", str(data), "--media", str(media)]
-    args += ["--stage-processes", str(STAGE_PROCESSES)]
+    args += ["--stage-processes", str(stage_processes)]
     return run_json(args, cwd=ROOT, env=env)
 
 
@@ -81,7 +85,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     size = sizes(quick)
     skip = bullmq_ready()
     modes = {"burst": (size["n"], 0.0), "paced": (size["paced_n"], size["paced_rate"])}
-    sides = {m: SIDES[m] if skip is None else ("ours",) for m in modes}
+    sides = {
+        m: SIDES[m] if skip is None else tuple(s for s in SIDES[m] if s.startswith("ours"))
+        for m in modes
+    }
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
         mode: {side: [] for side in sides[mode]} for mode in modes
     }
@@ -104,8 +111,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 order = sides[mode] if i % 2 == 0 else tuple(reversed(sides[mode]))
                 for side in order:
                     run_id = f"{mode}-{side}-{i}"
-                    if side == "ours":
-                        r = _ours(n, rate, tmp / run_id, media / run_id)
+                    if side.startswith("ours"):
+                        workers = STAGE_PROCESSES if side == "ours" else 0
+                        r = _ours(n, rate, tmp / run_id, media / run_id, workers)
                     else:
                         assert redis is not None
                         files = media / run_id if side == "bullmq" else None
@@ -136,7 +144,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "scene_count": SCENES,
             "ours": {
                 "driven": "in-process: build_embedded(Settings) + runtime.start() + "
-                "pipeline.create() in a loop (python -m bench.ours_chain, one child per run)",
+                "pipeline.create() in a loop (python -m bench.ours_chain, one child per run); "
+                f"stage work in {STAGE_PROCESSES} worker processes (DEEPFLIX_STAGE_PROCESSES, "
+                "one per core), 'ours_threads' on the runtime's threads",
                 "generators": "instant",
                 "job_runner": "inline",
                 "workers": CONCURRENCY,
