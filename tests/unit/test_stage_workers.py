@@ -146,6 +146,21 @@ def test_a_worker_that_dies_fails_the_attempt_and_is_replaced(pool: WorkerPool) 
     assert run(pool, Stage.story, story_movie("after the death"))
 
 
+def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: WorkerPool) -> None:
+    movie = story_movie("three scenes")
+    movie = movie.model_copy(update={"artifacts": run(pool, Stage.story, movie)})
+    (pid,) = pool.pids()
+
+    def progress(pct: int) -> None:
+        raise RuntimeError("the report could not be written")
+
+    with pytest.raises(RuntimeError, match="report"):
+        pool.run(Stage.images, movie, progress, 30)
+    assert pool.pids() != [pid]
+    # The rest of the images answer went with the old worker, not into this one's.
+    assert list(run(pool, Stage.story, story_movie("next"))) == ["story.json"]
+
+
 def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: WorkerPool) -> None:
     (pid,) = pool.pids()
     began = time.monotonic()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +34,8 @@ Progress = Callable[[int], None]
 STOP_GRACE_S = 5.0
 # How far below its runtime a worker's CPU priority is: every state change passes through
 # the runtime's one writer thread, so stage work should wait for it, not the other way round
-# (2,000 instant movies, paired runs: 115 movies/s at the same priority, 121-129 at +10/+19).
+# (2,000 instant movies, two workers, paired runs: 112-120 movies/s at the same priority,
+# 125-127 at +10).
 WORKER_NICE = 10
 
 
@@ -137,7 +138,11 @@ class WorkerPool:
         assert worker is not None
         try:
             return self._ask(worker, stage, movie, progress, timeout_s)
-        except (WorkerDied, WorkTimedOut):
+        except _Failed:
+            raise  # an answer like "done": the worker is ready for the next request
+        except BaseException:
+            # Dead, late, or left mid-answer (a progress callback raised): what it would
+            # say next belongs to this request, so it must never serve another.
             self._retire(worker)
             worker = self._replacement()
             raise
@@ -193,21 +198,19 @@ class WorkerPool:
         self, worker: _Worker, stage: Stage, movie: Movie, progress: Progress, timeout_s: float
     ) -> Outputs:
         deadline = time.monotonic() + timeout_s
-        try:
+        with _talking(worker):
             worker.conn.send_bytes(f"{stage.value} {movie.model_dump_json()}".encode())
-            while True:
+        while True:
+            with _talking(worker):
                 if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
                     raise WorkTimedOut(f"the {stage.value} stage took over {timeout_s:g} s")
                 kind, value = orjson.loads(worker.conn.recv_bytes())
-                if kind == "progress":
-                    progress(value)
-                elif kind == "done":
-                    return value  # type: ignore[no-any-return]
-                else:
-                    raise _Failed(*value)
-        except (EOFError, OSError) as e:
-            code = worker.process.poll()
-            raise WorkerDied(f"the stage worker exited (status {code}) during the work") from e
+            if kind == "progress":
+                progress(value)
+            elif kind == "done":
+                return value  # type: ignore[no-any-return]
+            else:
+                raise _Failed(*value)
 
     def _replacement(self) -> _Worker | None:
         with self._lock:
@@ -239,6 +242,16 @@ class WorkerPool:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
+
+
+@contextlib.contextmanager
+def _talking(worker: _Worker) -> Iterator[None]:
+    """The socket failing means the worker is gone."""
+    try:
+        yield
+    except (EOFError, OSError) as e:
+        code = worker.process.poll()
+        raise WorkerDied(f"the stage worker exited (status {code}) during the work") from e
 
 
 class _Waiter:
