@@ -46,6 +46,16 @@ def test_success_is_recorded_and_exits_0(running_images: str) -> None:
     assert all(not any(f.iterdir()) for f in folders)
 
 
+def test_a_job_does_its_work_itself_whatever_the_stage_processes_setting(
+    running_images: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPFLIX_STAGE_PROCESSES", "2")  # the runtime's, inherited by its jobs
+    get_settings.cache_clear()
+    assert main() == 0
+    movie = build_embedded(get_settings()).pipeline.get(running_images)
+    assert movie.stages[Stage.images].status is StageStatus.succeeded
+
+
 def test_retryable_failure_is_recorded_and_exits_non_zero(
     running_images: str, tmp_path: Path
 ) -> None:
