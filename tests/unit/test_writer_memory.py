@@ -3,6 +3,7 @@ stays exact: across other processes' commits, rolled-back writes and large batch
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,13 @@ import pytest
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG, EWMA_WEIGHT
-from deepflix.pipeline.transitions import CancelRequested, Claimed, StageSucceeded, apply
+from deepflix.pipeline.transitions import (
+    CancelRequested,
+    Claimed,
+    StageFailed,
+    StageSucceeded,
+    apply,
+)
 from tests.factories import T0, movie
 from tests.unit.test_queue_index import assert_exact
 
@@ -119,3 +126,73 @@ def test_a_claim_with_nothing_waiting_does_not_look(tmp_path: Path) -> None:
     assert not [s for s in statements if "WHERE waiting_stage" in s]  # the counts said so
     m = store.create(movie(), idempotency_key=None, fingerprint="f")
     assert claim(store, 4) == [m.id]
+
+
+def _rows(store: SqliteMovieStore) -> dict[str, tuple[str | None, str | None, str]]:
+    """Each movie's queue columns and status as the file has them (another connection)."""
+    with sqlite3.connect(store.db.path) as conn:
+        rows = conn.execute("SELECT id, waiting_stage, running_stage, doc FROM movies")
+        return {i: (w, r, Movie.model_validate_json(d).status.value) for i, w, r, d in rows}
+
+
+def test_a_claim_skips_a_movie_its_batch_took_out_of_the_queue(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    a, b = (store.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in (0, 1))
+
+    def batch(conn: object) -> list[str]:
+        store.mutate(a.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+        return claim(store, 1)  # a's row in the file still says waiting, and first
+
+    assert store.db.write(batch) == [b.id]
+    assert _rows(store) == {a.id: (None, None, "cancelled"), b.id: (None, "story", "story")}
+    assert_exact(store)
+
+
+def test_a_claim_takes_a_movie_its_batch_put_back_in_order(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    p, q, r = (
+        store.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in range(3)
+    )
+    assert claim(store, 2) == [p.id, q.id]
+    failed = StageFailed(Stage.story, 1, "flaky", "try again", True, T0)
+
+    def batch(conn: object) -> list[str]:
+        store.mutate(q.id, lambda m: apply(m, failed, DEFAULT_CONFIG))  # waits again
+        return claim(store, 2)  # one slot: q's row in the file says running, r's waiting
+
+    assert store.db.write(batch) == [q.id]  # q arrived before r
+    assert _rows(store)[q.id][:2] == (None, "story") and _rows(store)[r.id][:2] == ("story", None)
+    assert store.get(q.id).stages[Stage.story].attempts == 2  # type: ignore[union-attr]
+    assert_exact(store)
+
+
+def test_reads_of_many_movies_in_a_batch_see_its_saves(tmp_path: Path) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    m = store.create(movie(), idempotency_key=None, fingerprint="f")
+
+    def batch(conn: object) -> tuple[list[str], list[str]]:
+        claim(store, 1)  # running now, its deadline an hour and a bit away
+        late = LATER + timedelta(days=1)
+        return [x.id for x in store.overdue(late)], [x.id for x in store.running(Stage.story)]
+
+    assert store.db.write(batch) == ([m.id], [m.id])
+
+
+def test_a_movie_saved_in_the_batch_is_read_from_it_even_when_no_longer_cached(
+    tmp_path: Path,
+) -> None:
+    store = SqliteMovieStore(tmp_path / "m.db")
+    m = store.create(movie(), idempotency_key=None, fingerprint="f")
+    seen: list[str] = []
+
+    def look(x: Movie) -> object:
+        seen.append(x.status.value)
+        return apply(x, CancelRequested(T0), DEFAULT_CONFIG)
+
+    def batch(conn: object) -> None:
+        claim(store, 1)
+        store._cache.clear()  # as when the cache has dropped it for room
+        store.mutate(m.id, look)
+
+    store.db.write(batch)
+    assert seen == ["story"]  # the claimed movie, not the waiting row still in the file
