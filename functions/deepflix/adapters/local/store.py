@@ -124,10 +124,11 @@ class SqliteMovieStore:
         self.db = where if isinstance(where, Database) else Database(where)
         self.index = queue_index.Counts(self.db)
         self.history = History(self.db)
-        # Movies saved by the batch running now, by id: (the row's values, the movie). Their
-        # rows are written at the batch's end (flush); until then the writer's reads of
-        # movies look here first (_load, claim) or write them out before reading (_current).
-        self._saved: dict[str, tuple[tuple[object, ...], Movie]] = {}
+        # Movies saved by the batch running now, by id: (the row's version, the movie). Their
+        # rows are written at the batch's end (flush), so a movie saved twice in a batch (a
+        # stage's success, then the next stage's claim) is dumped once; until then the
+        # writer's reads of movies look here first (_load, claim) or flush first (_current).
+        self._saved: dict[str, tuple[int, Movie]] = {}
         self.db.buffer(self)
         self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
         if not self.db.read_only:  # a reader's writer has migrated the file already
@@ -300,7 +301,7 @@ class SqliteMovieStore:
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the rows of the movies this batch saved (the Database calls it)."""
         if self._saved:
-            rows = [values for values, _ in self._saved.values()]
+            rows = [(*_columns(m), v, m.id) for v, m in self._saved.values()]
             conn.execute(UPDATE_SAVED, (orjson.dumps(rows).decode(),))
             self._saved.clear()
 
@@ -357,7 +358,7 @@ class SqliteMovieStore:
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
         self.index.saved(conn, old, new)
         version = _new_version()
-        self._saved[new.id] = ((*_columns(new), version, new.id), new)
+        self._saved[new.id] = (version, new)
         self.db.staged()  # a failing write after this undoes its batch, row included
         self._remember(new, version)
         self.history.saved(old, new)
