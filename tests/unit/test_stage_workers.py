@@ -115,7 +115,7 @@ def test_a_free_worker_goes_to_the_latest_stage_waiting_first(pool: WorkerPool) 
         thread.start()
         return thread
 
-    busy = later(0, Stage.story, story_movie("sleep 1.5"))  # holds the one worker
+    busy = later(0, Stage.story, story_movie("sleep 3"))  # holds the one worker
     waiters = [later(0.3, Stage.story, story_movie("new")), later(0.6, Stage.video, done)]
     for thread in (busy, *waiters):
         thread.join(30)
