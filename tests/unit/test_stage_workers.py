@@ -60,7 +60,8 @@ def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerPool
     (tmp_path / "kits" / "stage_kits.py").write_text(KITS)
     (tmp_path / "work").mkdir()
     monkeypatch.syspath_prepend(str(tmp_path / "kits"))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "kits"))
+    path = [str(tmp_path / "kits"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     import stage_kits  # type: ignore[import-not-found]
 
     workers = WorkerPool(1, functools.partial(stage_kits.kit, str(tmp_path)))
