@@ -63,6 +63,9 @@ def test_pipeline_ours_completes_every_movie(pipeline_doc: dict[str, Any]) -> No
         run = pipeline_doc["raw_runs"][mode]["ours"][0]
         assert run["completed"] == run["n"] and run["failed"] == 0
         assert run["durability"]["journal_mode"] == "wal"
+    # The same service with its stage work on the runtime's threads, beside it in the burst.
+    threads = pipeline_doc["raw_runs"]["burst"]["ours_threads"][0]
+    assert threads["completed"] == threads["n"] and threads["failed"] == 0
 
 
 def test_pipeline_bullmq_peer(pipeline_doc: dict[str, Any]) -> None:
