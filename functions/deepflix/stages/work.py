@@ -134,21 +134,22 @@ class WorkerPool:
     def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
         if not self._started:
             raise RuntimeError("the stage workers were never started")
-        worker: _Worker | None = self._take(stage)
-        assert worker is not None
+        worker = self._take(stage)
+        ready = True  # after "done" or "failed", the worker waits for the next request
         try:
             return self._ask(worker, stage, movie, progress, timeout_s)
         except _Failed:
-            raise  # an answer like "done": the worker is ready for the next request
+            raise
         except BaseException:
             # Dead, late, or left mid-answer (a progress callback raised): what it would
             # say next belongs to this request, so it must never serve another.
-            self._retire(worker)
-            worker = self._replacement()
+            ready = False
             raise
         finally:
-            if worker is not None:
+            if ready:
                 self._give_back(worker)
+            else:
+                self._replace(worker)
 
     def close(self) -> None:
         """Stop every worker: idle ones are asked to exit, busy ones are killed (their
@@ -212,11 +213,12 @@ class WorkerPool:
             else:
                 raise _Failed(*value)
 
-    def _replacement(self) -> _Worker | None:
+    def _replace(self, worker: _Worker) -> None:
+        self._retire(worker)
         with self._lock:
             if self._closed:
-                return None
-        return self._spawn()
+                return
+        self._give_back(self._spawn())
 
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
