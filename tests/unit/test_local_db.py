@@ -1,15 +1,18 @@
-"""The embedded database's writer thread: group commit, savepoints, after-commit callbacks."""
+"""The embedded database's writer thread: group commit, rollbacks, buffered rows, callbacks."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.db import Database, json_rows
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +26,40 @@ def db(tmp_path: Path) -> Database:
 
 def rows(db: Database) -> list[int]:
     return [n for (n,) in db.conn().execute("SELECT n FROM t ORDER BY n")]
+
+
+Write = Callable[[sqlite3.Connection], object]
+
+
+def batched(db: Database, writes: list[Write]) -> list[str]:
+    """Run `writes` in one batch; 'ok' or the error's class name for each."""
+    holding, gate = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:  # the next writes queue up behind it
+        holding.set()
+        gate.wait(5)
+
+    db.write_later(hold)
+    assert holding.wait(5)
+    outcomes = [""] * len(writes)
+
+    def run(i: int) -> None:
+        try:
+            db.write(writes[i])
+            outcomes[i] = "ok"
+        except Exception as e:
+            outcomes[i] = type(e).__name__
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(writes))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(db._queue) < len(writes) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join()
+    return outcomes
 
 
 def test_writes_from_many_threads_all_commit_and_return_their_results(db: Database) -> None:
@@ -41,32 +78,15 @@ def test_writes_from_many_threads_all_commit_and_return_their_results(db: Databa
 
 
 def test_a_failing_write_rolls_back_alone_even_inside_a_batch(db: Database) -> None:
-    gate = threading.Event()
-    db.write_later(lambda c: gate.wait(5))  # holds the writer so the next writes batch up
-    outcomes: dict[int, str] = {}
-
-    def insert(i: int) -> None:
+    def insert(i: int) -> Write:
         def write(c: sqlite3.Connection) -> None:
             c.execute("INSERT INTO t VALUES (?)", (i,))
             if i % 2:
                 raise ValueError(f"odd {i}")
 
-        try:
-            db.write(write)
-            outcomes[i] = "ok"
-        except ValueError:
-            outcomes[i] = "failed"
+        return write
 
-    threads = [threading.Thread(target=insert, args=(i,)) for i in range(1, 7)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 5
-    while len(db._queue) < 6 and time.monotonic() < deadline:  # all six in one batch
-        time.sleep(0.001)
-    gate.set()
-    for t in threads:
-        t.join()
-    assert outcomes == {i: "failed" if i % 2 else "ok" for i in range(1, 7)}
+    assert batched(db, [insert(i) for i in range(1, 7)]) == ["ValueError", "ok"] * 3
     assert rows(db) == [2, 4, 6]
 
 
@@ -119,31 +139,16 @@ def test_a_locked_database_fails_the_batch_with_unavailable(tmp_path: Path) -> N
 
 
 def test_a_write_failing_before_any_change_leaves_its_batch_alone(db: Database) -> None:
-    gate = threading.Event()
-    db.write_later(lambda c: gate.wait(5))
-    errors: list[str] = []
-
-    def insert(i: int) -> None:
+    def insert(i: int) -> Write:
         def write(c: sqlite3.Connection) -> None:
             if i == 3:
                 raise LookupError("refused before writing")  # like a 404 or a 409
             c.execute("INSERT INTO t VALUES (?)", (i,))
 
-        try:
-            db.write(write)
-        except LookupError as e:
-            errors.append(str(e))
+        return write
 
-    threads = [threading.Thread(target=insert, args=(i,)) for i in range(1, 6)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 5
-    while len(db._queue) < 5 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    gate.set()
-    for t in threads:
-        t.join()
-    assert errors == ["refused before writing"] and rows(db) == [1, 2, 4, 5]
+    outcomes = batched(db, [insert(i) for i in range(1, 6)])
+    assert outcomes == ["ok", "ok", "LookupError", "ok", "ok"] and rows(db) == [1, 2, 4, 5]
 
 
 def test_a_read_only_database_reads_what_the_writer_commits_and_refuses_writes(
@@ -158,3 +163,68 @@ def test_a_read_only_database_reads_what_the_writer_commits_and_refuses_writes(
         reader.conn().execute("INSERT INTO t VALUES (3)")
     db.write(lambda c: c.execute("INSERT INTO t VALUES (4)"))
     assert rows(reader) == rows(db) == [1, 4]
+
+
+class Gathered:
+    """A Buffer of numbers for table t, written at each batch's end: two names, so a
+    statement per name would show."""
+
+    statements = {
+        name: "INSERT INTO t " + json_rows(1, f"NEW.{name}") for name in ("small", "large")
+    }
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pending: dict[str, list[list[int]]] = {"small": [], "large": []}
+        db.buffer(self)
+
+    def add(self, n: int) -> None:
+        self.pending["small" if n <= 3 else "large"].append([n])
+        self.db.staged()
+
+    def rows(self) -> dict[str, str]:
+        out = {name: json.dumps(ns) for name, ns in self.pending.items() if ns}
+        self.discard()
+        return out
+
+    def discard(self) -> None:
+        for ns in self.pending.values():
+            ns.clear()
+
+
+def adding(gathered: Gathered, numbers: range) -> list[Write]:
+    return [lambda c, n=n: gathered.add(n) for n in numbers]  # type: ignore[misc]
+
+
+def test_buffered_rows_are_written_by_one_statement_at_the_batch_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements: list[str] = []
+
+    class Counted(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            statements.append(sql.split()[0])
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=Counted, **k))
+    db = Database(tmp_path / "t.db")
+    db.write(lambda c: c.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    gathered = Gathered(db)
+    statements.clear()
+    assert batched(db, adding(gathered, range(1, 6))) == ["ok"] * 5
+    assert rows(db) == [1, 2, 3, 4, 5]
+    assert statements.count("INSERT") == 1  # the five writes' rows, under both names
+    # The view and its trigger are the writer connection's, never the file's.
+    (kinds,) = connect(db.path).execute("SELECT COUNT(*) FROM sqlite_master WHERE type != 'table'")
+    assert kinds == (0,)
+
+
+def test_rows_failing_at_the_batch_end_fail_only_the_write_that_gathered_them(
+    db: Database,
+) -> None:
+    gathered = Gathered(db)
+    db.write(lambda c: c.execute("INSERT INTO t VALUES (3)"))
+    outcomes = batched(db, adding(gathered, range(1, 6)))
+    assert outcomes == ["ok", "ok", "IntegrityError", "ok", "ok"]
+    assert rows(db) == [1, 2, 3, 4, 5]

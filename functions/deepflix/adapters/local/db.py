@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -15,6 +15,10 @@ log = logs.get("sqlite")
 T = TypeVar("T")
 # A batch closes at this many writes so one burst cannot hold the lock for long.
 MAX_BATCH = 256
+# The view whose INSERT trigger runs every buffer's statements: a batch's rows are written
+# by one statement, where one per table cost a wait to retake the GIL each (measured:
+# bench/RESULTS.md §1). TEMP: the writer's connection alone has it; the file never does.
+_END = "batch_end"
 
 
 class _Write:
@@ -32,17 +36,32 @@ class _Write:
         self.after: list[Callable[[], None]] = []
 
 
-def json_rows(width: int) -> str:
-    """A SELECT of the rows of one JSON array parameter of `width`-item arrays: many rows
-    written by one statement (each statement gives the GIL away and waits to take it back)."""
+def json_rows(width: int, source: str) -> str:
+    """A SELECT of the rows of a JSON array of `width`-item arrays (`source`: a parameter or
+    a buffer's NEW.<name>): many rows written by one statement."""
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
-    return f"SELECT {columns} FROM json_each(?) WHERE true"
+    return f"SELECT {columns} FROM json_each({source}) WHERE true"
+
+
+def json_table(names: Sequence[str], source: str) -> str:
+    """The same rows as a table of columns `names`, for an UPDATE ... FROM."""
+    columns = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
+    return f"(SELECT {columns} FROM json_each({source}))"
 
 
 class Buffer(Protocol):
-    """Changes a batch's writes gather in memory and write once, just before its commit."""
+    """Changes a batch's writes gather in memory and write once, just before its commit.
 
-    def flush(self, conn: sqlite3.Connection) -> None: ...
+    `statements` maps a name to the SQL that writes that name's rows, read as
+    json_each(NEW.<name>); `rows()` hands over the JSON array of rows gathered under each
+    name (names with none left out) and forgets them. A buffer is registered before its
+    first write.
+    """
+
+    @property
+    def statements(self) -> Mapping[str, str]: ...
+
+    def rows(self) -> dict[str, str]: ...
 
     def discard(self) -> None: ...
 
@@ -77,6 +96,7 @@ class Database:
         self._writer: threading.Thread | None = None
         self._current: _Write | None = None  # the write the writer thread is running
         self._buffers: list[Buffer] = []
+        self._end: tuple[list[str], str] | None = None  # (names, INSERT): see flush
         self._data_version: int | None = None
         # What the writer thread holds in memory of the database (parsed movies, counts) is
         # current while this is unchanged: it moves when another connection commits (seen
@@ -127,8 +147,20 @@ class Database:
         self._submit(_Write(fn, wait=False))
 
     def buffer(self, b: Buffer) -> None:
-        """Have every batch end with `b.flush` (or `b.discard` if it rolls back)."""
+        """Have every batch end by writing `b.rows()` (or `b.discard()` if it rolls back)."""
         self._buffers.append(b)
+        self._end = None  # the writer makes the view again, with b's statements
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write what the buffers have gathered so far in this batch, in one statement (the
+        writer thread; a batch's end does it, and reads that must see the rows)."""
+        rows: dict[str, str] = {}
+        for b in self._buffers:
+            rows.update(b.rows())
+        if rows:
+            assert self._end is not None, "the batch-end view is made before each batch"
+            names, insert = self._end
+            conn.execute(insert, [rows.get(n) for n in names])
 
     def is_writer(self) -> bool:
         return threading.current_thread() is self._writer
@@ -177,10 +209,12 @@ class Database:
 
         No savepoint per write (two statements each, and every statement gives the GIL
         away): a write that raises before changing anything needs no undo. One that raises
-        after changing something undoes the whole batch, which then runs again one write
-        per transaction, so only the failing write fails.
+        after changing something, or whose rows fail at the batch's end, undoes the whole
+        batch, which then runs again one write per transaction, so only it fails.
         """
         try:
+            if self._end is None:
+                self._end = _make_end(conn, self._buffers)
             conn.execute("BEGIN IMMEDIATE")
             # Under the write lock nobody else can commit until we do, so one look per
             # batch tells whether another connection changed the file since our last.
@@ -202,16 +236,17 @@ class Database:
                 w.error, w.after = e, []
                 if (conn.total_changes, self._staged) != changes:
                     self._rollback(conn)
-                    if len(batch) > 1:
-                        for again in batch:
-                            again.result, again.error, again.after = None, None, []
-                            self._commit(conn, [again])
+                    self._alone(conn, batch, e)
                     return
             finally:
                 self._current = None
         try:
-            for b in self._buffers:
-                b.flush(conn)
+            self.flush(conn)
+        except sqlite3.IntegrityError as e:  # the rows of a write (say, a taken key)
+            self._rollback(conn)
+            self._alone(conn, batch, e)
+            return
+        try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             if conn.in_transaction:
@@ -219,6 +254,16 @@ class Database:
             else:
                 self._discard()
             _fail(batch, e)
+
+    def _alone(self, conn: sqlite3.Connection, batch: list[_Write], error: BaseException) -> None:
+        """After a failed batch's rollback: each write again in a transaction of its own, so
+        only the failing one fails (with `error`, for a batch of one)."""
+        if len(batch) == 1:
+            batch[0].result, batch[0].error, batch[0].after = None, error, []
+            return
+        for again in batch:
+            again.result, again.error, again.after = None, None, []
+            self._commit(conn, [again])
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
@@ -228,6 +273,23 @@ class Database:
         for b in self._buffers:
             b.discard()
         self.invalidate()
+
+
+def _make_end(conn: sqlite3.Connection, buffers: list[Buffer]) -> tuple[list[str], str]:
+    """The TEMP view and INSERT trigger that write every buffer's rows (outside a
+    transaction, so no rollback takes them away)."""
+    statements = {n: sql for b in buffers for n, sql in b.statements.items()}
+    assert len(statements) == sum(len(b.statements) for b in buffers), "names are unique"
+    names = list(statements)
+    conn.execute(f"DROP VIEW IF EXISTS temp.{_END}")  # its trigger goes with it
+    if not names:
+        return names, ""
+    nulls = ", ".join(f"NULL AS {n}" for n in names)
+    conn.execute(f"CREATE TEMP VIEW {_END} AS SELECT {nulls}")
+    body = "".join(f"{sql};\n" for sql in statements.values())
+    conn.execute(f"CREATE TEMP TRIGGER {_END}_rows INSTEAD OF INSERT ON {_END} BEGIN\n{body}END")
+    marks = ", ".join("?" * len(names))
+    return names, f"INSERT INTO {_END} ({', '.join(names)}) VALUES ({marks})"
 
 
 def _fail(batch: list[_Write], e: sqlite3.Error) -> None:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import orjson
 
-from deepflix.adapters.local.db import Database, json_rows
+from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.pipeline.models import STAGES, Movie, StageStatus
 from deepflix.pipeline.policy import EWMA_WEIGHT, running_mean
 
+_STATS = json_table(("stage", "first", "n", "keep", "plus"), "NEW.stage_stats")
+# Written at each batch's end (a Buffer): journal rows as they are; per stage, its samples
+# folded into the mean it has (UPDATE), or starting it (INSERT, for a stage with none yet).
+STATEMENTS = {
+    "journal": "INSERT INTO journal (movie_id, stage, attempt, before, after, at) "
+    + json_rows(6, "NEW.journal"),
+    "stage_stats": f"UPDATE stage_stats SET mean_s = mean_s * v.keep + v.plus,"
+    f" samples = samples + v.n FROM {_STATS} AS v WHERE stage_stats.stage = v.stage;\n"
+    f"INSERT INTO stage_stats SELECT stage, first, n FROM {_STATS} WHERE true"
+    " ON CONFLICT (stage) DO NOTHING",
+}
+
 
 class History:
-    """A Buffer of the Database: one statement per batch for each table, not one per change
-    (every statement gives the GIL away and waits to take it back)."""
+    """A Buffer of the Database: the journal and stage means a batch's saves changed,
+    written at its end, not a statement per change (each gives the GIL away and waits to
+    take it back)."""
+
+    statements = STATEMENTS
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -34,28 +47,27 @@ class History:
             if after.status is StageStatus.succeeded and before.status is StageStatus.running:
                 self._durations.setdefault(stage.value, []).append(after.duration_s or 0.0)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def rows(self) -> dict[str, str]:
+        out: dict[str, str] = {}
         if self._journal:
-            conn.execute(
-                "INSERT INTO journal (movie_id, stage, attempt, before, after, at) " + json_rows(6),
-                (orjson.dumps(self._journal).decode(),),
-            )
-        for stage, samples in self._durations.items():
+            out["journal"] = orjson.dumps(self._journal).decode()
+        if self._durations:
             # Folding the samples into a mean m gives m * keep + running_mean(0, samples); a
-            # stage's first sample starts its mean (the INSERT's value).
-            keep = (1 - EWMA_WEIGHT) ** len(samples)
-            conn.execute(
-                "INSERT INTO stage_stats VALUES (?, ?, ?) ON CONFLICT (stage) DO UPDATE"
-                " SET mean_s = mean_s * ? + ?, samples = samples + excluded.samples",
-                (
-                    stage,
-                    running_mean(samples[0], samples[1:]),
-                    len(samples),
-                    keep,
-                    running_mean(0.0, samples),
-                ),
-            )
+            # stage's first samples start its mean (the INSERT's value).
+            out["stage_stats"] = orjson.dumps(
+                [
+                    (
+                        stage,
+                        running_mean(samples[0], samples[1:]),
+                        len(samples),
+                        (1 - EWMA_WEIGHT) ** len(samples),
+                        running_mean(0.0, samples),
+                    )
+                    for stage, samples in self._durations.items()
+                ]
+            ).decode()
         self.discard()
+        return out
 
     def discard(self) -> None:
         self._journal.clear()

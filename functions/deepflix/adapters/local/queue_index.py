@@ -8,7 +8,7 @@ from collections import Counter
 
 import orjson
 
-from deepflix.adapters.local.db import Database, json_rows
+from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.pipeline.models import Movie, arrival_key
 
 SCHEMA = """
@@ -35,7 +35,20 @@ BUCKET_SIZE = 1000
 # Bumped whenever the bucketing changes: opening an older database recounts it.
 VERSION = 4
 Where = tuple[str, int]  # (stage, priority rank) where a movie waits or runs
-_ROWS = json_rows(4)  # (stage, prio, bucket or waiting, n or running)
+# Written at each batch's end (a Buffer): rows of (stage, prio, bucket, n), (stage, prio,
+# waiting, running) and (bucket, created), each added to what the table holds.
+STATEMENTS = {
+    "bucket_counts": "INSERT INTO bucket_counts "
+    + json_rows(4, "NEW.bucket_counts")
+    + " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    "queue_counts": "INSERT INTO queue_counts "
+    + json_rows(4, "NEW.queue_counts")
+    + " ON CONFLICT DO UPDATE"
+    " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
+    "bucket_created": "UPDATE bucket_starts SET created = created + v.n FROM "
+    + json_table(("bucket", "n"), "NEW.bucket_created")
+    + " AS v WHERE bucket_starts.bucket = v.bucket",
+}
 
 
 def _waiting(m: Movie | None) -> Where | None:
@@ -49,6 +62,8 @@ def _running(m: Movie | None) -> Where | None:
 
 
 class Counts:
+    statements = STATEMENTS
+
     """The writer thread's copy of the count tables, changed in memory as movies are saved
     and written once per batch (a Buffer of the Database).
 
@@ -119,33 +134,26 @@ class Counts:
         return waiting, running
 
     def rebuild(self, conn: sqlite3.Connection) -> None:
-        """Recount from the movies, dropping what this batch had gathered."""
-        self.discard()
+        """Recount from the movies, with this batch's rows written first."""
+        self.db.flush(conn)
         rebuild(conn)
         self.db.invalidate()
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def rows(self) -> dict[str, str]:
+        out: dict[str, str] = {}
         buckets = [[*w, b, n] for (w, b), n in self._pending_buckets.items() if n]
         if buckets:
-            conn.execute(
-                f"INSERT INTO bucket_counts {_ROWS} ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                (orjson.dumps(buckets).decode(),),
-            )
+            out["bucket_counts"] = orjson.dumps(buckets).decode()
         counts = [
             [*w, self._pending[w, "waiting"], self._pending[w, "running"]]
             for w in sorted({w for w, _ in self._pending})
         ]
         if counts:
-            conn.execute(
-                f"INSERT INTO queue_counts {_ROWS} ON CONFLICT DO UPDATE"
-                " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
-                (orjson.dumps(counts).decode(),),
-            )
-        for bucket, n in self._pending_created.items():
-            conn.execute(
-                "UPDATE bucket_starts SET created = created + ? WHERE bucket = ?", (n, bucket)
-            )
+            out["queue_counts"] = orjson.dumps(counts).decode()
+        if self._pending_created:
+            out["bucket_created"] = orjson.dumps(list(self._pending_created.items())).decode()
         self.discard()
+        return out
 
     def discard(self) -> None:
         self._pending.clear()

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from deepflix.adapters.local import queue_index
-from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.history import History
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
@@ -61,16 +61,17 @@ COLUMNS = (
     "doc", "owner", "arrival", "prio", "waiting_stage", "ready_at", "running_stage", "deadline",
     "version", "id",
 )  # fmt: skip
-# A batch's saves in one statement (UPDATE ... FROM, SQLite 3.33+): each statement on the
-# writer gives the GIL away and waits to take it back, and one UPDATE per save was a third of
-# the writer's statement time. 2,000 movies: 16,000 UPDATEs -> 2,700, burst hop p50 9.5 ->
-# 6.5 ms (bench/RESULTS.md §1).
-INSERT_MOVIE = f"INSERT INTO movies ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-UPDATE_SAVED = (
-    f"UPDATE movies SET {', '.join(f'{c} = v.{c}' for c in COLUMNS[:-1])} FROM (SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]') AS {c}" for i, c in enumerate(COLUMNS))
-    + " FROM json_each(?)) AS v WHERE movies.id = v.id"
-)
+# A batch's new and saved rows are written at its end by one statement for all (the
+# Database's batch-end trigger): one UPDATE per save was a third of the writer's statement
+# time, and each statement gives the GIL away and waits to take it back. 2,000 movies:
+# 16,000 UPDATEs -> 2,700, burst hop p50 9.5 -> 6.5 ms (bench/RESULTS.md §1).
+STATEMENTS = {
+    "movies_new": f"INSERT INTO movies ({', '.join(COLUMNS)}) "
+    + json_rows(len(COLUMNS), "NEW.movies_new"),
+    "movies_saved": f"UPDATE movies SET {', '.join(f'{c} = v.{c}' for c in COLUMNS[:-1])} FROM "
+    + json_table(COLUMNS, "NEW.movies_saved")
+    + " AS v WHERE movies.id = v.id",
+}
 
 
 def _new_version() -> int:
@@ -114,6 +115,8 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 class SqliteMovieStore:
+    statements = STATEMENTS
+
     def __init__(self, where: Path | Database) -> None:
         # id -> (row version, movie, the database generation the writer read or wrote it
         # in, or -1 when another thread parsed it): see _load.
@@ -124,11 +127,13 @@ class SqliteMovieStore:
         self.db = where if isinstance(where, Database) else Database(where)
         self.index = queue_index.Counts(self.db)
         self.history = History(self.db)
-        # Movies saved by the batch running now, by id: (the row's version, the movie). Their
-        # rows are written at the batch's end (flush), so a movie saved twice in a batch (a
-        # stage's success, then the next stage's claim) is dumped once; until then the
-        # writer's reads of movies look here first (_load, claim) or flush first (_current).
+        # Movies created or saved by the batch running now, by id: (the row's version, the
+        # movie); `_new` are the created ones. Their rows are written at the batch's end
+        # (rows()), so a movie saved twice in a batch (a stage's success, then the next
+        # stage's claim) is dumped once; until then the writer's reads of movies look here
+        # first (_load, claim) or flush first (_current).
         self._saved: dict[str, tuple[int, Movie]] = {}
+        self._new: set[str] = set()
         self.db.buffer(self)
         self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
         if not self.db.read_only:  # a reader's writer has migrated the file already
@@ -161,8 +166,10 @@ class SqliteMovieStore:
                     (idempotency_key, movie.id, fingerprint),
                 )
             version = _new_version()
-            conn.execute(INSERT_MOVIE, (*_columns(movie), version, movie.id))
             self.index.created(conn, movie)
+            self._saved[movie.id] = (version, movie)
+            self._new.add(movie.id)
+            self.db.staged()  # a failing write after this undoes its batch, row included
             self._remember(movie, version)
             return movie
 
@@ -298,22 +305,31 @@ class SqliteMovieStore:
             next_cursor = base64.urlsafe_b64encode(raw.encode()).decode()
         return Page(movies, next_cursor)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
-        """Write the rows of the movies this batch saved (the Database calls it)."""
+    def rows(self) -> dict[str, str]:
+        """The rows of the movies this batch created and saved (the Database's flush)."""
+        out: dict[str, str] = {}
         if self._saved:
-            rows = [(*_columns(m), v, m.id) for v, m in self._saved.values()]
-            conn.execute(UPDATE_SAVED, (orjson.dumps(rows).decode(),))
-            self._saved.clear()
+            new = [(*_columns(m), v, m.id) for v, m in self._saved.values() if m.id in self._new]
+            saved = [
+                (*_columns(m), v, m.id) for v, m in self._saved.values() if m.id not in self._new
+            ]
+            if new:
+                out["movies_new"] = orjson.dumps(new).decode()
+            if saved:
+                out["movies_saved"] = orjson.dumps(saved).decode()
+            self.discard()
+        return out
 
     def discard(self) -> None:
         self._saved.clear()
+        self._new.clear()
 
     def _current(self) -> sqlite3.Connection:
         """A connection whose reads of movies are current: on the writer, with this
         batch's saves written out first."""
         conn = self.db.conn()
         if self.db.is_writer():
-            self.flush(conn)
+            self.db.flush(conn)
         return conn
 
     def _load(self, conn: sqlite3.Connection, movie_id: str) -> Movie | None:
