@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -36,7 +35,7 @@ Outputs = dict[str, str]  # artifact name -> storage path
 def _load_story(ctx: StageContext) -> Story:
     local = ctx.workdir / STORY
     ctx.artifacts.fetch(ctx.movie.artifacts[STORY], local)
-    return Story.model_validate_json(local.read_text())
+    return Story.model_validate_json(local.read_bytes())
 
 
 def run_story(ctx: StageContext) -> Outputs:
@@ -49,7 +48,9 @@ def run_story(ctx: StageContext) -> Outputs:
         seed=ctx.movie.seed,
     )
     local = ctx.workdir / STORY
-    local.write_text(json.dumps(story.model_dump(), indent=2))
+    # pydantic's own encoder: the standard library's indented dump was a tenth of the
+    # instant pipeline's stage work (profiled).
+    local.write_text(story.model_dump_json(indent=2), encoding="utf-8")
     return {STORY: ctx.artifacts.put(ctx.movie.id, STORY, local)}
 
 
