@@ -62,8 +62,6 @@ def _running(m: Movie | None) -> Where | None:
 
 
 class Counts:
-    statements = STATEMENTS
-
     """The writer thread's copy of the count tables, changed in memory as movies are saved
     and written once per batch (a Buffer of the Database).
 
@@ -73,6 +71,8 @@ class Counts:
     read again whenever the database's generation moves (another process wrote, a batch
     rolled back).
     """
+
+    statements = STATEMENTS
 
     def __init__(self, db: Database) -> None:
         self.db = db
