@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,8 @@ def batched(db: Database, writes: list[Write]) -> list[str]:
         time.sleep(0.001)
     gate.set()
     for t in threads:
-        t.join()
+        t.join(10)
+    assert not any(t.is_alive() for t in threads), "the writer stopped answering"
     return outcomes
 
 
@@ -192,7 +193,7 @@ class Gathered:
             ns.clear()
 
 
-def adding(gathered: Gathered, numbers: range) -> list[Write]:
+def adding(gathered: Gathered, numbers: Iterable[int]) -> list[Write]:
     return [lambda c, n=n: gathered.add(n) for n in numbers]  # type: ignore[misc]
 
 
@@ -228,3 +229,13 @@ def test_rows_failing_at_the_batch_end_fail_only_the_write_that_gathered_them(
     outcomes = batched(db, adding(gathered, range(1, 6)))
     assert outcomes == ["ok", "ok", "IntegrityError", "ok", "ok"]
     assert rows(db) == [1, 2, 3, 4, 5]
+
+
+def test_a_buffer_that_raises_fails_its_batch_and_the_writer_lives_on(db: Database) -> None:
+    gathered = Gathered(db)
+    broken = gathered.rows
+    gathered.rows = lambda: {"small": broken()["small"], "large": 1 / 0}  # type: ignore[method-assign]
+    assert batched(db, adding(gathered, [1, 5])) == ["Unavailable", "Unavailable"]
+    gathered.rows = broken  # type: ignore[method-assign]
+    assert batched(db, adding(gathered, [2, 6])) == ["ok", "ok"]
+    assert rows(db) == [2, 6]

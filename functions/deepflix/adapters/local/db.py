@@ -242,9 +242,12 @@ class Database:
                 self._current = None
         try:
             self.flush(conn)
-        except sqlite3.IntegrityError as e:  # the rows of a write (say, a taken key)
+        except Exception as e:  # the writer thread must live on whatever a buffer raises
             self._rollback(conn)
-            self._alone(conn, batch, e)
+            if isinstance(e, sqlite3.IntegrityError):  # the rows of a write (a taken key)
+                self._alone(conn, batch, e)
+            else:
+                _fail(batch, e)
             return
         try:
             conn.execute("COMMIT")
@@ -292,7 +295,7 @@ def _make_end(conn: sqlite3.Connection, buffers: list[Buffer]) -> tuple[list[str
     return names, f"INSERT INTO {_END} ({', '.join(names)}) VALUES ({marks})"
 
 
-def _fail(batch: list[_Write], e: sqlite3.Error) -> None:
+def _fail(batch: list[_Write], e: Exception) -> None:
     for w in batch:
         w.result, w.after = None, []
         w.error = Unavailable(f"the embedded database is unavailable: {e}")
