@@ -56,6 +56,7 @@ def batched(db: Database, writes: list[Write]) -> list[str]:
     deadline = time.monotonic() + 5
     while len(db._queue) < len(writes) and time.monotonic() < deadline:
         time.sleep(0.001)
+    assert len(db._queue) == len(writes), "every write waits for the one batch"
     gate.set()
     for t in threads:
         t.join(10)
