@@ -34,11 +34,6 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"depths": [1_000, 10_000, 100_000], "samples": 200, "runs": 3, "firestore_samples": 5}
 
 
-def samples_at(depth: int, samples: int) -> int:
-    """Fewer samples where each call is slow, so the deepest queue stays within a minute."""
-    return samples if depth <= 10_000 else max(10, samples // 4)
-
-
 def _settings(data_dir: Path) -> Settings:
     return Settings(_env_file=None, data_dir=data_dir, generators="instant")
 
@@ -82,14 +77,25 @@ def populate(data_dir: Path, depth: int) -> dict[str, Any]:
     return {"seconds": time.monotonic() - started, "probes": probes}
 
 
-def _timed(fn: Callable[[], object], samples: int) -> list[float]:
-    fn()  # warm caches and connections
-    out = []
+def _interleaved(
+    fns: dict[tuple[str, str], Callable[[], object]], samples: int
+) -> dict[str, dict[str, Any]]:
+    """Latencies of each (probe, metric) call, `samples` each, taken in turns: every probe
+    and metric sees the same moments of a machine shared with other work. Measured: blocks
+    of ~0.5 s in which everything ran twice as slow came and went, and a probe timed in one
+    block of its own could land entirely in one."""
+    for fn in fns.values():
+        fn()  # warm caches and connections
+    out: dict[tuple[str, str], list[float]] = {key: [] for key in fns}
     for _ in range(samples):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[key].append((time.perf_counter() - t) * 1000)
+    summary: dict[str, dict[str, Any]] = {}
+    for (where, metric), ms in out.items():
+        summary.setdefault(where, {})[metric] = latency_summary(ms)
+    return summary
 
 
 def _get_and_position(pipeline: Pipeline, movie_id: str) -> object:
@@ -98,20 +104,17 @@ def _get_and_position(pipeline: Pipeline, movie_id: str) -> object:
 
 def measure_in_process(data_dir: Path, probes: dict[str, str], samples: int) -> dict[str, Any]:
     pipeline = build_embedded(_settings(data_dir)).pipeline
-    out: dict[str, Any] = {}
+    fns: dict[tuple[str, str], Callable[[], object]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for where, movie_id in probes.items():
         movie = pipeline.get(movie_id)
         pos = pipeline.position(movie)
         assert pos is not None, "the probe movie must be waiting"
-        out[where] = {
-            "position": pos.position,
-            "total_waiting": pos.total_waiting,
-            "position_ms": latency_summary(_timed(partial(pipeline.position, movie), samples)),
-            "get_and_position_ms": latency_summary(
-                _timed(partial(_get_and_position, pipeline, movie_id), samples)
-            ),
-        }
-    return out
+        found[where] = {"position": pos.position, "total_waiting": pos.total_waiting}
+        fns[where, "position_ms"] = partial(pipeline.position, movie)
+        fns[where, "get_and_position_ms"] = partial(_get_and_position, pipeline, movie_id)
+    timed = _interleaved(fns, samples)
+    return {where: {**found[where], **timed[where]} for where in probes}
 
 
 def measure_http(service: Service, probes: dict[str, str], samples: int) -> dict[str, Any]:
@@ -124,16 +127,11 @@ def measure_http(service: Service, probes: dict[str, str], samples: int) -> dict
         resp.read()
         assert resp.status == 200, resp.status
 
-    out: dict[str, Any] = {}
+    fns: dict[tuple[str, str], Callable[[], object]] = {}
     for where, movie_id in probes.items():
-        out[where] = {
-            "position_ms": latency_summary(
-                _timed(partial(get, f"/api/queue/{movie_id}/position"), samples)
-            ),
-            "status_ms": latency_summary(
-                _timed(partial(get, f"/api/movies/{movie_id}/status"), samples)
-            ),
-        }
+        fns[where, "position_ms"] = partial(get, f"/api/queue/{movie_id}/position")
+        fns[where, "status_ms"] = partial(get, f"/api/movies/{movie_id}/status")
+    out = _interleaved(fns, samples)
     conn.close()
     return out
 
@@ -170,8 +168,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     for i in range(size["runs"]):
         for depth in size["depths"]:
             with tempfile.TemporaryDirectory(prefix=f"bench-pos-{depth}-{i}-") as tmp:
-                samples = samples_at(depth, size["samples"])
-                raw[depth].append(_one_depth(Path(tmp), depth, samples))
+                raw[depth].append(_one_depth(Path(tmp), depth, size["samples"]))
     medians: dict[int, dict[str, Any]] = {}
     for depth, runs in raw.items():
         m: dict[str, Any] = {"populate_s": spread([r["populate_s"] for r in runs])}
@@ -211,7 +208,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     return {
         "settings": {
             **size,
-            "samples_note": "samples per probe and metric; a quarter of that above 10,000 waiting",
+            "samples_note": "samples per probe and metric at every depth, all probes and "
+            "metrics of one depth timed in turns",
             "populate": "admission paused; one store.create() per movie, arrivals "
             f"{ARRIVAL_GAP_S * 1000:g} ms apart ({1 / ARRIVAL_GAP_S:g}/s)",
             "priorities": "80% normal, 10% high, 10% low; probes are the first, middle and "
