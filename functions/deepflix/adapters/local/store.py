@@ -307,18 +307,12 @@ class SqliteMovieStore:
 
     def rows(self) -> dict[str, str]:
         """The rows of the movies this batch created and saved (the Database's flush)."""
-        out: dict[str, str] = {}
-        if self._saved:
-            new = [(*_columns(m), v, m.id) for v, m in self._saved.values() if m.id in self._new]
-            saved = [
-                (*_columns(m), v, m.id) for v, m in self._saved.values() if m.id not in self._new
-            ]
-            if new:
-                out["movies_new"] = orjson.dumps(new).decode()
-            if saved:
-                out["movies_saved"] = orjson.dumps(saved).decode()
-            self.discard()
-        return out
+        rows: dict[str, list[tuple[object, ...]]] = {}
+        for version, m in self._saved.values():
+            name = "movies_new" if m.id in self._new else "movies_saved"
+            rows.setdefault(name, []).append((*_columns(m), version, m.id))
+        self.discard()
+        return {name: orjson.dumps(r).decode() for name, r in rows.items()}
 
     def discard(self) -> None:
         self._saved.clear()
