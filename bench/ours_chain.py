@@ -10,13 +10,16 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from deepflix import logs
 from deepflix.config import Settings
 from deepflix.handlers.wiring import build_embedded
-from deepflix.pipeline.models import STAGES, Movie, MovieCreate
+from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage
+from deepflix.stages import processors
+from deepflix.stages.processors import Outputs, StageContext
 
 LEFT = "SELECT COUNT(*) FROM movies WHERE waiting_stage IS NOT NULL OR running_stage IS NOT NULL"
 
@@ -42,6 +45,32 @@ def settings_for(
         stage_processes=stage_processes,
         log_level="WARNING",
     )
+
+
+def _names_only(stage: Stage) -> Callable[[StageContext], Outputs]:
+    """The stage's outputs named, none written: the peer of bullmq_queue_only."""
+
+    def run(ctx: StageContext) -> Outputs:
+        movie_id, scenes = ctx.movie.id, ctx.movie.request.scene_count
+        if stage is Stage.story:
+            names = [processors.STORY]
+        elif stage is Stage.images:
+            names = [processors.scene_image(i) for i in range(scenes)]
+            for i in range(scenes):
+                ctx.progress((i + 1) * 100 // scenes)
+        else:
+            names = [processors.VIDEO, f"{processors.POSTER}.png", processors.CAPTIONS]
+        return {name: f"{movie_id}/{name}" for name in names}
+
+    return run
+
+
+def queue_only() -> None:
+    """Replace every stage's work by naming its outputs, so a run measures the queue alone:
+    claims, hand-offs and state changes (the stage work then runs on the runtime's threads,
+    as this replacement is not in the worker processes)."""
+    for stage in STAGES:
+        processors.PROCESSORS[stage] = _names_only(stage)
 
 
 def hops_ms(movies: list[Movie]) -> list[list[float]]:
@@ -92,6 +121,8 @@ def run(
             runtime.stop()
         movies = [Movie.model_validate_json(d) for (d,) in conn.execute("SELECT doc FROM movies")]
         conn.close()
+        stored = settings.media_root() / "artifacts"
+        files = sum(1 for p in stored.rglob("*") if p.is_file()) if stored.is_dir() else 0
     done = [m for m in movies if m.status.value == "succeeded" and m.finished_at is not None]
     elapsed = 0.0
     if done:
@@ -107,6 +138,7 @@ def run(
         "elapsed_s": elapsed,
         "movies_per_s": len(done) / elapsed if elapsed else 0.0,
         "hops_ms": hops_ms(done),
+        "artifact_files": files,
         # Synchronous is fixed in the adapter (adapters/local/db.py): NORMAL under WAL.
         "durability": {"journal_mode": journal, "synchronous": "NORMAL"},
     }
@@ -123,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, help="data folder, kept (default: a temporary one)")
     p.add_argument("--media", type=Path, help="artifacts and stage work (default: in --data)")
     p.add_argument("--stage-processes", type=int, default=0, help="stage worker processes")
+    p.add_argument("--queue-only", action="store_true", help="stage work that writes nothing")
     a = p.parse_args(argv)
+    if a.queue_only:
+        if a.stage_processes:
+            p.error("--queue-only runs the stage work on the runtime's threads")
+        queue_only()
     result: dict[str, Any] = run(
         a.n,
         a.concurrency,

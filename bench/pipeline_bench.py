@@ -28,9 +28,11 @@ SCENES = 6
 STAGE_PROCESSES = os.cpu_count() or 2
 # bullmq writes the same artifact files as our instant generators (like for like, the
 # ratio's peer); bullmq_queue_only moves the jobs alone, to show what the files cost;
-# ours_threads does the stage work on the runtime's threads (DEEPFLIX_STAGE_PROCESSES=0).
+# ours_threads does the stage work on the runtime's threads (DEEPFLIX_STAGE_PROCESSES=0);
+# ours_queue_only is bullmq_queue_only's peer: stage work that only names its outputs, so
+# the pair compares the two queues with nothing else running.
 SIDES = {
-    "burst": ("ours", "ours_threads", "bullmq", "bullmq_queue_only"),
+    "burst": ("ours", "ours_threads", "ours_queue_only", "bullmq", "bullmq_queue_only"),
     "paced": ("ours", "bullmq"),
 }
 SHM = Path("/dev/shm")
@@ -43,12 +45,16 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"n": 2000, "runs": 3, "paced_n": 100, "paced_rate": 10.0}
 
 
-def _ours(n: int, rate: float, data: Path, media: Path, stage_processes: int) -> dict[str, Any]:
+def _ours(
+    n: int, rate: float, data: Path, media: Path, stage_processes: int, queue_only: bool
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
     args += ["--scenes", str(SCENES), "--data", str(data), "--media", str(media)]
     args += ["--stage-processes", str(stage_processes)]
+    if queue_only:
+        args.append("--queue-only")
     return run_json(args, cwd=ROOT, env=env)
 
 
@@ -79,6 +85,12 @@ def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "hop_p99_ms": spread([r["hop_ms"]["p99"] for r in runs]),
         "completed_all": all(r["completed"] == r["n"] for r in runs),
     }
+
+
+def _ratio(ours: list[dict[str, Any]], peer: list[dict[str, Any]]) -> dict[str, Any]:
+    """Throughput ours/peer per interleaved pair of runs."""
+    pairs = zip(ours, peer, strict=True)
+    return spread([a["movies_per_s"] / b["movies_per_s"] for a, b in pairs])
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -113,7 +125,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     run_id = f"{mode}-{side}-{i}"
                     if side.startswith("ours"):
                         workers = STAGE_PROCESSES if side == "ours" else 0
-                        r = _ours(n, rate, tmp / run_id, media / run_id, workers)
+                        only = side == "ours_queue_only"
+                        r = _ours(n, rate, tmp / run_id, media / run_id, workers, only)
                     else:
                         assert redis is not None
                         files = media / run_id if side == "bullmq" else None
@@ -123,10 +136,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     for mode in modes:
         results[mode] = {side: _aggregate(raw[mode][side]) for side in sides[mode]}
     burst = results["burst"]
-    ratio = None
+    ratio = queue_ratio = None
     if "bullmq" in burst:
-        pairs = zip(raw["burst"]["ours"], raw["burst"]["bullmq"], strict=True)
-        ratio = spread([a["movies_per_s"] / b["movies_per_s"] for a, b in pairs])
+        ratio = _ratio(raw["burst"]["ours"], raw["burst"]["bullmq"])
+        queue_ratio = _ratio(raw["burst"]["ours_queue_only"], raw["burst"]["bullmq_queue_only"])
     paced_ours = results["paced"]["ours"]
     targets = {
         "throughput_ratio_vs_bullmq >= 1.0": target(
@@ -146,7 +159,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "driven": "in-process: build_embedded(Settings) + runtime.start() + "
                 "pipeline.create() in a loop (python -m bench.ours_chain, one child per run); "
                 f"stage work in {STAGE_PROCESSES} worker processes (DEEPFLIX_STAGE_PROCESSES, "
-                "one per core), 'ours_threads' on the runtime's threads",
+                "one per core), 'ours_threads' on the runtime's threads, 'ours_queue_only' "
+                "with stage work that names its outputs and writes nothing (on the runtime's "
+                "threads)",
                 "generators": "instant",
                 "job_runner": "inline",
                 "workers": CONCURRENCY,
@@ -175,6 +190,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "skipped": {"bullmq": skip} if skip else {},
         "results": results,
         "ratio_ours_over_bullmq": ratio,
+        "ratio_queue_only": queue_ratio,
         "raw_runs": raw,
         "targets": targets,
     }

@@ -72,6 +72,11 @@ def _pipeline(doc: dict[str, Any]) -> list[str]:
     lines += table(head, rows)
     ratio = doc.get("ratio_ours_over_bullmq")
     lines.append(f"**Throughput ratio ours/BullMQ (burst, per interleaved pair): {med(ratio, 3)}**")
+    if doc.get("ratio_queue_only"):
+        lines.append(
+            "\nThe queues alone, ours_queue_only/bullmq_queue_only (no files on either side): "
+            f"{med(doc['ratio_queue_only'], 3)}"
+        )
     for side, why in doc.get("skipped", {}).items():
         lines.append(f"\n{side} skipped: {why}")
     return [*lines, ""]

@@ -12,6 +12,7 @@ import pytest
 
 from bench import cost_bench
 from bench.common import ROOT, bullmq_ready, have
+from bench.pipeline_bench import SCENES
 
 pytestmark = pytest.mark.e2e
 
@@ -63,9 +64,13 @@ def test_pipeline_ours_completes_every_movie(pipeline_doc: dict[str, Any]) -> No
         run = pipeline_doc["raw_runs"][mode]["ours"][0]
         assert run["completed"] == run["n"] and run["failed"] == 0
         assert run["durability"]["journal_mode"] == "wal"
-    # The same service with its stage work on the runtime's threads, beside it in the burst.
-    threads = pipeline_doc["raw_runs"]["burst"]["ours_threads"][0]
-    assert threads["completed"] == threads["n"] and threads["failed"] == 0
+        assert run["artifact_files"] == run["n"] * (1 + SCENES + 3)
+    # Beside it in the burst: the same service with its stage work on the runtime's
+    # threads, and with stage work that writes nothing (the queue alone).
+    for side, files in (("ours_threads", 1 + SCENES + 3), ("ours_queue_only", 0)):
+        run = pipeline_doc["raw_runs"]["burst"][side][0]
+        assert run["completed"] == run["n"] and run["failed"] == 0
+        assert run["artifact_files"] == run["n"] * files
 
 
 def test_pipeline_bullmq_peer(pipeline_doc: dict[str, Any]) -> None:
@@ -77,6 +82,7 @@ def test_pipeline_bullmq_peer(pipeline_doc: dict[str, Any]) -> None:
     assert peer["completed"] == peer["n"] and peer["failed"] == 0
     assert peer["durability"] == {"appendonly": "yes", "appendfsync": "everysec"}
     assert_spread(pipeline_doc["ratio_ours_over_bullmq"])
+    assert_spread(pipeline_doc["ratio_queue_only"])
 
 
 @pytest.mark.skipif(not have("wrk"), reason="wrk is not installed (bench/setup.sh installs it)")
