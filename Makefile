@@ -12,10 +12,20 @@ $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The BullMQ peer of the pipeline benchmark, for its smoke test in `make test`. Where npm
+# is missing or cannot reach its registry, that test skips and says why.
+BULLMQ := bench/bullmq/node_modules/.package-lock.json
+
+$(BULLMQ): bench/bullmq/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd bench/bullmq && npm ci --no-audit --no-fund --loglevel=error \
+		|| echo "bench/bullmq: npm ci failed, the BullMQ smoke test will skip"; \
+	else echo "bench/bullmq: no npm, the BullMQ smoke test will skip"; fi
+
 run: $(STAMP)
 	$(BIN)/deepflix serve
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(BULLMQ) lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)
