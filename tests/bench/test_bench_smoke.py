@@ -15,6 +15,8 @@ from bench.common import ROOT, bullmq_ready, have
 from bench.pipeline_bench import SCENES
 
 pytestmark = pytest.mark.e2e
+# A movie's artifacts: the story, a still per scene, the video, its poster and captions.
+FILES_PER_MOVIE = 1 + SCENES + 3
 
 
 def run_quick(name: str, out: Path) -> dict[str, Any]:
@@ -64,10 +66,10 @@ def test_pipeline_ours_completes_every_movie(pipeline_doc: dict[str, Any]) -> No
         run = pipeline_doc["raw_runs"][mode]["ours"][0]
         assert run["completed"] == run["n"] and run["failed"] == 0
         assert run["durability"]["journal_mode"] == "wal"
-        assert run["artifact_files"] == run["n"] * (1 + SCENES + 3)
+        assert run["artifact_files"] == run["n"] * FILES_PER_MOVIE
     # Beside it in the burst: the same service with its stage work on the runtime's
     # threads, and with stage work that writes nothing (the queue alone).
-    for side, files in (("ours_threads", 1 + SCENES + 3), ("ours_queue_only", 0)):
+    for side, files in (("ours_threads", FILES_PER_MOVIE), ("ours_queue_only", 0)):
         run = pipeline_doc["raw_runs"]["burst"][side][0]
         assert run["completed"] == run["n"] and run["failed"] == 0
         assert run["artifact_files"] == run["n"] * files
