@@ -45,15 +45,15 @@ def sizes(quick: bool) -> dict[str, Any]:
     return {"n": 2000, "runs": 3, "paced_n": 100, "paced_rate": 10.0}
 
 
-def _ours(
-    n: int, rate: float, data: Path, media: Path, stage_processes: int, queue_only: bool
-) -> dict[str, Any]:
+def _ours(side: str, n: int, rate: float, data: Path, media: Path) -> dict[str, Any]:
+    """One run of our side; `side` says where its stage work runs (SIDES)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+    processes = STAGE_PROCESSES if side == "ours" else 0
     args = [sys.executable, "-m", "bench.ours_chain", "--n", str(n), "--rate", str(rate)]
     args += ["--concurrency", str(CONCURRENCY), "--workers", str(CONCURRENCY)]
     args += ["--scenes", str(SCENES), "--data", str(data), "--media", str(media)]
-    args += ["--stage-processes", str(stage_processes)]
-    if queue_only:
+    args += ["--stage-processes", str(processes)]
+    if side == "ours_queue_only":
         args.append("--queue-only")
     return run_json(args, cwd=ROOT, env=env)
 
@@ -124,9 +124,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 for side in order:
                     run_id = f"{mode}-{side}-{i}"
                     if side.startswith("ours"):
-                        workers = STAGE_PROCESSES if side == "ours" else 0
-                        only = side == "ours_queue_only"
-                        r = _ours(n, rate, tmp / run_id, media / run_id, workers, only)
+                        r = _ours(side, n, rate, tmp / run_id, media / run_id)
                     else:
                         assert redis is not None
                         files = media / run_id if side == "bullmq" else None
