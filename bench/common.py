@@ -249,7 +249,7 @@ class Service:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir.parent / f"service-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deepflix.cli", "serve"],
+            [sys.executable, "-m", "deepflix.entrypoints.cli", "serve"],
             env=service_env(self.data_dir, self.port, **self.settings),
             cwd=self.data_dir.parent,
             stdout=log,

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from deepflix import logs
-from deepflix.config import Settings
-from deepflix.handlers.wiring import build_embedded
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage
+from deepflix.runtime.compose import build_embedded
+from deepflix.settings import Settings
 from deepflix.stages import processors
 from deepflix.stages.processors import Outputs, StageContext
 

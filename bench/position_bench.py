@@ -16,10 +16,10 @@ from typing import Any
 
 from bench import position_firestore
 from bench.common import HOST, Service, latency_summary, spread, target
-from deepflix.config import Settings
-from deepflix.handlers.wiring import build_embedded
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Priority, StageState, StageStatus
 from deepflix.pipeline.service import Pipeline, fingerprint
+from deepflix.runtime.compose import build_embedded
+from deepflix.settings import Settings
 
 NAME = "position"
 # 100 arrivals per second: 100k waiting movies arrived over ~17 minutes.

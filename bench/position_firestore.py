@@ -13,7 +13,7 @@ from typing import Any
 from bench.common import NOT_MEASURED, latency_summary
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
-from deepflix.adapters.gcp.queue_counters import (
+from deepflix.adapters.gcp.queue_counts import (
     ENTRIES_PER_READ,
     SHARDS,
     WIDTHS,
@@ -33,7 +33,7 @@ PRICING = "https://firebase.google.com/docs/firestore/pricing#aggregation_querie
 # exceeds this, and says so: the emulator keeps every document in one JVM's memory.
 FILL_BUDGET_S = 420.0
 COUNTED = (
-    "store.position() reads the queue counters that every commit keeps (queue_counters.py, "
+    "store.position() reads the queue counters that every commit keeps (queue_counts.py, "
     "docs/decisions/0008): five aggregations at one read time: the stage's totals (a sum "
     "of waiting and running over its count shards), one sum() of bucket documents per "
     f"bucket width ({', '.join(f'{w:,} s' for w in WIDTHS)}: the widest before the movie's "
@@ -87,7 +87,7 @@ def fill(client: Any, movies: list[Movie]) -> float:
     Only the fields the queries filter and order on (firestore_docs.index_fields): billing
     counts index entries matched, not document size, and the emulator indexes every field
     of a whole movie document, which filled at 200-370 documents/s here against ~1,000.
-    The counters are the increments the store's commits would make (queue_counters.counted),
+    The counters are the increments the store's commits would make (queue_counts.counted),
     merged per document: the same totals, in far fewer writes.
     """
     started = time.monotonic()

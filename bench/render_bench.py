@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import spread, target
+from deepflix.stages.generators.registry import load_generators
+from deepflix.stages.generators.video import CpuVideoGenerator
 from deepflix.stages.processors import render_images
-from deepflix.stages.registry import load_generators
-from deepflix.stages.video_local import LocalVideoGenerator
 
 NAME = "render"
 PROMPT = "A lighthouse keeper befriends a storm"
@@ -25,7 +25,7 @@ def sizes(quick: bool) -> dict[str, Any]:
 
 def ours(workdir: Path, scenes: int, scene_seconds: float, fps: int) -> dict[str, Any]:
     """The images and video stages' generator work for one movie, timed separately."""
-    gens = load_generators("local", scene_seconds=scene_seconds, fps=fps)
+    gens = load_generators("cpu", scene_seconds=scene_seconds, fps=fps)
     story = gens.story.write_story(
         prompt=PROMPT, title=None, style="cinematic", scene_count=scenes, seed=1234
     )
@@ -50,7 +50,7 @@ def ffmpeg_ceiling(workdir: Path, duration_s: float, fps: int) -> dict[str, Any]
     """The same encoder settings as video_local, on a flat grey 1280x720 source."""
     import imageio_ffmpeg
 
-    gen = LocalVideoGenerator()
+    gen = CpuVideoGenerator()
     dest = workdir / "ceiling.mp4"
     args = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error"]
     args += ["-y", "-f", "lavfi", "-i", f"color=c=gray:s=1280x720:r={fps}", "-t", f"{duration_s}"]
@@ -80,7 +80,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     ceiling = spread([r["video_s_per_wall_s"] for r in raw["ffmpeg_ceiling"]])
     pairs = zip(raw["ffmpeg_ceiling"], raw["ours"], strict=True)
     slowdown = spread([c["video_s_per_wall_s"] / o["video_s_per_wall_s"] for c, o in pairs])
-    gen = LocalVideoGenerator()
+    gen = CpuVideoGenerator()
     return {
         "settings": {
             **size,

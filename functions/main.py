@@ -1,6 +1,6 @@
 """Cloud Function entry points: imports and re-exports only; nothing runs at import."""
 
-from deepflix.handlers.functions import (
+from deepflix.entrypoints.cloud_functions import (
     api,
     images_requested,
     story_requested,

@@ -22,7 +22,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     monkeypatch.setenv("METADATA_SERVER_DETECTION", "none")
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     monkeypatch.chdir(tmp_path)  # an unrelated .env in the checkout must not leak in
-    from deepflix.config import get_settings
+    from deepflix.settings import get_settings
 
     get_settings.cache_clear()
     yield

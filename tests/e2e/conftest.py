@@ -37,7 +37,7 @@ class Service:
     def start(self) -> None:
         log = open(self.data_dir.parent / f"service-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deepflix.cli", "serve"],
+            [sys.executable, "-m", "deepflix.entrypoints.cli", "serve"],
             env={**self.env, "PORT": str(self.port)},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def deepflix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "deepflix.cli", *args],
+        [sys.executable, "-m", "deepflix.entrypoints.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deepflix.stages.work import WORKER_NICE
+from deepflix.stages.executors import WORKER_NICE
 from tests.e2e.conftest import Service
 
 
@@ -86,7 +86,7 @@ def test_a_port_in_use_stops_the_service_with_a_clear_error(tmp_path: Path) -> N
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
         env |= {"DEEPFLIX_DATA_DIR": str(tmp_path / "data"), "PORT": str(port)}
         done = subprocess.run(
-            [sys.executable, "-m", "deepflix.cli", "serve"],
+            [sys.executable, "-m", "deepflix.entrypoints.cli", "serve"],
             env=env,
             capture_output=True,
             text=True,

@@ -12,7 +12,7 @@ import pytest
 
 from deepflix.adapters.gcp.firestore_docs import from_document, to_document
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
-from deepflix.adapters.gcp.queue_counters import WIDTHS
+from deepflix.adapters.gcp.queue_counts import WIDTHS
 from deepflix.metering import METER
 from deepflix.pipeline.models import Movie, Priority, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.config import Settings
-from deepflix.handlers.wiring import build_embedded
 from deepflix.pipeline.models import MovieCreate, Stage, StageStatus
 from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import CancelRequested, apply
+from deepflix.runtime.compose import build_embedded
+from deepflix.settings import Settings
 from tests.factories import T0
 from tests.factories import movie as make_movie
 

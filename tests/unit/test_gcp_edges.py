@@ -172,7 +172,7 @@ def test_outages_become_unavailable_and_bugs_stay_bugs() -> None:
 def test_the_sweep_task_also_prunes_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     import flask
 
-    from deepflix.handlers import functions
+    from deepflix.entrypoints import cloud_functions as functions
 
     calls: list[str] = []
 

@@ -10,27 +10,27 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from deepflix.stages.base import Generators
-from deepflix.stages.images_local import LocalImageGenerator
-from deepflix.stages.instant import (
+from deepflix.stages.generators.base import Generators
+from deepflix.stages.generators.images import CpuImageGenerator
+from deepflix.stages.generators.instant import (
     InstantImageGenerator,
     InstantStoryGenerator,
     InstantVideoGenerator,
     tiny_png,
 )
-from deepflix.stages.registry import KINDS, load_generators
-from deepflix.stages.story_local import LocalStoryGenerator
-from deepflix.stages.video_local import LocalVideoGenerator
+from deepflix.stages.generators.registry import KINDS, load_generators
+from deepflix.stages.generators.story import CpuStoryGenerator
+from deepflix.stages.generators.video import CpuVideoGenerator
 
 pytestmark = pytest.mark.unit
 
 
 def test_local_kind_wires_the_local_generators_with_timing() -> None:
-    gens = load_generators("local", scene_seconds=1.5, fps=30)
+    gens = load_generators("cpu", scene_seconds=1.5, fps=30)
     assert isinstance(gens, Generators)
-    assert isinstance(gens.story, LocalStoryGenerator)
-    assert isinstance(gens.images, LocalImageGenerator)
-    assert isinstance(gens.video, LocalVideoGenerator)
+    assert isinstance(gens.story, CpuStoryGenerator)
+    assert isinstance(gens.images, CpuImageGenerator)
+    assert isinstance(gens.video, CpuVideoGenerator)
     assert gens.story.scene_seconds == gens.video.scene_seconds == 1.5
     assert gens.video.fps == 30
 
@@ -43,8 +43,8 @@ def test_instant_kind_wires_the_instant_generators() -> None:
 
 
 def test_unknown_kind_lists_the_allowed_values() -> None:
-    assert set(KINDS) == {"local", "instant"}
-    with pytest.raises(ValueError, match=r"'gpu'.*local, instant"):
+    assert set(KINDS) == {"cpu", "instant"}
+    with pytest.raises(ValueError, match=r"'gpu'.*cpu, instant"):
         load_generators("gpu")
 
 
@@ -102,7 +102,7 @@ def test_instant_generators_are_fast(tmp_path: Path) -> None:
 def test_instant_set_never_imports_pillow_or_ffmpeg() -> None:
     code = (
         "import sys\n"
-        "from deepflix.stages.registry import load_generators\n"
+        "from deepflix.stages.generators.registry import load_generators\n"
         "load_generators('instant')\n"
         "bad = [m for m in ('PIL', 'imageio_ffmpeg') if m in sys.modules]\n"
         "assert not bad, bad\n"

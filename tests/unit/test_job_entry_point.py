@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from deepflix.config import get_settings
-from deepflix.handlers.wiring import build_embedded
-from deepflix.jobs.main import main
+from deepflix.entrypoints.job import main
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
 from deepflix.pipeline.transitions import StageSucceeded
+from deepflix.runtime.compose import build_embedded
+from deepflix.settings import get_settings
 from tests.factories import request
 
 pytestmark = pytest.mark.unit

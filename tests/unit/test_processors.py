@@ -9,13 +9,13 @@ import pytest
 
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.pipeline.models import Stage
-from deepflix.stages.base import Generators
-from deepflix.stages.instant import (
+from deepflix.stages.executors import InlineExecutor
+from deepflix.stages.generators.base import Generators
+from deepflix.stages.generators.instant import (
     InstantImageGenerator,
     InstantStoryGenerator,
     InstantVideoGenerator,
 )
-from deepflix.stages.work import LocalWork
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.unit
@@ -26,7 +26,7 @@ def test_the_story_file_is_indented_utf8_json_that_the_next_stages_read_back(
 ) -> None:
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     gens = Generators(InstantStoryGenerator(), InstantImageGenerator(), InstantVideoGenerator())
-    work = LocalWork(gens, artifacts, tmp_path)
+    work = InlineExecutor(gens, artifacts, tmp_path)
     movie = make_movie(prompt="Café au lait — 東京の夜", scene_count=2)
     story = work.run(Stage.story, movie, lambda pct: None, 30)
     raw = (tmp_path / "artifacts" / story["story.json"]).read_bytes()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from deepflix.stages.base import Scene, Story
+from deepflix.stages.generators.base import Scene, Story
+from deepflix.stages.generators.story import CpuStoryGenerator
 from deepflix.stages.processors import render_images
-from deepflix.stages.story_local import LocalStoryGenerator
 
 pytestmark = pytest.mark.unit
 
 
 def story(scenes: int) -> Story:
-    return LocalStoryGenerator().write_story(
+    return CpuStoryGenerator().write_story(
         prompt="A kite that refuses to land", title=None, style="anime", scene_count=scenes, seed=9
     )
 

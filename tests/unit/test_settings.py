@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from deepflix.config import Settings
 from deepflix.pipeline.models import Stage
+from deepflix.settings import Settings
 
 pytestmark = pytest.mark.unit
 
 
 def test_defaults() -> None:
     s = Settings()
-    assert s.port == 8080 and s.data_dir == Path("data") and s.generators == "local"
+    assert s.port == 8080 and s.data_dir == Path("data") and s.generators == "cpu"
     cfg = s.pipeline_config()
     assert cfg[Stage.images].concurrency == 2 and cfg[Stage.images].runs_as_job
     assert cfg[Stage.story].retry.max_attempts == 3

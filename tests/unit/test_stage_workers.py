@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from deepflix.config import Settings
-from deepflix.handlers.wiring import build_embedded
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import Movie, MovieCreate, Stage, StageStatus
-from deepflix.stages.work import WORKER_NICE, WorkerDied, WorkerPool, WorkTimedOut
+from deepflix.runtime.compose import build_embedded
+from deepflix.settings import Settings
+from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.unit
@@ -30,10 +30,10 @@ KITS = textwrap.dedent(
 
     from deepflix.adapters.local.artifacts import LocalArtifactStore
     from deepflix.pipeline.errors import PermanentStageError
-    from deepflix.stages.base import Generators
-    from deepflix.stages.instant import InstantImageGenerator, InstantStoryGenerator
-    from deepflix.stages.instant import InstantVideoGenerator
-    from deepflix.stages.work import LocalWork
+    from deepflix.stages.generators.base import Generators
+    from deepflix.stages.generators.instant import InstantImageGenerator, InstantStoryGenerator
+    from deepflix.stages.generators.instant import InstantVideoGenerator
+    from deepflix.stages.executors import InlineExecutor
 
 
     class Story(InstantStoryGenerator):
@@ -49,13 +49,14 @@ KITS = textwrap.dedent(
 
     def kit(root):
         gens = Generators(Story(), InstantImageGenerator(), InstantVideoGenerator())
-        return LocalWork(gens, LocalArtifactStore(Path(root) / "artifacts"), Path(root) / "work")
+        store = LocalArtifactStore(Path(root) / "artifacts")
+        return InlineExecutor(gens, store, Path(root) / "work")
     """
 )
 
 
 @pytest.fixture
-def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerPool]:
+def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessExecutor]:
     (tmp_path / "kits").mkdir()
     (tmp_path / "kits" / "stage_kits.py").write_text(KITS)
     (tmp_path / "work").mkdir()
@@ -64,7 +65,7 @@ def pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerPool
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     import stage_kits  # type: ignore[import-not-found]
 
-    workers = WorkerPool(1, functools.partial(stage_kits.kit, str(tmp_path)))
+    workers = ProcessExecutor(1, functools.partial(stage_kits.kit, str(tmp_path)))
     workers.start()
     yield workers
     workers.close()
@@ -74,12 +75,12 @@ def story_movie(prompt: str) -> Movie:
     return make_movie(prompt=prompt, scene_count=3)
 
 
-def run(pool: WorkerPool, stage: Stage, movie: Movie, timeout_s: float = 30) -> dict[str, str]:
+def run(pool: ProcessExecutor, stage: Stage, movie: Movie, timeout_s: float = 30) -> dict[str, str]:
     return pool.run(stage, movie, lambda pct: None, timeout_s)
 
 
 def test_each_stage_runs_in_a_worker_and_its_artifacts_are_stored(
-    pool: WorkerPool, tmp_path: Path
+    pool: ProcessExecutor, tmp_path: Path
 ) -> None:
     movie = story_movie("a lighthouse")
     story = run(pool, Stage.story, movie)
@@ -99,7 +100,7 @@ def test_each_stage_runs_in_a_worker_and_its_artifacts_are_stored(
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + WORKER_NICE)
 
 
-def test_a_free_worker_goes_to_the_latest_stage_waiting_first(pool: WorkerPool) -> None:
+def test_a_free_worker_goes_to_the_latest_stage_waiting_first(pool: ProcessExecutor) -> None:
     done = story_movie("a movie to finish")
     story = run(pool, Stage.story, done)
     images = run(pool, Stage.images, done.model_copy(update={"artifacts": story}))
@@ -123,7 +124,7 @@ def test_a_free_worker_goes_to_the_latest_stage_waiting_first(pool: WorkerPool) 
     assert finished == [Stage.story, Stage.video, Stage.story]  # video overtook the story
 
 
-def test_a_failure_keeps_its_code_and_retry_decision_and_the_worker(pool: WorkerPool) -> None:
+def test_a_failure_keeps_its_code_and_retry_decision_and_the_worker(pool: ProcessExecutor) -> None:
     (pid,) = pool.pids()
     with pytest.raises(StageWorkError) as refused:
         run(pool, Stage.story, story_movie("refuse"))
@@ -137,7 +138,7 @@ def test_a_failure_keeps_its_code_and_retry_decision_and_the_worker(pool: Worker
     assert run(pool, Stage.story, story_movie("after"))
 
 
-def test_a_worker_that_dies_fails_the_attempt_and_is_replaced(pool: WorkerPool) -> None:
+def test_a_worker_that_dies_fails_the_attempt_and_is_replaced(pool: ProcessExecutor) -> None:
     (pid,) = pool.pids()
     threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
     with pytest.raises(WorkerDied) as died:
@@ -147,7 +148,7 @@ def test_a_worker_that_dies_fails_the_attempt_and_is_replaced(pool: WorkerPool) 
     assert run(pool, Stage.story, story_movie("after the death"))
 
 
-def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: WorkerPool) -> None:
+def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: ProcessExecutor) -> None:
     movie = story_movie("three scenes")
     movie = movie.model_copy(update={"artifacts": run(pool, Stage.story, movie)})
     (pid,) = pool.pids()
@@ -162,7 +163,7 @@ def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: Worker
     assert list(run(pool, Stage.story, story_movie("next"))) == ["story.json"]
 
 
-def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: WorkerPool) -> None:
+def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: ProcessExecutor) -> None:
     (pid,) = pool.pids()
     began = time.monotonic()
     with pytest.raises(WorkTimedOut) as late:
@@ -174,7 +175,7 @@ def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: WorkerPoo
     assert run(pool, Stage.story, story_movie("after the timeout"))
 
 
-def test_close_stops_every_worker_and_later_work_is_refused(pool: WorkerPool) -> None:
+def test_close_stops_every_worker_and_later_work_is_refused(pool: ProcessExecutor) -> None:
     pids = pool.pids()
     pool.close()
     for pid in pids:
@@ -186,7 +187,7 @@ def test_close_stops_every_worker_and_later_work_is_refused(pool: WorkerPool) ->
 
 def test_work_before_start_is_refused() -> None:
     with pytest.raises(RuntimeError, match="never started"):
-        WorkerPool(1, dict).run(Stage.story, story_movie("early"), lambda pct: None, 1)
+        ProcessExecutor(1, dict).run(Stage.story, story_movie("early"), lambda pct: None, 1)
 
 
 def test_the_embedded_service_finishes_movies_with_stage_workers(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from deepflix.handlers.views import MovieViews, movie_view
 from deepflix.pipeline.models import Stage, StageStatus
-from deepflix.pipeline.ordering import QueuePosition
+from deepflix.pipeline.position import QueuePosition
 from tests import factories
 
 pytestmark = pytest.mark.unit

@@ -21,7 +21,7 @@ from deepflix.pipeline.transitions import (
     apply,
 )
 from tests.factories import T0, movie
-from tests.unit.test_queue_index import assert_exact
+from tests.unit.test_queue_counts_local import assert_exact
 
 pytestmark = pytest.mark.unit
 LATER = T0 + timedelta(hours=1)

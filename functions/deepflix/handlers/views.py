@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from deepflix.pipeline.models import STAGES, Movie, StageState
-from deepflix.pipeline.ordering import QueuePosition
+from deepflix.pipeline.position import QueuePosition
 from deepflix.stages.processors import CAPTIONS, STORY, VIDEO
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
-from deepflix.pipeline.ordering import QueuePosition, estimate_eta
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import EventBus, IdempotencyConflict, JobRunner, MovieStore, TaskQueue
+from deepflix.pipeline.position import QueuePosition, estimate_eta
 from deepflix.pipeline.transitions import (
     CancelExecution,
     CancelRequested,

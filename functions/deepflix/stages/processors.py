@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
-from deepflix.stages.base import Generators, ImageGenerator, Scene, Story
+from deepflix.stages.generators.base import Generators, ImageGenerator, Scene, Story
 
 STORY = "story.json"
 VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"

@@ -12,8 +12,8 @@ from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
 from deepflix.pipeline.transitions import JobStarted, Progressed, StageFailed, StageSucceeded
+from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
-from deepflix.stages.work import StageWork
 
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
@@ -35,7 +35,7 @@ class StageRunner:
         self,
         *,
         pipeline: Pipeline,
-        work: StageWork,
+        work: StageExecutor,
         faults: FaultPlan,
     ) -> None:
         self.pipeline = pipeline

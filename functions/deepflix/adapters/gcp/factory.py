@@ -11,7 +11,7 @@ from deepflix.adapters.gcp.pubsub import PubSubEventBus
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
 from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.adapters.gcp.tasks import CloudTasksQueue
-from deepflix.config import Settings
+from deepflix.settings import Settings
 
 
 @dataclass(frozen=True)

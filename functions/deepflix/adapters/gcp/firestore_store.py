@@ -24,7 +24,7 @@ from deepflix.adapters.gcp.firestore_docs import (
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
-from deepflix.adapters.gcp.queue_counters import BUCKETS, SHARDS, QueueCounters
+from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Movie, Stage
@@ -44,7 +44,7 @@ class FirestoreMovieStore:
     Collections: `movies/{id}` (the movie as JSON plus its index fields, with a `journal`
     subcollection), `idempotency/{sha256(key)}`, `queues/{stage}` (ids running there),
     `stats/{stage}` (mean stage duration), `control/admission` (paused flag), and the queue
-    counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counters.py).
+    counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
     Admission never over-admits: a claim commits only if `queues/{stage}` is unchanged since
     it counted the free slots, and every change of a running stage changes that document in
     the same commit.

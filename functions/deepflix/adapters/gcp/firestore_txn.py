@@ -9,7 +9,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from deepflix.adapters.gcp.firestore_docs import Doc, to_document
-from deepflix.adapters.gcp.queue_counters import CounterDoc, by_document, deltas, increment
+from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
 from deepflix.pipeline.policy import running_mean

@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
-from deepflix.adapters.local.jobs import job_env
+from deepflix.adapters.local.subprocess_jobs import job_env
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Stage
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from deepflix.adapters.local import queue_index
+from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
-from deepflix.adapters.local.history import History
+from deepflix.adapters.local.journal import History
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
@@ -125,7 +125,7 @@ class SqliteMovieStore:
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
         self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
-        self.index = queue_index.Counts(self.db)
+        self.index = queue_counts.Counts(self.db)
         self.history = History(self.db)
         # Movies created or saved by the batch running now, by id: (the row's version, the
         # movie); `_new` are the created ones. Their rows are written at the batch's end
@@ -135,7 +135,7 @@ class SqliteMovieStore:
         self._saved: dict[str, tuple[int, Movie]] = {}
         self._new: set[str] = set()
         self.db.buffer(self)
-        self.db.conn().executescript(SCHEMA + queue_index.SCHEMA)
+        self.db.conn().executescript(SCHEMA + queue_counts.SCHEMA)
         if not self.db.read_only:  # a reader's writer has migrated the file already
             self.db.write(self._migrate)
 
@@ -144,9 +144,9 @@ class SqliteMovieStore:
         if "version" not in columns:  # a database from before the parsed-document cache
             conn.execute("ALTER TABLE movies ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version < queue_index.VERSION:
+        if version < queue_counts.VERSION:
             self.index.rebuild(conn)
-            conn.execute(f"PRAGMA user_version = {queue_index.VERSION}")
+            conn.execute(f"PRAGMA user_version = {queue_counts.VERSION}")
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         def write(conn: sqlite3.Connection) -> Movie:
@@ -218,10 +218,10 @@ class SqliteMovieStore:
         return self.db.write(write)
 
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
-        return queue_index.position(self.db.conn(), movie, stage.value)
+        return queue_counts.position(self.db.conn(), movie, stage.value)
 
     def counts(self) -> dict[Stage, QueueCounts]:
-        known = queue_index.stage_counts(self.db.conn())
+        known = queue_counts.stage_counts(self.db.conn())
         out = {}
         for s in STAGES:
             waiting, running = known.get(s.value, (0, 0))
@@ -252,7 +252,7 @@ class SqliteMovieStore:
 
     def prune(self) -> int:
         """Housekeeping for the sweep: emptied queue-count rows."""
-        return self.db.write(queue_index.prune)
+        return self.db.write(queue_counts.prune)
 
     def admission_paused(self) -> bool:
         # Asked by every dispatch of the story stage, which runs on the writer thread.

@@ -16,11 +16,11 @@ import imageio_ffmpeg
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from deepflix.stages import video_local
-from deepflix.stages.base import Story, VideoOutputs
-from deepflix.stages.images_local import CAPTION_BAND, LocalImageGenerator
-from deepflix.stages.story_local import LocalStoryGenerator
-from deepflix.stages.video_local import MOTIONS, LocalVideoGenerator, RenderError, make_timeline
+from deepflix.stages.generators import video
+from deepflix.stages.generators.base import Story, VideoOutputs
+from deepflix.stages.generators.images import CAPTION_BAND, CpuImageGenerator
+from deepflix.stages.generators.story import CpuStoryGenerator
+from deepflix.stages.generators.video import MOTIONS, CpuVideoGenerator, RenderError, make_timeline
 
 pytestmark = pytest.mark.unit
 
@@ -45,16 +45,16 @@ def render(
     fade: float = 0.5,
     keep_frames: bool = True,
 ) -> Render:
-    story = LocalStoryGenerator(scene_seconds=scene_s).write_story(
+    story = CpuStoryGenerator(scene_seconds=scene_s).write_story(
         prompt="A lighthouse keeper befriends a whale", title=None, style="cinematic",
         scene_count=scenes, seed=5,
     )  # fmt: skip
     images = []
     for scene in story.scenes:
         path = root / f"scene_{scene.index:02d}.png"
-        LocalImageGenerator().render_scene(story=story, scene=scene, out_path=path)
+        CpuImageGenerator().render_scene(story=story, scene=scene, out_path=path)
         images.append(path)
-    gen = LocalVideoGenerator(scene_seconds=scene_s, fps=fps, crossfade_s=fade)
+    gen = CpuVideoGenerator(scene_seconds=scene_s, fps=fps, crossfade_s=fade)
     start = time.perf_counter()
     out = gen.assemble(story=story, image_paths=images, out_dir=root / "render")
     seconds = time.perf_counter() - start
@@ -194,9 +194,9 @@ def test_every_scene_moves_while_its_caption_band_stays_put(three: Render) -> No
 def test_each_motion_moves_the_picture(
     motion: str, band: int, three: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(video_local, "MOTIONS", (motion,))
+    monkeypatch.setattr(video, "MOTIONS", (motion,))
     story = three.story.model_copy(update={"scenes": three.story.scenes[:1]})
-    gen = LocalVideoGenerator(scene_seconds=0.5, fps=12, caption_band=band)
+    gen = CpuVideoGenerator(scene_seconds=0.5, fps=12, caption_band=band)
     out = gen.assemble(story=story, image_paths=three.images[:1], out_dir=tmp_path)
     with av.open(str(out.video)) as container:
         frames = [f.to_image() for f in container.decode(video=0)]  # type: ignore[no-untyped-call]
@@ -242,14 +242,14 @@ def test_the_graph_converts_no_frame_to_another_pixel_format(
     # every frame to yuv444p and back, which cost about a quarter of the CPU time of a render.
     logs: list[str] = []
 
-    def run_verbose(self: LocalVideoGenerator, args: list[str]) -> None:
+    def run_verbose(self: CpuVideoGenerator, args: list[str]) -> None:
         at = args.index("-loglevel") + 1
         args = [*args[:at], "verbose", *args[at + 1 :]]
         exe = imageio_ffmpeg.get_ffmpeg_exe()
         logs.append(subprocess.run([exe, *args], capture_output=True, check=True).stderr.decode())
 
-    monkeypatch.setattr(LocalVideoGenerator, "_run", run_verbose)
-    gen = LocalVideoGenerator(scene_seconds=1.5)
+    monkeypatch.setattr(CpuVideoGenerator, "_run", run_verbose)
+    gen = CpuVideoGenerator(scene_seconds=1.5)
     gen.assemble(story=three.story, image_paths=three.images, out_dir=tmp_path)
     inserted = [line for line in logs[0].splitlines() if "auto-inserting" in line]
     # The one conversion left is the poster's single frame, to full-range JPEG.
@@ -271,26 +271,26 @@ def test_render_is_fast_enough(three: Render) -> None:
 
 
 def test_bad_input_raises_render_error_with_ffmpeg_stderr(tmp_path: Path) -> None:
-    story = LocalStoryGenerator(scene_seconds=1.0).write_story(
+    story = CpuStoryGenerator(scene_seconds=1.0).write_story(
         prompt="broken", title=None, style="noir", scene_count=1, seed=1
     )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     with pytest.raises(RenderError, match=r"ffmpeg exited with \d+: .+"):
-        LocalVideoGenerator(scene_seconds=1.0).assemble(
+        CpuVideoGenerator(scene_seconds=1.0).assemble(
             story=story, image_paths=[bad], out_dir=tmp_path / "out"
         )
     assert not (tmp_path / "out" / "movie.mp4").exists()
 
 
 def test_timeout_raises_render_error(three: Render, tmp_path: Path) -> None:
-    gen = LocalVideoGenerator(scene_seconds=1.5, timeout_s=0.01)
+    gen = CpuVideoGenerator(scene_seconds=1.5, timeout_s=0.01)
     with pytest.raises(RenderError, match="timed out"):
         gen.assemble(story=three.story, image_paths=three.images, out_dir=tmp_path)
 
 
 def test_input_mistakes_are_refused_before_ffmpeg(three: Render, tmp_path: Path) -> None:
-    gen = LocalVideoGenerator()
+    gen = CpuVideoGenerator()
     with pytest.raises(ValueError, match="at least one"):
         gen.assemble(story=three.story, image_paths=[], out_dir=tmp_path)
     with pytest.raises(ValueError, match="2 images for 3 scenes"):
@@ -300,4 +300,4 @@ def test_input_mistakes_are_refused_before_ffmpeg(three: Render, tmp_path: Path)
             story=three.story, image_paths=[*three.images[:2], tmp_path / "x.png"], out_dir=tmp_path
         )
     with pytest.raises(ValueError):
-        LocalVideoGenerator(scene_seconds=0)
+        CpuVideoGenerator(scene_seconds=0)

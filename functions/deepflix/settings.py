@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
     # so both live under this one folder, on one file system.
     media_dir: Path | None = None
-    generators: Literal["local", "instant"] = "local"
+    generators: Literal["cpu", "instant"] = "cpu"
     scene_seconds: float = Field(3.0, gt=0, le=30)
     fps: int = Field(24, ge=1, le=60)
     story_concurrency: int = Field(4, ge=1, le=1000)
@@ -37,13 +37,13 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(1.0, ge=0)
     retry_max_delay_s: float = Field(60.0, ge=0)
     workers: int = Field(4, ge=1, le=64)
-    # Embedded: stage work (generating, storing artifacts) in this many warm worker
+    # Embedded mode: stage work (generating, storing artifacts) in this many warm worker
     # processes instead of on the runtime's threads; 0: on the runtime's threads.
     stage_processes: int = Field(0, ge=0, le=64)
     # Embedded serve: how far below the API process the runtime's CPU priority is (nice),
     # so a busy pipeline cannot starve the API's answers.
     runtime_nice: int = Field(10, ge=0, le=19)
-    # Embedded: how often overdue stages are timed out and stage queues re-dispatched.
+    # Embedded mode: how often overdue stages are timed out and stage queues re-dispatched.
     sweep_interval_s: float = Field(5.0, gt=0, le=3600)
     job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"
     # -- Google Cloud backend (DEEPFLIX_BACKEND=gcp): the same code on Firestore, Cloud Tasks,

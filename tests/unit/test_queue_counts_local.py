@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deepflix.adapters.local import queue_index
+from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG
@@ -99,7 +99,7 @@ def test_counts_never_drift_through_random_traffic(
 ) -> None:
     """Creates out of arrival order and on equal clocks, claims, successes, retryable and
     permanent failures, cancels and retries, with buckets of 3 so most changes cross one."""
-    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 3)
+    monkeypatch.setattr(queue_counts, "BUCKET_SIZE", 3)
     rng = random.Random(seed)
     store = SqliteMovieStore(tmp_path / "m.db")
     ids: list[str] = []
@@ -151,7 +151,7 @@ def test_counts_never_drift_through_random_traffic(
     assert {"queued", "story", "images", "cancelled", "failed"} <= statuses.keys(), statuses
 
     def nonzero() -> dict[str, tuple[int, int]]:
-        return {k: v for k, v in queue_index.stage_counts(store.db.conn()).items() if any(v)}
+        return {k: v for k, v in queue_counts.stage_counts(store.db.conn()).items() if any(v)}
 
     before = nonzero()
     store.db.write(store.index.rebuild)
@@ -163,7 +163,7 @@ def test_equal_arrivals_across_a_bucket_boundary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Equal clocks are ordered by id: a later create with a smaller id is ahead."""
-    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    monkeypatch.setattr(queue_counts, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     ms = [movie().model_copy(update={"id": f"{9 - i:032x}"}) for i in range(7)]
     for m in ms:
@@ -175,7 +175,7 @@ def test_creates_committed_out_of_arrival_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two API workers read the clock, then the later one commits first."""
-    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    monkeypatch.setattr(queue_counts, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     order = [0, 1, 3, 2, 5, 4, 8, 6, 7, -1]
     for s in order:
@@ -185,7 +185,7 @@ def test_creates_committed_out_of_arrival_order(
 
 
 def test_a_repeated_create_counts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    monkeypatch.setattr(queue_counts, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     first = movie()
     for i in range(3):
@@ -203,7 +203,7 @@ def test_a_repeated_create_counts_once(tmp_path: Path, monkeypatch: pytest.Monke
 def test_an_old_database_is_recounted_on_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_index, "BUCKET_SIZE", 2)
+    monkeypatch.setattr(queue_counts, "BUCKET_SIZE", 2)
     store = SqliteMovieStore(tmp_path / "m.db")
     ms = [movie(seconds=i) for i in range(5)]
     for m in ms:
@@ -217,7 +217,7 @@ def test_an_old_database_is_recounted_on_open(
     conn.close()
     reopened = SqliteMovieStore(tmp_path / "m.db")
     assert reopened.position(ms[3], Stage.story) == (3, 5, 0)
-    assert queue_index.counts_of(reopened.db.conn(), "story") == (5, 0)
+    assert queue_counts.counts_of(reopened.db.conn(), "story") == (5, 0)
     tables = {r[0] for r in reopened.db.conn().execute("SELECT name FROM sqlite_master")}
     assert "queue_buckets" not in tables
     # Creates after the recount go on filling and opening buckets as usual.

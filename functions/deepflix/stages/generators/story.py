@@ -6,7 +6,7 @@ import hashlib
 import random
 import re
 
-from deepflix.stages.base import Character, Scene, Story
+from deepflix.stages.generators.base import Character, Scene, Story
 
 MOODS = ("hopeful", "tense", "mysterious", "joyful", "melancholic", "triumphant")
 
@@ -191,7 +191,7 @@ def _premise(prompt: str) -> str:
     return _clip(text[0].upper() + text[1:], 160)
 
 
-class LocalStoryGenerator:
+class CpuStoryGenerator:
     """Builds a structured story from templates, seeded by (seed, prompt)."""
 
     def __init__(self, scene_seconds: float = 3.0) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from deepflix import logs
-from deepflix.config import Settings
-from deepflix.handlers.link import LinkServer
-from deepflix.handlers.wiring import build_embedded
+from deepflix.runtime.compose import build_embedded
+from deepflix.runtime.write_channel import WriteServer
+from deepflix.settings import Settings
 
 log = logs.get("serve")
 # The API's writes the runtime takes at once; they wait for the writer's commit, mostly
@@ -73,9 +73,9 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     runtime.start()
     ours, theirs = socket.socketpair()
     ready = threading.Event()
-    LinkServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
+    WriteServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
     child = subprocess.Popen(
-        [sys.executable, "-m", "deepflix.handlers.api_process", str(theirs.fileno())],
+        [sys.executable, "-m", "deepflix.runtime.api_process", str(theirs.fileno())],
         pass_fds=[theirs.fileno()],
         env={**os.environ, "PORT": str(settings.port)},
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from deepflix.stages.base import Story
-from deepflix.stages.images_local import CAPTION_BAND, LocalImageGenerator
-from deepflix.stages.story_local import MOODS, LocalStoryGenerator
+from deepflix.stages.generators.base import Story
+from deepflix.stages.generators.images import CAPTION_BAND, CpuImageGenerator
+from deepflix.stages.generators.story import MOODS, CpuStoryGenerator
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ STYLES = ("cinematic", "noir", "anime", "watercolor", "documentary", "retro")
 
 
 def story(style: str = "cinematic", scenes: int = 4, seed: int = 3) -> Story:
-    return LocalStoryGenerator().write_story(
+    return CpuStoryGenerator().write_story(
         prompt="A lonely robot learns to paint sunsets on Mars",
         title=None,
         style=style,
@@ -28,7 +28,7 @@ def story(style: str = "cinematic", scenes: int = 4, seed: int = 3) -> Story:
 
 
 def render(s: Story, index: int, path: Path) -> Image.Image:
-    LocalImageGenerator().render_scene(story=s, scene=s.scenes[index], out_path=path)
+    CpuImageGenerator().render_scene(story=s, scene=s.scenes[index], out_path=path)
     with Image.open(path) as im:
         assert im.format == "PNG"
         return im.convert("RGB")
@@ -115,7 +115,7 @@ def test_unknown_mood_and_style_fall_back(tmp_path: Path) -> None:
 
 def test_rendering_is_fast(tmp_path: Path) -> None:
     s = story(scenes=6)
-    gen = LocalImageGenerator()
+    gen = CpuImageGenerator()
     gen.render_scene(story=s, scene=s.scenes[0], out_path=tmp_path / "warm.png")  # font load
     start = time.perf_counter()
     for scene in s.scenes:

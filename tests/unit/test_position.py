@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deepflix.pipeline.models import Priority, Stage
-from deepflix.pipeline.ordering import estimate_eta
 from deepflix.pipeline.policy import PipelineConfig, StagePolicy
+from deepflix.pipeline.position import estimate_eta
 from tests.factories import movie
 
 pytestmark = pytest.mark.unit

@@ -13,23 +13,24 @@ from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from deepflix import logs
-from deepflix.config import get_settings
 from deepflix.handlers.api import Api, json_response
-from deepflix.handlers.wiring import Cloud, Embedded, build
 from deepflix.metering import METER
 from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage
+from deepflix.runtime.compose import CloudRuntime, build
+from deepflix.runtime.embedded import EmbeddedRuntime
+from deepflix.settings import get_settings
 from deepflix.stages.runner import StageRequest
 
 log = logs.get("functions")
 P = ParamSpec("P")
 R = TypeVar("R")
 _lock = threading.Lock()
-_service: Embedded | Cloud | None = None
+_service: EmbeddedRuntime | CloudRuntime | None = None
 _api: Api | None = None
 
 
-def service() -> Embedded | Cloud:
+def service() -> EmbeddedRuntime | CloudRuntime:
     """Built on the first request of an instance, once: nothing runs at import time."""
     global _service, _api
     with _lock:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deepflix.adapters.gcp import queue_counters as qc
-from deepflix.adapters.gcp.queue_counters import CounterDoc
+from deepflix.adapters.gcp import queue_counts as qc
+from deepflix.adapters.gcp.queue_counts import CounterDoc
 from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
 from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import (

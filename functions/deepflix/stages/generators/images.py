@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from deepflix.stages.base import Scene, Story
-from deepflix.stages.story_local import stable_hash
+from deepflix.stages.generators.base import Scene, Story
+from deepflix.stages.generators.story import stable_hash
 
 WIDTH, HEIGHT = 1280, 720
 RGB = tuple[int, int, int]
@@ -75,7 +75,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[
     return lines[:2] or [""]
 
 
-class LocalImageGenerator:
+class CpuImageGenerator:
     """Paints one 1280x720 PNG per scene; varies by scene index, mood and style."""
 
     # Pillow's pixel work and PNG encoding run outside the GIL (its text drawing does not),

@@ -6,9 +6,9 @@ import os
 import sys
 
 from deepflix import logs
-from deepflix.config import get_settings
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
+from deepflix.settings import get_settings
 
 
 def main() -> int:
@@ -21,7 +21,7 @@ def main() -> int:
     except (KeyError, ValueError) as e:
         logs.get("jobs").error("bad job environment: %s", e)
         return 2
-    from deepflix.handlers.wiring import build  # the settings pick the adapters
+    from deepflix.runtime.compose import build  # the settings pick the adapters
 
     # The job is the worker process: its stage work runs here, on this thread.
     runtime = build(settings.model_copy(update={"stage_processes": 0}))

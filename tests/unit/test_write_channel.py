@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from deepflix.handlers.link import Link, LinkServer
 from deepflix.pipeline.errors import Conflict, DeepflixError, NotFound, Unavailable
 from deepflix.pipeline.models import Movie, MovieCreate
+from deepflix.runtime.write_channel import WriteClient, WriteServer
 from tests import factories
 
 pytestmark = pytest.mark.unit
@@ -54,19 +54,19 @@ class FakePipeline:
 
 
 @pytest.fixture
-def linked() -> Iterator[tuple[FakePipeline, Link, socket.socket, list[str]]]:
+def linked() -> Iterator[tuple[FakePipeline, WriteClient, socket.socket, list[str]]]:
     pipeline = FakePipeline()
     ours, theirs = socket.socketpair()
-    server = LinkServer(pipeline, ours, threads=4, on_ready=pipeline.ready.set)  # type: ignore[arg-type]
+    server = WriteServer(pipeline, ours, threads=4, on_ready=pipeline.ready.set)  # type: ignore[arg-type]
     server.start()
     closed: list[str] = []
-    link = Link(theirs, on_close=lambda: closed.append("closed"))
+    link = WriteClient(theirs, on_close=lambda: closed.append("closed"))
     yield pipeline, link, ours, closed
     ours.close()
     theirs.close()
 
 
-def run(link: Link, coro_fn: Any) -> Any:
+def run(link: WriteClient, coro_fn: Any) -> Any:
     async def main() -> Any:
         link.start(asyncio.get_running_loop())
         return await coro_fn()

@@ -7,7 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from deepflix.stages.base import Character, Scene, Story, VideoOutputs
+from deepflix.stages.generators.base import Character, Scene, Story, VideoOutputs
 
 # These exist to measure the queue itself (dispatch, retries, storage), not rendering:
 # the "movie" they produce is a 16x9 PNG and an MP4 with no video track. Never ship them.

@@ -24,7 +24,7 @@ from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
-from deepflix.stages.base import Generators
+from deepflix.stages.generators.base import Generators
 from deepflix.stages.processors import PROCESSORS, Outputs, StageContext
 from deepflix.stages.scratch import Scratch
 
@@ -39,7 +39,7 @@ STOP_GRACE_S = 5.0
 WORKER_NICE = 10
 
 
-class StageWork(Protocol):
+class StageExecutor(Protocol):
     def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
         """Generate the stage's outputs and store them as the movie's artifacts."""
         ...
@@ -53,7 +53,7 @@ class StageWork(Protocol):
     def close(self) -> None: ...
 
 
-class LocalWork:
+class InlineExecutor:
     """Stage work on the calling thread; a thread cannot be stopped, so no timeout here
     (the stage's deadline fails the attempt and its late report is ignored)."""
 
@@ -96,7 +96,7 @@ class _Failed(StageWorkError):
         self.retryable = retryable
 
 
-class WorkerPool:
+class ProcessExecutor:
     """Stage work in `processes` long-lived worker processes, each building its tools once
     with `kit` (pickled to them: a worker is a fresh interpreter, never a fork of this
     threaded process, and never a re-run of its main module as multiprocessing's spawn does).
@@ -108,7 +108,7 @@ class WorkerPool:
     attempt fails as retryable. Workers run below the runtime's CPU priority (WORKER_NICE).
     """
 
-    def __init__(self, processes: int, kit: Callable[[], LocalWork]) -> None:
+    def __init__(self, processes: int, kit: Callable[[], InlineExecutor]) -> None:
         self.processes = processes
         self._kit = pickle.dumps(kit)
         self._lock = threading.Lock()
@@ -224,7 +224,7 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         with theirs:
             process = subprocess.Popen(
-                [sys.executable, "-m", "deepflix.stages.work", str(theirs.fileno())],
+                [sys.executable, "-m", "deepflix.stages.executors", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
             )
         conn = Connection(ours.detach())
@@ -283,7 +283,7 @@ def _serve(conn: Connection) -> None:
     os.nice(WORKER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     try:
-        kit: Callable[[], LocalWork] = pickle.loads(conn.recv_bytes())
+        kit: Callable[[], InlineExecutor] = pickle.loads(conn.recv_bytes())
     except EOFError:
         return
     work = kit()

@@ -51,7 +51,7 @@ def error_from(fields: dict[str, Any]) -> DeepflixError:
     return cls(fields["message"], details=fields["details"])
 
 
-class LinkServer:
+class WriteServer:
     """The runtime's end: runs each request on a pool thread and answers in any order.
 
     Requests wait for the writer thread's commit, so the pool's threads mostly sleep;
@@ -116,7 +116,7 @@ class LinkServer:
             self.sock.sendall(data)
 
 
-class Link:
+class WriteClient:
     """The API process's end: a write is a request frame and a future, so the event loop
     answers reads while writes wait for their commit.
 
@@ -173,7 +173,7 @@ class Link:
         await self._call("resume", {})
 
     async def _call(self, op: str, args: dict[str, Any]) -> Any:
-        assert self._opening is not None, "Link.start was not called"
+        assert self._opening is not None, "WriteClient.start was not called"
         await self._opening
         if self._writer is None or self._writer.is_closing():
             raise Unavailable("the service is shutting down")

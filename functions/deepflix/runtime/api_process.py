@@ -17,11 +17,11 @@ from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.config import Settings
 from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Answer, Api, FileReply, Reply, failure
-from deepflix.handlers.link import Link
-from deepflix.handlers.server import http_server
 from deepflix.pipeline.service import Pipeline
+from deepflix.runtime.serve import http_server
+from deepflix.runtime.write_channel import WriteClient
+from deepflix.settings import Settings
 
 WRITES = frozenset({"create", "cancel", "retry", "pause", "resume"})
 
@@ -35,7 +35,7 @@ class AsyncApi:
     runtime and awaited, so it holds no thread while the writer commits it.
     """
 
-    def __init__(self, api: Api, link: Link) -> None:
+    def __init__(self, api: Api, link: WriteClient) -> None:
         self.api = api
         self.link = link
 
@@ -145,7 +145,7 @@ def build(settings: Settings, sock: socket.socket) -> AsyncApi:
         extra_metrics=lambda: {"dead_letters": len(queue.dead_letters())},
     )
     # The runtime gone (stopped or killed): stop too, so the port is free for its restart.
-    link = Link(sock, on_close=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    link = WriteClient(sock, on_close=lambda: os.kill(os.getpid(), signal.SIGTERM))
     return AsyncApi(api, link)
 
 

@@ -25,8 +25,8 @@ def _out(text: str = "", end: str = "\n") -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from deepflix import logs
-    from deepflix.config import Settings
-    from deepflix.handlers import server
+    from deepflix.runtime import serve as server
+    from deepflix.settings import Settings
 
     overrides = {"port": args.port} if args.port else {}
     try:

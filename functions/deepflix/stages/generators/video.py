@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepflix.pipeline.errors import RetryableStageError
-from deepflix.stages.base import Story, VideoOutputs
-from deepflix.stages.images_local import CAPTION_BAND
-from deepflix.stages.story_local import stable_hash
+from deepflix.stages.generators.base import Story, VideoOutputs
+from deepflix.stages.generators.images import CAPTION_BAND
+from deepflix.stages.generators.story import stable_hash
 
 WIDTH, HEIGHT = 1280, 720
 # How far the picture is zoomed or panned: enough to read as motion, little enough to keep
@@ -185,7 +185,7 @@ def _labels(names: Iterable[str]) -> str:
     return "".join(f"[{n}]" for n in names)
 
 
-class LocalVideoGenerator:
+class CpuVideoGenerator:
     """Assembles stills into an H.264 MP4 with libx264 from the imageio-ffmpeg binary."""
 
     def __init__(

@@ -70,7 +70,7 @@ class SubprocessJobRunner:
         }
         with open(self.log_dir / f"{execution}.log", "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "deepflix.jobs.main"],
+                [sys.executable, "-m", "deepflix.entrypoints.job"],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

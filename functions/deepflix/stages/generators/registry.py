@@ -1,26 +1,26 @@
-"""Picks the story/images/video generator set by name ("local" renders, "instant" benchmarks)."""
+"""Picks the story/images/video generator set by name ("cpu" renders, "instant" benchmarks)."""
 
 from __future__ import annotations
 
-from deepflix.stages.base import Generators
+from deepflix.stages.generators.base import Generators
 
-KINDS = ("local", "instant")
+KINDS = ("cpu", "instant")
 
 
 def load_generators(kind: str, *, scene_seconds: float = 3.0, fps: int = 24) -> Generators:
     # Imports are deferred so the instant set never pays for Pillow or the ffmpeg lookup.
-    if kind == "local":
-        from deepflix.stages.images_local import LocalImageGenerator
-        from deepflix.stages.story_local import LocalStoryGenerator
-        from deepflix.stages.video_local import LocalVideoGenerator
+    if kind == "cpu":
+        from deepflix.stages.generators.images import CpuImageGenerator
+        from deepflix.stages.generators.story import CpuStoryGenerator
+        from deepflix.stages.generators.video import CpuVideoGenerator
 
         return Generators(
-            story=LocalStoryGenerator(scene_seconds=scene_seconds),
-            images=LocalImageGenerator(),
-            video=LocalVideoGenerator(scene_seconds=scene_seconds, fps=fps),
+            story=CpuStoryGenerator(scene_seconds=scene_seconds),
+            images=CpuImageGenerator(),
+            video=CpuVideoGenerator(scene_seconds=scene_seconds, fps=fps),
         )
     if kind == "instant":
-        from deepflix.stages.instant import (
+        from deepflix.stages.generators.instant import (
             InstantImageGenerator,
             InstantStoryGenerator,
             InstantVideoGenerator,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from deepflix.stages.base import Story
-from deepflix.stages.story_local import MOODS, LocalStoryGenerator, keywords, stable_hash
+from deepflix.stages.generators.base import Story
+from deepflix.stages.generators.story import MOODS, CpuStoryGenerator, keywords, stable_hash
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +26,7 @@ def write(
     style: str = "cinematic",
     scene_seconds: float = 3.0,
 ) -> Story:
-    return LocalStoryGenerator(scene_seconds=scene_seconds).write_story(
+    return CpuStoryGenerator(scene_seconds=scene_seconds).write_story(
         prompt=prompt, title=title, style=style, scene_count=scenes, seed=seed
     )
 
@@ -39,8 +39,8 @@ def test_story_does_not_depend_on_the_process_hash_seed() -> None:
     # Python's hash() is salted per process; a story must survive a worker restart unchanged.
     code = (
         "import json\n"
-        "from deepflix.stages.story_local import LocalStoryGenerator\n"
-        f"s = LocalStoryGenerator().write_story(prompt={PROMPT!r}, title=None, "
+        "from deepflix.stages.generators.story import CpuStoryGenerator\n"
+        f"s = CpuStoryGenerator().write_story(prompt={PROMPT!r}, title=None, "
         "style='cinematic', scene_count=6, seed=7)\n"
         "print(json.dumps(s.model_dump()))\n"
     )

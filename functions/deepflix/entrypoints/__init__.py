@@ -1,0 +1,1 @@
+"""Entry points: the Cloud Functions, the job command and the CLI."""

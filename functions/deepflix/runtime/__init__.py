@@ -1,0 +1,1 @@
+"""The embedded mode's processes and the composition root for both modes."""

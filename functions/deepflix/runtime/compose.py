@@ -1,0 +1,148 @@
+"""The composition root: picks the adapters (embedded or Google Cloud) and assembles the service."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from deepflix import logs
+from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.atomic import AtomicPipeline
+from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.inline_jobs import InlineJobRunner
+from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
+from deepflix.adapters.local.queue import SqliteQueue
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
+from deepflix.pipeline.ports import ArtifactStore, JobRunner
+from deepflix.pipeline.service import Pipeline
+from deepflix.runtime.embedded import EmbeddedRuntime
+from deepflix.settings import Settings
+from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
+from deepflix.stages.faults import FaultPlan
+from deepflix.stages.generators.registry import load_generators
+from deepflix.stages.runner import StageRunner
+
+log = logs.get("runtime")
+
+
+@dataclass
+class CloudRuntime:
+    """The service on the Google Cloud adapters: delivery is by push, so nothing to start."""
+
+    settings: Settings
+    pipeline: Pipeline
+    runner: StageRunner
+    artifacts: ArtifactStore
+    local_file: Callable[[str], Path] | None
+    prune: Callable[[], int]  # the store's housekeeping, run by the `/sweep` task
+
+    def start(self) -> None:
+        """Tasks and events arrive as HTTP requests to the functions."""
+
+    def stop(self) -> None:
+        """Nothing runs in the background."""
+
+
+def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
+    if settings.job_runner == "inline":
+        gpu = settings.images_concurrency + settings.video_concurrency
+        return InlineJobRunner(threads=gpu)
+    if settings.job_runner == "cloudrun":
+        from deepflix.adapters.gcp.factory import cloud_run_jobs
+
+        return cloud_run_jobs(settings)
+    return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs", on_exit=on_exit)
+
+
+def inline_executor(
+    settings: Settings, artifacts: ArtifactStore, workdir: Path | None
+) -> InlineExecutor:
+    """Stage work on the calling thread; also what each stage worker process builds."""
+    generators = load_generators(
+        settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
+    )
+    return InlineExecutor(generators, artifacts, workdir)
+
+
+def _worker_kit(settings: Settings, workdir: Path) -> InlineExecutor:
+    """Run in a stage worker process (so module level: it is pickled to get there)."""
+    logs.setup(settings.log_level)
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
+    return inline_executor(settings, artifacts, workdir)
+
+
+def _runner(settings: Settings, pipeline: Pipeline, work: StageExecutor) -> StageRunner:
+    runner = StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
+    if isinstance(pipeline.jobs, InlineJobRunner):
+        pipeline.jobs.execute = runner.execute
+    return runner
+
+
+def build_cloud(settings: Settings) -> CloudRuntime:
+    from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
+
+    ports = build_ports(settings)
+    artifacts: ArtifactStore
+    local_file = None
+    if settings.artifacts == "gcs":
+        artifacts = gcs_artifacts(settings)
+    else:
+        local = LocalArtifactStore(settings.media_root() / "artifacts")
+        artifacts, local_file = local, local.resolve
+    holder: list[StageRunner] = []
+    jobs = _jobs(
+        settings,
+        lambda e: holder[0].job_exited(e.movie_id, e.stage, e.attempt, e.returncode),
+    )
+    pipeline = Pipeline(
+        store=ports.store,
+        tasks=ports.tasks,
+        events=ports.events,
+        jobs=jobs,
+        config=settings.pipeline_config(),
+    )
+    runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
+    holder.append(runner)
+    return CloudRuntime(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
+
+
+def build(settings: Settings) -> EmbeddedRuntime | CloudRuntime:
+    return build_cloud(settings) if settings.backend == "gcp" else build_embedded(settings)
+
+
+def build_embedded(
+    settings: Settings, *, clock: Callable[[], datetime] | None = None
+) -> EmbeddedRuntime:
+    data, media = settings.data_dir.resolve(), settings.media_root()
+    db = Database(data / "movies.db")  # documents and queues: one transaction per change
+    store = SqliteMovieStore(db)
+    queue = SqliteQueue(db)
+    artifacts = LocalArtifactStore(media / "artifacts")
+    holder: list[EmbeddedRuntime] = []
+    jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
+    extra = {"clock": clock} if clock is not None else {}
+    pipeline = AtomicPipeline(
+        db=db,
+        store=store,
+        tasks=LocalTaskQueue(queue, swept_deadlines=True),
+        events=LocalEventBus(queue),
+        jobs=jobs,
+        config=settings.pipeline_config(),
+        **extra,
+    )
+    # Stage work beside the artifacts, so outputs are renamed into place, never copied.
+    work = media / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    stage_work: StageExecutor = (
+        ProcessExecutor(settings.stage_processes, functools.partial(_worker_kit, settings, work))
+        if settings.stage_processes
+        else inline_executor(settings, artifacts, work)
+    )
+    runner = _runner(settings, pipeline, stage_work)
+    embedded = EmbeddedRuntime(settings, store, queue, artifacts, pipeline, runner, work)
+    holder.append(embedded)
+    return embedded

@@ -1,0 +1,126 @@
+"""The embedded runtime: recovers after a crash, delivers queued work, sweeps overdue stages."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepflix import logs
+from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.consumer import Consumer
+from deepflix.adapters.local.messaging import task_queue_name, topic_queue_name
+from deepflix.adapters.local.queue import Message, SqliteQueue
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.adapters.local.subprocess_jobs import JobExit
+from deepflix.pipeline.models import STAGES, Stage
+from deepflix.pipeline.service import Pipeline, stage_topic
+from deepflix.pipeline.transitions import StageFailed
+from deepflix.settings import Settings
+from deepflix.stages.runner import StageRunner
+
+log = logs.get("runtime")
+
+
+@dataclass
+class EmbeddedRuntime:
+    settings: Settings
+    store: SqliteMovieStore
+    queue: SqliteQueue
+    artifacts: LocalArtifactStore
+    pipeline: Pipeline
+    runner: StageRunner
+    workdir: Path  # stage work's folders, beside the artifacts
+    consumer: Consumer | None = None
+
+    @property
+    def local_file(self) -> Callable[[str], Path]:
+        return self.artifacts.resolve
+
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        """Recover from an unclean stop, then deliver work as it arrives."""
+        released = self.queue.release_leases()
+        interrupted = self.interrupt_running()
+        for leftover in self.workdir.iterdir():  # what stage work left when the service died
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.runner.work.start()
+        log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
+        handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
+        }  # no deadline tasks here: the sweep times stages out (LocalTaskQueue)
+        for stage in STAGES:
+            handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
+        # Hand-offs inside this process are not stored: what a crash loses of them, the
+        # recovery above and the sweep rebuild from the movies (ADR 0007).
+        self.consumer = Consumer(
+            self.queue,
+            handlers,
+            threads=self.settings.workers,
+            on_error=_log_delivery_error,
+            stored=False,
+        )
+        self.consumer.start()
+        self.pipeline.sweep()  # waiting movies whose dispatch was in flight at the crash
+        threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+        self.runner.close()
+
+    def prune(self) -> int:
+        """The store's housekeeping (the sweeper runs it; so does a `/sweep` task)."""
+        return self.store.prune()
+
+    def interrupt_running(self) -> int:
+        """Work that was running when the service died will not report: retry it."""
+        n = 0
+        now = self.pipeline.clock()
+        for stage in STAGES:
+            for movie in self.store.running(stage):
+                attempt = movie.stages[stage].attempts
+                event = StageFailed(
+                    stage,
+                    attempt,
+                    "interrupted",
+                    "the service stopped during this attempt",
+                    True,
+                    now,
+                )
+                self.pipeline.report(movie.id, event)
+                n += 1
+        return n
+
+    def job_exited(self, exit: JobExit) -> None:
+        self.runner.job_exited(exit.movie_id, exit.stage, exit.attempt, exit.returncode)
+        # The job wrote its results and follow-up messages from another process: look now.
+        if self.consumer is not None:
+            self.consumer.wake()
+
+    def _dispatch(self, stage: Stage) -> None:
+        self.pipeline.dispatch(stage)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_s):
+            try:
+                self.pipeline.sweep()
+                self.queue.purge_names()
+                self.prune()
+            except Exception:
+                log.exception("sweep failed")
+
+
+def _log_delivery_error(message: Message, error: BaseException) -> None:
+    log.error(
+        "delivery failed on %s (delivery %d): %s",
+        message.queue,
+        message.deliveries,
+        error,
+        exc_info=error,
+    )

@@ -1,0 +1,1 @@
+"""Story, image and video generators behind one interface, chosen by settings."""
