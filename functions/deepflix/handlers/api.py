@@ -195,7 +195,7 @@ class Api:
         return Response(DASHBOARD.read_bytes(), mimetype="text/html")
 
     def _health(self, request: Request) -> Reply:
-        counts = self.pipeline.store.counts()
+        counts = self.pipeline.counts()
         return json_reply(
             {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
         )
@@ -235,7 +235,7 @@ class Api:
         raw = request.args.get("limit", "20")
         if not raw.isdigit() or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
-        page = self.pipeline.store.list(
+        page = self.pipeline.list_movies(
             owner=None, limit=int(raw), cursor=request.args.get("cursor") or None
         )
         return json_reply(
@@ -291,10 +291,10 @@ class Api:
         return self.queues()
 
     def queues(self) -> Reply:
-        counts = self.pipeline.store.counts()
-        observed = self.pipeline.store.mean_durations()
+        counts = self.pipeline.counts()
+        observed = self.pipeline.mean_durations()
         body: dict[str, Any] = {
-            "admission_paused": self.pipeline.store.admission_paused(),
+            "admission_paused": self.pipeline.admission_paused(),
             "queues": {
                 s.value: {
                     "waiting": c.waiting,

@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
 from deepflix.pipeline.policy import PipelineConfig
-from deepflix.pipeline.ports import EventBus, IdempotencyConflict, JobRunner, MovieStore, TaskQueue
+from deepflix.pipeline.ports import (
+    EventBus,
+    IdempotencyConflict,
+    JobRunner,
+    MovieStore,
+    Page,
+    QueueCounts,
+    TaskQueue,
+)
 from deepflix.pipeline.position import QueuePosition, estimate_eta
 from deepflix.pipeline.transitions import (
     CancelExecution,
@@ -21,6 +29,7 @@ from deepflix.pipeline.transitions import (
     DeadlinePassed,
     Dispatch,
     Event,
+    JobStarted,
     RetryRequested,
     RunStage,
     Transition,
@@ -93,6 +102,21 @@ class Pipeline:
             raise NotFound(f"no movie with id {movie_id!r}")
         return movie
 
+    def find(self, movie_id: str) -> Movie | None:
+        return self.store.get(movie_id)
+
+    def list_movies(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
+        return self.store.list(owner=owner, limit=limit, cursor=cursor)
+
+    def counts(self) -> dict[Stage, QueueCounts]:
+        return self.store.counts()
+
+    def mean_durations(self) -> dict[Stage, float]:
+        return self.store.mean_durations()
+
+    def admission_paused(self) -> bool:
+        return self.store.admission_paused()
+
     def cancel(self, movie_id: str) -> Movie:
         return self._client_event(movie_id, CancelRequested(self.clock()))
 
@@ -136,6 +160,13 @@ class Pipeline:
         for t in claimed:
             self._perform(t.commands)
         return len(claimed)
+
+    def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
+        """Hand a stage attempt to the job runner and record the execution it started."""
+        execution = self.jobs.run(
+            stage=stage, movie_id=movie_id, attempt=attempt, timeout_s=self.config[stage].timeout_s
+        )
+        self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
 
     def report(self, movie_id: str, event: Event) -> Transition | None:
         """Apply an event from stage work; stale or repeated reports change nothing."""

@@ -11,7 +11,7 @@ from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import JobStarted, Progressed, StageFailed, StageSucceeded
+from deepflix.pipeline.transitions import Progressed, StageFailed, StageSucceeded
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
 
@@ -54,12 +54,7 @@ class StageRunner:
             return
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
-        execution = self.pipeline.jobs.run(
-            stage=req.stage, movie_id=req.movie_id, attempt=req.attempt, timeout_s=policy.timeout_s
-        )
-        self.pipeline.report(
-            req.movie_id, JobStarted(req.stage, req.attempt, execution, self.pipeline.clock())
-        )
+        self.pipeline.start_job(req.movie_id, req.stage, req.attempt)
 
     def execute(
         self, movie_id: str, stage: Stage, attempt: int, *, current: Movie | None = None
@@ -130,7 +125,7 @@ class StageRunner:
         )
 
     def _current(self, movie_id: str, stage: Stage, attempt: int) -> Movie | None:
-        movie = self.pipeline.store.get(movie_id)
+        movie = self.pipeline.find(movie_id)
         if movie is None:
             return None
         st = movie.stages[stage]
