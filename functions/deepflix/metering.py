@@ -19,6 +19,7 @@ class Meter:
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -31,11 +32,14 @@ class Meter:
     def flush(self, directory: Path | None) -> None:
         if directory is None:
             return
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / f"{os.getpid()}.json"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(), sort_keys=True))
-        os.replace(tmp, target)
+        # Requests of one process flush concurrently: one at a time, each through a temp file
+        # of its own, so a reader of the folder never sees half a file and no flush fails.
+        with self._flushing:
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / f"{os.getpid()}.json"
+            tmp = directory / f"{os.getpid()}-{threading.get_ident()}.tmp"
+            tmp.write_text(json.dumps(self.snapshot(), sort_keys=True))
+            os.replace(tmp, target)
 
 
 def totals(directory: Path) -> dict[str, int]:

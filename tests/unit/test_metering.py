@@ -39,3 +39,26 @@ def test_flush_writes_this_process_and_totals_sum_all(tmp_path: Path) -> None:
     assert json.loads((tmp_path / f"{os.getpid()}.json").read_text()) == {"firestore.reads": 4}
     assert totals(tmp_path) == {"firestore.reads": 14, "pubsub.publishes": 2}
     Meter().flush(None)  # no folder configured: nothing to do
+
+
+def test_concurrent_flushes_of_one_process_never_fail(tmp_path: Path) -> None:
+    """Every request of a function flushes; two at once once raced on one temp file."""
+    meter = Meter()
+    errors: list[BaseException] = []
+
+    def flush_many() -> None:
+        for _ in range(200):
+            meter.add("invocations.api")
+            try:
+                meter.flush(tmp_path)
+            except OSError as e:
+                errors.append(e)
+
+    threads = [threading.Thread(target=flush_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert totals(tmp_path) == {"invocations.api": 1600}
+    assert not list(tmp_path.glob("*.tmp"))
