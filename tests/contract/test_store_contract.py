@@ -7,17 +7,18 @@ from datetime import timedelta
 
 import pytest
 
+from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
 from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
-from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
+from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import T0, movie
 
 pytestmark = pytest.mark.contract
 LATER = T0 + timedelta(hours=1)
 
 
-def claim(store: MovieStore, stage: Stage, limit: int) -> list[Transition]:
+def claim(store: MovieStore, stage: Stage, limit: int) -> list[Decision]:
     return store.claim(
         stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
     )
@@ -49,7 +50,7 @@ def test_mutate_saves_only_applied_transitions(store: MovieStore) -> None:
     assert stored is not None and stored.stages[Stage.story].status is StageStatus.running
     again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
     assert again is not None and not again.applied
-    assert store.mutate("missing", lambda x: Transition(x)) is None
+    assert store.mutate("missing", lambda x: Decision(x)) is None
 
 
 def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: MovieStore) -> None:
@@ -67,7 +68,7 @@ def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: Movie
 def test_claim_skips_movies_still_backing_off(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")
-    assert store.claim(Stage.story, 1, T0 - timedelta(seconds=1), lambda x: Transition(x)) == []
+    assert store.claim(Stage.story, 1, T0 - timedelta(seconds=1), lambda x: Decision(x)) == []
 
 
 def test_parallel_claims_never_over_admit(store: MovieStore) -> None:

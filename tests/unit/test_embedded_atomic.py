@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.events import CancelRequested
 from deepflix.pipeline.models import MovieCreate, Stage, StageStatus
 from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import CancelRequested, apply
+from deepflix.pipeline.transitions import apply
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from tests.factories import T0

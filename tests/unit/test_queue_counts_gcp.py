@@ -10,16 +10,16 @@ import pytest
 
 from deepflix.adapters.gcp import queue_counts as qc
 from deepflix.adapters.gcp.queue_counts import CounterDoc
-from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import (
+from deepflix.pipeline.events import (
     CancelRequested,
     Claimed,
     RetryRequested,
     StageFailed,
     StageSucceeded,
-    apply,
 )
+from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import apply
 from tests.factories import T0, movie
 
 pytestmark = pytest.mark.unit

@@ -13,17 +13,17 @@ import pytest
 
 from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.pipeline.models import STAGES, Movie, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import (
+from deepflix.pipeline.events import (
     CancelRequested,
     Claimed,
     Event,
     RetryRequested,
     StageFailed,
     StageSucceeded,
-    apply,
 )
+from deepflix.pipeline.models import STAGES, Movie, Stage
+from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.transitions import apply
 from tests.factories import T0, movie
 from tests.queue_checks import assert_positions_exact
 

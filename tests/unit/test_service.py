@@ -11,10 +11,10 @@ import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import JobStarted, StageSucceeded
 from tests.factories import T0, request
 
 pytestmark = pytest.mark.unit

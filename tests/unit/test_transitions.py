@@ -6,10 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
-from deepflix.pipeline.transitions import (
-    TRANSITIONS,
+from deepflix.pipeline.events import (
     CancelExecution,
     CancelRequested,
     CheckDeadline,
@@ -22,8 +19,10 @@ from deepflix.pipeline.transitions import (
     RunStage,
     StageFailed,
     StageSucceeded,
-    apply,
 )
+from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.transitions import TRANSITIONS, apply
 from tests.factories import T0, movie
 
 pytestmark = pytest.mark.unit

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.events import CancelRequested, Claimed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.policy import DEFAULT_CONFIG, EWMA_WEIGHT
-from deepflix.pipeline.transitions import (
-    CancelRequested,
-    Claimed,
-    StageFailed,
-    StageSucceeded,
-    apply,
-)
+from deepflix.pipeline.transitions import apply
 from tests.factories import T0, movie
 from tests.unit.test_queue_counts_local import assert_exact
 

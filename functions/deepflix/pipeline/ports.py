@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deepflix.pipeline.models import Movie, Stage
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
-Mutation = Callable[[Movie], Transition]
+Mutation = Callable[[Movie], Decision]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ class MovieStore(Protocol):
 
     def get(self, movie_id: str) -> Movie | None: ...
 
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
         """Load, apply fn, save if applied — all in one transaction. None if absent."""
 
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         """Atomically apply fn to the first ready movies waiting in `stage`, by (priority,
         arrival), while fewer than `limit` run there. Never over-admits under concurrency."""
 

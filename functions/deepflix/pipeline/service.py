@@ -8,6 +8,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline.events import (
+    CancelExecution,
+    CancelRequested,
+    CheckDeadline,
+    Claimed,
+    Command,
+    DeadlinePassed,
+    Dispatch,
+    Event,
+    JobStarted,
+    RetryRequested,
+    RunStage,
+)
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import (
@@ -20,21 +33,7 @@ from deepflix.pipeline.ports import (
     TaskQueue,
 )
 from deepflix.pipeline.position import QueuePosition, estimate_eta
-from deepflix.pipeline.transitions import (
-    CancelExecution,
-    CancelRequested,
-    CheckDeadline,
-    Claimed,
-    Command,
-    DeadlinePassed,
-    Dispatch,
-    Event,
-    JobStarted,
-    RetryRequested,
-    RunStage,
-    Transition,
-    apply,
-)
+from deepflix.pipeline.transitions import Decision, apply
 
 Clock = Callable[[], datetime]
 
@@ -168,7 +167,7 @@ class Pipeline:
         )
         self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
 
-    def report(self, movie_id: str, event: Event) -> Transition | None:
+    def report(self, movie_id: str, event: Event) -> Decision | None:
         """Apply an event from stage work; stale or repeated reports change nothing."""
         t = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
         if t is not None:

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict
 
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
+from deepflix.pipeline.events import Progressed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import Progressed, StageFailed, StageSucceeded
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
 

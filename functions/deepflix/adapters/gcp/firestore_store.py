@@ -29,7 +29,7 @@ from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
 R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
@@ -136,10 +136,10 @@ class FirestoreMovieStore:
         return from_document(snap.to_dict()) if snap.exists else None
 
     @translate_outages("firestore")
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
         ref = self.movies().document(movie_id)
 
-        def body(tx: Txn) -> Transition | None:
+        def body(tx: Txn) -> Decision | None:
             snap = tx.get(ref)
             if not snap.exists:
                 return None
@@ -154,8 +154,8 @@ class FirestoreMovieStore:
         return self._transact(body)
 
     @translate_outages("firestore")
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def body(tx: Txn) -> list[Transition]:
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        def body(tx: Txn) -> list[Decision]:
             slots = tx.get(self.slots_ref(stage))
             running = list((slots.to_dict() or {}).get("running", []))
             free = limit - len(running)

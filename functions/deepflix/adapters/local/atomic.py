@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from deepflix.adapters.local.db import Database
+from deepflix.pipeline.events import Event
 from deepflix.pipeline.models import Movie, MovieCreate, Stage
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import Event, Transition
+from deepflix.pipeline.transitions import Decision
 
 
 class AtomicPipeline(Pipeline):
@@ -49,7 +50,7 @@ class AtomicPipeline(Pipeline):
     def dispatch(self, stage: Stage) -> int:
         return self.db.write(lambda _: Pipeline.dispatch(self, stage))
 
-    def report(self, movie_id: str, event: Event) -> Transition | None:
+    def report(self, movie_id: str, event: Event) -> Decision | None:
         return self.db.write(lambda _: Pipeline.report(self, movie_id, event))
 
     def sweep(self) -> None:

@@ -18,7 +18,7 @@ from deepflix.adapters.local.journal import History
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS movies (
@@ -178,8 +178,8 @@ class SqliteMovieStore:
     def get(self, movie_id: str) -> Movie | None:
         return self._load(self.db.conn(), movie_id)
 
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
-        def write(conn: sqlite3.Connection) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
+        def write(conn: sqlite3.Connection) -> Decision | None:
             movie = self._load(conn, movie_id)
             if movie is None:
                 return None
@@ -190,8 +190,8 @@ class SqliteMovieStore:
 
         return self.db.write(write)
 
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def write(conn: sqlite3.Connection) -> list[Transition]:
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        def write(conn: sqlite3.Connection) -> list[Decision]:
             waiting, running = self.index.of(conn, stage.value)
             free = limit - running
             if free <= 0 or not waiting:  # no statement: each one waits to retake the GIL
