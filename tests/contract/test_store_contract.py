@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from datetime import timedelta
 
 import pytest
 
+from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.events import Claimed, StageSucceeded
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.models import MovieStatus, Stage, StageStatus, arrival_key
 from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
 from deepflix.pipeline.transitions import Decision, apply
@@ -136,3 +138,10 @@ def test_list_is_newest_first_and_pages(store: MovieStore) -> None:
     assert [m.id for m in second.movies + third.movies] == [ms[2].id, ms[1].id, ms[0].id]
     assert third.next_cursor is None
     assert store.list(owner="someone-else", limit=10, cursor=None).movies == []
+
+
+def test_a_cursor_that_names_no_movie_is_refused(store: MovieStore) -> None:
+    store.create(movie(), idempotency_key=None, fingerprint="f")
+    for raw in (b"no-separator", f"{arrival_key(T0)}|".encode()):
+        with pytest.raises(BadRequest):
+            store.list(owner=None, limit=10, cursor=base64.urlsafe_b64encode(raw).decode())

@@ -13,7 +13,6 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from deepflix.adapters.gcp.clients import Lazy, outages
-from deepflix.adapters.gcp.firestore_docs import decode_cursor
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.pubsub import PubSubEventBus, delivery_attempt, message_id, parse_push
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner, execution_env
@@ -125,12 +124,6 @@ def test_execution_env_leaves_cloud_runs_own_variables_alone() -> None:
         "DEEPFLIX_JOB_MOVIE_ID": "m",
         "DEEPFLIX_JOB_ATTEMPT": "3",
     }
-
-
-def test_an_invalid_list_cursor_is_a_bad_request() -> None:
-    for cursor in ("%%%", base64.urlsafe_b64encode(b"no-separator").decode()):
-        with pytest.raises(BadRequest):
-            decode_cursor(cursor)
 
 
 def test_clients_are_built_on_first_use_once() -> None:

@@ -8,16 +8,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import CAPTIONS, POSTER, STORY, VIDEO, Movie, Stage, scene_image
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.stages.generators.base import Generators, ImageGenerator, Scene, Story
-
-STORY = "story.json"
-VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
-
-
-def scene_image(index: int) -> str:
-    return f"scene-{index + 1:02d}.png"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
-    decode_cursor,
-    encode_cursor,
     eq,
     from_document,
     to_document,
@@ -27,7 +25,7 @@ from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
 

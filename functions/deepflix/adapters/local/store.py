@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import sqlite3
 import threading
@@ -15,8 +14,7 @@ import orjson
 from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
-from deepflix.pipeline.errors import BadRequest
-from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
+from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
 
@@ -85,16 +83,17 @@ def _ts(at: datetime | None) -> float | None:
 
 
 def _columns(m: Movie) -> tuple[object, ...]:
-    waiting, running = m.waiting_stage, m.running_stage
+    """The row of a movie but its version and id: the document and its queue fields."""
+    owner, arrival, prio, waiting, ready_at, running, deadline = m.queue_fields()
     return (
         m.model_dump_json(),
-        m.owner,
-        arrival_key(m.created_at),
-        m.request.priority.rank,
-        waiting.value if waiting else None,
-        _ts(m.stages[waiting].ready_at) if waiting else None,
-        running.value if running else None,
-        _ts(m.stages[running].deadline) if running else None,
+        owner,
+        arrival,
+        prio,
+        waiting,
+        _ts(ready_at),
+        running,
+        _ts(deadline),
     )
 
 
@@ -102,16 +101,6 @@ def _ready(m: Movie, stage: Stage, now: datetime) -> bool:
     """What the claim's SELECT asks of a row, asked of a movie."""
     ready_at = m.stages[stage].ready_at
     return m.waiting_stage is stage and ready_at is not None and ready_at <= now
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-    except (ValueError, UnicodeError):
-        sep = ""
-    if not sep:
-        raise BadRequest("invalid cursor", details={"cursor": cursor})
-    return arrival, movie_id
 
 
 class SqliteMovieStore:
@@ -289,7 +278,7 @@ class SqliteMovieStore:
             where.append("owner = ?")
             args.append(owner)
         if cursor is not None:
-            arrival, movie_id = _decode_cursor(cursor)
+            arrival, movie_id = decode_cursor(cursor)
             where.append("(arrival, id) < (?, ?)")
             args += [arrival, movie_id]
         sql = "SELECT id, version, doc FROM movies"
@@ -298,12 +287,7 @@ class SqliteMovieStore:
         sql += " ORDER BY arrival DESC, id DESC LIMIT ?"
         rows = self._current().execute(sql, (*args, limit + 1)).fetchall()
         movies = [self._parse(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = movies[-1]
-            raw = f"{arrival_key(last.created_at)}|{last.id}"
-            next_cursor = base64.urlsafe_b64encode(raw.encode()).decode()
-        return Page(movies, next_cursor)
+        return Page(movies, encode_cursor(movies[-1]) if len(rows) > limit else None)
 
     def rows(self) -> dict[str, str]:
         """The rows of the movies this batch created and saved (the Database's flush)."""
