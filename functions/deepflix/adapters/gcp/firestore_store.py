@@ -25,6 +25,7 @@ from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
@@ -243,8 +244,7 @@ class FirestoreMovieStore:
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
         entries = self.movies().document(movie_id).collection(JOURNAL).order_by(DOC_ID)
-        keys = ("stage", "attempt", "before", "after", "at")
-        return [{k: s.get(k) for k in keys} for s in self._stream(entries)]
+        return [{k: s.get(k) for k in JournalEntry._fields} for s in self._stream(entries)]
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:

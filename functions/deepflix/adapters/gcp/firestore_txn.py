@@ -11,7 +11,8 @@ from google.cloud import firestore
 from deepflix.adapters.gcp.firestore_docs import Doc, to_document
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
-from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
+from deepflix.pipeline.journal import stage_changes
+from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.policy import running_mean
 
 if TYPE_CHECKING:
@@ -69,21 +70,13 @@ class Txn:
 
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
         ref = self.store.movies().document(new.id)
+        journal, durations = stage_changes(old, new)
         seq = int(old_doc.get("journal_seq") or 0)
-        for st in STAGES:
-            before, after = old.stages[st], new.stages[st]
-            if before.status is not after.status:
-                seq += 1
-                entry = {
-                    "stage": st.value,
-                    "attempt": after.attempts,
-                    "before": before.status.value,
-                    "after": after.status.value,
-                    "at": new.updated_at.isoformat(),
-                }
-                self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry)
-            if before.status is StageStatus.running and after.status is StageStatus.succeeded:
-                self._observe(st, after.duration_s or 0.0)
+        for entry in journal:
+            seq += 1
+            self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry.document())
+        for stage, seconds in durations:
+            self._observe(stage, seconds)
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
                 self.freed.setdefault(old.running_stage, []).append(new.id)

@@ -14,6 +14,7 @@ import orjson
 from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
+from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
@@ -269,8 +270,7 @@ class SqliteMovieStore:
             "SELECT stage, attempt, before, after, at FROM journal WHERE movie_id = ? ORDER BY seq",
             (movie_id,),
         )
-        keys = ("stage", "attempt", "before", "after", "at")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(JournalEntry._fields, row, strict=True)) for row in rows]
 
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         where, args = [], []
