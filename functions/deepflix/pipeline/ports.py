@@ -96,6 +96,30 @@ class JobRunner(Protocol):
     def cancel(self, execution: str) -> None: ...
 
 
+def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
+    """What a job execution is told, as env overrides: the job reads nothing else.
+
+    Every JobRunner passes these (a Cloud Run execution gets CLOUD_RUN_EXECUTION from Cloud
+    Run itself); the job entry point reads them back with job_from_env().
+    """
+    return {
+        "DEEPFLIX_JOB_STAGE": stage.value,
+        "DEEPFLIX_JOB_MOVIE_ID": movie_id,
+        "DEEPFLIX_JOB_ATTEMPT": str(attempt),
+        "CLOUD_RUN_EXECUTION": execution,
+    }
+
+
+def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:
+    """(stage, movie id, attempt) from a job's environment; KeyError or ValueError if absent
+    or malformed."""
+    return (
+        Stage(env["DEEPFLIX_JOB_STAGE"]),
+        env["DEEPFLIX_JOB_MOVIE_ID"],
+        int(env["DEEPFLIX_JOB_ATTEMPT"]),
+    )
+
+
 class ArtifactStore(Protocol):
     def put(self, movie_id: str, name: str, source: Path) -> str:
         """Store a file under the movie's prefix; returns its storage path.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deepflix import logs
 from deepflix.pipeline.models import Stage
+from deepflix.pipeline.ports import job_env
 
 log = logs.get("jobs")
 _PR_SET_PDEATHSIG = 1
@@ -33,16 +34,6 @@ class JobExit:
     stage: Stage
     attempt: int
     returncode: int
-
-
-def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
-    """The overrides run_job passes to a Cloud Run execution; the job reads nothing else."""
-    return {
-        "DEEPFLIX_JOB_STAGE": stage.value,
-        "DEEPFLIX_JOB_MOVIE_ID": movie_id,
-        "DEEPFLIX_JOB_ATTEMPT": str(attempt),
-        "CLOUD_RUN_EXECUTION": execution,
-    }
 
 
 class SubprocessJobRunner:
