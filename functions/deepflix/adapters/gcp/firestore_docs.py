@@ -8,15 +8,25 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from deepflix.pipeline.models import Movie
+from deepflix.pipeline.models import Movie, Stage
 
 Doc = dict[str, Any]
-MOVIES = "movies"
+# Collections: the movies, and per stage the ids running there (the slots a claim guards)
+# and the stage's mean duration.
+MOVIES, QUEUES, STATS = "movies", "queues", "stats"
 DOC_ID = FieldPath.document_id()
 
 
 def eq(field: str, value: object) -> Any:
     return firestore.FieldFilter(field, "==", value)
+
+
+def slots_ref(db: Any, stage: Stage) -> Any:
+    return db.collection(QUEUES).document(stage.value)
+
+
+def stats_ref(db: Any, stage: Stage) -> Any:
+    return db.collection(STATS).document(stage.value)
 
 
 def index_fields(m: Movie) -> Doc:

@@ -17,8 +17,10 @@ from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
+    STATS,
     eq,
     from_document,
+    slots_ref,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
@@ -33,8 +35,7 @@ from deepflix.pipeline.transitions import Decision
 R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
-IDEMPOTENCY, QUEUES = "idempotency", "queues"
-STATS, CONTROL = "stats", "control"
+IDEMPOTENCY, CONTROL = "idempotency", "control"
 
 
 class FirestoreMovieStore:
@@ -84,12 +85,6 @@ class FirestoreMovieStore:
     def movies(self) -> Any:
         return self.db().collection(MOVIES)
 
-    def slots_ref(self, stage: Stage) -> Any:
-        return self.db().collection(QUEUES).document(stage.value)
-
-    def stats_ref(self, stage: Stage) -> Any:
-        return self.db().collection(STATS).document(stage.value)
-
     def _admission_ref(self) -> Any:
         return self.db().collection(CONTROL).document("admission")
 
@@ -97,7 +92,7 @@ class FirestoreMovieStore:
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
-            tx = Txn(self)
+            tx = self._txn()
             tx.create(ref, to_document(movie))
             tx.count(None, movie)
             try:
@@ -155,7 +150,7 @@ class FirestoreMovieStore:
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         def body(tx: Txn) -> list[Decision]:
-            slots = tx.get(self.slots_ref(stage))
+            slots = tx.get(slots_ref(self.db(), stage))
             running = list((slots.to_dict() or {}).get("running", []))
             free = limit - len(running)
             if free <= 0:
@@ -290,11 +285,14 @@ class FirestoreMovieStore:
             last = page[-1]
         return picked
 
+    def _txn(self) -> Txn:
+        return Txn(self.db(), rpc=self.rpc, shards=self.shards)
+
     def _transact(self, body: Callable[[Txn], R]) -> R:
         """Run `body` in a fresh transaction until it commits without losing a race."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return body(Txn(self))
+                return body(self._txn())
             except CONFLICTS:
                 pass
             # Jittered backoff, so the losers of one race do not all meet again in the next.
