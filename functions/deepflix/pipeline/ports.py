@@ -6,12 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.transitions import Decision
 
 Mutation = Callable[[Movie], Decision]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,21 @@ class MovieStore(Protocol):
 
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         """Newest first."""
+
+
+class UnitOfWork(Protocol):
+    """Runs each state-changing operation of the pipeline. Where the store and the queues
+    share one database, as one transaction: the saves an operation makes and the messages
+    they lead to commit together, or none of them if it raises (a transactional outbox)."""
+
+    def __call__(self, operation: Callable[[], T], /) -> T: ...
+
+
+def each_step_alone(operation: Callable[[], T]) -> T:
+    """The unit of work of adapters that commit each save on its own and send its messages
+    after it (Firestore, Cloud Tasks, Pub/Sub): what a crash in between leaves unsent, the
+    deadline checks and the sweep make good."""
+    return operation()
 
 
 class TaskQueue(Protocol):

@@ -133,6 +133,11 @@ class Database:
             raise w.error
         return w.result  # type: ignore[no-any-return]
 
+    def atomically(self, operation: Callable[[], T]) -> T:
+        """Run `operation` as one write (the pipeline's unit of work here): everything it
+        writes through this database, movies and messages alike, commits together."""
+        return self.write(lambda _conn: operation())
+
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call `fn` once the write running now has committed (at once outside a write);
         never if it rolls back. Wakes other threads only for changes they can see."""

@@ -42,16 +42,19 @@ class SubprocessJobRunner:
         *,
         log_dir: Path,
         env: Mapping[str, str] | None = None,
-        on_exit: Callable[[JobExit], None] | None = None,
         grace_s: float = 5.0,
     ) -> None:
         self.log_dir = log_dir
         self.env = dict(env if env is not None else os.environ)
-        self.on_exit = on_exit
         self.grace_s = grace_s
+        self._exit_listeners: list[Callable[[JobExit], None]] = []
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         log_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_exit(self, listener: Callable[[JobExit], None]) -> None:
+        """Call `listener` with every job's exit, on the thread that watched the job."""
+        self._exit_listeners.append(listener)
 
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
         execution = f"{stage.value}-{movie_id[:12]}-{attempt}-{uuid.uuid4().hex[:6]}"
@@ -118,5 +121,5 @@ class SubprocessJobRunner:
             code = proc.wait()
         with self._lock:
             self._procs.pop(info[0], None)
-        if self.on_exit is not None:
-            self.on_exit(JobExit(*info, returncode=code))
+        for listener in self._exit_listeners:
+            listener(JobExit(*info, returncode=code))
