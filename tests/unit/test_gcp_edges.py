@@ -1,11 +1,10 @@
-"""The pure edges of the GCP adapters: push envelopes, task headers, names, lazy clients."""
+"""The pure edges of the GCP adapters: push envelopes, task names, job env, lazy clients."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +19,6 @@ from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.adapters.gcp.tasks import (
     CloudTasksQueue,
     clamp_deadline,
-    parse_task_headers,
     task_id,
 )
 from deepflix.pipeline.errors import BadRequest, Unavailable
@@ -84,32 +82,6 @@ def test_a_malformed_push_is_a_bad_request(envelope: dict[str, Any]) -> None:
 
 def test_a_message_without_data_has_empty_data() -> None:
     assert parse_push({"message": {"attributes": {"k": "v"}}}) == ({}, {"k": "v"})
-
-
-def test_cloud_tasks_headers_are_read_whatever_their_case() -> None:
-    headers = {
-        "X-CloudTasks-QueueName": "deepflix",
-        "X-CloudTasks-TaskName": task_id("deadline-m1-story-1"),
-        "X-CloudTasks-TaskRetryCount": "2",
-        "X-CloudTasks-TaskExecutionCount": "1",
-        "X-CloudTasks-TaskETA": "1795953600.5",
-        "X-CloudTasks-TaskPreviousResponse": "503",
-        "X-CloudTasks-TaskRetryReason": "Service Unavailable",
-        "X-Deepflix-Task-Kind": "deadline",
-    }
-    h = parse_task_headers({k.lower(): v for k, v in headers.items()})
-    assert h == parse_task_headers(headers)
-    assert h is not None
-    assert (h.queue_name, h.retry_count, h.execution_count) == ("deepflix", 2, 1)
-    assert h.eta == datetime.fromtimestamp(1795953600.5, tz=UTC)
-    assert (h.previous_response, h.retry_reason, h.kind) == (503, "Service Unavailable", "deadline")
-    assert not h.first_attempt
-
-
-def test_a_request_not_from_cloud_tasks_has_no_task_headers() -> None:
-    assert parse_task_headers({"Content-Type": "application/json"}) is None
-    odd = parse_task_headers({"X-CloudTasks-TaskName": "t", "X-CloudTasks-TaskRetryCount": "x"})
-    assert odd is not None and odd.retry_count == 0 and odd.first_attempt
 
 
 def test_task_ids_are_stable_hashes_and_deadlines_stay_in_range() -> None:
