@@ -11,19 +11,16 @@ import pytest
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus, arrival_key
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
 from deepflix.pipeline.transitions import Decision, apply
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.contract
 LATER = T0 + timedelta(hours=1)
 
 
 def claim(store: MovieStore, stage: Stage, limit: int) -> list[Decision]:
-    return store.claim(
-        stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
-    )
+    return store.claim(stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), CONFIG))
 
 
 def test_create_and_get(store: MovieStore) -> None:
@@ -46,11 +43,11 @@ def test_idempotency_key_returns_the_first_movie_or_conflicts(store: MovieStore)
 def test_mutate_saves_only_applied_transitions(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")
-    t = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    t = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), CONFIG))
     assert t is not None and t.applied
     stored = store.get(m.id)
     assert stored is not None and stored.stages[Stage.story].status is StageStatus.running
-    again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), CONFIG))
     assert again is not None and not again.applied
     assert store.mutate("missing", lambda x: Decision(x)) is None
 
@@ -120,7 +117,7 @@ def test_running_overdue_and_observed_durations(store: MovieStore) -> None:
     assert store.overdue(deadline - timedelta(seconds=1)) == []
     assert [x.id for x in store.overdue(deadline + timedelta(seconds=1))] == [m.id]
     done = LATER + timedelta(seconds=4)
-    store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), DEFAULT_CONFIG))
+    store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), CONFIG))
     assert store.mean_durations() == {Stage.story: pytest.approx(4.0)}
     stored = store.get(m.id)
     assert stored is not None and stored.status is MovieStatus.images

@@ -16,22 +16,21 @@ from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import Decision, apply
 from devtools import emulators as servers
 from devtools.emulators import PROJECT, Emulator
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.emulator
 LATER = T0 + timedelta(hours=1)
 
 
 def claim_fn(stage: Stage) -> Callable[[Movie], Decision]:
-    return lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
+    return lambda m: apply(m, Claimed(stage, LATER), CONFIG)
 
 
 def succeed_fn(stage: Stage, at: datetime) -> Callable[[Movie], Decision]:
-    return lambda m: apply(m, StageSucceeded(stage, 1, (), at), DEFAULT_CONFIG)
+    return lambda m: apply(m, StageSucceeded(stage, 1, (), at), CONFIG)
 
 
 def new_client(address: str) -> Any:

@@ -23,9 +23,8 @@ from deepflix.pipeline.events import (
     StageSucceeded,
 )
 from deepflix.pipeline.models import Movie, Priority, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import Decision, apply
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 from tests.queue_checks import assert_positions_exact
 
 pytestmark = pytest.mark.emulator
@@ -37,7 +36,7 @@ OFFSETS = [0, 9.5, 10, EDGE - 1000.5, EDGE - 10, EDGE - 0.000001, EDGE, EDGE, ED
 
 
 def event_fn(event: Event) -> Callable[[Movie], Decision]:
-    return lambda m: apply(m, event, DEFAULT_CONFIG)
+    return lambda m: apply(m, event, CONFIG)
 
 
 def everyone(db: Any) -> list[Movie]:

@@ -11,11 +11,10 @@ import pytest
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.events import CancelRequested
 from deepflix.pipeline.models import MovieCreate, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import apply
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
-from tests.factories import T0
+from tests.factories import CONFIG, T0
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.unit
@@ -43,7 +42,7 @@ def test_a_cached_movie_is_not_served_after_another_process_changed_it(tmp_path:
     here, elsewhere = SqliteMovieStore(tmp_path / "m.db"), SqliteMovieStore(tmp_path / "m.db")
     created = here.create(make_movie(), idempotency_key=None, fingerprint="f")
     assert here.get(created.id) is here.get(created.id)  # parsed once, then reused
-    elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+    elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), CONFIG))
     assert here.get(created.id).status.value == "cancelled"
 
 

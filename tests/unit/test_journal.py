@@ -10,17 +10,15 @@ from deepflix.pipeline.events import CancelRequested, Claimed, Progressed, Stage
 from deepflix.pipeline.journal import JournalEntry, stage_changes
 from deepflix.pipeline.models import Stage, StageStatus
 from deepflix.pipeline.transitions import apply
-from deepflix.settings import Settings
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.unit
-CFG = Settings(_env_file=None).pipeline_config()
 CLAIMED, DONE = T0 + timedelta(seconds=1), T0 + timedelta(seconds=5)
 
 
 def test_a_claim_is_one_entry_and_no_duration() -> None:
     waiting = movie()
-    running = apply(waiting, Claimed(Stage.story, CLAIMED), CFG).movie
+    running = apply(waiting, Claimed(Stage.story, CLAIMED), CONFIG).movie
     changes = stage_changes(waiting, running)
     assert changes.journal == [
         JournalEntry(Stage.story, 1, StageStatus.waiting, StageStatus.running, CLAIMED)
@@ -29,8 +27,8 @@ def test_a_claim_is_one_entry_and_no_duration() -> None:
 
 
 def test_a_success_ends_one_stage_opens_the_next_and_samples_its_run() -> None:
-    running = apply(movie(), Claimed(Stage.story, CLAIMED), CFG).movie
-    done = apply(running, StageSucceeded(Stage.story, 1, (), DONE), CFG).movie
+    running = apply(movie(), Claimed(Stage.story, CLAIMED), CONFIG).movie
+    done = apply(running, StageSucceeded(Stage.story, 1, (), DONE), CONFIG).movie
     journal, durations = stage_changes(running, done)
     assert [(e.stage, e.before, e.after, e.at) for e in journal] == [
         (Stage.story, StageStatus.running, StageStatus.succeeded, DONE),
@@ -40,14 +38,14 @@ def test_a_success_ends_one_stage_opens_the_next_and_samples_its_run() -> None:
 
 
 def test_progress_changes_no_status() -> None:
-    running = apply(movie(), Claimed(Stage.story, CLAIMED), CFG).movie
-    later = apply(running, Progressed(Stage.story, 1, 50, DONE), CFG).movie
+    running = apply(movie(), Claimed(Stage.story, CLAIMED), CONFIG).movie
+    later = apply(running, Progressed(Stage.story, 1, 50, DONE), CONFIG).movie
     assert stage_changes(running, later) == ([], [])
 
 
 def test_a_cancelled_run_is_journalled_but_not_sampled() -> None:
-    running = apply(movie(), Claimed(Stage.story, CLAIMED), CFG).movie
-    cancelled = apply(running, CancelRequested(DONE), CFG).movie
+    running = apply(movie(), Claimed(Stage.story, CLAIMED), CONFIG).movie
+    cancelled = apply(running, CancelRequested(DONE), CONFIG).movie
     journal, durations = stage_changes(running, cancelled)
     assert [(e.before, e.after) for e in journal] == [(StageStatus.running, StageStatus.cancelled)]
     assert durations == []

@@ -18,11 +18,9 @@ from deepflix.pipeline.models import (
     scene_image,
 )
 from deepflix.pipeline.transitions import apply
-from deepflix.settings import Settings
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.unit
-CFG = Settings(_env_file=None).pipeline_config()
 AT = T0 + timedelta(seconds=1)
 
 
@@ -40,16 +38,16 @@ def test_a_waiting_movie_is_indexed_by_its_stage_and_when_it_is_ready() -> None:
 
 
 def test_a_running_movie_is_indexed_by_its_stage_and_deadline() -> None:
-    running = apply(movie(), Claimed(Stage.story, AT), CFG).movie
+    running = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
     fields = running.queue_fields()
     assert (fields.waiting_stage, fields.ready_at) == (None, None)
     assert fields.running_stage == "story"
-    assert fields.deadline == AT + timedelta(seconds=CFG[Stage.story].timeout_s)
+    assert fields.deadline == AT + timedelta(seconds=CONFIG[Stage.story].timeout_s)
     assert fields.prio == 1  # normal
 
 
 def test_a_finished_movie_waits_and_runs_nowhere() -> None:
-    cancelled = apply(movie(), CancelRequested(AT), CFG).movie
+    cancelled = apply(movie(), CancelRequested(AT), CONFIG).movie
     fields = cancelled.queue_fields()
     assert fields[3:] == (None, None, None, None)
     assert (fields.owner, fields.arrival) == ("tester", arrival_key(T0))

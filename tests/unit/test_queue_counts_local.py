@@ -22,9 +22,8 @@ from deepflix.pipeline.events import (
     StageSucceeded,
 )
 from deepflix.pipeline.models import STAGES, Movie, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.transitions import apply
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 from tests.queue_checks import assert_positions_exact
 
 pytestmark = pytest.mark.unit
@@ -61,13 +60,13 @@ def test_positions_match_brute_force_through_claims_successes_and_cancels(tmp_pa
         store.create(m, idempotency_key=None, fingerprint=m.id)
     later = T0 + timedelta(hours=1)
     claimed = store.claim(
-        Stage.story, 30, later, lambda x: apply(x, Claimed(Stage.story, later), DEFAULT_CONFIG)
+        Stage.story, 30, later, lambda x: apply(x, Claimed(Stage.story, later), CONFIG)
     )
     done = StageSucceeded(Stage.story, 1, (), later)
     for t in claimed[:10]:
-        store.mutate(t.movie.id, lambda x: apply(x, done, DEFAULT_CONFIG))
+        store.mutate(t.movie.id, lambda x: apply(x, done, CONFIG))
     for m in rng.sample(ms, 15):
-        store.mutate(m.id, lambda x: apply(x, CancelRequested(later), DEFAULT_CONFIG))
+        store.mutate(m.id, lambda x: apply(x, CancelRequested(later), CONFIG))
     for m in ms:
         current = store.get(m.id)
         assert current is not None
@@ -127,7 +126,7 @@ def test_counts_never_drift_through_random_traffic(
                 stage,
                 rng.randint(1, 10),
                 at,
-                lambda x, s=stage, a=at: apply(x, Claimed(s, a), DEFAULT_CONFIG),
+                lambda x, s=stage, a=at: apply(x, Claimed(s, a), CONFIG),
             )
         else:
             # Mostly a running movie, so the walk gets past the first stage.
@@ -138,7 +137,7 @@ def test_counts_never_drift_through_random_traffic(
             assert target is not None
             event = _random_event(rng, target, clock)
             if event is not None:
-                store.mutate(target.id, lambda x, e=event: apply(x, e, DEFAULT_CONFIG))
+                store.mutate(target.id, lambda x, e=event: apply(x, e, CONFIG))
         if step % 50 == 49:
             assert_exact(store)
         if step % 100 == 99:  # the sweep's housekeeping changes no answer

@@ -13,9 +13,8 @@ from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.service import Pipeline
-from tests.factories import T0, request
+from tests.factories import CONFIG, T0, request
 
 pytestmark = pytest.mark.unit
 T = TypeVar("T")
@@ -71,7 +70,7 @@ def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
         tasks=rec,
         events=rec,
         jobs=rec,
-        config=DEFAULT_CONFIG,
+        config=CONFIG,
         clock=Clock(),
     )
 
@@ -94,7 +93,7 @@ def test_dispatch_respects_concurrency_and_publishes_stage_requests(
     pipeline: Pipeline, rec: Recorder
 ) -> None:
     ids = [pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(6)]
-    assert pipeline.dispatch(Stage.story) == DEFAULT_CONFIG[Stage.story].concurrency == 4
+    assert pipeline.dispatch(Stage.story) == CONFIG[Stage.story].concurrency == 4
     assert pipeline.dispatch(Stage.story) == 0
     assert [e[1]["movie_id"] for e in rec.events] == ids[:4]
     assert all(topic == "story.requested" for topic, _ in rec.events)
@@ -144,7 +143,7 @@ def test_sweep_times_out_overdue_attempts(pipeline: Pipeline, rec: Recorder) -> 
     pipeline.dispatch(Stage.story)
     clock = pipeline.clock
     assert isinstance(clock, Clock)
-    clock.now += timedelta(seconds=DEFAULT_CONFIG[Stage.story].timeout_s + 1)
+    clock.now += timedelta(seconds=CONFIG[Stage.story].timeout_s + 1)
     pipeline.sweep()
     st = pipeline.get(movie.id).stages[Stage.story]
     assert st.last_error is not None and st.last_error.code == "timeout"
@@ -174,7 +173,7 @@ def test_each_state_change_is_one_unit_of_work(tmp_path: Path, rec: Recorder) ->
         tasks=rec,
         events=rec,
         jobs=rec,
-        config=DEFAULT_CONFIG,
+        config=CONFIG,
         clock=Clock(),
         unit_of_work=units,
     )
@@ -196,7 +195,7 @@ def test_inline_admission_claims_in_the_create_itself(tmp_path: Path, rec: Recor
         tasks=rec,
         events=rec,
         jobs=rec,
-        config=DEFAULT_CONFIG,
+        config=CONFIG,
         clock=Clock(),
         admission="inline",
     )

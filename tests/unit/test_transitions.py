@@ -21,12 +21,12 @@ from deepflix.pipeline.events import (
     StageSucceeded,
 )
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
 from deepflix.pipeline.transitions import TRANSITIONS, apply
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.unit
-CFG = DEFAULT_CONFIG
+CFG = CONFIG
 AT = T0 + timedelta(seconds=1)
 
 
