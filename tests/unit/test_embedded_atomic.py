@@ -104,8 +104,10 @@ def test_a_create_claims_its_story_slot_in_its_own_transaction(tmp_path: Path) -
     second = pipeline.create(MovieCreate(prompt="second"), owner="u", idempotency_key=None)
     assert pipeline.get(first.id).stages[Stage.story].status is StageStatus.running
     assert pipeline.get(second.id).stages[Stage.story].status is StageStatus.waiting  # full
-    assert "task:dispatch" not in runtime.queue.depth()  # no admission task, no task name
-    assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM names").fetchone() == (0,)
+    conn = runtime.store.db.conn()
+    tasks = conn.execute("SELECT COUNT(*) FROM messages WHERE queue = 'task:dispatch'")
+    assert tasks.fetchone() == (0,)  # no admission task,
+    assert conn.execute("SELECT COUNT(*) FROM names").fetchone() == (0,)  # no task name
 
 
 def test_a_create_whose_claim_fails_is_not_stored(tmp_path: Path) -> None:

@@ -231,10 +231,6 @@ class SqliteQueue:
             for q, b, e, d, at in rows
         ]
 
-    def depth(self) -> dict[str, int]:
-        rows = self.db.conn().execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue")
-        return {q: n for q, n in rows}
-
     def purge_names(self) -> None:
         now = time.time()
         self.db.write(lambda conn: conn.execute("DELETE FROM names WHERE expires < ?", (now,)))

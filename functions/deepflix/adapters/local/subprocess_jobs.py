@@ -101,10 +101,6 @@ class SubprocessJobRunner:
         self._signal(proc, signal.SIGTERM)
         threading.Timer(self.grace_s, self._signal, args=(proc, signal.SIGKILL)).start()
 
-    def active(self) -> list[str]:
-        with self._lock:
-            return [e for e, p in self._procs.items() if p.poll() is None]
-
     def _signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
