@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS movies (
     ready_at REAL,
     running_stage TEXT,
     deadline REAL,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS movies_queue ON movies (waiting_stage, prio, arrival, id)
     WHERE waiting_stage IS NOT NULL;
@@ -126,17 +126,8 @@ class SqliteMovieStore:
         self._new: set[str] = set()
         self.db.buffer(self)
         self.db.conn().executescript(SCHEMA + queue_counts.SCHEMA)
-        if not self.db.read_only:  # a reader's writer has migrated the file already
-            self.db.write(self._migrate)
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(movies)")}
-        if "version" not in columns:  # a database from before the parsed-document cache
-            conn.execute("ALTER TABLE movies ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version < queue_counts.VERSION:
-            self.index.rebuild(conn)
-            conn.execute(f"PRAGMA user_version = {queue_counts.VERSION}")
+        if not self.db.read_only:  # a reader's writer has set the file up already
+            self.db.write(queue_counts.first_bucket)
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         def write(conn: sqlite3.Connection) -> Movie:
