@@ -31,6 +31,13 @@ class StageRequest(BaseModel):
 
 
 class StageRunner:
+    """Turns a stage request into stage work and its outcome: owns the checks that a request
+    is for the attempt now running, the hand-off of GPU stages to a job, the progress
+    reports, and the classing of failures (retryable or not) reported to the pipeline.
+
+    The work itself is the executor's (in this thread, or a worker process).
+    """
+
     def __init__(
         self,
         *,

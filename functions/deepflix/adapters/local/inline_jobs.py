@@ -15,7 +15,7 @@ log = logs.get("jobs")
 class InlineJobRunner:
     """Runs a job's work on a thread of this process (benchmarks; no process start cost).
 
-    The threads are pooled: a new thread per job also opened new database connections.
+    The threads are pooled, so jobs reuse them and the database connections each opens.
     Stage concurrency limits how many jobs run at once, so `threads` at their sum never
     makes a job wait for a thread.
     """

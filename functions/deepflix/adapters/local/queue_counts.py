@@ -63,11 +63,10 @@ class Counts:
     """The writer thread's copy of the count tables, changed in memory as movies are saved
     and written once per batch (a Buffer of the Database).
 
-    Every statement gives the GIL away and waits to take it back, so the four to six
-    statements a save spent on the counts (a bucket lookup, upserts of each count, a sum
-    for the free slots) were most of the writer's time (bench/RESULTS.md §1). The copy is
-    read again whenever the database's generation moves (another process wrote, a batch
-    rolled back).
+    Every statement gives the GIL away and waits to take it back, so a save changes the
+    counts without one (no bucket lookup, no upsert per count, no sum for the free slots);
+    the batch writes them all at its end (ADR 0007, 0008). The copy is read again whenever
+    the database's generation moves (another process wrote, a batch rolled back).
     """
 
     statements = STATEMENTS

@@ -61,9 +61,8 @@ COLUMNS = (
     "version", "id",
 )  # fmt: skip
 # A batch's new and saved rows are written at its end by one statement for all (the
-# Database's batch-end trigger): one UPDATE per save was a third of the writer's statement
-# time, and each statement gives the GIL away and waits to take it back. 2,000 movies:
-# 16,000 UPDATEs -> 2,700, burst hop p50 9.5 -> 6.5 ms (bench/RESULTS.md §1).
+# Database's batch-end trigger), not an UPDATE per save: each SQLite statement gives the GIL
+# away and waits to take it back, and a movie is often saved twice in one batch (ADR 0007).
 STATEMENTS = {
     "movies_new": f"INSERT INTO movies ({', '.join(COLUMNS)}) "
     + json_rows(len(COLUMNS), "NEW.movies_new"),
@@ -105,6 +104,15 @@ def _ready(m: Movie, stage: Stage, now: datetime) -> bool:
 
 
 class SqliteMovieStore:
+    """`MovieStore` on the embedded database: owns the movie rows (the JSON document with
+    its queue fields as indexed columns), the idempotency keys, the admission flag, and the
+    queue counts and journal it keeps in step with every save (queue_counts.Counts, History).
+
+    Its writes run on the Database's writer thread. A batch's saves stay in memory
+    (`_saved`) and are written by one statement at the batch's end (a Buffer); parsed
+    movies are cached by row version so a load rarely parses.
+    """
+
     statements = STATEMENTS
 
     def __init__(self, where: Path | Database) -> None:
@@ -319,9 +327,9 @@ class SqliteMovieStore:
     def _parse(self, row: tuple[str, int, str]) -> Movie:
         """The movie behind a row, parsed once per version.
 
-        Parsing the JSON document was the largest single cost of a state change (profiled:
-        a load per mutate, claim and status read). Movies are never changed in place — a
-        transition returns a copy — so a parsed one can be handed out again.
+        Every mutate, claim and status read loads a movie, and parsing its JSON document is
+        the dearest part of that. Movies are never changed in place — a transition returns a
+        copy — so a parsed one can be handed out again.
         """
         movie_id, version, doc = row
         hit = self._cache.get(movie_id)
