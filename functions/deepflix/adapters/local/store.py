@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +12,7 @@ import orjson
 from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
+from deepflix.adapters.local.movie_cache import MovieCache, new_version
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
@@ -52,8 +51,6 @@ CREATE TABLE IF NOT EXISTS stage_stats (
     stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
 );
 """
-# Parsed movies kept: enough for every movie in flight, bounded for a long-running service.
-CACHE_SIZE = 20_000
 # How long the stage means behind ETAs are reused before they are read again.
 MEANS_TTL_S = 1.0
 COLUMNS = (
@@ -70,12 +67,6 @@ STATEMENTS = {
     + json_table(COLUMNS, "NEW.movies_saved")
     + " AS v WHERE movies.id = v.id",
 }
-
-
-def _new_version() -> int:
-    """A version no other save will write, so a cached parse can never be confused with a
-    rolled-back one that reused a number."""
-    return random.getrandbits(62)
 
 
 def _ts(at: datetime | None) -> float | None:
@@ -116,13 +107,10 @@ class SqliteMovieStore:
     statements = STATEMENTS
 
     def __init__(self, where: Path | Database) -> None:
-        # id -> (row version, movie, the database generation the writer read or wrote it
-        # in, or -1 when another thread parsed it): see _load.
-        self._cache: dict[str, tuple[int, Movie, int]] = {}
-        self._cache_lock = threading.Lock()
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
         self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
+        self._cache = MovieCache(self.db)
         self.index = queue_counts.Counts(self.db)
         self.history = History(self.db)
         # Movies created or saved by the batch running now, by id: (the row's version, the
@@ -154,12 +142,12 @@ class SqliteMovieStore:
                     "INSERT INTO idempotency VALUES (?, ?, ?)",
                     (idempotency_key, movie.id, fingerprint),
                 )
-            version = _new_version()
+            version = new_version()
             self.index.created(conn, movie)
             self._saved[movie.id] = (version, movie)
             self._new.add(movie.id)
             self.db.staged()  # a failing write after this undoes its batch, row included
-            self._remember(movie, version)
+            self._cache.remember(movie, version)
             return movie
 
         return self.db.write(write)
@@ -192,7 +180,7 @@ class SqliteMovieStore:
                 " ORDER BY prio, arrival, id LIMIT ?",
                 (stage.value, now.timestamp(), free + len(saved)),
             ).fetchall()
-            movies = [self._parse(row) for row in rows if row[0] not in saved]
+            movies = [self._cache.parse(row) for row in rows if row[0] not in saved]
             if saved:
                 movies += [m for _, m in saved.values() if _ready(m, stage, now)]
                 movies.sort(key=lambda m: m.sort_key)  # the SELECT's order
@@ -221,14 +209,14 @@ class SqliteMovieStore:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE running_stage = ?", (stage.value,)
         )
-        return [self._parse(row) for row in rows]
+        return [self._cache.parse(row) for row in rows]
 
     def overdue(self, now: datetime) -> list[Movie]:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE running_stage IS NOT NULL AND deadline < ?",
             (now.timestamp(),),
         )
-        return [self._parse(row) for row in rows]
+        return [self._cache.parse(row) for row in rows]
 
     def mean_durations(self) -> dict[Stage, float]:
         # Read for every position answer; an ETA does not need fresher means than this.
@@ -285,7 +273,7 @@ class SqliteMovieStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY arrival DESC, id DESC LIMIT ?"
         rows = self._current().execute(sql, (*args, limit + 1)).fetchall()
-        movies = [self._parse(row) for row in rows[:limit]]
+        movies = [self._cache.parse(row) for row in rows[:limit]]
         return Page(movies, encode_cursor(movies[-1]) if len(rows) > limit else None)
 
     def rows(self) -> dict[str, str]:
@@ -316,42 +304,18 @@ class SqliteMovieStore:
                 return saved[1]
             # What the writer read or wrote in this generation is the row as it is now: no
             # other connection has committed since (Database.generation), so no read.
-            hit = self._cache.get(movie_id)
-            if hit is not None and hit[2] == self.db.generation:
-                return hit[1]
+            current = self._cache.current(movie_id)
+            if current is not None:
+                return current
         row = conn.execute(
             "SELECT id, version, doc FROM movies WHERE id = ?", (movie_id,)
         ).fetchone()
-        return self._parse(row) if row else None
-
-    def _parse(self, row: tuple[str, int, str]) -> Movie:
-        """The movie behind a row, parsed once per version.
-
-        Every mutate, claim and status read loads a movie, and parsing its JSON document is
-        the dearest part of that. Movies are never changed in place — a transition returns a
-        copy — so a parsed one can be handed out again.
-        """
-        movie_id, version, doc = row
-        hit = self._cache.get(movie_id)
-        if hit is not None and hit[0] == version:
-            if self.db.is_writer() and hit[2] != self.db.generation:
-                self._remember(hit[1], version)
-            return hit[1]
-        movie = Movie.model_validate_json(doc)
-        self._remember(movie, version)
-        return movie
-
-    def _remember(self, movie: Movie, version: int) -> None:
-        generation = self.db.generation if self.db.is_writer() else -1
-        with self._cache_lock:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[movie.id] = (version, movie, generation)
+        return self._cache.parse(row) if row else None
 
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
         self.index.saved(conn, old, new)
-        version = _new_version()
+        version = new_version()
         self._saved[new.id] = (version, new)
         self.db.staged()  # a failing write after this undoes its batch, row included
-        self._remember(new, version)
+        self._cache.remember(new, version)
         self.history.saved(old, new)
