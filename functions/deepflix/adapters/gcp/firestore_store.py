@@ -139,11 +139,11 @@ class FirestoreMovieStore:
                 return None
             doc = snap.to_dict()
             movie = from_document(doc)
-            t = fn(movie)
-            if t.applied:
-                tx.save(doc, movie, t.movie)
+            decision = fn(movie)
+            if decision.applied:
+                tx.save(doc, movie, decision.movie)
                 tx.commit()
-            return t
+            return decision
 
         return self._transact(body)
 
@@ -160,10 +160,10 @@ class FirestoreMovieStore:
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
-                t = fn(movie)
-                if t.applied:
-                    tx.save(doc, movie, t.movie)
-                    out.append(t)
+                decision = fn(movie)
+                if decision.applied:
+                    tx.save(doc, movie, decision.movie)
+                    out.append(decision)
             tx.commit(slots={stage: running})
             return out
 

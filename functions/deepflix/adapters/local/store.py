@@ -160,10 +160,10 @@ class SqliteMovieStore:
             movie = self._load(conn, movie_id)
             if movie is None:
                 return None
-            t = fn(movie)
-            if t.applied:
-                self._save(conn, movie, t.movie)
-            return t
+            decision = fn(movie)
+            if decision.applied:
+                self._save(conn, movie, decision.movie)
+            return decision
 
         return self.db.write(write)
 
@@ -186,10 +186,10 @@ class SqliteMovieStore:
                 movies.sort(key=lambda m: m.sort_key)  # the SELECT's order
             out = []
             for movie in movies[:free]:
-                t = fn(movie)
-                if t.applied:
-                    self._save(conn, movie, t.movie)
-                    out.append(t)
+                decision = fn(movie)
+                if decision.applied:
+                    self._save(conn, movie, decision.movie)
+                    out.append(decision)
             return out
 
         return self.db.write(write)
