@@ -7,9 +7,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
+from deepflix.pipeline.policy import PipelineConfig
+from deepflix.settings import Settings
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 _ids = itertools.count(1)
+
+
+def service_config() -> PipelineConfig:
+    """The pipeline config the service runs with when no setting is given.
+
+    Built from the settings' defaults alone (model_construct reads no environment): test
+    modules build it at import, before each test's environment is isolated.
+    """
+    return Settings.model_construct().pipeline_config()
+
+
+CONFIG = service_config()
 
 
 def request(**overrides: Any) -> MovieCreate:

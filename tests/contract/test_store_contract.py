@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from datetime import timedelta
 
 import pytest
 
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG
+from deepflix.pipeline.errors import BadRequest
+from deepflix.pipeline.events import Claimed, StageSucceeded
+from deepflix.pipeline.models import MovieStatus, Stage, StageStatus, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
-from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
-from tests.factories import T0, movie
+from deepflix.pipeline.transitions import Decision, apply
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.contract
 LATER = T0 + timedelta(hours=1)
 
 
-def claim(store: MovieStore, stage: Stage, limit: int) -> list[Transition]:
-    return store.claim(
-        stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
-    )
+def claim(store: MovieStore, stage: Stage, limit: int) -> list[Decision]:
+    return store.claim(stage, limit, LATER, lambda m: apply(m, Claimed(stage, LATER), CONFIG))
 
 
 def test_create_and_get(store: MovieStore) -> None:
@@ -43,13 +43,13 @@ def test_idempotency_key_returns_the_first_movie_or_conflicts(store: MovieStore)
 def test_mutate_saves_only_applied_transitions(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")
-    t = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    t = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), CONFIG))
     assert t is not None and t.applied
     stored = store.get(m.id)
     assert stored is not None and stored.stages[Stage.story].status is StageStatus.running
-    again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), DEFAULT_CONFIG))
+    again = store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, LATER), CONFIG))
     assert again is not None and not again.applied
-    assert store.mutate("missing", lambda x: Transition(x)) is None
+    assert store.mutate("missing", lambda x: Decision(x)) is None
 
 
 def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: MovieStore) -> None:
@@ -67,7 +67,7 @@ def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: Movie
 def test_claim_skips_movies_still_backing_off(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")
-    assert store.claim(Stage.story, 1, T0 - timedelta(seconds=1), lambda x: Transition(x)) == []
+    assert store.claim(Stage.story, 1, T0 - timedelta(seconds=1), lambda x: Decision(x)) == []
 
 
 def test_parallel_claims_never_over_admit(store: MovieStore) -> None:
@@ -117,7 +117,7 @@ def test_running_overdue_and_observed_durations(store: MovieStore) -> None:
     assert store.overdue(deadline - timedelta(seconds=1)) == []
     assert [x.id for x in store.overdue(deadline + timedelta(seconds=1))] == [m.id]
     done = LATER + timedelta(seconds=4)
-    store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), DEFAULT_CONFIG))
+    store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), CONFIG))
     assert store.mean_durations() == {Stage.story: pytest.approx(4.0)}
     stored = store.get(m.id)
     assert stored is not None and stored.status is MovieStatus.images
@@ -135,3 +135,10 @@ def test_list_is_newest_first_and_pages(store: MovieStore) -> None:
     assert [m.id for m in second.movies + third.movies] == [ms[2].id, ms[1].id, ms[0].id]
     assert third.next_cursor is None
     assert store.list(owner="someone-else", limit=10, cursor=None).movies == []
+
+
+def test_a_cursor_that_names_no_movie_is_refused(store: MovieStore) -> None:
+    store.create(movie(), idempotency_key=None, fingerprint="f")
+    for raw in (b"no-separator", f"{arrival_key(T0)}|".encode()):
+        with pytest.raises(BadRequest):
+            store.list(owner=None, limit=10, cursor=base64.urlsafe_b64encode(raw).decode())

@@ -14,23 +14,23 @@ from google.auth.credentials import AnonymousCredentials
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
+from deepflix.pipeline.transitions import Decision, apply
 from devtools import emulators as servers
 from devtools.emulators import PROJECT, Emulator
-from tests.factories import T0, movie
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.emulator
 LATER = T0 + timedelta(hours=1)
 
 
-def claim_fn(stage: Stage) -> Callable[[Movie], Transition]:
-    return lambda m: apply(m, Claimed(stage, LATER), DEFAULT_CONFIG)
+def claim_fn(stage: Stage) -> Callable[[Movie], Decision]:
+    return lambda m: apply(m, Claimed(stage, LATER), CONFIG)
 
 
-def succeed_fn(stage: Stage, at: datetime) -> Callable[[Movie], Transition]:
-    return lambda m: apply(m, StageSucceeded(stage, 1, (), at), DEFAULT_CONFIG)
+def succeed_fn(stage: Stage, at: datetime) -> Callable[[Movie], Decision]:
+    return lambda m: apply(m, StageSucceeded(stage, 1, (), at), CONFIG)
 
 
 def new_client(address: str) -> Any:
@@ -86,7 +86,7 @@ def test_parallel_mutations_lose_no_update(empty_firestore: Any) -> None:
         barrier.wait()
         store.mutate(
             m.id,
-            lambda x: Transition(
+            lambda x: Decision(
                 x.model_copy(update={"artifacts": {**x.artifacts, f"a{i}": f"p{i}"}})
             ),
         )

@@ -14,19 +14,17 @@ from deepflix.adapters.gcp.firestore_docs import from_document, to_document
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.queue_counts import WIDTHS
 from deepflix.metering import METER
-from deepflix.pipeline.models import Movie, Priority, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import (
+from deepflix.pipeline.events import (
     CancelRequested,
     Claimed,
     Event,
     RetryRequested,
     StageFailed,
     StageSucceeded,
-    Transition,
-    apply,
 )
-from tests.factories import T0, movie
+from deepflix.pipeline.models import Movie, Priority, Stage
+from deepflix.pipeline.transitions import Decision, apply
+from tests.factories import CONFIG, T0, movie
 from tests.queue_checks import assert_positions_exact
 
 pytestmark = pytest.mark.emulator
@@ -37,8 +35,8 @@ EDGE = WIDTHS[-1] - SECONDS % WIDTHS[-1]
 OFFSETS = [0, 9.5, 10, EDGE - 1000.5, EDGE - 10, EDGE - 0.000001, EDGE, EDGE, EDGE + 3]
 
 
-def event_fn(event: Event) -> Callable[[Movie], Transition]:
-    return lambda m: apply(m, event, DEFAULT_CONFIG)
+def event_fn(event: Event) -> Callable[[Movie], Decision]:
+    return lambda m: apply(m, event, CONFIG)
 
 
 def everyone(db: Any) -> list[Movie]:
@@ -106,7 +104,7 @@ def test_positions_stay_exact_through_parallel_saves_and_every_kind_of_change(
     target = waiting[-1]
     store.mutate(
         target.id,
-        lambda m: Transition(
+        lambda m: Decision(
             m.model_copy(
                 update={"request": m.request.model_copy(update={"priority": Priority.high})}
             )

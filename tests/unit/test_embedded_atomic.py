@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.events import CancelRequested
 from deepflix.pipeline.models import MovieCreate, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import CancelRequested, apply
+from deepflix.pipeline.transitions import apply
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
-from tests.factories import T0
+from tests.factories import CONFIG, T0
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.unit
@@ -42,7 +42,7 @@ def test_a_cached_movie_is_not_served_after_another_process_changed_it(tmp_path:
     here, elsewhere = SqliteMovieStore(tmp_path / "m.db"), SqliteMovieStore(tmp_path / "m.db")
     created = here.create(make_movie(), idempotency_key=None, fingerprint="f")
     assert here.get(created.id) is here.get(created.id)  # parsed once, then reused
-    elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+    elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), CONFIG))
     assert here.get(created.id).status.value == "cancelled"
 
 
@@ -104,8 +104,10 @@ def test_a_create_claims_its_story_slot_in_its_own_transaction(tmp_path: Path) -
     second = pipeline.create(MovieCreate(prompt="second"), owner="u", idempotency_key=None)
     assert pipeline.get(first.id).stages[Stage.story].status is StageStatus.running
     assert pipeline.get(second.id).stages[Stage.story].status is StageStatus.waiting  # full
-    assert "task:dispatch" not in runtime.queue.depth()  # no admission task, no task name
-    assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM names").fetchone() == (0,)
+    conn = runtime.store.db.conn()
+    tasks = conn.execute("SELECT COUNT(*) FROM messages WHERE queue = 'task:dispatch'")
+    assert tasks.fetchone() == (0,)  # no admission task,
+    assert conn.execute("SELECT COUNT(*) FROM names").fetchone() == (0,)  # no task name
 
 
 def test_a_create_whose_claim_fails_is_not_stored(tmp_path: Path) -> None:

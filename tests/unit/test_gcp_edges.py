@@ -1,11 +1,10 @@
-"""The pure edges of the GCP adapters: push envelopes, task headers, names, lazy clients."""
+"""The pure edges of the GCP adapters: push envelopes, task names, job env, lazy clients."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from deepflix.adapters.gcp.clients import Lazy, outages
-from deepflix.adapters.gcp.firestore_docs import decode_cursor
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.pubsub import PubSubEventBus, delivery_attempt, message_id, parse_push
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner, execution_env
@@ -21,7 +19,6 @@ from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.adapters.gcp.tasks import (
     CloudTasksQueue,
     clamp_deadline,
-    parse_task_headers,
     task_id,
 )
 from deepflix.pipeline.errors import BadRequest, Unavailable
@@ -87,32 +84,6 @@ def test_a_message_without_data_has_empty_data() -> None:
     assert parse_push({"message": {"attributes": {"k": "v"}}}) == ({}, {"k": "v"})
 
 
-def test_cloud_tasks_headers_are_read_whatever_their_case() -> None:
-    headers = {
-        "X-CloudTasks-QueueName": "deepflix",
-        "X-CloudTasks-TaskName": task_id("deadline-m1-story-1"),
-        "X-CloudTasks-TaskRetryCount": "2",
-        "X-CloudTasks-TaskExecutionCount": "1",
-        "X-CloudTasks-TaskETA": "1795953600.5",
-        "X-CloudTasks-TaskPreviousResponse": "503",
-        "X-CloudTasks-TaskRetryReason": "Service Unavailable",
-        "X-Deepflix-Task-Kind": "deadline",
-    }
-    h = parse_task_headers({k.lower(): v for k, v in headers.items()})
-    assert h == parse_task_headers(headers)
-    assert h is not None
-    assert (h.queue_name, h.retry_count, h.execution_count) == ("deepflix", 2, 1)
-    assert h.eta == datetime.fromtimestamp(1795953600.5, tz=UTC)
-    assert (h.previous_response, h.retry_reason, h.kind) == (503, "Service Unavailable", "deadline")
-    assert not h.first_attempt
-
-
-def test_a_request_not_from_cloud_tasks_has_no_task_headers() -> None:
-    assert parse_task_headers({"Content-Type": "application/json"}) is None
-    odd = parse_task_headers({"X-CloudTasks-TaskName": "t", "X-CloudTasks-TaskRetryCount": "x"})
-    assert odd is not None and odd.retry_count == 0 and odd.first_attempt
-
-
 def test_task_ids_are_stable_hashes_and_deadlines_stay_in_range() -> None:
     assert task_id("admit-m1") == task_id("admit-m1") != task_id("admit-m2")
     assert len(task_id("admit-m1")) == 64 and int(task_id("admit-m1"), 16) >= 0
@@ -125,12 +96,6 @@ def test_execution_env_leaves_cloud_runs_own_variables_alone() -> None:
         "DEEPFLIX_JOB_MOVIE_ID": "m",
         "DEEPFLIX_JOB_ATTEMPT": "3",
     }
-
-
-def test_an_invalid_list_cursor_is_a_bad_request() -> None:
-    for cursor in ("%%%", base64.urlsafe_b64encode(b"no-separator").decode()):
-        with pytest.raises(BadRequest):
-            decode_cursor(cursor)
 
 
 def test_clients_are_built_on_first_use_once() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deepflix.entrypoints.job import main
+from deepflix.pipeline.events import StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
-from deepflix.pipeline.transitions import StageSucceeded
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import get_settings
 from tests.factories import request

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deepflix.pipeline.models import Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from tests.factories import CONFIG
 
 pytestmark = pytest.mark.unit
 
@@ -44,5 +45,5 @@ def test_invalid_stage_policies_are_refused() -> None:
 
 def test_config_needs_every_stage() -> None:
     with pytest.raises(ValueError, match="video"):
-        PipelineConfig(stages={s: DEFAULT_CONFIG[s] for s in (Stage.story, Stage.images)})
-    assert DEFAULT_CONFIG[Stage.images].runs_as_job and not DEFAULT_CONFIG[Stage.story].runs_as_job
+        PipelineConfig(stages={s: CONFIG[s] for s in (Stage.story, Stage.images)})
+    assert CONFIG[Stage.images].runs_as_job and not CONFIG[Stage.story].runs_as_job

@@ -10,17 +10,16 @@ import pytest
 
 from deepflix.adapters.gcp import queue_counts as qc
 from deepflix.adapters.gcp.queue_counts import CounterDoc
-from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
-from deepflix.pipeline.policy import DEFAULT_CONFIG
-from deepflix.pipeline.transitions import (
+from deepflix.pipeline.events import (
     CancelRequested,
     Claimed,
     RetryRequested,
     StageFailed,
     StageSucceeded,
-    apply,
 )
-from tests.factories import T0, movie
+from deepflix.pipeline.models import Movie, Priority, Stage, arrival_key
+from deepflix.pipeline.transitions import apply
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.unit
 LATER = T0 + timedelta(hours=1)
@@ -46,11 +45,11 @@ def test_a_movie_moves_through_the_counters_and_leaves_nothing_behind() -> None:
     assert created[f"story-{shard}", "waiting"] == 1
     assert sorted(n for (doc, f), n in created.items() if f == "n") == [1, 1, 1]
     assert all(doc.startswith("story-") for doc, _ in created)
-    claimed = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
+    claimed = apply(m, Claimed(Stage.story, LATER), CONFIG).movie
     step = fields(qc.deltas(m, claimed, 8))
     assert step[f"story-{shard}", "waiting"] == -1 and step[f"story-{shard}", "running"] == 1
     assert sorted(n for (_, f), n in step.items() if f == "n") == [-1, -1, -1]
-    done = apply(claimed, StageSucceeded(Stage.story, 1, (), LATER), DEFAULT_CONFIG).movie
+    done = apply(claimed, StageSucceeded(Stage.story, 1, (), LATER), CONFIG).movie
     step = fields(qc.deltas(claimed, done, 8))
     assert step[f"story-{shard}", "running"] == -1 and step[f"images-{shard}", "waiting"] == 1
     assert {doc.split("-")[0] for (doc, f) in step if f == "n"} == {"images"}
@@ -62,16 +61,14 @@ def test_a_movie_moves_through_the_counters_and_leaves_nothing_behind() -> None:
 
 def test_failure_retry_cancel_and_a_priority_change_move_the_counts() -> None:
     m = movie()
-    running = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
-    failed = apply(
-        running, StageFailed(Stage.story, 1, "boom", "x", False, LATER), DEFAULT_CONFIG
-    ).movie
+    running = apply(m, Claimed(Stage.story, LATER), CONFIG).movie
+    failed = apply(running, StageFailed(Stage.story, 1, "boom", "x", False, LATER), CONFIG).movie
     assert failed.waiting_stage is None and failed.running_stage is None
-    retried = apply(failed, RetryRequested(LATER), DEFAULT_CONFIG).movie
+    retried = apply(failed, RetryRequested(LATER), CONFIG).movie
     assert retried.waiting_stage is Stage.story
     shard = qc.shard_of(m.id, 4)
     assert fields(qc.deltas(failed, retried, 4))[f"story-{shard}", "waiting"] == 1
-    cancelled = apply(retried, CancelRequested(LATER), DEFAULT_CONFIG).movie
+    cancelled = apply(retried, CancelRequested(LATER), CONFIG).movie
     assert qc.deltas(cancelled, None, 4) == Counter()
     back = qc.deltas(retried, cancelled, 4)
     assert back == Counter({k: -v for k, v in qc.counted(retried, 4).items()})

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import JobStarted, StageSucceeded
-from tests.factories import T0, request
+from tests.factories import CONFIG, T0, request
 
 pytestmark = pytest.mark.unit
+T = TypeVar("T")
 
 
 class Recorder:
@@ -70,7 +70,7 @@ def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
         tasks=rec,
         events=rec,
         jobs=rec,
-        config=DEFAULT_CONFIG,
+        config=CONFIG,
         clock=Clock(),
     )
 
@@ -93,7 +93,7 @@ def test_dispatch_respects_concurrency_and_publishes_stage_requests(
     pipeline: Pipeline, rec: Recorder
 ) -> None:
     ids = [pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(6)]
-    assert pipeline.dispatch(Stage.story) == DEFAULT_CONFIG[Stage.story].concurrency == 4
+    assert pipeline.dispatch(Stage.story) == CONFIG[Stage.story].concurrency == 4
     assert pipeline.dispatch(Stage.story) == 0
     assert [e[1]["movie_id"] for e in rec.events] == ids[:4]
     assert all(topic == "story.requested" for topic, _ in rec.events)
@@ -143,7 +143,65 @@ def test_sweep_times_out_overdue_attempts(pipeline: Pipeline, rec: Recorder) -> 
     pipeline.dispatch(Stage.story)
     clock = pipeline.clock
     assert isinstance(clock, Clock)
-    clock.now += timedelta(seconds=DEFAULT_CONFIG[Stage.story].timeout_s + 1)
+    clock.now += timedelta(seconds=CONFIG[Stage.story].timeout_s + 1)
     pipeline.sweep()
     st = pipeline.get(movie.id).stages[Stage.story]
     assert st.last_error is not None and st.last_error.code == "timeout"
+
+
+class Units:
+    """A unit of work that counts the units opened and checks none opens inside another."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self._depth = 0
+
+    def __call__(self, operation: Callable[[], T]) -> T:
+        self.opened += 1
+        self._depth += 1
+        try:
+            assert self._depth == 1, "an operation opened a unit of work inside its own"
+            return operation()
+        finally:
+            self._depth -= 1
+
+
+def test_each_state_change_is_one_unit_of_work(tmp_path: Path, rec: Recorder) -> None:
+    units = Units()
+    pipeline = Pipeline(
+        store=SqliteMovieStore(tmp_path / "m.db"),
+        tasks=rec,
+        events=rec,
+        jobs=rec,
+        config=CONFIG,
+        clock=Clock(),
+        unit_of_work=units,
+    )
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    # A success saves, refills the slot and claims the next stage: still one unit.
+    pipeline.report(movie.id, StageSucceeded(Stage.story, 1, (), pipeline.clock()))
+    pipeline.sweep()
+    pipeline.cancel(movie.id)
+    assert units.opened == 5
+    pipeline.get(movie.id)
+    pipeline.position(movie)
+    assert units.opened == 5  # reads open none
+
+
+def test_inline_admission_claims_in_the_create_itself(tmp_path: Path, rec: Recorder) -> None:
+    pipeline = Pipeline(
+        store=SqliteMovieStore(tmp_path / "m.db"),
+        tasks=rec,
+        events=rec,
+        jobs=rec,
+        config=CONFIG,
+        clock=Clock(),
+        admission="inline",
+    )
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    assert pipeline.get(movie.id).status is MovieStatus.story
+    assert rec.events == [
+        ("story.requested", {"movie_id": movie.id, "stage": "story", "attempt": 1})
+    ]
+    assert [t[0] for t in rec.tasks] == ["deadline"]  # no admission task

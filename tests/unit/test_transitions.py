@@ -6,10 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
-from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
-from deepflix.pipeline.transitions import (
-    TRANSITIONS,
+from deepflix.pipeline.events import (
     CancelExecution,
     CancelRequested,
     CheckDeadline,
@@ -22,12 +19,14 @@ from deepflix.pipeline.transitions import (
     RunStage,
     StageFailed,
     StageSucceeded,
-    apply,
 )
-from tests.factories import T0, movie
+from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.transitions import TRANSITIONS, apply
+from tests.factories import CONFIG, T0, movie
 
 pytestmark = pytest.mark.unit
-CFG = DEFAULT_CONFIG
+CFG = CONFIG
 AT = T0 + timedelta(seconds=1)
 
 

@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.events import CancelRequested, Claimed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage
-from deepflix.pipeline.policy import DEFAULT_CONFIG, EWMA_WEIGHT
-from deepflix.pipeline.transitions import (
-    CancelRequested,
-    Claimed,
-    StageFailed,
-    StageSucceeded,
-    apply,
-)
-from tests.factories import T0, movie
+from deepflix.pipeline.policy import EWMA_WEIGHT
+from deepflix.pipeline.transitions import apply
+from tests.factories import CONFIG, T0, movie
 from tests.unit.test_queue_counts_local import assert_exact
 
 pytestmark = pytest.mark.unit
@@ -28,7 +23,7 @@ LATER = T0 + timedelta(hours=1)
 
 
 def claim(store: SqliteMovieStore, limit: int) -> list[str]:
-    fn = lambda m: apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG)  # noqa: E731
+    fn = lambda m: apply(m, Claimed(Stage.story, LATER), CONFIG)  # noqa: E731
     return [t.movie.id for t in store.claim(Stage.story, limit, LATER, fn)]
 
 
@@ -36,13 +31,13 @@ def test_the_writer_reads_again_what_another_process_committed(tmp_path: Path) -
     here, elsewhere = SqliteMovieStore(tmp_path / "m.db"), SqliteMovieStore(tmp_path / "m.db")
     a, b = (here.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in (0, 1))
     assert claim(here, 0) == []  # the writer has read the counts and parsed both movies
-    elsewhere.mutate(a.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+    elsewhere.mutate(a.id, lambda m: apply(m, CancelRequested(T0), CONFIG))
     assert claim(elsewhere, 1) == [b.id]
     seen: list[str] = []
 
     def look(m: Movie) -> object:
         seen.append(m.status.value)
-        return apply(m, CancelRequested(T0), DEFAULT_CONFIG)
+        return apply(m, CancelRequested(T0), CONFIG)
 
     here.mutate(a.id, look)
     assert seen == ["cancelled"]  # not the waiting movie this writer had parsed
@@ -54,7 +49,7 @@ def test_the_writer_reads_again_what_another_process_committed(tmp_path: Path) -
 def test_a_write_failing_after_an_in_memory_change_undoes_its_batch(tmp_path: Path) -> None:
     store = SqliteMovieStore(tmp_path / "m.db")
     m = store.create(movie(), idempotency_key=None, fingerprint="f")
-    claimed = apply(m, Claimed(Stage.story, LATER), DEFAULT_CONFIG).movie
+    claimed = apply(m, Claimed(Stage.story, LATER), CONFIG).movie
 
     def counted_then_failed(conn: object) -> None:
         store.index.saved(conn, m, claimed)  # type: ignore[arg-type]
@@ -85,7 +80,7 @@ def test_counts_stay_exact_when_many_writes_share_a_batch(tmp_path: Path) -> Non
         t.join()
     assert len(claim(store, 15)) == 15
     for m in ms[:10]:
-        store.mutate(m.id, lambda x: apply(x, CancelRequested(LATER), DEFAULT_CONFIG))
+        store.mutate(m.id, lambda x: apply(x, CancelRequested(LATER), CONFIG))
     assert_exact(store)
 
 
@@ -99,7 +94,7 @@ def test_journal_and_means_written_once_per_batch_match_one_by_one(tmp_path: Pat
         for movie_id in ids:
             d = durations[[m.id for m in ms].index(movie_id)]
             done = StageSucceeded(Stage.story, 1, (), LATER + timedelta(seconds=d))
-            store.mutate(movie_id, lambda x, e=done: apply(x, e, DEFAULT_CONFIG))
+            store.mutate(movie_id, lambda x, e=done: apply(x, e, CONFIG))
 
     # Three successes in one transaction, then two in another.
     store.db.write(lambda conn: succeed(conn, [m.id for m in ms[:3]]))
@@ -140,7 +135,7 @@ def test_a_claim_skips_a_movie_its_batch_took_out_of_the_queue(tmp_path: Path) -
     a, b = (store.create(movie(seconds=i), idempotency_key=None, fingerprint="f") for i in (0, 1))
 
     def batch(conn: object) -> list[str]:
-        store.mutate(a.id, lambda m: apply(m, CancelRequested(T0), DEFAULT_CONFIG))
+        store.mutate(a.id, lambda m: apply(m, CancelRequested(T0), CONFIG))
         return claim(store, 1)  # a's row in the file still says waiting, and first
 
     assert store.db.write(batch) == [b.id]
@@ -157,7 +152,7 @@ def test_a_claim_takes_a_movie_its_batch_put_back_in_order(tmp_path: Path) -> No
     failed = StageFailed(Stage.story, 1, "flaky", "try again", True, T0)
 
     def batch(conn: object) -> list[str]:
-        store.mutate(q.id, lambda m: apply(m, failed, DEFAULT_CONFIG))  # waits again
+        store.mutate(q.id, lambda m: apply(m, failed, CONFIG))  # waits again
         return claim(store, 2)  # one slot: q's row in the file says running, r's waiting
 
     assert store.db.write(batch) == [q.id]  # q arrived before r
@@ -187,7 +182,7 @@ def test_a_movie_saved_in_the_batch_is_read_from_it_even_when_no_longer_cached(
 
     def look(x: Movie) -> object:
         seen.append(x.status.value)
-        return apply(x, CancelRequested(T0), DEFAULT_CONFIG)
+        return apply(x, CancelRequested(T0), CONFIG)
 
     def batch(conn: object) -> None:
         claim(store, 1)

@@ -7,7 +7,7 @@ import sys
 
 from deepflix import logs
 from deepflix.metering import METER
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline.ports import job_from_env
 from deepflix.settings import get_settings
 
 
@@ -15,9 +15,7 @@ def main() -> int:
     settings = get_settings()
     logs.setup(settings.log_level)
     try:
-        stage = Stage(os.environ["DEEPFLIX_JOB_STAGE"])
-        movie_id = os.environ["DEEPFLIX_JOB_MOVIE_ID"]
-        attempt = int(os.environ["DEEPFLIX_JOB_ATTEMPT"])
+        stage, movie_id, attempt = job_from_env(os.environ)
     except (KeyError, ValueError) as e:
         logs.get("jobs").error("bad job environment: %s", e)
         return 2

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from deepflix.pipeline.models import STAGES, Movie, StageState
+from deepflix.pipeline.models import CAPTIONS, STAGES, STORY, VIDEO, Movie, StageState
 from deepflix.pipeline.position import QueuePosition
-from deepflix.stages.processors import CAPTIONS, STORY, VIDEO
 
 
 def _time(at: datetime | None) -> str | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from deepflix.pipeline.errors import BadRequest
 
 
 class Priority(StrEnum):
@@ -116,6 +119,28 @@ class StageState(BaseModel):
         return (self.finished_at - self.started_at).total_seconds()
 
 
+# Artifact names: what each stage stores under the movie, and what clients are shown.
+STORY = "story.json"
+VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
+
+
+def scene_image(index: int) -> str:
+    """The still of scene `index` (0-based), numbered from 1 for people."""
+    return f"scene-{index + 1:02d}.png"
+
+
+class QueueFields(NamedTuple):
+    """Where a movie stands in the queues: what a store indexes beside its document."""
+
+    owner: str
+    arrival: str  # arrival_key(created_at): dispatch order within a priority
+    prio: int  # the priority's rank: lower goes first
+    waiting_stage: str | None
+    ready_at: datetime | None  # while waiting: not dispatched before this
+    running_stage: str | None
+    deadline: datetime | None  # while running
+
+
 class Movie(BaseModel):
     """The movie document: the single source of truth for one request."""
 
@@ -147,8 +172,8 @@ class Movie(BaseModel):
         return self._stage_in(_RUNNING)
 
     def _stage_in(self, status: StageStatus) -> Stage | None:
-        # A plain loop with the status passed in: a state change asks these dozens of times,
-        # and a generator over `StageStatus.x` (an enum class lookup each turn) was ~3x slower.
+        # A state change asks these dozens of times: a plain loop with the status passed in,
+        # not a generator that looks `StageStatus.x` up on the enum class at every turn.
         stages = self.stages
         for s in STAGES:
             if stages[s].status is status:
@@ -158,6 +183,20 @@ class Movie(BaseModel):
     @property
     def current_stage(self) -> Stage | None:
         return self.running_stage or self.waiting_stage
+
+    def queue_fields(self) -> QueueFields:
+        """The fields both stores index, so the queues read in (priority, arrival) order."""
+        waiting, running = self.waiting_stage, self.running_stage
+        stages = self.stages
+        return QueueFields(
+            self.owner,
+            arrival_key(self.created_at),
+            self.request.priority.rank,
+            waiting.value if waiting else None,
+            stages[waiting].ready_at if waiting else None,
+            running.value if running else None,
+            stages[running].deadline if running else None,
+        )
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -169,7 +208,22 @@ class Movie(BaseModel):
 def arrival_key(at: datetime) -> str:
     """Fixed-width UTC text that sorts like the instant (isoformat drops zero microseconds).
 
-    Cached: every save of a movie keys its queue columns by it (profiled: strftime was a
-    few percent of a state change).
+    Cached: every save of a movie keys its queue fields by it, and strftime is not cheap.
     """
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_cursor(last: Movie) -> str:
+    """Where a newest-first list of movies goes on: after `last`, in (arrival, id) order."""
+    return base64.urlsafe_b64encode(f"{arrival_key(last.created_at)}|{last.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """(arrival key, movie id) of an encode_cursor(); BadRequest for anything else."""
+    try:
+        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+    except (ValueError, UnicodeError):
+        sep = ""
+    if not sep or not movie_id:
+        raise BadRequest("invalid cursor", details={"cursor": cursor})
+    return arrival, movie_id

@@ -73,12 +73,3 @@ class PipelineConfig:
 
     def __getitem__(self, stage: Stage) -> StagePolicy:
         return self.stages[stage]
-
-
-DEFAULT_CONFIG = PipelineConfig(
-    stages={
-        Stage.story: StagePolicy(concurrency=4, timeout_s=60, expected_s=1.0),
-        Stage.images: StagePolicy(concurrency=2, timeout_s=300, expected_s=4.0, runs_as_job=True),
-        Stage.video: StagePolicy(concurrency=1, timeout_s=600, expected_s=8.0, runs_as_job=True),
-    }
-)

@@ -6,12 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from deepflix.pipeline.models import Movie, Stage
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
-Mutation = Callable[[Movie], Transition]
+Mutation = Callable[[Movie], Decision]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class MovieStore(Protocol):
 
     def get(self, movie_id: str) -> Movie | None: ...
 
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
         """Load, apply fn, save if applied — all in one transaction. None if absent."""
 
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         """Atomically apply fn to the first ready movies waiting in `stage`, by (priority,
         arrival), while fewer than `limit` run there. Never over-admits under concurrency."""
 
@@ -71,6 +72,21 @@ class MovieStore(Protocol):
         """Newest first."""
 
 
+class UnitOfWork(Protocol):
+    """Runs each state-changing operation of the pipeline. Where the store and the queues
+    share one database, as one transaction: the saves an operation makes and the messages
+    they lead to commit together, or none of them if it raises (a transactional outbox)."""
+
+    def __call__(self, operation: Callable[[], T], /) -> T: ...
+
+
+def each_step_alone(operation: Callable[[], T]) -> T:
+    """The unit of work of adapters that commit each save on its own and send its messages
+    after it (Firestore, Cloud Tasks, Pub/Sub): what a crash in between leaves unsent, the
+    deadline checks and the sweep make good."""
+    return operation()
+
+
 class TaskQueue(Protocol):
     def enqueue(
         self,
@@ -94,6 +110,30 @@ class JobRunner(Protocol):
         """Start one execution of the stage's job; returns its execution id."""
 
     def cancel(self, execution: str) -> None: ...
+
+
+def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
+    """What a job execution is told, as env overrides: the job reads nothing else.
+
+    Every JobRunner passes these (a Cloud Run execution gets CLOUD_RUN_EXECUTION from Cloud
+    Run itself); the job entry point reads them back with job_from_env().
+    """
+    return {
+        "DEEPFLIX_JOB_STAGE": stage.value,
+        "DEEPFLIX_JOB_MOVIE_ID": movie_id,
+        "DEEPFLIX_JOB_ATTEMPT": str(attempt),
+        "CLOUD_RUN_EXECUTION": execution,
+    }
+
+
+def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:
+    """(stage, movie id, attempt) from a job's environment; KeyError or ValueError if absent
+    or malformed."""
+    return (
+        Stage(env["DEEPFLIX_JOB_STAGE"]),
+        env["DEEPFLIX_JOB_MOVIE_ID"],
+        int(env["DEEPFLIX_JOB_ATTEMPT"]),
+    )
 
 
 class ArtifactStore(Protocol):

@@ -6,21 +6,10 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 from deepflix.pipeline.errors import Conflict, NotFound
-from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
-from deepflix.pipeline.policy import PipelineConfig
-from deepflix.pipeline.ports import (
-    EventBus,
-    IdempotencyConflict,
-    JobRunner,
-    MovieStore,
-    Page,
-    QueueCounts,
-    TaskQueue,
-)
-from deepflix.pipeline.position import QueuePosition, estimate_eta
-from deepflix.pipeline.transitions import (
+from deepflix.pipeline.events import (
     CancelExecution,
     CancelRequested,
     CheckDeadline,
@@ -32,11 +21,28 @@ from deepflix.pipeline.transitions import (
     JobStarted,
     RetryRequested,
     RunStage,
-    Transition,
-    apply,
 )
+from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
+from deepflix.pipeline.policy import PipelineConfig
+from deepflix.pipeline.ports import (
+    EventBus,
+    IdempotencyConflict,
+    JobRunner,
+    MovieStore,
+    Page,
+    QueueCounts,
+    TaskQueue,
+    UnitOfWork,
+    each_step_alone,
+)
+from deepflix.pipeline.position import QueuePosition, estimate_eta
+from deepflix.pipeline.transitions import Decision, apply
 
 Clock = Callable[[], datetime]
+# How a new movie reaches its story stage: "task" through a named dispatch task, so a create
+# returns at once whatever the queue holds; "inline" by a claim inside the create's own unit
+# of work, where that costs a statement or two (the embedded database).
+Admission = Literal["inline", "task"]
 
 
 def utcnow() -> datetime:
@@ -52,6 +58,16 @@ def fingerprint(request: MovieCreate) -> str:
 
 
 class Pipeline:
+    """The movie service: owns every movie's way from request to a final status.
+
+    It applies events to movies through the transition table (apply), saves the outcome
+    through the store and performs the commands that follow: stage requests, deadline
+    checks, dispatches into free slots, cancelled executions. Every state-changing operation
+    runs in `unit_of_work`, so with adapters that share one database a save and what it
+    sends commit together. `admission` says how a new movie is dispatched (see Admission).
+    Reads (find, list_movies, counts, position, ...) go straight to the store.
+    """
+
     def __init__(
         self,
         *,
@@ -61,6 +77,8 @@ class Pipeline:
         jobs: JobRunner,
         config: PipelineConfig,
         clock: Clock = utcnow,
+        unit_of_work: UnitOfWork = each_step_alone,
+        admission: Admission = "task",
     ) -> None:
         self.store = store
         self.tasks = tasks
@@ -68,10 +86,90 @@ class Pipeline:
         self.jobs = jobs
         self.config = config
         self.clock = clock
+        self.unit_of_work = unit_of_work
+        self.admission = admission
 
     # -- client operations ---------------------------------------------------------------
 
     def create(self, request: MovieCreate, *, owner: str, idempotency_key: str | None) -> Movie:
+        return self.unit_of_work(lambda: self._create(request, owner, idempotency_key))
+
+    def get(self, movie_id: str) -> Movie:
+        movie = self.store.get(movie_id)
+        if movie is None:
+            raise NotFound(f"no movie with id {movie_id!r}")
+        return movie
+
+    def find(self, movie_id: str) -> Movie | None:
+        return self.store.get(movie_id)
+
+    def list_movies(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
+        return self.store.list(owner=owner, limit=limit, cursor=cursor)
+
+    def counts(self) -> dict[Stage, QueueCounts]:
+        return self.store.counts()
+
+    def mean_durations(self) -> dict[Stage, float]:
+        return self.store.mean_durations()
+
+    def admission_paused(self) -> bool:
+        return self.store.admission_paused()
+
+    def cancel(self, movie_id: str) -> Movie:
+        return self.unit_of_work(
+            lambda: self._client_event(movie_id, CancelRequested(self.clock()))
+        )
+
+    def retry(self, movie_id: str) -> Movie:
+        return self.unit_of_work(lambda: self._client_event(movie_id, RetryRequested(self.clock())))
+
+    def position(self, movie: Movie) -> QueuePosition | None:
+        stage = movie.waiting_stage
+        if stage is None:
+            return None
+        ahead, total, running = self.store.position(movie, stage)
+        eta = estimate_eta(
+            stage,
+            ahead=ahead,
+            running=running,
+            config=self.config,
+            observed=self.store.mean_durations(),
+        )
+        return QueuePosition(stage, ahead, total, running, eta)
+
+    def pause_admission(self) -> None:
+        self.unit_of_work(lambda: self.store.set_admission_paused(True))
+
+    def resume_admission(self) -> None:
+        self.unit_of_work(self._resume_admission)
+
+    # -- internal operations (tasks, events, jobs) ---------------------------------------
+
+    def dispatch(self, stage: Stage) -> int:
+        """Fill the stage's free slots from its queue; returns how many were started."""
+        return self.unit_of_work(lambda: self._dispatch(stage))
+
+    def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
+        """Hand a stage attempt to the job runner and record the execution it started."""
+        execution = self.jobs.run(
+            stage=stage, movie_id=movie_id, attempt=attempt, timeout_s=self.config[stage].timeout_s
+        )
+        self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
+
+    def report(self, movie_id: str, event: Event) -> Decision | None:
+        """Apply an event from stage work; stale or repeated reports change nothing."""
+        return self.unit_of_work(lambda: self._report(movie_id, event))
+
+    def check_deadline(self, movie_id: str, stage: Stage, attempt: int) -> None:
+        self.report(movie_id, DeadlinePassed(stage, attempt, self.clock()))
+
+    def sweep(self) -> None:
+        """Safety net for lost kicks and lost deadline tasks: dispatch all, time out overdue."""
+        self.unit_of_work(self._sweep)
+
+    # -- the operations' bodies, run inside their unit of work ---------------------------
+
+    def _create(self, request: MovieCreate, owner: str, idempotency_key: str | None) -> Movie:
         now = self.clock()
         stages = {s: StageState() for s in STAGES}
         stages[Stage.story] = StageState(status=StageStatus.waiting, ready_at=now)
@@ -96,58 +194,19 @@ class Pipeline:
             self._admit(movie)
         return saved
 
-    def get(self, movie_id: str) -> Movie:
-        movie = self.store.get(movie_id)
-        if movie is None:
-            raise NotFound(f"no movie with id {movie_id!r}")
-        return movie
+    def _admit(self, movie: Movie) -> None:
+        """Have a new movie's story stage dispatched (see Admission)."""
+        if self.admission == "inline":
+            self._dispatch(Stage.story)
+            return
+        # The name makes a repeated enqueue harmless.
+        self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
 
-    def find(self, movie_id: str) -> Movie | None:
-        return self.store.get(movie_id)
-
-    def list_movies(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
-        return self.store.list(owner=owner, limit=limit, cursor=cursor)
-
-    def counts(self) -> dict[Stage, QueueCounts]:
-        return self.store.counts()
-
-    def mean_durations(self) -> dict[Stage, float]:
-        return self.store.mean_durations()
-
-    def admission_paused(self) -> bool:
-        return self.store.admission_paused()
-
-    def cancel(self, movie_id: str) -> Movie:
-        return self._client_event(movie_id, CancelRequested(self.clock()))
-
-    def retry(self, movie_id: str) -> Movie:
-        return self._client_event(movie_id, RetryRequested(self.clock()))
-
-    def position(self, movie: Movie) -> QueuePosition | None:
-        stage = movie.waiting_stage
-        if stage is None:
-            return None
-        ahead, total, running = self.store.position(movie, stage)
-        eta = estimate_eta(
-            stage,
-            ahead=ahead,
-            running=running,
-            config=self.config,
-            observed=self.store.mean_durations(),
-        )
-        return QueuePosition(stage, ahead, total, running, eta)
-
-    def pause_admission(self) -> None:
-        self.store.set_admission_paused(True)
-
-    def resume_admission(self) -> None:
+    def _resume_admission(self) -> None:
         self.store.set_admission_paused(False)
-        self.dispatch(Stage.story)
+        self._dispatch(Stage.story)
 
-    # -- internal operations (tasks, events, jobs) ---------------------------------------
-
-    def dispatch(self, stage: Stage) -> int:
-        """Fill the stage's free slots from its queue; returns how many were started."""
+    def _dispatch(self, stage: Stage) -> int:
         if stage is Stage.story and self.store.admission_paused():
             return 0  # paused admission: new movies wait; movies already admitted go on
         now = self.clock()
@@ -157,49 +216,33 @@ class Pipeline:
             now,
             lambda m: apply(m, Claimed(stage, now), self.config),
         )
-        for t in claimed:
-            self._perform(t.commands)
+        for decision in claimed:
+            self._perform(decision.commands)
         return len(claimed)
 
-    def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
-        """Hand a stage attempt to the job runner and record the execution it started."""
-        execution = self.jobs.run(
-            stage=stage, movie_id=movie_id, attempt=attempt, timeout_s=self.config[stage].timeout_s
-        )
-        self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
+    def _report(self, movie_id: str, event: Event) -> Decision | None:
+        decision = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
+        if decision is not None:
+            self._perform(decision.commands)
+        return decision
 
-    def report(self, movie_id: str, event: Event) -> Transition | None:
-        """Apply an event from stage work; stale or repeated reports change nothing."""
-        t = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
-        if t is not None:
-            self._perform(t.commands)
-        return t
-
-    def check_deadline(self, movie_id: str, stage: Stage, attempt: int) -> None:
-        self.report(movie_id, DeadlinePassed(stage, attempt, self.clock()))
-
-    def sweep(self) -> None:
-        """Safety net for lost kicks and lost deadline tasks: dispatch all, time out overdue."""
+    def _sweep(self) -> None:
         for movie in self.store.overdue(self.clock()):
             stage = movie.running_stage
             if stage is not None:
-                self.check_deadline(movie.id, stage, movie.stages[stage].attempts)
+                attempt = movie.stages[stage].attempts
+                self._report(movie.id, DeadlinePassed(stage, attempt, self.clock()))
         for stage in STAGES:
-            self.dispatch(stage)
-
-    def _admit(self, movie: Movie) -> None:
-        """Have a new movie's story stage dispatched. Through the task queue, so the API
-        returns at once; the name makes a repeated enqueue harmless."""
-        self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
+            self._dispatch(stage)
 
     def _client_event(self, movie_id: str, event: Event) -> Movie:
-        t = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
-        if t is None:
+        decision = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
+        if decision is None:
             raise NotFound(f"no movie with id {movie_id!r}")
-        if not t.applied:
-            raise Conflict(t.reason, details={"status": t.movie.status.value})
-        self._perform(t.commands)
-        return t.movie
+        if not decision.applied:
+            raise Conflict(decision.reason, details={"status": decision.movie.status.value})
+        self._perform(decision.commands)
+        return decision.movie
 
     def _perform(self, commands: tuple[Command, ...]) -> None:
         for c in commands:
@@ -218,7 +261,7 @@ class Pipeline:
                 )
             elif isinstance(c, Dispatch):
                 if c.at is None:
-                    self.dispatch(c.stage)
+                    self._dispatch(c.stage)
                 else:
                     stamp = int(c.at.timestamp() * 1000)
                     self.tasks.enqueue(

@@ -1,10 +1,25 @@
-"""The state machine as data: events, commands, the transition table and one pure apply()."""
+"""The state machine as data: the transition table and one pure apply() of an event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from deepflix.pipeline.events import (
+    CancelExecution,
+    CancelRequested,
+    CheckDeadline,
+    Claimed,
+    Command,
+    Dispatch,
+    Event,
+    JobStarted,
+    Progressed,
+    RetryRequested,
+    RunStage,
+    StageFailed,
+    StageSucceeded,
+)
 from deepflix.pipeline.models import (
     STAGES,
     Movie,
@@ -16,131 +31,37 @@ from deepflix.pipeline.models import (
 )
 from deepflix.pipeline.policy import PipelineConfig
 
-S = MovieStatus
 # Which movie statuses may follow which. A stage's own status may repeat (a retry backs off
 # and waits in the same stage), hence the self-loops.
 TRANSITIONS: dict[MovieStatus, frozenset[MovieStatus]] = {
-    S.queued: frozenset({S.story, S.cancelled}),
-    S.story: frozenset({S.story, S.images, S.failed, S.cancelled}),
-    S.images: frozenset({S.images, S.video, S.failed, S.cancelled}),
-    S.video: frozenset({S.video, S.succeeded, S.failed, S.cancelled}),
-    S.succeeded: frozenset(),
-    S.failed: frozenset({S.queued, S.images, S.video}),  # only by an explicit retry
-    S.cancelled: frozenset(),
+    MovieStatus.queued: frozenset({MovieStatus.story, MovieStatus.cancelled}),
+    MovieStatus.story: frozenset(
+        {MovieStatus.story, MovieStatus.images, MovieStatus.failed, MovieStatus.cancelled}
+    ),
+    MovieStatus.images: frozenset(
+        {MovieStatus.images, MovieStatus.video, MovieStatus.failed, MovieStatus.cancelled}
+    ),
+    MovieStatus.video: frozenset(
+        {MovieStatus.video, MovieStatus.succeeded, MovieStatus.failed, MovieStatus.cancelled}
+    ),
+    MovieStatus.succeeded: frozenset(),
+    # Only by an explicit retry, back to the stage that failed.
+    MovieStatus.failed: frozenset({MovieStatus.queued, MovieStatus.images, MovieStatus.video}),
+    MovieStatus.cancelled: frozenset(),
 }
-STAGE_STATUS = {Stage.story: S.story, Stage.images: S.images, Stage.video: S.video}
-
-
-# -- events: facts that happened to one movie ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A dispatcher gave the movie a slot in its waiting stage."""
-
-    stage: Stage
-    at: datetime
+# The movie's status while a stage is its current one (waiting or running there).
+STAGE_TO_MOVIE_STATUS: dict[Stage, MovieStatus] = {
+    Stage.story: MovieStatus.story,
+    Stage.images: MovieStatus.images,
+    Stage.video: MovieStatus.video,
+}
 
 
 @dataclass(frozen=True)
-class JobStarted:
-    stage: Stage
-    attempt: int
-    execution: str
-    at: datetime
+class Decision:
+    """What apply() made of an event: the movie as it is now and the commands to perform
+    once it is saved; applied=False (with the reason) when the event changed nothing."""
 
-
-@dataclass(frozen=True)
-class Progressed:
-    stage: Stage
-    attempt: int
-    progress: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StageSucceeded:
-    stage: Stage
-    attempt: int
-    artifacts: tuple[tuple[str, str], ...]
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StageFailed:
-    stage: Stage
-    attempt: int
-    code: str
-    message: str
-    retryable: bool
-    at: datetime
-
-
-@dataclass(frozen=True)
-class DeadlinePassed:
-    stage: Stage
-    attempt: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CancelRequested:
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RetryRequested:
-    at: datetime
-
-
-Event = (
-    Claimed
-    | JobStarted
-    | Progressed
-    | StageSucceeded
-    | StageFailed
-    | DeadlinePassed
-    | CancelRequested
-    | RetryRequested
-)
-
-
-# -- commands: what the caller must do once the new state is saved --------------------------
-
-
-@dataclass(frozen=True)
-class RunStage:
-    movie_id: str
-    stage: Stage
-    attempt: int
-
-
-@dataclass(frozen=True)
-class CheckDeadline:
-    movie_id: str
-    stage: Stage
-    attempt: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """Offer free slots of a stage to its queue, now or at a later time."""
-
-    stage: Stage
-    at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CancelExecution:
-    execution: str
-
-
-Command = RunStage | CheckDeadline | Dispatch | CancelExecution
-
-
-@dataclass(frozen=True)
-class Transition:
     movie: Movie
     commands: tuple[Command, ...] = ()
     applied: bool = True
@@ -151,7 +72,7 @@ class InvalidTransition(Exception):
     """A bug: apply() tried to move a movie along an edge the table does not have."""
 
 
-def apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
+def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     """Apply one event; stale or repeated events are no-ops (at-least-once delivery)."""
     result = _apply(movie, event, config)
     moved = result.applied and result.movie.status is not movie.status
@@ -160,11 +81,11 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
     return result
 
 
-def _skip(movie: Movie, reason: str, *commands: Command) -> Transition:
-    return Transition(movie, commands, applied=False, reason=reason)
+def _skip(movie: Movie, reason: str, *commands: Command) -> Decision:
+    return Decision(movie, commands, applied=False, reason=reason)
 
 
-def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
+def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     if isinstance(event, CancelRequested):
         return _cancel(movie, event.at)
     if isinstance(event, RetryRequested):
@@ -209,13 +130,13 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Transition:
     return _fail(movie, event.stage, error, config)
 
 
-def _update(movie: Movie, stage: Stage, at: datetime, **changes: object) -> Transition:
+def _update(movie: Movie, stage: Stage, at: datetime, **changes: object) -> Decision:
     stages = dict(movie.stages)
     stages[stage] = movie.stages[stage].model_copy(update=changes)
-    return Transition(movie.model_copy(update={"stages": stages, "updated_at": at}))
+    return Decision(movie.model_copy(update={"stages": stages, "updated_at": at}))
 
 
-def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Transition:
+def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Decision:
     st = movie.stages[event.stage]
     if movie.status.terminal or st.status is not StageStatus.waiting:
         return _skip(movie, "not waiting in this stage")
@@ -236,11 +157,11 @@ def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Transition:
     updated = movie.model_copy(
         update={
             "stages": {**movie.stages, event.stage: new_state},
-            "status": STAGE_STATUS[event.stage],
+            "status": STAGE_TO_MOVIE_STATUS[event.stage],
             "updated_at": event.at,
         }
     )
-    return Transition(
+    return Decision(
         updated,
         (
             RunStage(movie.id, event.stage, attempt),
@@ -249,7 +170,7 @@ def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Transition:
     )
 
 
-def _succeed(movie: Movie, event: StageSucceeded) -> Transition:
+def _succeed(movie: Movie, event: StageSucceeded) -> Decision:
     st = movie.stages[event.stage]
     stages = dict(movie.stages)
     stages[event.stage] = st.model_copy(
@@ -272,12 +193,12 @@ def _succeed(movie: Movie, event: StageSucceeded) -> Transition:
         update |= {"status": MovieStatus.succeeded, "finished_at": event.at, "error": None}
     else:
         stages[nxt] = StageState(status=StageStatus.waiting, ready_at=event.at)
-        update["status"] = STAGE_STATUS[nxt]
+        update["status"] = STAGE_TO_MOVIE_STATUS[nxt]
         commands.append(Dispatch(nxt))
-    return Transition(movie.model_copy(update=update), tuple(commands))
+    return Decision(movie.model_copy(update=update), tuple(commands))
 
 
-def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig) -> Transition:
+def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig) -> Decision:
     st = movie.stages[stage]
     commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
     if st.execution:
@@ -295,10 +216,10 @@ def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig)
     else:
         stages[stage] = st.model_copy(update={**common, "status": StageStatus.failed})
         update |= {"status": MovieStatus.failed, "finished_at": error.at, "error": error}
-    return Transition(movie.model_copy(update=update), tuple(commands))
+    return Decision(movie.model_copy(update=update), tuple(commands))
 
 
-def _cancel(movie: Movie, at: datetime) -> Transition:
+def _cancel(movie: Movie, at: datetime) -> Decision:
     if movie.status.terminal:
         return _skip(movie, f"movie already {movie.status.value}")
     commands: list[Command] = []
@@ -320,10 +241,10 @@ def _cancel(movie: Movie, at: datetime) -> Transition:
                 }
             )
     update = {"stages": stages, "status": MovieStatus.cancelled, "finished_at": at}
-    return Transition(movie.model_copy(update={**update, "updated_at": at}), tuple(commands))
+    return Decision(movie.model_copy(update={**update, "updated_at": at}), tuple(commands))
 
 
-def _retry(movie: Movie, at: datetime) -> Transition:
+def _retry(movie: Movie, at: datetime) -> Decision:
     if movie.status is not MovieStatus.failed:
         return _skip(movie, f"only a failed movie can be retried, this one is {movie.status.value}")
     stage = next(s for s in STAGES if movie.stages[s].status is StageStatus.failed)
@@ -332,6 +253,6 @@ def _retry(movie: Movie, at: datetime) -> Transition:
     stages[stage] = StageState(
         status=StageStatus.waiting, ready_at=at, last_error=movie.stages[stage].last_error
     )
-    status = MovieStatus.queued if stage is Stage.story else STAGE_STATUS[stage]
+    status = MovieStatus.queued if stage is Stage.story else STAGE_TO_MOVIE_STATUS[stage]
     update = {"stages": stages, "status": status, "finished_at": None, "error": None}
-    return Transition(movie.model_copy(update={**update, "updated_at": at}), (Dispatch(stage),))
+    return Decision(movie.model_copy(update={**update, "updated_at": at}), (Dispatch(stage),))

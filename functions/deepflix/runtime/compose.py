@@ -10,7 +10,6 @@ from pathlib import Path
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
-from deepflix.adapters.local.atomic import AtomicPipeline
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.inline_jobs import InlineJobRunner
 from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
@@ -18,7 +17,7 @@ from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
 from deepflix.pipeline.ports import ArtifactStore, JobRunner
-from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.service import Pipeline, utcnow
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
@@ -47,7 +46,7 @@ class CloudRuntime:
         """Nothing runs in the background."""
 
 
-def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
+def _jobs(settings: Settings) -> JobRunner:
     if settings.job_runner == "inline":
         gpu = settings.images_concurrency + settings.video_concurrency
         return InlineJobRunner(threads=gpu)
@@ -55,7 +54,17 @@ def _jobs(settings: Settings, on_exit: Callable[[JobExit], None]) -> JobRunner:
         from deepflix.adapters.gcp.factory import cloud_run_jobs
 
         return cloud_run_jobs(settings)
-    return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs", on_exit=on_exit)
+    return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs")
+
+
+def _connect_jobs(jobs: JobRunner, runner: StageRunner, on_exit: Callable[[JobExit], None]) -> None:
+    """Give a job runner of this process what it calls back, once the stage runner (which
+    needs the pipeline, which needs the job runner) exists: inline jobs do its work;
+    subprocess jobs report their exits. A Cloud Run job reports through the pipeline."""
+    if isinstance(jobs, InlineJobRunner):
+        jobs.serve(runner.execute)
+    elif isinstance(jobs, SubprocessJobRunner):
+        jobs.on_exit(on_exit)
 
 
 def inline_executor(
@@ -76,10 +85,7 @@ def _worker_kit(settings: Settings, workdir: Path) -> InlineExecutor:
 
 
 def _runner(settings: Settings, pipeline: Pipeline, work: StageExecutor) -> StageRunner:
-    runner = StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
-    if isinstance(pipeline.jobs, InlineJobRunner):
-        pipeline.jobs.execute = runner.execute
-    return runner
+    return StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
 
 
 def build_cloud(settings: Settings) -> CloudRuntime:
@@ -93,11 +99,7 @@ def build_cloud(settings: Settings) -> CloudRuntime:
     else:
         local = LocalArtifactStore(settings.media_root() / "artifacts")
         artifacts, local_file = local, local.resolve
-    holder: list[StageRunner] = []
-    jobs = _jobs(
-        settings,
-        lambda e: holder[0].job_exited(e.movie_id, e.stage, e.attempt, e.returncode),
-    )
+    jobs = _jobs(settings)
     pipeline = Pipeline(
         store=ports.store,
         tasks=ports.tasks,
@@ -106,7 +108,9 @@ def build_cloud(settings: Settings) -> CloudRuntime:
         config=settings.pipeline_config(),
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
-    holder.append(runner)
+    _connect_jobs(
+        jobs, runner, lambda e: runner.job_exited(e.movie_id, e.stage, e.attempt, e.returncode)
+    )
     return CloudRuntime(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
 
 
@@ -122,17 +126,19 @@ def build_embedded(
     store = SqliteMovieStore(db)
     queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(media / "artifacts")
-    holder: list[EmbeddedRuntime] = []
-    jobs = _jobs(settings, lambda e: holder[0].job_exited(e))
-    extra = {"clock": clock} if clock is not None else {}
-    pipeline = AtomicPipeline(
-        db=db,
+    jobs = _jobs(settings)
+    pipeline = Pipeline(
         store=store,
         tasks=LocalTaskQueue(queue, swept_deadlines=True),
         events=LocalEventBus(queue),
         jobs=jobs,
         config=settings.pipeline_config(),
-        **extra,
+        clock=clock or utcnow,
+        # Store and queues share the database: each operation is one write of it, so a
+        # change and the messages it sends commit together (ADR 0007), and a new movie's
+        # story slot is claimed in its create's own write.
+        unit_of_work=db.atomically,
+        admission="inline",
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
     work = media / "work"
@@ -144,5 +150,5 @@ def build_embedded(
     )
     runner = _runner(settings, pipeline, stage_work)
     embedded = EmbeddedRuntime(settings, store, queue, artifacts, pipeline, runner, work)
-    holder.append(embedded)
+    _connect_jobs(jobs, runner, embedded.job_exited)
     return embedded

@@ -16,9 +16,9 @@ from deepflix.adapters.local.messaging import task_queue_name, topic_queue_name
 from deepflix.adapters.local.queue import Message, SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit
+from deepflix.pipeline.events import StageFailed
 from deepflix.pipeline.models import STAGES, Stage
 from deepflix.pipeline.service import Pipeline, stage_topic
-from deepflix.pipeline.transitions import StageFailed
 from deepflix.settings import Settings
 from deepflix.stages.runner import StageRunner
 

@@ -8,16 +8,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import CAPTIONS, POSTER, STORY, VIDEO, Movie, Stage, scene_image
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.stages.generators.base import Generators, ImageGenerator, Scene, Story
-
-STORY = "story.json"
-VIDEO, POSTER, CAPTIONS = "movie.mp4", "poster", "captions.vtt"
-
-
-def scene_image(index: int) -> str:
-    return f"scene-{index + 1:02d}.png"
 
 
 @dataclass(frozen=True)
@@ -48,8 +41,7 @@ def run_story(ctx: StageContext) -> Outputs:
         seed=ctx.movie.seed,
     )
     local = ctx.workdir / STORY
-    # pydantic's own encoder: the standard library's indented dump was a tenth of the
-    # instant pipeline's stage work (profiled).
+    # pydantic's own encoder, in Rust: the standard library's json module is much slower.
     local.write_text(story.model_dump_json(indent=2), encoding="utf-8")
     return {STORY: ctx.artifacts.put(ctx.movie.id, STORY, local)}
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict
 
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
+from deepflix.pipeline.events import Progressed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
-from deepflix.pipeline.transitions import Progressed, StageFailed, StageSucceeded
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
 
@@ -31,6 +31,13 @@ class StageRequest(BaseModel):
 
 
 class StageRunner:
+    """Turns a stage request into stage work and its outcome: owns the checks that a request
+    is for the attempt now running, the hand-off of GPU stages to a job, the progress
+    reports, and the classing of failures (retryable or not) reported to the pipeline.
+
+    The work itself is the executor's (in this thread, or a worker process).
+    """
+
     def __init__(
         self,
         *,

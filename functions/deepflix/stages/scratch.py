@@ -15,10 +15,9 @@ class Scratch:
     """A pool of empty folders under `root` (the system's temporary folder if None).
 
     An attempt's outputs are moved out of its folder and its inputs are hard links, so what
-    it leaves is the folder itself, and freeing that inode had a price: on ext4 without a
-    journal (the benchmark machine) each inode freed in the last seconds is read and skipped
-    by the next allocations (perf: `recently_deleted` and the inode-table reads under it
-    were ~40% of the pipeline's CPU). A folder per attempt freed four inodes per movie.
+    it leaves is the folder itself, and freeing an inode has a price: on ext4 without a
+    journal each inode freed in the last seconds is read and skipped by the next
+    allocations (`recently_deleted`). Reused folders free none.
     """
 
     def __init__(self, root: Path | None) -> None:

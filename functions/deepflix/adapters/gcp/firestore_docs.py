@@ -1,19 +1,19 @@
-"""How a movie is laid out in Firestore: the document, its index fields, list cursors."""
+"""How a movie is laid out in Firestore: the document and the fields indexed beside it."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from deepflix.pipeline.errors import BadRequest
-from deepflix.pipeline.models import Movie, arrival_key
+from deepflix.pipeline.models import Movie, Stage
 
 Doc = dict[str, Any]
-MOVIES = "movies"
+# Collections: the movies, and per stage the ids running there (the slots a claim guards)
+# and the stage's mean duration.
+MOVIES, QUEUES, STATS = "movies", "queues", "stats"
 DOC_ID = FieldPath.document_id()
 
 
@@ -21,19 +21,18 @@ def eq(field: str, value: object) -> Any:
     return firestore.FieldFilter(field, "==", value)
 
 
+def slots_ref(db: Any, stage: Stage) -> Any:
+    return db.collection(QUEUES).document(stage.value)
+
+
+def stats_ref(db: Any, stage: Stage) -> Any:
+    return db.collection(STATS).document(stage.value)
+
+
 def index_fields(m: Movie) -> Doc:
-    """Fields kept beside the movie so Firestore can index the queues (see
-    infra/firestore.indexes.json): the derived columns the SQLite store keeps."""
-    waiting, running = m.waiting_stage, m.running_stage
-    return {
-        "owner": m.owner,
-        "arrival": arrival_key(m.created_at),
-        "prio": m.request.priority.rank,
-        "waiting_stage": waiting.value if waiting else None,
-        "ready_at": m.stages[waiting].ready_at if waiting else None,
-        "running_stage": running.value if running else None,
-        "deadline": m.stages[running].deadline if running else None,
-    }
+    """The movie's queue fields, kept beside it so Firestore can index the queues (see
+    infra/firestore.indexes.json); times stay timestamps."""
+    return m.queue_fields()._asdict()
 
 
 def to_document(m: Movie, *, journal_seq: int = 0) -> Doc:
@@ -42,17 +41,3 @@ def to_document(m: Movie, *, journal_seq: int = 0) -> Doc:
 
 def from_document(data: Mapping[str, Any]) -> Movie:
     return Movie.model_validate({k: v for k, v in data.items() if k in Movie.model_fields})
-
-
-def encode_cursor(m: Movie) -> str:
-    return base64.urlsafe_b64encode(f"{arrival_key(m.created_at)}|{m.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-    except (ValueError, UnicodeError):
-        sep = ""
-    if not sep or not movie_id:
-        raise BadRequest("invalid cursor", details={"cursor": cursor})
-    return arrival, movie_id

@@ -17,25 +17,25 @@ from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
-    decode_cursor,
-    encode_cursor,
+    STATS,
     eq,
     from_document,
+    slots_ref,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.journal import JournalEntry
+from deepflix.pipeline.models import Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
 R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
-IDEMPOTENCY, QUEUES = "idempotency", "queues"
-STATS, CONTROL = "stats", "control"
+IDEMPOTENCY, CONTROL = "idempotency", "control"
 
 
 class FirestoreMovieStore:
@@ -85,12 +85,6 @@ class FirestoreMovieStore:
     def movies(self) -> Any:
         return self.db().collection(MOVIES)
 
-    def slots_ref(self, stage: Stage) -> Any:
-        return self.db().collection(QUEUES).document(stage.value)
-
-    def stats_ref(self, stage: Stage) -> Any:
-        return self.db().collection(STATS).document(stage.value)
-
     def _admission_ref(self) -> Any:
         return self.db().collection(CONTROL).document("admission")
 
@@ -98,7 +92,7 @@ class FirestoreMovieStore:
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
-            tx = Txn(self)
+            tx = self._txn()
             tx.create(ref, to_document(movie))
             tx.count(None, movie)
             try:
@@ -136,27 +130,27 @@ class FirestoreMovieStore:
         return from_document(snap.to_dict()) if snap.exists else None
 
     @translate_outages("firestore")
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
         ref = self.movies().document(movie_id)
 
-        def body(tx: Txn) -> Transition | None:
+        def body(tx: Txn) -> Decision | None:
             snap = tx.get(ref)
             if not snap.exists:
                 return None
             doc = snap.to_dict()
             movie = from_document(doc)
-            t = fn(movie)
-            if t.applied:
-                tx.save(doc, movie, t.movie)
+            decision = fn(movie)
+            if decision.applied:
+                tx.save(doc, movie, decision.movie)
                 tx.commit()
-            return t
+            return decision
 
         return self._transact(body)
 
     @translate_outages("firestore")
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def body(tx: Txn) -> list[Transition]:
-            slots = tx.get(self.slots_ref(stage))
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        def body(tx: Txn) -> list[Decision]:
+            slots = tx.get(slots_ref(self.db(), stage))
             running = list((slots.to_dict() or {}).get("running", []))
             free = limit - len(running)
             if free <= 0:
@@ -166,10 +160,10 @@ class FirestoreMovieStore:
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
-                t = fn(movie)
-                if t.applied:
-                    tx.save(doc, movie, t.movie)
-                    out.append(t)
+                decision = fn(movie)
+                if decision.applied:
+                    tx.save(doc, movie, decision.movie)
+                    out.append(decision)
             tx.commit(slots={stage: running})
             return out
 
@@ -245,8 +239,7 @@ class FirestoreMovieStore:
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
         entries = self.movies().document(movie_id).collection(JOURNAL).order_by(DOC_ID)
-        keys = ("stage", "attempt", "before", "after", "at")
-        return [{k: s.get(k) for k in keys} for s in self._stream(entries)]
+        return [{k: s.get(k) for k in JournalEntry._fields} for s in self._stream(entries)]
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
@@ -292,11 +285,14 @@ class FirestoreMovieStore:
             last = page[-1]
         return picked
 
+    def _txn(self) -> Txn:
+        return Txn(self.db(), rpc=self.rpc, shards=self.shards)
+
     def _transact(self, body: Callable[[Txn], R]) -> R:
         """Run `body` in a fresh transaction until it commits without losing a race."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return body(Txn(self))
+                return body(self._txn())
             except CONFLICTS:
                 pass
             # Jittered backoff, so the losers of one race do not all meet again in the next.

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.firestore_docs import Doc, to_document
+from deepflix.adapters.gcp.firestore_docs import MOVIES, Doc, slots_ref, stats_ref, to_document
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
-from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
+from deepflix.pipeline.journal import stage_changes
+from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.policy import running_mean
-
-if TYPE_CHECKING:
-    from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 
 JOURNAL = "journal"
 # A commit whose preconditions failed lost a race: read again and retry.
@@ -31,10 +29,11 @@ class Txn:
     the emulator breaks that only by a lock timeout (8 parallel dispatchers took minutes).
     """
 
-    def __init__(self, store: FirestoreMovieStore) -> None:
-        self.store = store
-        self.db = store.db()
-        self.batch = self.db.batch()
+    def __init__(self, db: Any, *, rpc: dict[str, Any], shards: int) -> None:
+        self.db = db  # the Firestore client
+        self.rpc = rpc  # retry and timeout of every call
+        self.shards = shards  # copies of each queue counter
+        self.batch = db.batch()
         self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
         self.writes = 0
         self.taken: dict[Stage, list[str]] = {}
@@ -42,7 +41,7 @@ class Txn:
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
 
     def get(self, ref: Any) -> Any:
-        snap = ref.get(**self.store.rpc)
+        snap = ref.get(**self.rpc)
         METER.add("firestore.reads")
         self.saw(snap)
         return snap
@@ -65,25 +64,17 @@ class Txn:
 
     def count(self, old: Movie | None, new: Movie) -> None:
         """Move the movie in the queue counters, in this commit (written once per document)."""
-        self.counters.update(deltas(old, new, self.store.shards))
+        self.counters.update(deltas(old, new, self.shards))
 
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
-        ref = self.store.movies().document(new.id)
+        ref = self.db.collection(MOVIES).document(new.id)
+        journal, durations = stage_changes(old, new)
         seq = int(old_doc.get("journal_seq") or 0)
-        for st in STAGES:
-            before, after = old.stages[st], new.stages[st]
-            if before.status is not after.status:
-                seq += 1
-                entry = {
-                    "stage": st.value,
-                    "attempt": after.attempts,
-                    "before": before.status.value,
-                    "after": after.status.value,
-                    "at": new.updated_at.isoformat(),
-                }
-                self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry)
-            if before.status is StageStatus.running and after.status is StageStatus.succeeded:
-                self._observe(st, after.duration_s or 0.0)
+        for entry in journal:
+            seq += 1
+            self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry.document())
+        for stage, seconds in durations:
+            self._observe(stage, seconds)
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
                 self.freed.setdefault(old.running_stage, []).append(new.id)
@@ -93,7 +84,7 @@ class Txn:
         self.count(old, new)
 
     def _observe(self, stage: Stage, seconds: float) -> None:
-        ref = self.store.stats_ref(stage)
+        ref = stats_ref(self.db, stage)
         # The first sample starts the running mean at itself.
         prev = self.get(ref).to_dict() or {"mean_s": seconds, "samples": 0}
         mean = running_mean(float(prev["mean_s"]), [seconds])
@@ -103,7 +94,7 @@ class Txn:
     def commit(self, *, slots: dict[Stage, list[str]] | None = None) -> None:
         """Commit; `slots` are the running lists a claim read, guarded by their versions."""
         for st in STAGES:
-            ref = self.store.slots_ref(st)
+            ref = slots_ref(self.db, st)
             if slots is not None and st in slots and self.taken.get(st):
                 self.replace(ref, {"stage": st.value, "running": slots[st] + self.taken[st]})
                 continue
@@ -118,5 +109,5 @@ class Txn:
                     self.writes += 1
         self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
-            self.batch.commit(**self.store.rpc)
+            self.batch.commit(**self.rpc)
             METER.add("firestore.writes", self.writes)

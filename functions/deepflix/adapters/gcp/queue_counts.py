@@ -19,9 +19,9 @@ from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 
 COUNTS, BUCKETS = "queue_counts", "queue_buckets"
-# Bucket widths in seconds, finest first; each divides the next. A position sums, for each
-# width, the buckets inside its own block of the next (100 x 8 shards: one read), all
-# the widest buckets before its own, and counts index entries only inside its finest bucket
+# Bucket widths in seconds, finest first; each divides the next by 100. A position sums, for
+# each width, the buckets inside its own block of the next (few enough for one billed read),
+# all the widest buckets before its own, and counts index entries only inside its finest bucket
 # (ten seconds of arrivals). Time, not count, decides a movie's bucket, so a create reads no
 # counter: nothing contends but the increments, which the shards spread.
 WIDTHS = (10, 1_000, 100_000)

@@ -12,9 +12,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
-from deepflix.adapters.local.subprocess_jobs import job_env
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Stage
+from deepflix.pipeline.ports import job_env
 
 # Cloud Run sets these itself (container runtime contract) and refuses overrides of them.
 RESERVED_ENV = frozenset(
@@ -33,7 +33,7 @@ RESERVED_ENV = frozenset(
 
 
 def execution_env(*, stage: Stage, movie_id: str, attempt: int) -> dict[str, str]:
-    """The subprocess runner's overrides, less what Cloud Run sets on its own."""
+    """The job environment contract (job_env), less what Cloud Run sets on its own."""
     env = job_env(stage=stage, movie_id=movie_id, attempt=attempt, execution="")
     return {k: v for k, v in env.items() if k not in RESERVED_ENV}
 

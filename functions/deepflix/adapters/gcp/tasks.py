@@ -1,12 +1,11 @@
-"""TaskQueue on Cloud Tasks: named HTTP tasks with OIDC, plus the headers Cloud Tasks sends."""
+"""TaskQueue on Cloud Tasks: named HTTP tasks with OIDC tokens, one URL per task kind."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -18,7 +17,6 @@ from deepflix.metering import METER
 # Cloud Tasks accepts an HTTP task's dispatch deadline only within [15 s, 30 min].
 MIN_DISPATCH_DEADLINE_S = 15.0
 MAX_DISPATCH_DEADLINE_S = 1800.0
-KIND_HEADER = "X-Deepflix-Task-Kind"
 
 
 def task_id(name: str) -> str:
@@ -86,7 +84,7 @@ class CloudTasksQueue:
         http = tasks_v2.HttpRequest(
             url=url,
             http_method=tasks_v2.HttpMethod.POST,
-            headers={"Content-Type": "application/json", KIND_HEADER: kind},
+            headers={"Content-Type": "application/json"},
             body=json.dumps(dict(payload), separators=(",", ":")).encode(),
         )
         if self.service_account_email is not None:
@@ -125,53 +123,3 @@ class CloudTasksQueue:
             # hour): at-least-once callers repeat themselves, and that is done already.
             return False
         return True
-
-
-@dataclass(frozen=True)
-class TaskHeaders:
-    """What Cloud Tasks tells the target about the delivery it is making."""
-
-    task_name: str
-    queue_name: str
-    retry_count: int  # attempts that failed before this one (dispatch errors included)
-    execution_count: int  # attempts that reached the target and got a response
-    eta: datetime | None = None
-    previous_response: int | None = None  # HTTP status of the previous attempt
-    retry_reason: str | None = None
-    kind: str | None = None
-
-    @property
-    def first_attempt(self) -> bool:
-        return self.retry_count == 0
-
-
-def _int(value: str | None, default: int | None = 0) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else default
-    except ValueError:
-        return default
-
-
-def parse_task_headers(headers: Mapping[str, str]) -> TaskHeaders | None:
-    """Read the X-CloudTasks-* headers of a request; None if Cloud Tasks did not send it."""
-    h = {k.lower(): v for k, v in headers.items()}
-    name = h.get("x-cloudtasks-taskname")
-    if not name:
-        return None
-    eta = None
-    raw_eta = h.get("x-cloudtasks-tasketa")
-    if raw_eta:
-        try:
-            eta = datetime.fromtimestamp(float(raw_eta), tz=UTC)
-        except (ValueError, OverflowError, OSError):
-            eta = None
-    return TaskHeaders(
-        task_name=name,
-        queue_name=h.get("x-cloudtasks-queuename", ""),
-        retry_count=_int(h.get("x-cloudtasks-taskretrycount")) or 0,
-        execution_count=_int(h.get("x-cloudtasks-taskexecutioncount")) or 0,
-        eta=eta,
-        previous_response=_int(h.get("x-cloudtasks-taskpreviousresponse"), None),
-        retry_reason=h.get("x-cloudtasks-taskretryreason") or None,
-        kind=h.get(KIND_HEADER.lower()) or None,
-    )

@@ -62,7 +62,7 @@ def _checked(path: str) -> str:
 
 def _link_or_copy(source: Path, dest: Path) -> None:
     """A hard link where possible: artifacts are written once and never changed in place, and
-    creating files dominated the embedded pipeline's cost (bench/RESULTS.md)."""
+    a link creates no new file, the dearest part of storing one here."""
     dest.unlink(missing_ok=True)
     try:
         os.link(source, dest)

@@ -91,8 +91,8 @@ class Consumer:
 
     def _idle(self, names: set[str]) -> bool:
         """Wait for a put; True when the database should be polled (something fell due)."""
-        # Profiled: reading the earliest due time on every idle turn was a query per
-        # hand-off, 0.7 ms each under load; it changes only with delays, nacks and polls.
+        # The earliest due time changes only with delays, nacks and polls (queue.delays
+        # counts them): read it again only then, not with a query on every idle turn.
         seen = self.queue.delays
         if seen != self._eta_seen:
             self._eta, self._eta_seen = self.queue.next_eta(names), seen

@@ -15,9 +15,10 @@ log = logs.get("sqlite")
 T = TypeVar("T")
 # A batch closes at this many writes so one burst cannot hold the lock for long.
 MAX_BATCH = 256
-# The view whose INSERT trigger runs every buffer's statements: a batch's rows are written
-# by one statement, where one per table cost a wait to retake the GIL each (measured:
-# bench/RESULTS.md §1). TEMP: the writer's connection alone has it; the file never does.
+# The view whose INSERT trigger runs every buffer's statements: each SQLite statement gives
+# the GIL away and waits to take it back, so a batch's rows are written by one statement,
+# not one per table (ADR 0007). TEMP: the writer's connection alone has it; the file never
+# does.
 _END = "batch_end"
 
 
@@ -26,8 +27,8 @@ class _Write:
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any], *, wait: bool) -> None:
         self.fn = fn
-        # A held lock that the writer releases: one futex wake, where an Event's
-        # notify_all cost a tenth of the pipeline's GIL time (profiled).
+        # A held lock that the writer releases: one futex wake for the one waiter, where an
+        # Event would take a condition's lock and notify_all.
         self.done = threading.Lock() if wait else None
         if self.done is not None:
             self.done.acquire()
@@ -67,7 +68,9 @@ class Buffer(Protocol):
 
 
 class Database:
-    """A SQLite file shared by threads and processes.
+    """A SQLite file shared by threads and processes: owns its connections (one per reading
+    thread), its one writer thread, the batches that thread commits and the buffers each
+    batch writes at its end.
 
     WAL lets readers run beside the one writer; synchronous=NORMAL keeps every committed
     transaction across a crash of the process (kill -9), though not across a power loss —
@@ -75,10 +78,10 @@ class Database:
 
     Writes from all threads of this process go through one writer thread, which runs the
     writes waiting at that moment in one transaction (group commit); a failing write
-    leaves the others alone (see _commit). A caller returns after the commit.
-    Measured (bench/RESULTS.md §1): with a lock taken by each writing thread, every statement
-    gave the GIL away while holding the database lock, and the lock convoy, not SQLite's
-    work, set the pipeline's pace.
+    leaves the others alone (see _commit). A caller returns after the commit. One writer,
+    not a lock taken by each writing thread: every statement gives the GIL away, and a
+    thread doing so while it held the database lock made the others queue on both
+    (ADR 0007).
     """
 
     def __init__(
@@ -132,6 +135,11 @@ class Database:
         if w.error is not None:
             raise w.error
         return w.result  # type: ignore[no-any-return]
+
+    def atomically(self, operation: Callable[[], T]) -> T:
+        """Run `operation` as one write (the pipeline's unit of work here): everything it
+        writes through this database, movies and messages alike, commits together."""
+        return self.write(lambda _conn: operation())
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call `fn` once the write running now has committed (at once outside a write);

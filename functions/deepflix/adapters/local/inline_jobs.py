@@ -15,25 +15,34 @@ log = logs.get("jobs")
 class InlineJobRunner:
     """Runs a job's work on a thread of this process (benchmarks; no process start cost).
 
-    The threads are pooled: a new thread per job also opened new database connections.
+    The threads are pooled, so jobs reuse them and the database connections each opens.
     Stage concurrency limits how many jobs run at once, so `threads` at their sum never
     makes a job wait for a thread.
     """
 
     def __init__(self, threads: int) -> None:
-        self.execute: Callable[[str, Stage, int], bool] | None = None
+        self._execute: Callable[[str, Stage, int], bool] | None = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inline-job")
 
+    def serve(self, execute: Callable[[str, Stage, int], bool]) -> None:
+        """Have `execute(movie_id, stage, attempt)` do each job's work: the stage runner's,
+        which is built after the pipeline that runs jobs, so it is given here."""
+        self._execute = execute
+
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
-        self._pool.submit(self._run, movie_id, stage, attempt)
+        execute = self._execute
+        if execute is None:
+            raise RuntimeError("the inline job runner was given no stage work (serve)")
+        self._pool.submit(self._run, execute, movie_id, stage, attempt)
         return f"inline-{uuid.uuid4().hex[:12]}"
 
     def cancel(self, execution: str) -> None:
         """A thread cannot be stopped; its late report is ignored as stale."""
 
-    def _run(self, movie_id: str, stage: Stage, attempt: int) -> None:
-        assert self.execute is not None
+    def _run(
+        self, execute: Callable[[str, Stage, int], bool], movie_id: str, stage: Stage, attempt: int
+    ) -> None:
         try:
-            self.execute(movie_id, stage, attempt)
+            execute(movie_id, stage, attempt)
         except Exception:  # the deadline check will retry it; the thread must live on
             log.exception("inline job failed", extra={"movie_id": movie_id, "stage": stage.value})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from deepflix.adapters.local.db import Database, json_rows, json_table
-from deepflix.pipeline.models import STAGES, Movie, StageStatus
+from deepflix.pipeline.journal import stage_changes
+from deepflix.pipeline.models import Movie
 from deepflix.pipeline.policy import EWMA_WEIGHT, running_mean
 
 _STATS = json_table(("stage", "first", "n", "keep", "plus"), "NEW.stage_stats")
@@ -35,17 +36,17 @@ class History:
         db.buffer(self)
 
     def saved(self, old: Movie, new: Movie) -> None:
-        """Note each stage whose status changed, and the duration of each that succeeded."""
-        for stage in STAGES:
-            before, after = old.stages[stage], new.stages[stage]
-            if before.status is after.status:
-                continue
-            self.db.staged()
-            at = new.updated_at.isoformat()
-            row = (new.id, stage.value, after.attempts, before.status.value, after.status.value, at)
-            self._journal.append(row)
-            if after.status is StageStatus.succeeded and before.status is StageStatus.running:
-                self._durations.setdefault(stage.value, []).append(after.duration_s or 0.0)
+        """Note the journal entries and duration samples of one save (stage_changes)."""
+        journal, durations = stage_changes(old, new)
+        if not journal:
+            return
+        self.db.staged()
+        for e in journal:
+            self._journal.append(
+                (new.id, e.stage.value, e.attempt, e.before.value, e.after.value, e.at.isoformat())
+            )
+        for stage, seconds in durations:
+            self._durations.setdefault(stage.value, []).append(seconds)
 
     def rows(self) -> dict[str, str]:
         out: dict[str, str] = {}

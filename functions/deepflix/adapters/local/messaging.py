@@ -23,8 +23,8 @@ class LocalTaskQueue:
     With swept_deadlines=True deadline tasks are not stored: a running stage's deadline is
     an indexed column of its movie, and the runtime's sweep times out every overdue stage
     from it (within one sweep interval, durably, after a restart too). A durable task per
-    claim as well cost two inserts now and a delivery later for every stage of every movie
-    (bench/RESULTS.md §1), to say what the sweep already says.
+    claim as well would cost two inserts now and a delivery later for every stage of every
+    movie, to say what the sweep already says (ADR 0007).
     """
 
     def __init__(self, queue: SqliteQueue, *, swept_deadlines: bool = False) -> None:

@@ -46,11 +46,17 @@ class Message:
 
 
 class SqliteQueue:
+    """A durable at-least-once queue on the embedded database: owns the messages (named,
+    delayed, leased, redelivered with backoff), the taken names and the dead letters.
+
+    Sharing the movie store's Database puts a state change and the messages it sends in
+    one transaction. Puts for a consumer in this process are handed to it in memory once
+    their write commits (deliver_here); everything else is found by leasing.
+    """
+
     def __init__(
         self, where: Path | Database, *, lease_s: float = 600.0, max_deliveries: int = 5
     ) -> None:
-        # Sharing the movie store's database puts a state change and the messages it sends
-        # in one transaction.
         self.db = where if isinstance(where, Database) else Database(where)
         self.db.conn().executescript(SCHEMA)
         self.lease_s = lease_s
@@ -230,10 +236,6 @@ class SqliteQueue:
             {"queue": q, "body": json.loads(b), "error": e, "deliveries": d, "at": at}
             for q, b, e, d, at in rows
         ]
-
-    def depth(self) -> dict[str, int]:
-        rows = self.db.conn().execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue")
-        return {q: n for q, n in rows}
 
     def purge_names(self) -> None:
         now = time.time()

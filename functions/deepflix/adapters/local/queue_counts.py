@@ -32,8 +32,6 @@ CREATE TABLE IF NOT EXISTS queue_counts (
 # (about depth / BUCKET_SIZE of them) and counts the index entries of its priority inside
 # its own (at most about BUCKET_SIZE), so both stay small up to millions waiting.
 BUCKET_SIZE = 1000
-# Bumped whenever the bucketing changes: opening an older database recounts it.
-VERSION = 4
 Where = tuple[str, int]  # (stage, priority rank) where a movie waits or runs
 # Written at each batch's end (a Buffer): rows of (stage, prio, bucket, n), (stage, prio,
 # waiting, running) and (bucket, created), each added to what the table holds.
@@ -65,11 +63,10 @@ class Counts:
     """The writer thread's copy of the count tables, changed in memory as movies are saved
     and written once per batch (a Buffer of the Database).
 
-    Every statement gives the GIL away and waits to take it back, so the four to six
-    statements a save spent on the counts (a bucket lookup, upserts of each count, a sum
-    for the free slots) were most of the writer's time (bench/RESULTS.md §1). The copy is
-    read again whenever the database's generation moves (another process wrote, a batch
-    rolled back).
+    Every statement gives the GIL away and waits to take it back, so a save changes the
+    counts without one (no bucket lookup, no upsert per count, no sum for the free slots);
+    the batch writes them all at its end (ADR 0007, 0008). The copy is read again whenever
+    the database's generation moves (another process wrote, a batch rolled back).
     """
 
     statements = STATEMENTS
@@ -133,12 +130,6 @@ class Counts:
                 waiting, running = waiting + w, running + r
         return waiting, running
 
-    def rebuild(self, conn: sqlite3.Connection) -> None:
-        """Recount from the movies, with this batch's rows written first."""
-        self.db.flush(conn)
-        rebuild(conn)
-        self.db.invalidate()
-
     def rows(self) -> dict[str, str]:
         out: dict[str, str] = {}
         buckets = [[*w, b, n] for (w, b), n in self._pending_buckets.items() if n]
@@ -172,7 +163,7 @@ class Counts:
         for arrival, movie_id, n in rows:
             self._starts.append((str(arrival), str(movie_id)))
             self._created.append(int(n))
-        assert self._starts, "bucket 0 starts before every key: rebuild() was not run"
+        assert self._starts, "bucket 0 starts before every key: first_bucket() was not run"
         newest = conn.execute(
             "SELECT arrival, id FROM movies ORDER BY arrival DESC, id DESC LIMIT 1"
         ).fetchone()
@@ -199,6 +190,11 @@ class Counts:
     def _add(self, where: Where, column: str, sign: int) -> None:
         self._pending[where, column] += sign
         self._counts.setdefault(where, [0, 0])[column == "running"] += sign
+
+
+def first_bucket(conn: sqlite3.Connection) -> None:
+    """Open bucket 0, which starts before every key, in a new database."""
+    conn.execute("INSERT OR IGNORE INTO bucket_starts VALUES (0, '', '', 0)")
 
 
 def prune(conn: sqlite3.Connection) -> int:
@@ -236,7 +232,7 @@ def position(conn: sqlite3.Connection, m: Movie, stage: str) -> tuple[int, int, 
         POSITION,
         {"stage": stage, "prio": where[1], "arrival": arrival_key(m.created_at), "id": m.id},
     ).fetchone()
-    assert bucket is not None, "bucket 0 starts before every key: rebuild() was not run"
+    assert bucket is not None, "bucket 0 starts before every key: first_bucket() was not run"
     return int(ahead), int(waiting), int(running)
 
 
@@ -256,33 +252,3 @@ def counts_of(conn: sqlite3.Connection, stage: str) -> tuple[int, int]:
         (stage,),
     ).fetchone()
     return int(w), int(r)
-
-
-def rebuild(conn: sqlite3.Connection) -> None:
-    """Recount from the movies: a database from before this bucketing, or a new one."""
-    conn.execute("DROP TABLE IF EXISTS queue_buckets")  # VERSION 3's per-second buckets
-    for table in ("bucket_starts", "bucket_counts", "queue_counts"):
-        conn.execute(f"DELETE FROM {table}")
-    # Every BUCKET_SIZE movies in arrival order start a bucket; bucket 0 starts before all.
-    conn.execute(
-        "WITH ranked AS (SELECT arrival, id, ROW_NUMBER() OVER (ORDER BY arrival, id) - 1 AS rn,"
-        " COUNT(*) OVER () AS total FROM movies)"
-        " INSERT INTO bucket_starts SELECT rn / :size, IIF(rn = 0, '', arrival),"
-        " IIF(rn = 0, '', id), MIN(:size, total - rn) FROM ranked WHERE rn % :size = 0",
-        {"size": BUCKET_SIZE},
-    )
-    conn.execute("INSERT OR IGNORE INTO bucket_starts VALUES (0, '', '', 0)")
-    conn.execute(
-        "WITH ranked AS (SELECT waiting_stage, prio,"
-        " (ROW_NUMBER() OVER (ORDER BY arrival, id) - 1) / ? AS bucket FROM movies)"
-        " INSERT INTO bucket_counts SELECT waiting_stage, prio, bucket, COUNT(*) FROM ranked"
-        " WHERE waiting_stage IS NOT NULL GROUP BY 1, 2, 3",
-        (BUCKET_SIZE,),
-    )
-    conn.execute(
-        "INSERT INTO queue_counts SELECT stage, prio, SUM(w), SUM(r) FROM ("
-        " SELECT waiting_stage AS stage, prio, 1 AS w, 0 AS r FROM movies"
-        " WHERE waiting_stage IS NOT NULL UNION ALL"
-        " SELECT running_stage, prio, 0, 1 FROM movies WHERE running_stage IS NOT NULL"
-        ") GROUP BY stage, prio"
-    )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import random
 import sqlite3
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +12,11 @@ import orjson
 from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
-from deepflix.pipeline.errors import BadRequest
-from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
+from deepflix.adapters.local.movie_cache import MovieCache, new_version
+from deepflix.pipeline.journal import JournalEntry
+from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
-from deepflix.pipeline.transitions import Transition
+from deepflix.pipeline.transitions import Decision
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS movies (
@@ -31,7 +29,7 @@ CREATE TABLE IF NOT EXISTS movies (
     ready_at REAL,
     running_stage TEXT,
     deadline REAL,
-    version INTEGER NOT NULL DEFAULT 0
+    version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS movies_queue ON movies (waiting_stage, prio, arrival, id)
     WHERE waiting_stage IS NOT NULL;
@@ -53,8 +51,6 @@ CREATE TABLE IF NOT EXISTS stage_stats (
     stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
 );
 """
-# Parsed movies kept: enough for every movie in flight, bounded for a long-running service.
-CACHE_SIZE = 20_000
 # How long the stage means behind ETAs are reused before they are read again.
 MEANS_TTL_S = 1.0
 COLUMNS = (
@@ -62,9 +58,8 @@ COLUMNS = (
     "version", "id",
 )  # fmt: skip
 # A batch's new and saved rows are written at its end by one statement for all (the
-# Database's batch-end trigger): one UPDATE per save was a third of the writer's statement
-# time, and each statement gives the GIL away and waits to take it back. 2,000 movies:
-# 16,000 UPDATEs -> 2,700, burst hop p50 9.5 -> 6.5 ms (bench/RESULTS.md §1).
+# Database's batch-end trigger), not an UPDATE per save: each SQLite statement gives the GIL
+# away and waits to take it back, and a movie is often saved twice in one batch (ADR 0007).
 STATEMENTS = {
     "movies_new": f"INSERT INTO movies ({', '.join(COLUMNS)}) "
     + json_rows(len(COLUMNS), "NEW.movies_new"),
@@ -74,27 +69,22 @@ STATEMENTS = {
 }
 
 
-def _new_version() -> int:
-    """A version no other save will write, so a cached parse can never be confused with a
-    rolled-back one that reused a number."""
-    return random.getrandbits(62)
-
-
 def _ts(at: datetime | None) -> float | None:
     return at.timestamp() if at is not None else None
 
 
 def _columns(m: Movie) -> tuple[object, ...]:
-    waiting, running = m.waiting_stage, m.running_stage
+    """The row of a movie but its version and id: the document and its queue fields."""
+    owner, arrival, prio, waiting, ready_at, running, deadline = m.queue_fields()
     return (
         m.model_dump_json(),
-        m.owner,
-        arrival_key(m.created_at),
-        m.request.priority.rank,
-        waiting.value if waiting else None,
-        _ts(m.stages[waiting].ready_at) if waiting else None,
-        running.value if running else None,
-        _ts(m.stages[running].deadline) if running else None,
+        owner,
+        arrival,
+        prio,
+        waiting,
+        _ts(ready_at),
+        running,
+        _ts(deadline),
     )
 
 
@@ -104,27 +94,23 @@ def _ready(m: Movie, stage: Stage, now: datetime) -> bool:
     return m.waiting_stage is stage and ready_at is not None and ready_at <= now
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        arrival, sep, movie_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-    except (ValueError, UnicodeError):
-        sep = ""
-    if not sep:
-        raise BadRequest("invalid cursor", details={"cursor": cursor})
-    return arrival, movie_id
-
-
 class SqliteMovieStore:
+    """`MovieStore` on the embedded database: owns the movie rows (the JSON document with
+    its queue fields as indexed columns), the idempotency keys, the admission flag, and the
+    queue counts and journal it keeps in step with every save (queue_counts.Counts, History).
+
+    Its writes run on the Database's writer thread. A batch's saves stay in memory
+    (`_saved`) and are written by one statement at the batch's end (a Buffer); parsed
+    movies are cached by row version so a load rarely parses.
+    """
+
     statements = STATEMENTS
 
     def __init__(self, where: Path | Database) -> None:
-        # id -> (row version, movie, the database generation the writer read or wrote it
-        # in, or -1 when another thread parsed it): see _load.
-        self._cache: dict[str, tuple[int, Movie, int]] = {}
-        self._cache_lock = threading.Lock()
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
         self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
+        self._cache = MovieCache(self.db)
         self.index = queue_counts.Counts(self.db)
         self.history = History(self.db)
         # Movies created or saved by the batch running now, by id: (the row's version, the
@@ -136,17 +122,8 @@ class SqliteMovieStore:
         self._new: set[str] = set()
         self.db.buffer(self)
         self.db.conn().executescript(SCHEMA + queue_counts.SCHEMA)
-        if not self.db.read_only:  # a reader's writer has migrated the file already
-            self.db.write(self._migrate)
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(movies)")}
-        if "version" not in columns:  # a database from before the parsed-document cache
-            conn.execute("ALTER TABLE movies ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version < queue_counts.VERSION:
-            self.index.rebuild(conn)
-            conn.execute(f"PRAGMA user_version = {queue_counts.VERSION}")
+        if not self.db.read_only:  # a reader's writer has set the file up already
+            self.db.write(queue_counts.first_bucket)
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         def write(conn: sqlite3.Connection) -> Movie:
@@ -165,12 +142,12 @@ class SqliteMovieStore:
                     "INSERT INTO idempotency VALUES (?, ?, ?)",
                     (idempotency_key, movie.id, fingerprint),
                 )
-            version = _new_version()
+            version = new_version()
             self.index.created(conn, movie)
             self._saved[movie.id] = (version, movie)
             self._new.add(movie.id)
             self.db.staged()  # a failing write after this undoes its batch, row included
-            self._remember(movie, version)
+            self._cache.remember(movie, version)
             return movie
 
         return self.db.write(write)
@@ -178,20 +155,20 @@ class SqliteMovieStore:
     def get(self, movie_id: str) -> Movie | None:
         return self._load(self.db.conn(), movie_id)
 
-    def mutate(self, movie_id: str, fn: Mutation) -> Transition | None:
-        def write(conn: sqlite3.Connection) -> Transition | None:
+    def mutate(self, movie_id: str, fn: Mutation) -> Decision | None:
+        def write(conn: sqlite3.Connection) -> Decision | None:
             movie = self._load(conn, movie_id)
             if movie is None:
                 return None
-            t = fn(movie)
-            if t.applied:
-                self._save(conn, movie, t.movie)
-            return t
+            decision = fn(movie)
+            if decision.applied:
+                self._save(conn, movie, decision.movie)
+            return decision
 
         return self.db.write(write)
 
-    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Transition]:
-        def write(conn: sqlite3.Connection) -> list[Transition]:
+    def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        def write(conn: sqlite3.Connection) -> list[Decision]:
             waiting, running = self.index.of(conn, stage.value)
             free = limit - running
             if free <= 0 or not waiting:  # no statement: each one waits to retake the GIL
@@ -203,16 +180,16 @@ class SqliteMovieStore:
                 " ORDER BY prio, arrival, id LIMIT ?",
                 (stage.value, now.timestamp(), free + len(saved)),
             ).fetchall()
-            movies = [self._parse(row) for row in rows if row[0] not in saved]
+            movies = [self._cache.parse(row) for row in rows if row[0] not in saved]
             if saved:
                 movies += [m for _, m in saved.values() if _ready(m, stage, now)]
                 movies.sort(key=lambda m: m.sort_key)  # the SELECT's order
             out = []
             for movie in movies[:free]:
-                t = fn(movie)
-                if t.applied:
-                    self._save(conn, movie, t.movie)
-                    out.append(t)
+                decision = fn(movie)
+                if decision.applied:
+                    self._save(conn, movie, decision.movie)
+                    out.append(decision)
             return out
 
         return self.db.write(write)
@@ -232,14 +209,14 @@ class SqliteMovieStore:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE running_stage = ?", (stage.value,)
         )
-        return [self._parse(row) for row in rows]
+        return [self._cache.parse(row) for row in rows]
 
     def overdue(self, now: datetime) -> list[Movie]:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE running_stage IS NOT NULL AND deadline < ?",
             (now.timestamp(),),
         )
-        return [self._parse(row) for row in rows]
+        return [self._cache.parse(row) for row in rows]
 
     def mean_durations(self) -> dict[Stage, float]:
         # Read for every position answer; an ETA does not need fresher means than this.
@@ -280,8 +257,7 @@ class SqliteMovieStore:
             "SELECT stage, attempt, before, after, at FROM journal WHERE movie_id = ? ORDER BY seq",
             (movie_id,),
         )
-        keys = ("stage", "attempt", "before", "after", "at")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(JournalEntry._fields, row, strict=True)) for row in rows]
 
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         where, args = [], []
@@ -289,7 +265,7 @@ class SqliteMovieStore:
             where.append("owner = ?")
             args.append(owner)
         if cursor is not None:
-            arrival, movie_id = _decode_cursor(cursor)
+            arrival, movie_id = decode_cursor(cursor)
             where.append("(arrival, id) < (?, ?)")
             args += [arrival, movie_id]
         sql = "SELECT id, version, doc FROM movies"
@@ -297,13 +273,8 @@ class SqliteMovieStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY arrival DESC, id DESC LIMIT ?"
         rows = self._current().execute(sql, (*args, limit + 1)).fetchall()
-        movies = [self._parse(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = movies[-1]
-            raw = f"{arrival_key(last.created_at)}|{last.id}"
-            next_cursor = base64.urlsafe_b64encode(raw.encode()).decode()
-        return Page(movies, next_cursor)
+        movies = [self._cache.parse(row) for row in rows[:limit]]
+        return Page(movies, encode_cursor(movies[-1]) if len(rows) > limit else None)
 
     def rows(self) -> dict[str, str]:
         """The rows of the movies this batch created and saved (the Database's flush)."""
@@ -333,42 +304,18 @@ class SqliteMovieStore:
                 return saved[1]
             # What the writer read or wrote in this generation is the row as it is now: no
             # other connection has committed since (Database.generation), so no read.
-            hit = self._cache.get(movie_id)
-            if hit is not None and hit[2] == self.db.generation:
-                return hit[1]
+            current = self._cache.current(movie_id)
+            if current is not None:
+                return current
         row = conn.execute(
             "SELECT id, version, doc FROM movies WHERE id = ?", (movie_id,)
         ).fetchone()
-        return self._parse(row) if row else None
-
-    def _parse(self, row: tuple[str, int, str]) -> Movie:
-        """The movie behind a row, parsed once per version.
-
-        Parsing the JSON document was the largest single cost of a state change (profiled:
-        a load per mutate, claim and status read). Movies are never changed in place — a
-        transition returns a copy — so a parsed one can be handed out again.
-        """
-        movie_id, version, doc = row
-        hit = self._cache.get(movie_id)
-        if hit is not None and hit[0] == version:
-            if self.db.is_writer() and hit[2] != self.db.generation:
-                self._remember(hit[1], version)
-            return hit[1]
-        movie = Movie.model_validate_json(doc)
-        self._remember(movie, version)
-        return movie
-
-    def _remember(self, movie: Movie, version: int) -> None:
-        generation = self.db.generation if self.db.is_writer() else -1
-        with self._cache_lock:
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[movie.id] = (version, movie, generation)
+        return self._cache.parse(row) if row else None
 
     def _save(self, conn: sqlite3.Connection, old: Movie, new: Movie) -> None:
         self.index.saved(conn, old, new)
-        version = _new_version()
+        version = new_version()
         self._saved[new.id] = (version, new)
         self.db.staged()  # a failing write after this undoes its batch, row included
-        self._remember(new, version)
+        self._cache.remember(new, version)
         self.history.saved(old, new)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deepflix import logs
 from deepflix.pipeline.models import Stage
+from deepflix.pipeline.ports import job_env
 
 log = logs.get("jobs")
 _PR_SET_PDEATHSIG = 1
@@ -35,32 +36,25 @@ class JobExit:
     returncode: int
 
 
-def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
-    """The overrides run_job passes to a Cloud Run execution; the job reads nothing else."""
-    return {
-        "DEEPFLIX_JOB_STAGE": stage.value,
-        "DEEPFLIX_JOB_MOVIE_ID": movie_id,
-        "DEEPFLIX_JOB_ATTEMPT": str(attempt),
-        "CLOUD_RUN_EXECUTION": execution,
-    }
-
-
 class SubprocessJobRunner:
     def __init__(
         self,
         *,
         log_dir: Path,
         env: Mapping[str, str] | None = None,
-        on_exit: Callable[[JobExit], None] | None = None,
         grace_s: float = 5.0,
     ) -> None:
         self.log_dir = log_dir
         self.env = dict(env if env is not None else os.environ)
-        self.on_exit = on_exit
         self.grace_s = grace_s
+        self._exit_listeners: list[Callable[[JobExit], None]] = []
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         log_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_exit(self, listener: Callable[[JobExit], None]) -> None:
+        """Call `listener` with every job's exit, on the thread that watched the job."""
+        self._exit_listeners.append(listener)
 
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
         execution = f"{stage.value}-{movie_id[:12]}-{attempt}-{uuid.uuid4().hex[:6]}"
@@ -107,10 +101,6 @@ class SubprocessJobRunner:
         self._signal(proc, signal.SIGTERM)
         threading.Timer(self.grace_s, self._signal, args=(proc, signal.SIGKILL)).start()
 
-    def active(self) -> list[str]:
-        with self._lock:
-            return [e for e, p in self._procs.items() if p.poll() is None]
-
     def _signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -127,5 +117,5 @@ class SubprocessJobRunner:
             code = proc.wait()
         with self._lock:
             self._procs.pop(info[0], None)
-        if self.on_exit is not None:
-            self.on_exit(JobExit(*info, returncode=code))
+        for listener in self._exit_listeners:
+            listener(JobExit(*info, returncode=code))

@@ -79,8 +79,7 @@ class CpuImageGenerator:
     """Paints one 1280x720 PNG per scene; varies by scene index, mood and style."""
 
     # Pillow's pixel work and PNG encoding run outside the GIL (its text drawing does not),
-    # so a second thread keeps a second core busy: 12 stills, paired runs on a shared
-    # 2-core machine, median 0.70 s (0.61-1.04) against 0.98 s (0.74-1.06) one at a time.
+    # so a second thread keeps a second core busy.
     threads = 2
 
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:

@@ -100,7 +100,7 @@ def _motion(motion: str, tl: Timeline, height: int) -> str:
     if motion in ("zoom_in", "zoom_out"):
         z = f"on/{last}" if motion == "zoom_in" else f"(1-on/{last})"
         # zoompan emits every frame from the one input still. It crops whole pixels of its
-        # input, so upscaling 1.5x first makes the zoom steps finer (less visible judder).
+        # input, so upscaling by half first makes the zoom steps finer (less visible judder).
         # (scale:eval=frame + crop looked simpler, but crop kept stale sizes when shrinking
         # and read outside the frame: garbage edges and occasional segfaults.)
         return (

@@ -1,0 +1,115 @@
+"""Events that happen to a movie and the commands a decision asks its caller to perform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from deepflix.pipeline.models import Stage
+
+# -- events: facts that happened to one movie ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A dispatcher gave the movie a slot in its waiting stage."""
+
+    stage: Stage
+    at: datetime
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    stage: Stage
+    attempt: int
+    execution: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Progressed:
+    stage: Stage
+    attempt: int
+    progress: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StageSucceeded:
+    stage: Stage
+    attempt: int
+    artifacts: tuple[tuple[str, str], ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StageFailed:
+    stage: Stage
+    attempt: int
+    code: str
+    message: str
+    retryable: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    stage: Stage
+    attempt: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    at: datetime
+
+
+Event = (
+    Claimed
+    | JobStarted
+    | Progressed
+    | StageSucceeded
+    | StageFailed
+    | DeadlinePassed
+    | CancelRequested
+    | RetryRequested
+)
+
+
+# -- commands: what the caller must do once the new state is saved --------------------------
+
+
+@dataclass(frozen=True)
+class RunStage:
+    movie_id: str
+    stage: Stage
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CheckDeadline:
+    movie_id: str
+    stage: Stage
+    attempt: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Offer free slots of a stage to its queue, now or at a later time."""
+
+    stage: Stage
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CancelExecution:
+    execution: str
+
+
+Command = RunStage | CheckDeadline | Dispatch | CancelExecution
