@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deepflix.adapters.gcp.firestore_docs import from_document, to_document
+from deepflix.adapters.gcp.firestore_docs import from_document
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.queue_counts import WIDTHS
 from deepflix.metering import METER
@@ -127,26 +127,6 @@ def test_a_position_is_five_aggregations_whatever_the_depth(empty_firestore: Any
         assert answer.billed_reads == 5 and answer.ahead == ms.index(m)
         # The 10-second bucket's count matched only its own movies, not the queue.
         assert answer.matched["own_10s"] <= 20
-
-
-def test_recount_rebuilds_the_counters_of_a_database_from_before_them(
-    empty_firestore: Any,
-) -> None:
-    store = FirestoreMovieStore(client=empty_firestore)
-    old = [movie(seconds=o, priority=p) for o in OFFSETS for p in ("high", "low")]
-    batch = empty_firestore.batch()
-    for m in old:  # written as the store did before it kept counters
-        batch.create(empty_firestore.collection("movies").document(m.id), to_document(m))
-    batch.commit()
-    stray = empty_firestore.collection("queue_buckets").document("story-10-5-0")
-    stray.set({"stage": "story", "width": 10, "key": 5, "n": 7})
-    assert store.position(old[0], Stage.story)[1] == 0  # no counters yet
-    assert store.recount() > 0
-    assert not stray.get().exists
-    new = movie(seconds=EDGE)
-    store.create(new, idempotency_key=None, fingerprint="f")
-    store.claim(Stage.story, 3, NOW, event_fn(Claimed(Stage.story, NOW)))
-    assert assert_exact(store, empty_firestore) == len(old) + 1 - 3
 
 
 def test_the_sweep_deletes_emptied_buckets_and_positions_stay_exact(

@@ -201,15 +201,6 @@ class FirestoreMovieStore:
         return deleted
 
     @translate_outages("firestore")
-    def recount(self) -> int:
-        """Rebuild the queue counters from the movies (a database from before them).
-
-        Reads every movie; run it once while nothing else writes. Returns documents written.
-        """
-        snaps = self.movies().stream(**self.rpc)
-        return self.counters.recount((from_document(s.to_dict()) for s in snaps), self.shards)
-
-    @translate_outages("firestore")
     def running(self, stage: Stage) -> Movies:
         q = self.movies().where(filter=eq("running_stage", stage.value))
         return [from_document(s.to_dict()) for s in self._stream(q)]

@@ -216,36 +216,3 @@ class QueueCounters:
             .end_before({"arrival": arrival_key(movie.created_at), "__name__": movie.id})
         )
         return int(self._aggregate(q, (), read_time)["matched"])
-
-    def recount(self, movies: Iterable[Movie], shards: int) -> int:
-        """Rewrite every counter from `movies`, for a database from before the counters.
-
-        Not atomic with saves: run it while nothing else writes movies. Returns the counter
-        documents written.
-        """
-        totals: Counter[tuple[CounterDoc, str]] = Counter()
-        for m in movies:
-            totals.update(counted(m, shards))
-        db = self.db()
-        docs = [
-            (db.collection(d.collection).document(d.id), dict(d.labels) | fields)
-            for d, fields in by_document(totals).items()
-        ]
-        kept = {ref.path for ref, _ in docs}
-        stale = [
-            s.reference
-            for c in (COUNTS, BUCKETS)
-            for s in db.collection(c).stream(**self.rpc)
-            if s.reference.path not in kept
-        ]
-        writes: list[tuple[Any, dict[str, Any] | None]] = [(r, None) for r in stale]
-        writes += docs
-        for i in range(0, len(writes), 500):  # the most writes one commit takes
-            batch = db.batch()
-            for ref, data in writes[i : i + 500]:
-                if data is None:
-                    batch.delete(ref)
-                else:
-                    batch.set(ref, data)  # replaces whatever the document counted
-            batch.commit(**self.rpc)
-        return len(docs)
