@@ -13,7 +13,7 @@ from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
 from deepflix.pipeline.transitions import Claimed, StageSucceeded, Transition, apply
 from tests.factories import T0, movie
 
-pytestmark = pytest.mark.contract
+# Tier marks: on the adapter parameters (conftest.py), `contract` or `emulator`.
 LATER = T0 + timedelta(hours=1)
 
 
