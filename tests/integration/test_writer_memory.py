@@ -21,9 +21,9 @@ from deepflix.pipeline.transitions import (
     apply,
 )
 from tests.factories import T0, movie
-from tests.unit.test_queue_counts_local import assert_exact
+from tests.integration.test_queue_counts_local import assert_exact
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 LATER = T0 + timedelta(hours=1)
 
 

@@ -17,7 +17,7 @@ from deepflix.pipeline.service import Pipeline
 from deepflix.pipeline.transitions import JobStarted, StageSucceeded
 from tests.factories import T0, request
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 class Recorder:

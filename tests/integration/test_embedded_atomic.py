@@ -17,7 +17,7 @@ from deepflix.settings import Settings
 from tests.factories import T0
 from tests.factories import movie as make_movie
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def test_a_claim_whose_message_fails_is_rolled_back_with_it(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from deepflix.stages.generators.images import CAPTION_BAND, CpuImageGenerator
 from deepflix.stages.generators.story import CpuStoryGenerator
 from deepflix.stages.generators.video import MOTIONS, CpuVideoGenerator, RenderError, make_timeline
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 BLANK = Image.new("RGB", (1, 1))
 

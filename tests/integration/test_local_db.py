@@ -14,7 +14,7 @@ import pytest
 
 from deepflix.adapters.local.db import Database, json_rows
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

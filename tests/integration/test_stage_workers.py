@@ -20,7 +20,7 @@ from deepflix.settings import Settings
 from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
 from tests.factories import movie as make_movie
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 # Kits for the workers, in a module the worker processes can import (PYTHONPATH below).
 KITS = textwrap.dedent(

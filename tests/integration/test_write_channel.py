@@ -16,7 +16,7 @@ from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.runtime.write_channel import WriteClient, WriteServer
 from tests import factories
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 class FakePipeline:

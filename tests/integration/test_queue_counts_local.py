@@ -27,7 +27,7 @@ from deepflix.pipeline.transitions import (
 from tests.factories import T0, movie
 from tests.queue_checks import assert_positions_exact
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def everyone(store: SqliteMovieStore) -> list[Movie]:
