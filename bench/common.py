@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools import service
-from devtools.emulators import free_port, stop
+from devtools.emulators import free_port
+from devtools.emulators import stop as stop  # bench modules take it from here
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

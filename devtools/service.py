@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from deepflix.pipeline.models import TERMINAL
 from devtools.emulators import HOST, free_port, stop
@@ -87,7 +87,7 @@ class Service:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(api, signal.SIGKILL)
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

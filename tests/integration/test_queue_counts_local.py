@@ -82,7 +82,7 @@ def _random_event(rng: random.Random, m: Movie, at: datetime) -> Event | None:
     running = m.running_stage
     if running is not None:
         attempt = m.stages[running].attempts
-        return rng.choice(
+        return rng.choice(  # type: ignore[return-value]
             [
                 StageSucceeded(running, attempt, (), at),
                 StageFailed(running, attempt, "boom", "retryable", True, at),
@@ -127,7 +127,7 @@ def test_counts_never_drift_through_random_traffic(
                 stage,
                 rng.randint(1, 10),
                 at,
-                lambda x, s=stage, a=at: apply(x, Claimed(s, a), DEFAULT_CONFIG),
+                lambda x, s=stage, a=at: apply(x, Claimed(s, a), DEFAULT_CONFIG),  # type: ignore[misc]
             )
         else:
             # Mostly a running movie, so the walk gets past the first stage.
@@ -138,7 +138,7 @@ def test_counts_never_drift_through_random_traffic(
             assert target is not None
             event = _random_event(rng, target, clock)
             if event is not None:
-                store.mutate(target.id, lambda x, e=event: apply(x, e, DEFAULT_CONFIG))
+                store.mutate(target.id, lambda x, e=event: apply(x, e, DEFAULT_CONFIG))  # type: ignore[misc]
         if step % 50 == 49:
             assert_exact(store)
         if step % 100 == 99:  # the sweep's housekeeping changes no answer

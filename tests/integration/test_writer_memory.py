@@ -18,6 +18,7 @@ from deepflix.pipeline.transitions import (
     Claimed,
     StageFailed,
     StageSucceeded,
+    Transition,
     apply,
 )
 from tests.factories import T0, movie
@@ -40,7 +41,7 @@ def test_the_writer_reads_again_what_another_process_committed(tmp_path: Path) -
     assert claim(elsewhere, 1) == [b.id]
     seen: list[str] = []
 
-    def look(m: Movie) -> object:
+    def look(m: Movie) -> Transition:
         seen.append(m.status.value)
         return apply(m, CancelRequested(T0), DEFAULT_CONFIG)
 
@@ -99,7 +100,7 @@ def test_journal_and_means_written_once_per_batch_match_one_by_one(tmp_path: Pat
         for movie_id in ids:
             d = durations[[m.id for m in ms].index(movie_id)]
             done = StageSucceeded(Stage.story, 1, (), LATER + timedelta(seconds=d))
-            store.mutate(movie_id, lambda x, e=done: apply(x, e, DEFAULT_CONFIG))
+            store.mutate(movie_id, lambda x, e=done: apply(x, e, DEFAULT_CONFIG))  # type: ignore[misc]
 
     # Three successes in one transaction, then two in another.
     store.db.write(lambda conn: succeed(conn, [m.id for m in ms[:3]]))
@@ -185,7 +186,7 @@ def test_a_movie_saved_in_the_batch_is_read_from_it_even_when_no_longer_cached(
     m = store.create(movie(), idempotency_key=None, fingerprint="f")
     seen: list[str] = []
 
-    def look(x: Movie) -> object:
+    def look(x: Movie) -> Transition:
         seen.append(x.status.value)
         return apply(x, CancelRequested(T0), DEFAULT_CONFIG)
 

@@ -186,4 +186,4 @@ def test_the_sweep_task_also_prunes_the_store(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(functions, "service", Service)
     with flask.Flask("tasks").test_request_context("/sweep", method="POST", json={}):
         response = functions.tasks(flask.request)
-    assert response.status_code == 200 and calls == ["sweep", "prune"]
+    assert response.status_code == 200 and calls == ["sweep", "prune"]  # type: ignore[union-attr]

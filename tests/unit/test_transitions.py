@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus
 from deepflix.pipeline.policy import DEFAULT_CONFIG, PipelineConfig, RetryPolicy, StagePolicy
 from deepflix.pipeline.transitions import (
     TRANSITIONS,
@@ -31,7 +31,7 @@ CFG = DEFAULT_CONFIG
 AT = T0 + timedelta(seconds=1)
 
 
-def run_through(m, *stages):  # type: ignore[no-untyped-def]
+def run_through(m: Movie, *stages: Stage) -> Movie:
     """Claim and succeed each stage in turn."""
     for stage in stages:
         m = apply(m, Claimed(stage, AT), CFG).movie
