@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -115,7 +116,13 @@ def test_a_request_not_from_cloud_tasks_has_no_task_headers() -> None:
 
 def test_task_ids_are_stable_hashes_and_deadlines_stay_in_range() -> None:
     assert task_id("admit-m1") == task_id("admit-m1") != task_id("admit-m2")
-    assert len(task_id("admit-m1")) == 64 and int(task_id("admit-m1"), 16) >= 0
+    # The same in every release (a redeployed function must still refuse a repeat), in the
+    # characters Cloud Tasks accepts, and not sharing a prefix with a name one character away.
+    assert task_id("admit-m1") == (
+        "0ed63becf843c602e0039b8c77a688bf8139e00c5ebb44437c2d81cce6f9697d"
+    )
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,500}", task_id(n)) for n in ("admit-m1", "é/ ?"))
+    assert task_id("admit-m1")[:8] != task_id("admit-m2")[:8]
     assert [clamp_deadline(s) for s in (1, 60, 7200)] == [15, 60, 1800]
 
 
