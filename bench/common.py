@@ -132,7 +132,7 @@ def code_digest() -> tuple[str | None, str | None]:
 
 def code_info() -> dict[str, Any]:
     """The measured code and the commit HEAD is now, and whether the code is exactly that
-    commit's: the working tree may be shared with people editing it."""
+    commit's: figures from uncommitted changes are labelled as such in RESULTS.md."""
     path, digest = code_digest()
     commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
     head: dict[str, bytes] = {}
