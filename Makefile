@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e emulators bench clean
+.PHONY: run test lint typecheck unit integration e2e emulator emulators bench clean
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,26 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# One tier each (markers in pyproject.toml). `make test` runs them all, with the bench smoke.
+# unit: pure and fast, starts nothing (no database file, process or emulator).
 unit: $(STAMP)
-	$(BIN)/pytest -m "unit or contract"
+	$(BIN)/pytest -m unit
+
+# integration: SQLite, ffmpeg, worker processes, the embedded runtime; with the contract suites
+# against the embedded adapters and local fakes.
+integration: $(STAMP)
+	$(BIN)/pytest -m "integration or contract"
 
 e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
 
-# Emulator mode: the Google Cloud adapters and functions against the Google emulators.
+# The Google adapters, the contract suites and the whole stack against the Google emulators
+# (each skips, saying why, where an emulator cannot run).
+emulator: $(STAMP)
+	$(BIN)/pytest -m emulator
+
+# Emulator mode: the Google Cloud adapters and functions against the Google emulators, running
+# until stopped (`make emulator` is the test tier).
 emulators: $(STAMP)
 	$(BIN)/python -m devtools.stack
 

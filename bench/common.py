@@ -14,17 +14,16 @@ import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devtools.emulators import free_port, stop
+from devtools import service
+from devtools.emulators import free_port
+from devtools.emulators import stop as stop  # bench modules take it from here
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -133,7 +132,7 @@ def code_digest() -> tuple[str | None, str | None]:
 
 def code_info() -> dict[str, Any]:
     """The measured code and the commit HEAD is now, and whether the code is exactly that
-    commit's: the working tree may be shared with people editing it."""
+    commit's: figures from uncommitted changes are labelled as such in RESULTS.md."""
     path, digest = code_digest()
     commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
     head: dict[str, bytes] = {}
@@ -220,68 +219,11 @@ def redis_server(workdir: Path) -> Iterator[dict[str, Any]]:
         log.close()
 
 
-def service_env(data_dir: Path, port: int, **settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
-    # The service runs in another directory: a relative PYTHONPATH (PYTHONPATH=functions)
-    # would silently import the installed package instead of the code under measurement.
-    if env.get("PYTHONPATH"):
-        parts = env["PYTHONPATH"].split(os.pathsep)
-        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p for p in parts)
-    env |= {"PORT": str(port), "DEEPFLIX_DATA_DIR": str(data_dir), "DEEPFLIX_HOST": HOST}
-    env |= {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
-    return env
+class Service(service.Service):
+    """`deepflix serve` (devtools/service.py) with `settings` as its DEEPFLIX_ variables."""
 
-
-@dataclass
-class Service:
-    """A `deepflix serve` child process on a free loopback port."""
-
-    data_dir: Path
-    settings: dict[str, Any]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def __enter__(self) -> Service:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.data_dir.parent / f"service-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deepflix.entrypoints.cli", "serve"],
-            env=service_env(self.data_dir, self.port, **self.settings),
-            cwd=self.data_dir.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("deepflix serve exited during start-up")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(self.url + "/healthz", timeout=2) as r,
-            ):
-                if r.status == 200:
-                    return self
-            time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("deepflix serve did not become healthy")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop(self.proc, grace_s=30)
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
+    def __init__(self, data_dir: Path, settings: dict[str, Any]) -> None:
+        super().__init__(data_dir, service.service_env(data_dir, **settings))
 
 
 def run_json(

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from deepflix import logs
-from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage
+from deepflix.pipeline.models import (
+    CAPTIONS,
+    POSTER,
+    STAGES,
+    STORY,
+    VIDEO,
+    Movie,
+    MovieCreate,
+    Stage,
+    scene_image,
+)
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from deepflix.stages import processors
@@ -53,13 +63,13 @@ def _names_only(stage: Stage) -> Callable[[StageContext], Outputs]:
     def run(ctx: StageContext) -> Outputs:
         movie_id, scenes = ctx.movie.id, ctx.movie.request.scene_count
         if stage is Stage.story:
-            names = [processors.STORY]
+            names = [STORY]
         elif stage is Stage.images:
-            names = [processors.scene_image(i) for i in range(scenes)]
+            names = [scene_image(i) for i in range(scenes)]
             for i in range(scenes):
                 ctx.progress((i + 1) * 100 // scenes)
         else:
-            names = [processors.VIDEO, f"{processors.POSTER}.png", processors.CAPTIONS]
+            names = [VIDEO, f"{POSTER}.png", CAPTIONS]
         return {name: f"{movie_id}/{name}" for name in names}
 
     return run

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import NOT_MEASURED
-from bench.notes import CONDITIONS, NOTES
+from bench.common import BENCH, NOT_MEASURED
 
 ORDER = ("pipeline", "api", "position", "render", "cost")
 TITLES = {
@@ -17,6 +16,18 @@ TITLES = {
     "render": "4. Rendering (local generators vs ffmpeg's ceiling)",
     "cost": "5. Cloud cost per 1,000 movies",
 }
+
+
+def notes(path: Path = BENCH / "NOTES.md") -> dict[str, str]:
+    """The sections of NOTES.md by name: a heading's first word, in lower case."""
+    sections: dict[str, list[str]] = {}
+    lines: list[str] = []  # the text before the first section, which is not printed
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            lines = sections.setdefault(line[3:].split()[0].lower(), [])
+        else:
+            lines.append(line)
+    return {name: "\n".join(text).strip() for name, text in sections.items()}
 
 
 def fmt(x: Any, digits: int = 1) -> str:
@@ -273,13 +284,14 @@ def _commits(docs: dict[str, dict[str, Any]]) -> str:
         g = d.get("git", {})
         commit = str(g.get("commit"))
         seen[commit] = seen.get(commit, True) and bool(g.get("code_is_this_commit"))
-    return "; ".join(
-        f"{c}" + (" (the measured code is exactly this commit's)" if exact else " (+ changes)")
-        for c, exact in seen.items()
-    )
+    listed = ", ".join(c[:7] + ("" if exact else " (+ changes)") for c, exact in seen.items())
+    if all(seen.values()):
+        listed += " (the measured code is exactly the commit's)"
+    return listed + "; each benchmark's is under its table"
 
 
 def write(out_dir: Path) -> Path:
+    limits = notes()
     docs = {}
     for path in sorted((out_dir / "results").glob("*.json")):
         doc = json.loads(path.read_text())
@@ -292,17 +304,18 @@ def write(out_dir: Path) -> Path:
         "# Benchmark results",
         "",
         "Written by `make bench` (`bench/setup.sh && .venv/bin/python bench/run.py`); one "
-        "benchmark: `bench/run.py --only NAME`. Raw runs and settings: `bench/results/*.json`.",
+        "benchmark: `bench/run.py --only NAME`. Raw runs and settings: `bench/results/*.json`; "
+        "what limits each figure: `bench/NOTES.md`.",
         "",
         f"- Date: {', '.join(dates) or '-'}",
         f"- Machine: {m.get('nproc')} cores (`nproc`), {m.get('cpu_model')}, "
         f"{m.get('memory_gib')} GiB memory; Linux {m.get('kernel')}",
         f"- Software: Python {m.get('python')}, SQLite {m.get('sqlite')}, node {m.get('node')}, "
         f"{m.get('redis')}, {m.get('wrk')}",
-        f"- Commit: {_commits(docs)}",
+        f"- Commits: {_commits(docs)}",
         "- Figures are medians of the runs, with [min, max] across runs.",
         "",
-        CONDITIONS,
+        limits["conditions"],
         "",
     ]
     if any(d.get("quick") for d in docs.values()):
@@ -328,13 +341,15 @@ def write(out_dir: Path) -> Path:
                 ]
             load = doc.get("loadavg_before")
             if load:
+                commit = str(doc.get("git", {}).get("commit"))[:7]
                 lines += [
-                    f"Measured {doc['date']} in {doc.get('elapsed_s')} s; load average before "
-                    f"the benchmark (1/5/15 min): {' / '.join(str(x) for x in load)}.",
+                    f"Measured {doc['date']} at {commit} in {doc.get('elapsed_s')} s; load "
+                    f"average before the benchmark (1/5/15 min): "
+                    f"{' / '.join(str(x) for x in load)}.",
                     "",
                 ]
-        if name in NOTES:
-            lines += ["**What limits this figure.** " + NOTES[name], ""]
+        if name in limits:
+            lines += ["### What limits this figure", "", limits[name], ""]
     path = out_dir / "RESULTS.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -77,7 +78,12 @@ def stop(proc: subprocess.Popen[Any], grace_s: float = 10, *, group: bool = Fals
 
 _lock = threading.Lock()
 _running: dict[str, Emulator] = {}
-_log_dir = Path(tempfile.mkdtemp(prefix="deepflix-emulators-"))
+
+
+@functools.cache
+def _log_dir() -> Path:
+    """One folder for the emulators' logs, made by the first start: importing makes nothing."""
+    return Path(tempfile.mkdtemp(prefix="deepflix-emulators-"))
 
 
 def free_port() -> int:
@@ -119,7 +125,7 @@ def _tcp_open(port: int) -> Callable[[], bool]:
 def _start(
     name: str, argv: list[str], port: int, ready: Callable[[], bool], timeout_s: float = 60
 ) -> Emulator:
-    log = _log_dir / f"{name}.log"
+    log = _log_dir() / f"{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             argv,

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-# Session fixtures for the Google emulators, shared by the contract and emulator tiers.
+# Session fixtures for the Google emulators, shared by the contract and emulator tiers. Only a
+# test that asks for one starts an emulator: importing them here starts nothing.
 pytest_plugins = ["tests.emulator.fixtures"]
+
+TIERS = ("unit", "integration", "contract", "e2e", "emulator", "bench")
+# The tiers a folder of tests/ may hold. A contract suite takes its tier from the adapter it runs
+# against (the fixture parameter's mark): `contract` for the embedded ones and local fakes,
+# `emulator` for a Google emulator, so `-m contract` and `-m unit` never start an emulator.
+FOLDER_TIERS = {tier: {tier} for tier in TIERS} | {"contract": {"contract", "emulator"}}
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +34,26 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every run checks every test
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test has exactly one tier marker, the one (or one of those) its folder names."""
+    tests = config.rootpath / "tests"
+    wrong = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        allowed = FOLDER_TIERS.get(folder)
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: tier markers {tiers or 'none'}, needs exactly one")
+        elif allowed is not None and tiers[0] not in allowed:
+            wrong.append(f"{item.nodeid}: marked {tiers[0]} in tests/{folder}/")
+    if wrong:
+        raise pytest.UsageError(
+            f"each test needs exactly one tier marker of {', '.join(TIERS)}, matching its "
+            "folder (tests/conftest.py):\n  " + "\n  ".join(wrong)
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

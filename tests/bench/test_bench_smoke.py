@@ -14,7 +14,7 @@ from bench import cost_bench
 from bench.common import ROOT, bullmq_ready, have
 from bench.pipeline_bench import SCENES
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.bench
 # A movie's artifacts: the story, a still per scene, the video, its poster and captions.
 FILES_PER_MOVIE = 1 + SCENES + 3
 

@@ -30,9 +30,13 @@ TASK_KINDS = ("dispatch", "deadline")
 TOPICS = tuple(stage_topic(s) for s in STAGES)
 LOCATION = "us-central1"
 P = TypeVar("P")
+# The tier of a suite run through these fixtures is the adapter's: the parameter carries it.
+EMBEDDED, EMULATED = pytest.mark.contract, pytest.mark.emulator
 
 
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.emulator)])
+@pytest.fixture(
+    params=[pytest.param("sqlite", marks=EMBEDDED), pytest.param("firestore", marks=EMULATED)]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> MovieStore:
     if request.param == "sqlite":
         return SqliteMovieStore(tmp_path / "movies.db")
@@ -84,7 +88,9 @@ def _local_poll(queue: SqliteQueue, names: dict[str, str]) -> Callable[[], list[
     return poll
 
 
-@pytest.fixture(params=["local", pytest.param("cloud_tasks", marks=pytest.mark.emulator)])
+@pytest.fixture(
+    params=[pytest.param("local", marks=EMBEDDED), pytest.param("cloud_tasks", marks=EMULATED)]
+)
 def tasks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[TaskQueue]]:
     if request.param == "local":
         queue = SqliteQueue(tmp_path / "queue.db")
@@ -118,7 +124,9 @@ def tasks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[Ta
         client.delete_queue(name=f"{parent}/queues/{queue_id}")
 
 
-@pytest.fixture(params=["local", pytest.param("pubsub", marks=pytest.mark.emulator)])
+@pytest.fixture(
+    params=[pytest.param("local", marks=EMBEDDED), pytest.param("pubsub", marks=EMULATED)]
+)
 def events(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[EventBus]]:
     if request.param == "local":
         queue = SqliteQueue(tmp_path / "queue.db")

@@ -10,7 +10,7 @@ import pytest
 from deepflix.pipeline.ports import EventBus, TaskQueue
 from tests.contract.conftest import Delivery, Harness
 
-pytestmark = pytest.mark.contract
+# Tier marks: on the adapter parameters (conftest.py), `contract` or `emulator`.
 
 
 def test_a_task_reaches_its_kind_with_its_payload(tasks: Harness[TaskQueue]) -> None:

@@ -15,7 +15,7 @@ from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
 
-pytestmark = pytest.mark.contract
+# Tier marks: on the adapter parameters (conftest.py), `contract` or `emulator`.
 LATER = T0 + timedelta(hours=1)
 
 

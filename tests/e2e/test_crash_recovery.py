@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_kill_9_mid_batch_then_restart_completes_every_movie_once(
-    make_service, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    make_service: Callable[..., Service], tmp_path: Path
+) -> None:
     svc: Service = make_service(images_concurrency=2, video_concurrency=1)
     ids = [
         svc.create(f"Voyage {i}: a paper boat crosses the city", scene_count=2)["movie_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_priorities_set_positions_and_dispatch_order_and_videos_play(
-    make_service, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    make_service: Callable[..., Service], tmp_path: Path
+) -> None:
     svc: Service = make_service(story_concurrency=1)
     assert svc.request("POST", "/api/admission/pause")[1]["admission_paused"] is True
     plan = [("low", 2), ("normal", 2), ("high", 3), ("normal", 1)]

@@ -12,8 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from deepflix.stages.executors import WORKER_NICE
 from tests.e2e.conftest import Service
+
+pytestmark = pytest.mark.e2e
 
 
 def gone(pid: int, timeout: float = 15) -> bool:

@@ -26,7 +26,7 @@ from deepflix.pipeline.transitions import apply
 from tests.factories import CONFIG, T0, movie
 from tests.queue_checks import assert_positions_exact
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def everyone(store: SqliteMovieStore) -> list[Movie]:
@@ -81,14 +81,13 @@ def _random_event(rng: random.Random, m: Movie, at: datetime) -> Event | None:
     running = m.running_stage
     if running is not None:
         attempt = m.stages[running].attempts
-        return rng.choice(
-            [
-                StageSucceeded(running, attempt, (), at),
-                StageFailed(running, attempt, "boom", "retryable", True, at),
-                StageFailed(running, attempt, "bad", "permanent", False, at),
-                CancelRequested(at),
-            ]
-        )
+        events: list[Event] = [
+            StageSucceeded(running, attempt, (), at),
+            StageFailed(running, attempt, "boom", "retryable", True, at),
+            StageFailed(running, attempt, "bad", "permanent", False, at),
+            CancelRequested(at),
+        ]
+        return rng.choice(events)
     return rng.choice([CancelRequested(at), RetryRequested(at), None])
 
 
@@ -126,7 +125,7 @@ def test_counts_never_drift_through_random_traffic(
                 stage,
                 rng.randint(1, 10),
                 at,
-                lambda x, s=stage, a=at: apply(x, Claimed(s, a), CONFIG),
+                lambda x, s=stage, a=at: apply(x, Claimed(s, a), CONFIG),  # type: ignore[misc]
             )
         else:
             # Mostly a running movie, so the walk gets past the first stage.
@@ -137,7 +136,7 @@ def test_counts_never_drift_through_random_traffic(
             assert target is not None
             event = _random_event(rng, target, clock)
             if event is not None:
-                store.mutate(target.id, lambda x, e=event: apply(x, e, CONFIG))
+                store.mutate(target.id, lambda x, e=event: apply(x, e, CONFIG))  # type: ignore[misc]
         if step % 50 == 49:
             assert_exact(store)
         if step % 100 == 99:  # the sweep's housekeeping changes no answer

@@ -16,7 +16,7 @@ from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.runtime.write_channel import WriteClient, WriteServer
 from tests import factories
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 class FakePipeline:
@@ -121,7 +121,7 @@ def test_writes_in_flight_are_answered_in_any_order(linked: Any) -> None:
         first = asyncio.ensure_future(link.cancel("slow"))
         await asyncio.sleep(0.05)
         assert not first.done()
-        return await asyncio.gather(first, link.retry("fast"))
+        return await asyncio.gather(first, link.retry("fast"))  # type: ignore[no-any-return]
 
     pipeline.gate.clear()
     threading.Timer(0.3, pipeline.gate.set).start()

@@ -14,11 +14,11 @@ from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.events import CancelRequested, Claimed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.policy import EWMA_WEIGHT
-from deepflix.pipeline.transitions import apply
+from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
-from tests.unit.test_queue_counts_local import assert_exact
+from tests.integration.test_queue_counts_local import assert_exact
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 LATER = T0 + timedelta(hours=1)
 
 
@@ -35,7 +35,7 @@ def test_the_writer_reads_again_what_another_process_committed(tmp_path: Path) -
     assert claim(elsewhere, 1) == [b.id]
     seen: list[str] = []
 
-    def look(m: Movie) -> object:
+    def look(m: Movie) -> Decision:
         seen.append(m.status.value)
         return apply(m, CancelRequested(T0), CONFIG)
 
@@ -94,7 +94,7 @@ def test_journal_and_means_written_once_per_batch_match_one_by_one(tmp_path: Pat
         for movie_id in ids:
             d = durations[[m.id for m in ms].index(movie_id)]
             done = StageSucceeded(Stage.story, 1, (), LATER + timedelta(seconds=d))
-            store.mutate(movie_id, lambda x, e=done: apply(x, e, CONFIG))
+            store.mutate(movie_id, lambda x, e=done: apply(x, e, CONFIG))  # type: ignore[misc]
 
     # Three successes in one transaction, then two in another.
     store.db.write(lambda conn: succeed(conn, [m.id for m in ms[:3]]))
@@ -180,7 +180,7 @@ def test_a_movie_saved_in_the_batch_is_read_from_it_even_when_no_longer_cached(
     m = store.create(movie(), idempotency_key=None, fingerprint="f")
     seen: list[str] = []
 
-    def look(x: Movie) -> object:
+    def look(x: Movie) -> Decision:
         seen.append(x.status.value)
         return apply(x, CancelRequested(T0), CONFIG)
 

@@ -17,7 +17,7 @@ from deepflix.settings import Settings
 from tests.factories import CONFIG, T0
 from tests.factories import movie as make_movie
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def test_a_claim_whose_message_fails_is_rolled_back_with_it(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_a_claim_whose_message_fails_is_rolled_back_with_it(tmp_path: Path) -> N
     def broken_publish(*args: Any) -> None:
         raise OSError("disk full")
 
-    pipeline.events.publish = broken_publish  # type: ignore[method-assign]
+    pipeline.events.publish = broken_publish  # type: ignore[method-assign,assignment]
     pipeline.store.set_admission_paused(False)
     with pytest.raises(OSError):
         pipeline.dispatch(Stage.story)
@@ -43,7 +43,7 @@ def test_a_cached_movie_is_not_served_after_another_process_changed_it(tmp_path:
     created = here.create(make_movie(), idempotency_key=None, fingerprint="f")
     assert here.get(created.id) is here.get(created.id)  # parsed once, then reused
     elsewhere.mutate(created.id, lambda m: apply(m, CancelRequested(T0), CONFIG))
-    assert here.get(created.id).status.value == "cancelled"
+    assert here.get(created.id).status.value == "cancelled"  # type: ignore[union-attr]
 
 
 def test_progress_is_written_at_most_twice_a_second(
@@ -55,7 +55,7 @@ def test_progress_is_written_at_most_twice_a_second(
     movie = runtime.pipeline.create(MovieCreate(prompt="bar"), owner="u", idempotency_key=None)
     runtime.pipeline.dispatch(Stage.story)
     now = [100.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])  # type: ignore[attr-defined]
 
     def slow_story(ctx: processors.StageContext) -> dict[str, str]:
         for step in range(1, 6):  # at 0.2 s, 0.4, 0.6, 0.8 and 1.2 s into the stage
@@ -117,7 +117,7 @@ def test_a_create_whose_claim_fails_is_not_stored(tmp_path: Path) -> None:
     def broken_publish(*args: Any) -> None:
         raise OSError("disk full")
 
-    pipeline.events.publish = broken_publish  # type: ignore[method-assign]
+    pipeline.events.publish = broken_publish  # type: ignore[method-assign,assignment]
     with pytest.raises(OSError):
         pipeline.create(MovieCreate(prompt="half"), owner="u", idempotency_key=None)
     assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM movies").fetchone() == (0,)

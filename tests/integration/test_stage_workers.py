@@ -20,7 +20,7 @@ from deepflix.settings import Settings
 from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
 from tests.factories import movie as make_movie
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 # Kits for the workers, in a module the worker processes can import (PYTHONPATH below).
 KITS = textwrap.dedent(
@@ -187,7 +187,7 @@ def test_close_stops_every_worker_and_later_work_is_refused(pool: ProcessExecuto
 
 def test_work_before_start_is_refused() -> None:
     with pytest.raises(RuntimeError, match="never started"):
-        ProcessExecutor(1, dict).run(Stage.story, story_movie("early"), lambda pct: None, 1)
+        ProcessExecutor(1, dict).run(Stage.story, story_movie("early"), lambda pct: None, 1)  # type: ignore[arg-type]
 
 
 def test_the_embedded_service_finishes_movies_with_stage_workers(tmp_path: Path) -> None:
@@ -219,7 +219,7 @@ def test_the_embedded_service_finishes_movies_with_stage_workers(tmp_path: Path)
         assert [m.status.value for m in movies] == ["succeeded"] * 4
         assert all(m.stages[Stage.video].status is StageStatus.succeeded for m in movies)
         assert runtime.artifacts.resolve(movies[0].artifacts["movie.mp4"]).is_file()
-        pids = runtime.runner.work.pids()  # type: ignore[attr-defined]
+        pids = runtime.runner.work.pids()
         assert len(pids) == 2
     finally:
         runtime.stop()

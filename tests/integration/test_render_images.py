@@ -12,7 +12,7 @@ from deepflix.stages.generators.base import Scene, Story
 from deepflix.stages.generators.story import CpuStoryGenerator
 from deepflix.stages.processors import render_images
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def story(scenes: int) -> Story:

@@ -13,7 +13,7 @@ import pytest
 from deepflix.adapters.local.consumer import Consumer
 from deepflix.adapters.local.queue import SqliteQueue
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def messages_stored(queue: SqliteQueue) -> dict[str, int]:

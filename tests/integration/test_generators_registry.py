@@ -22,7 +22,7 @@ from deepflix.stages.generators.registry import KINDS, load_generators
 from deepflix.stages.generators.story import CpuStoryGenerator
 from deepflix.stages.generators.video import CpuVideoGenerator
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def test_local_kind_wires_the_local_generators_with_timing() -> None:

@@ -16,7 +16,7 @@ from deepflix.pipeline.models import MovieStatus, Stage
 from deepflix.pipeline.service import Pipeline
 from tests.factories import CONFIG, T0, request
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 

@@ -12,7 +12,7 @@ import pytest
 from deepflix.stages.generators.base import Story
 from deepflix.stages.generators.story import MOODS, CpuStoryGenerator, keywords, stable_hash
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 PROMPT = "A lonely robot learns to paint sunsets on Mars"
 

@@ -22,7 +22,7 @@ from deepflix.stages.generators.images import CAPTION_BAND, CpuImageGenerator
 from deepflix.stages.generators.story import CpuStoryGenerator
 from deepflix.stages.generators.video import MOTIONS, CpuVideoGenerator, RenderError, make_timeline
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 BLANK = Image.new("RGB", (1, 1))
 
@@ -62,7 +62,7 @@ def render(
     with av.open(str(out.video)) as container:
         for f in container.decode(video=0):
             # Converting to RGB is the slow part; counting needs only the decode.
-            frames.append(f.to_image() if keep_frames else BLANK)  # type: ignore[no-untyped-call]
+            frames.append(f.to_image() if keep_frames else BLANK)
     return Render(story, images, out, seconds, frames)
 
 
@@ -199,7 +199,7 @@ def test_each_motion_moves_the_picture(
     gen = CpuVideoGenerator(scene_seconds=0.5, fps=12, caption_band=band)
     out = gen.assemble(story=story, image_paths=three.images[:1], out_dir=tmp_path)
     with av.open(str(out.video)) as container:
-        frames = [f.to_image() for f in container.decode(video=0)]  # type: ignore[no-untyped-call]
+        frames = [f.to_image() for f in container.decode(video=0)]
     assert len(frames) == out.frames == 6
     assert all(f.size == (1280, 720) for f in frames)
     pic, still = (0, 0, 1280, 720 - band), (0, 720 - band, 1280, 720)

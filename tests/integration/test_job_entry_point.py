@@ -13,7 +13,7 @@ from deepflix.runtime.compose import build_embedded
 from deepflix.settings import get_settings
 from tests.factories import request
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

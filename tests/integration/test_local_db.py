@@ -14,7 +14,7 @@ import pytest
 
 from deepflix.adapters.local.db import Database, json_rows
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_writes_from_many_threads_all_commit_and_return_their_results(db: Databa
     results: list[int] = []
 
     def insert(i: int) -> None:
-        results.append(db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", (i,)).lastrowid))
+        results.append(db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", (i,)).lastrowid))  # type: ignore[arg-type]
 
     threads = [threading.Thread(target=insert, args=(i,)) for i in range(1, 101)]
     for t in threads:
@@ -235,7 +235,7 @@ def test_rows_failing_at_the_batch_end_fail_only_the_write_that_gathered_them(
 def test_a_buffer_that_raises_fails_its_batch_and_the_writer_lives_on(db: Database) -> None:
     gathered = Gathered(db)
     broken = gathered.rows
-    gathered.rows = lambda: {"small": broken()["small"], "large": 1 / 0}  # type: ignore[method-assign]
+    gathered.rows = lambda: {"small": broken()["small"], "large": 1 / 0}  # type: ignore[method-assign, dict-item]
     assert batched(db, adding(gathered, [1, 5])) == ["Unavailable", "Unavailable"]
     gathered.rows = broken  # type: ignore[method-assign]
     assert batched(db, adding(gathered, [2, 6])) == ["ok", "ok"]
