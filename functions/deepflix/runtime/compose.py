@@ -122,7 +122,8 @@ def build_embedded(
     settings: Settings, *, clock: Callable[[], datetime] | None = None
 ) -> EmbeddedRuntime:
     data, media = settings.data_dir.resolve(), settings.media_root()
-    db = Database(data / "movies.db")  # documents and queues: one transaction per change
+    # Documents and queues: one transaction per change.
+    db = Database(data / "movies.db", busy_timeout_ms=round(settings.sqlite_busy_timeout_s * 1000))
     store = SqliteMovieStore(db)
     queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(media / "artifacts")
