@@ -109,7 +109,11 @@ def build_cloud(settings: Settings) -> CloudRuntime:
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
-        jobs, runner, lambda e: runner.job_exited(e.movie_id, e.stage, e.attempt, e.returncode)
+        jobs,
+        runner,
+        lambda e: runner.job_exited(
+            e.movie_id, e.stage, e.attempt, e.returncode, timed_out=e.timed_out
+        ),
     )
     return CloudRuntime(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
 

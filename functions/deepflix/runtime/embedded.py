@@ -18,6 +18,7 @@ from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit
 from deepflix.pipeline.events import StageFailed
 from deepflix.pipeline.models import STAGES, Stage
+from deepflix.pipeline.policy import outage_backoff_s
 from deepflix.pipeline.service import Pipeline, stage_topic
 from deepflix.settings import Settings
 from deepflix.stages.runner import StageRunner
@@ -41,6 +42,8 @@ class EmbeddedRuntime:
         return self.artifacts.resolve
 
     _stop: threading.Event = field(default_factory=threading.Event)
+    _exits_lock: threading.Lock = field(default_factory=threading.Lock)
+    _exits_unrecorded: int = 0  # job exits waiting for the store to take them
 
     def start(self) -> None:
         """Recover from an unclean stop, then deliver work as it arrives."""
@@ -98,7 +101,30 @@ class EmbeddedRuntime:
         return n
 
     def job_exited(self, exit: JobExit) -> None:
-        self.runner.job_exited(exit.movie_id, exit.stage, exit.attempt, exit.returncode)
+        """Record a job's exit (on the thread that watched it), however long the store
+        takes to take it: nothing else would, and its stage would wait for its timeout."""
+        failures = 0
+        while True:
+            try:
+                self.runner.job_exited(
+                    exit.movie_id,
+                    exit.stage,
+                    exit.attempt,
+                    exit.returncode,
+                    timed_out=exit.timed_out,
+                )
+                break
+            except Exception as e:
+                failures += 1
+                if failures == 1:
+                    with self._exits_lock:
+                        self._exits_unrecorded += 1
+                log.warning("the exit of job %s is not recorded yet: %s", exit.execution, e)
+                if self._stop.wait(outage_backoff_s(failures)):
+                    return
+        if failures:
+            with self._exits_lock:
+                self._exits_unrecorded -= 1
         # The job wrote its results and follow-up messages from another process: look now.
         if self.consumer is not None:
             self.consumer.wake()

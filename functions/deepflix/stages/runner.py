@@ -110,25 +110,24 @@ class StageRunner:
     def close(self) -> None:
         self.work.close()
 
-    def job_exited(self, movie_id: str, stage: Stage, attempt: int, returncode: int) -> None:
+    def job_exited(
+        self, movie_id: str, stage: Stage, attempt: int, returncode: int, *, timed_out: bool = False
+    ) -> None:
         """A job ended: if it did not record an outcome (crash, kill), record a failure."""
         if self._current(movie_id, stage, attempt) is None:
             return
+        if timed_out:
+            timeout_s = self.pipeline.config[stage].timeout_s
+            code, message = "timeout", f"{stage.value} did not finish within {timeout_s:g}s"
+            message += "; its job was stopped"
+        else:
+            code = "job_exited"
+            message = f"job exited with code {returncode} without recording a result"
         log.warning(
-            "job exited with code %d without recording a result",
-            returncode,
-            extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt},
+            "%s", message, extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
         )
         self.pipeline.report(
-            movie_id,
-            StageFailed(
-                stage,
-                attempt,
-                "job_exited",
-                f"job exited with code {returncode} without recording a result",
-                True,
-                self.pipeline.clock(),
-            ),
+            movie_id, StageFailed(stage, attempt, code, message, True, self.pipeline.clock())
         )
 
     def _current(self, movie_id: str, stage: Stage, attempt: int) -> Movie | None:
