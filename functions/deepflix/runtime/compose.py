@@ -24,6 +24,7 @@ from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExec
 from deepflix.stages.faults import FaultPlan
 from deepflix.stages.generators.registry import load_generators
 from deepflix.stages.runner import StageRunner
+from deepflix.stages.threads import StageThreads
 
 log = logs.get("runtime")
 
@@ -84,8 +85,15 @@ def _worker_kit(settings: Settings, workdir: Path) -> InlineExecutor:
     return inline_executor(settings, artifacts, workdir)
 
 
-def _runner(settings: Settings, pipeline: Pipeline, work: StageExecutor) -> StageRunner:
-    return StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
+def _runner(
+    settings: Settings,
+    pipeline: Pipeline,
+    work: StageExecutor,
+    threads: StageThreads | None = None,
+) -> StageRunner:
+    return StageRunner(
+        pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file), threads=threads
+    )
 
 
 def build_cloud(settings: Settings) -> CloudRuntime:
@@ -153,7 +161,8 @@ def build_embedded(
         if settings.stage_processes
         else inline_executor(settings, artifacts, work)
     )
-    runner = _runner(settings, pipeline, stage_work)
+    # In-process stage work on threads of its own, not the delivery threads (StageRunner).
+    runner = _runner(settings, pipeline, stage_work, StageThreads())
     embedded = EmbeddedRuntime(settings, store, queue, artifacts, pipeline, runner, work)
     _connect_jobs(jobs, runner, embedded.job_exited)
     return embedded
