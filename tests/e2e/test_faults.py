@@ -1,16 +1,70 @@
-"""Faults that once stalled the whole service stay with the movie they hit: stories that
-hang past their deadline, a job that overruns."""
+"""Faults that once stalled the whole service stay with the movie they hit: a database
+locked by another process, stories that hang past their deadline, a job that overruns."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Service, write_faults
 
 pytestmark = pytest.mark.e2e
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return found
+
+
+def test_healthz_says_when_the_database_takes_no_writes_and_work_resumes_after(
+    make_service: Callable[..., Service],
+) -> None:
+    svc = make_service(generators="instant", sqlite_busy_timeout_s=0.3, sweep_interval_s=0.5)
+    first = svc.create("before the lock")["movie_id"]
+    assert svc.wait_terminal(first)["status"] == "succeeded"
+
+    lock = sqlite3.connect(svc.data_dir / "movies.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock (a backup tool)
+    try:
+        code, body = until(
+            lambda: (answer := svc.request("GET", "/healthz"))[0] == 503 and answer,
+            15,
+            "/healthz never said the database takes no writes",
+        )
+        assert body["status"] == "degraded"
+        assert not body["store"]["writable"] and "locked" in body["store"]["error"]
+        assert any("database" in problem for problem in body["problems"])
+        time.sleep(2)  # every delivery thread's poll of the queue meets the lock
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+    code, body = until(
+        lambda: (answer := svc.request("GET", "/healthz"))[0] == 200 and answer,
+        15,
+        "/healthz never recovered",
+    )
+    assert body["status"] == "ok" and body["store"]["writable"] and body["problems"] == []
+    after = svc.create("after the lock")["movie_id"]
+    assert svc.wait_terminal(after, timeout=30)["status"] == "succeeded"
+    code, queues = svc.request("GET", "/api/queues")
+    assert code == 200
+    delivery = queues["delivery"]
+    assert delivery["threads_alive"] == delivery["threads"] == 4
+    assert delivery["last_error"] is not None and "locked" in delivery["last_error"]["error"]
+    assert delivery["messages"] == {
+        "ready": 0,
+        "leased": 0,
+        "retrying": 0,
+        "longest_leased_s": None,
+    }
 
 
 @pytest.mark.parametrize("stage_processes", [0, 2])

@@ -113,6 +113,14 @@ def test_a_locked_database_ends_no_delivery_and_loses_no_job_exit(
     images = pipeline.get(slow.id).stages[Stage.images]
     assert images.last_error is not None and images.last_error.code == "job_exited"
 
+    status = runtime.status()
+    assert status["store"]["writable"] is True
+    assert "locked" in status["store"]["error"]  # the last failure stays on show
+    delivery = status["delivery"]
+    assert delivery["threads_alive"] == delivery["threads"] == 4
+    assert delivery["errors"] > 0 and delivery["last_error"] is not None
+    assert delivery["job_exits_unrecorded"] == 0 and delivery["sweeper_alive"]
+
 
 def test_the_store_says_it_takes_no_writes_while_locked_and_again_once_free(
     tmp_path: Path,

@@ -144,11 +144,15 @@ class Api:
         artifacts: ArtifactStore,
         local_file: Callable[[str], Path] | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.artifacts = artifacts
         self.local_file = local_file
         self.extra_metrics = extra_metrics
+        # The runtime's verdict, where it runs beside this API: {"status": "ok" or
+        # "degraded", ...what it found}; "degraded" answers 503.
+        self.health = health
         self.views = MovieViews(self._url)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -196,9 +200,10 @@ class Api:
 
     def _health(self, request: Request) -> Reply:
         counts = self.pipeline.counts()
-        return json_reply(
-            {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
-        )
+        body = {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
+        if self.health is not None:
+            body |= self.health()
+        return json_reply(body, 200 if body["status"] == "ok" else 503)
 
     def _create(self, request: Request) -> Reply:
         create, key = self.create_args(request)
