@@ -203,7 +203,12 @@ class Api:
         body = {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
         if self.health is not None:
             body |= self.health()
-        return json_reply(body, 200 if body["status"] == "ok" else 503)
+        if body["status"] == "ok":
+            return json_reply(body)
+        # A 503 like any other: with the error envelope, for clients that read only that.
+        down = Unavailable("; ".join(body.get("problems") or ["the service is degraded"]))
+        body["error"] = {"code": down.code, "message": down.message, "details": None}
+        return json_reply(body, down.status, (("Retry-After", str(down.retry_after_s)),))
 
     def _create(self, request: Request) -> Reply:
         create, key = self.create_args(request)
