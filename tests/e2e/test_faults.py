@@ -1,5 +1,4 @@
-"""Faults that once stalled the whole service stay with the movie they hit: a database
-locked by another process, stories that hang past their deadline, a job that overruns."""
+"""A locked database, hung stories and an overrunning job stall no movie but their own."""
 
 from __future__ import annotations
 

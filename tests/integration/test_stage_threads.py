@@ -1,5 +1,4 @@
-"""In-process stage work off the delivery threads: a hang holds one thread of its own, an
-injected delay ends at the attempt's deadline, and an outcome waits for the store."""
+"""In-process stage work off the delivery threads: a hang holds only a thread of its own."""
 
 from __future__ import annotations
 

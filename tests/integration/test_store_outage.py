@@ -1,5 +1,4 @@
-"""A database that takes no writes for a while (locked by another process, full) ends no
-thread of the embedded runtime: delivery, job exits and the sweep carry on once it is back."""
+"""A database that takes no writes for a while (locked, full) ends no runtime thread."""
 
 from __future__ import annotations
 
