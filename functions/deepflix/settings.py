@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     runtime_nice: int = Field(10, ge=0, le=19)
     # Embedded mode: how often overdue stages are timed out and stage queues re-dispatched.
     sweep_interval_s: float = Field(5.0, gt=0, le=3600)
+    # Embedded mode: how long a write waits for the database while another process holds
+    # its lock, before it fails as unavailable (503; delivery tries again with backoff).
+    sqlite_busy_timeout_s: float = Field(30.0, gt=0, le=3600)
     job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"
     # -- Google Cloud backend (DEEPFLIX_BACKEND=gcp): the same code on Firestore, Cloud Tasks,
     # Pub/Sub and, optionally, Cloud Run jobs and Cloud Storage. The emulators are reached

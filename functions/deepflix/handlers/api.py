@@ -144,11 +144,15 @@ class Api:
         artifacts: ArtifactStore,
         local_file: Callable[[str], Path] | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.artifacts = artifacts
         self.local_file = local_file
         self.extra_metrics = extra_metrics
+        # The runtime's verdict, where it runs beside this API: {"status": "ok" or
+        # "degraded", ...what it found}; "degraded" answers 503.
+        self.health = health
         self.views = MovieViews(self._url)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -196,9 +200,15 @@ class Api:
 
     def _health(self, request: Request) -> Reply:
         counts = self.pipeline.counts()
-        return json_reply(
-            {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
-        )
+        body = {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
+        if self.health is not None:
+            body |= self.health()
+        if body["status"] == "ok":
+            return json_reply(body)
+        # A 503 like any other: with the error envelope, for clients that read only that.
+        down = Unavailable("; ".join(body.get("problems") or ["the service is degraded"]))
+        body["error"] = {"code": down.code, "message": down.message, "details": None}
+        return json_reply(body, down.status, (("Retry-After", str(down.retry_after_s)),))
 
     def _create(self, request: Request) -> Reply:
         create, key = self.create_args(request)

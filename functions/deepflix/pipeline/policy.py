@@ -73,3 +73,10 @@ class PipelineConfig:
 
     def __getitem__(self, stage: Stage) -> StagePolicy:
         return self.stages[stage]
+
+
+def outage_backoff_s(failures: int, *, base_s: float = 0.1, max_s: float = 5.0) -> float:
+    """Seconds to wait after `failures` failed tries in a row of something that must happen
+    in the end (recording a job's exit while the store cannot write): doubling from base_s,
+    at most max_s, so a long outage costs a try every few seconds and a short one little."""
+    return min(max_s, base_s * 2.0 ** min(max(failures, 1) - 1, 32))

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import asdict
 from typing import Any, NoReturn
 
 from werkzeug.wrappers import Request
@@ -20,6 +21,7 @@ from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Answer, Api, FileReply, Reply, failure
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.serve import http_server
+from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
 from deepflix.settings import Settings
 
@@ -125,7 +127,7 @@ class NoWrites:
     publish = run = cancel = enqueue
 
 
-def build(settings: Settings, sock: socket.socket) -> AsyncApi:
+def build(settings: Settings, sock: socket.socket, status: StatusReader | None = None) -> AsyncApi:
     data = settings.data_dir.resolve()
     db = Database(data / "movies.db", read_only=True)
     queue = SqliteQueue(db)
@@ -142,18 +144,34 @@ def build(settings: Settings, sock: socket.socket) -> AsyncApi:
         pipeline=pipeline,
         artifacts=artifacts,
         local_file=artifacts.resolve,
-        extra_metrics=lambda: {"dead_letters": len(queue.dead_letters())},
+        extra_metrics=lambda: queue_metrics(queue, status),
+        health=status.health if status is not None else None,
     )
     # The runtime gone (stopped or killed): stop too, so the port is free for its restart.
     link = WriteClient(sock, on_close=lambda: os.kill(os.getpid(), signal.SIGTERM))
     return AsyncApi(api, link)
 
 
+def queue_metrics(queue: SqliteQueue, status: StatusReader | None) -> dict[str, Any]:
+    """The queues view's part from the queue's messages and the runtime's report: a
+    delivery that is stuck, or a database that takes no writes, shows here."""
+    metrics: dict[str, Any] = {"dead_letters": len(queue.dead_letters())}
+    if status is not None:
+        report = status.latest() or {}
+        metrics["store"] = report.get("store")
+        metrics["delivery"] = {**report.get("delivery", {}), "messages": asdict(queue.stored())}
+    return metrics
+
+
 def main(argv: list[str]) -> int:
-    """Run by `deepflix serve` with the file descriptor of its end of the link."""
+    """Run by `deepflix serve` with the file descriptors of its end of the link and of the
+    runtime's status reports."""
     settings = Settings()
     logs.setup(settings.log_level)
-    app = build(settings, socket.socket(fileno=int(argv[0])))
+    status = StatusReader(int(argv[1])) if len(argv) > 1 else None
+    if status is not None:
+        status.start()
+    app = build(settings, socket.socket(fileno=int(argv[0])), status)
     server = http_server(settings.host, settings.port)
     server.serve(target_loader=lambda _target: app)  # returns on SIGTERM or SIGINT
     return 0

@@ -24,6 +24,7 @@ from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExec
 from deepflix.stages.faults import FaultPlan
 from deepflix.stages.generators.registry import load_generators
 from deepflix.stages.runner import StageRunner
+from deepflix.stages.threads import StageThreads
 
 log = logs.get("runtime")
 
@@ -84,8 +85,15 @@ def _worker_kit(settings: Settings, workdir: Path) -> InlineExecutor:
     return inline_executor(settings, artifacts, workdir)
 
 
-def _runner(settings: Settings, pipeline: Pipeline, work: StageExecutor) -> StageRunner:
-    return StageRunner(pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file))
+def _runner(
+    settings: Settings,
+    pipeline: Pipeline,
+    work: StageExecutor,
+    threads: StageThreads | None = None,
+) -> StageRunner:
+    return StageRunner(
+        pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file), threads=threads
+    )
 
 
 def build_cloud(settings: Settings) -> CloudRuntime:
@@ -109,7 +117,11 @@ def build_cloud(settings: Settings) -> CloudRuntime:
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
-        jobs, runner, lambda e: runner.job_exited(e.movie_id, e.stage, e.attempt, e.returncode)
+        jobs,
+        runner,
+        lambda e: runner.job_exited(
+            e.movie_id, e.stage, e.attempt, e.returncode, timed_out=e.timed_out
+        ),
     )
     return CloudRuntime(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
 
@@ -122,7 +134,8 @@ def build_embedded(
     settings: Settings, *, clock: Callable[[], datetime] | None = None
 ) -> EmbeddedRuntime:
     data, media = settings.data_dir.resolve(), settings.media_root()
-    db = Database(data / "movies.db")  # documents and queues: one transaction per change
+    # Documents and queues: one transaction per change.
+    db = Database(data / "movies.db", busy_timeout_ms=round(settings.sqlite_busy_timeout_s * 1000))
     store = SqliteMovieStore(db)
     queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(media / "artifacts")
@@ -148,7 +161,8 @@ def build_embedded(
         if settings.stage_processes
         else inline_executor(settings, artifacts, work)
     )
-    runner = _runner(settings, pipeline, stage_work)
+    # In-process stage work on threads of its own, not the delivery threads (StageRunner).
+    runner = _runner(settings, pipeline, stage_work, StageThreads())
     embedded = EmbeddedRuntime(settings, store, queue, artifacts, pipeline, runner, work)
     _connect_jobs(jobs, runner, embedded.job_exited)
     return embedded

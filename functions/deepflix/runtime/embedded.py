@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from deepflix.adapters.local.messaging import task_queue_name, topic_queue_name
 from deepflix.adapters.local.queue import Message, SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit
+from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.events import StageFailed
 from deepflix.pipeline.models import STAGES, Stage
+from deepflix.pipeline.policy import outage_backoff_s
 from deepflix.pipeline.service import Pipeline, stage_topic
 from deepflix.settings import Settings
 from deepflix.stages.runner import StageRunner
@@ -41,6 +44,9 @@ class EmbeddedRuntime:
         return self.artifacts.resolve
 
     _stop: threading.Event = field(default_factory=threading.Event)
+    _sweeper: threading.Thread | None = None
+    _exits_lock: threading.Lock = field(default_factory=threading.Lock)
+    _exits_unrecorded: int = 0  # job exits waiting for the store to take them
 
     def start(self) -> None:
         """Recover from an unclean stop, then deliver work as it arrives."""
@@ -66,7 +72,8 @@ class EmbeddedRuntime:
         )
         self.consumer.start()
         self.pipeline.sweep()  # waiting movies whose dispatch was in flight at the crash
-        threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True).start()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True)
+        self._sweeper.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -97,8 +104,54 @@ class EmbeddedRuntime:
                 n += 1
         return n
 
+    def status(self) -> dict[str, Any]:
+        """What only this process knows of its health, as JSON: whether the database takes
+        writes, and what the delivery threads are doing (the API process reads the rest)."""
+        store = self.queue.db.health()
+        delivery: dict[str, Any] = {}
+        if self.consumer is not None:
+            delivery = asdict(self.consumer.status())
+            if delivery["last_error"] is not None:
+                delivery["last_error"]["at"] = _iso(delivery["last_error"]["at"])
+        threads, busy = self.runner.threads.counts() if self.runner.threads else (0, 0)
+        with self._exits_lock:
+            unrecorded = self._exits_unrecorded
+        return {
+            "store": {**asdict(store), "failed_at": _iso(store.failed_at)},
+            "delivery": {
+                **delivery,
+                "stage_threads": threads,
+                "stage_threads_busy": busy,
+                "job_exits_unrecorded": unrecorded,
+                "sweeper_alive": self._sweeper is not None and self._sweeper.is_alive(),
+            },
+        }
+
     def job_exited(self, exit: JobExit) -> None:
-        self.runner.job_exited(exit.movie_id, exit.stage, exit.attempt, exit.returncode)
+        """Record a job's exit (on the thread that watched it), however long the store
+        takes to take it: nothing else would, and its stage would wait for its timeout."""
+        failures = 0
+        while True:
+            try:
+                self.runner.job_exited(
+                    exit.movie_id,
+                    exit.stage,
+                    exit.attempt,
+                    exit.returncode,
+                    timed_out=exit.timed_out,
+                )
+                break
+            except Exception as e:
+                failures += 1
+                if failures == 1:
+                    with self._exits_lock:
+                        self._exits_unrecorded += 1
+                log.warning("the exit of job %s is not recorded yet: %s", exit.execution, e)
+                if self._stop.wait(outage_backoff_s(failures)):
+                    return
+        if failures:
+            with self._exits_lock:
+                self._exits_unrecorded -= 1
         # The job wrote its results and follow-up messages from another process: look now.
         if self.consumer is not None:
             self.consumer.wake()
@@ -109,11 +162,18 @@ class EmbeddedRuntime:
     def _sweep_forever(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_s):
             try:
+                # First: after a failure, an idle service writes nothing else that would
+                # show the database takes writes again (Database.health).
+                self.queue.db.probe()
                 self.pipeline.sweep()
                 self.queue.purge_names()
                 self.prune()
-            except Exception:
-                log.exception("sweep failed")
+            except Exception as e:  # the next interval tries again
+                log.warning("sweep failed: %s", e, exc_info=not isinstance(e, Unavailable))
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
 
 
 def _log_delivery_error(message: Message, error: BaseException) -> None:

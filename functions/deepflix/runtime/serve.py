@@ -17,6 +17,7 @@ from typing import Any
 
 from deepflix import logs
 from deepflix.runtime.compose import build_embedded
+from deepflix.runtime.status_channel import StatusSender
 from deepflix.runtime.write_channel import WriteServer
 from deepflix.settings import Settings
 
@@ -72,14 +73,23 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     runtime = build_embedded(settings)
     runtime.start()
     ours, theirs = socket.socketpair()
+    status_in, status_out = os.pipe()  # the runtime's health, for /healthz
     ready = threading.Event()
     WriteServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
     child = subprocess.Popen(
-        [sys.executable, "-m", "deepflix.runtime.api_process", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
+        [
+            sys.executable,
+            "-m",
+            "deepflix.runtime.api_process",
+            str(theirs.fileno()),
+            str(status_in),
+        ],
+        pass_fds=[theirs.fileno(), status_in],
         env={**os.environ, "PORT": str(settings.port)},
     )
     theirs.close()
+    os.close(status_in)
+    StatusSender(runtime.status, status_out).start()
     _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,7 +14,9 @@ class FaultPlan:
     """Reads `{"images": {"kind": "retryable", "match": "text in the prompt"}}` at each use.
 
     Kinds: "retryable" and "permanent" raise the matching stage error; "delay" sleeps
-    `seconds` before the work (a slow GPU, a stuck job).
+    `seconds` before the work (a slow GPU, a stuck job). Given the attempt's `deadline`
+    (work on the service's own threads), a delay past it ends there as a timeout: a thread
+    cannot be stopped, so a hang it stands for must not outlive its attempt.
 
     Read on every check so a running service (and its job subprocesses) pick up a change
     without restarting; absent file means no faults. `match` limits the fault to movies
@@ -24,7 +26,8 @@ class FaultPlan:
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
-    def check(self, stage: Stage, movie: Movie) -> None:
+    def check(self, stage: Stage, movie: Movie, *, deadline: float | None = None) -> None:
+        """Apply the stage's rule, if any; `deadline` is on time.monotonic()'s clock."""
         if self.path is None or not self.path.exists():
             return
         rules = json.loads(self.path.read_text() or "{}")
@@ -32,8 +35,15 @@ class FaultPlan:
         if not rule or rule.get("match", "") not in movie.request.prompt:
             return
         if rule.get("kind") == "delay":
-            time.sleep(float(rule.get("seconds", 1)))
-            return
+            seconds = float(rule.get("seconds", 1))
+            if deadline is None or time.monotonic() + seconds < deadline:
+                time.sleep(seconds)
+                return
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            raise RetryableStageError(
+                f"{stage.value} did not finish by its deadline (an injected {seconds:g}s delay)",
+                code="timeout",
+            )
         message = f"injected {rule.get('kind', 'retryable')} fault in {stage.value}"
         if rule.get("kind") == "permanent":
             raise PermanentStageError(message, code="injected_fault")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from deepflix import logs
-from deepflix.pipeline.errors import StageWorkError
-from deepflix.pipeline.events import Progressed, StageFailed, StageSucceeded
+from deepflix.pipeline.errors import StageWorkError, Unavailable
+from deepflix.pipeline.events import Event, Progressed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
+from deepflix.pipeline.policy import outage_backoff_s
 from deepflix.pipeline.service import Pipeline
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
+from deepflix.stages.threads import StageThreads
 
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
@@ -35,7 +38,11 @@ class StageRunner:
     is for the attempt now running, the hand-off of GPU stages to a job, the progress
     reports, and the classing of failures (retryable or not) reported to the pipeline.
 
-    The work itself is the executor's (in this thread, or a worker process).
+    The work itself is the executor's (in this thread, or a worker process). Given
+    `threads`, a delivery only hands in-process work to them and returns: a stage that
+    hangs then holds one of those, never the thread that delivers everyone's messages, and
+    its outcome is recorded however long the store takes to take it. Without (a Cloud
+    Function, whose request must last as long as its work) the work runs on the caller's.
     """
 
     def __init__(
@@ -44,10 +51,13 @@ class StageRunner:
         pipeline: Pipeline,
         work: StageExecutor,
         faults: FaultPlan,
+        threads: StageThreads | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.work = work
         self.faults = faults
+        self.threads = threads
+        self._closed = threading.Event()
 
     def handle(self, body: dict[str, Any]) -> None:
         """Handle one delivery of a stage request; duplicates and stale attempts do nothing."""
@@ -57,19 +67,32 @@ class StageRunner:
             return
         policy = self.pipeline.config[req.stage]
         if not policy.runs_as_job:
-            self.execute(req.movie_id, req.stage, req.attempt, current=movie)
+            if self.threads is None:
+                self.execute(req.movie_id, req.stage, req.attempt, current=movie)
+                return
+            deadline = self._deadline(movie, req.stage)
+            self.threads.submit(lambda: self._execute_until_recorded(req, movie, deadline))
             return
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
         self.pipeline.start_job(req.movie_id, req.stage, req.attempt)
 
     def execute(
-        self, movie_id: str, stage: Stage, attempt: int, *, current: Movie | None = None
+        self,
+        movie_id: str,
+        stage: Stage,
+        attempt: int,
+        *,
+        current: Movie | None = None,
+        deadline: float | None = None,
+        persist: bool = False,
     ) -> bool:
         """Do the stage's work and record the outcome.
 
         Returns False only for a retryable failure, which a job turns into a non-zero exit.
-        `current` is the movie as the caller just loaded and checked it (saves a read).
+        `current` is the movie as the caller just loaded and checked it (saves a read);
+        `deadline` (time.monotonic()) ends an injected delay; with `persist` the outcome is
+        recorded however long the store is unavailable (no one redelivers this work).
         """
         movie = current if current is not None else self._current(movie_id, stage, attempt)
         if movie is None:
@@ -86,10 +109,13 @@ class StageRunner:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S:
                 last[0] = now
-                self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
+                try:
+                    self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
+                except Unavailable as e:  # a progress bar may lag; the work goes on
+                    log.warning("progress not recorded: %s", e, extra=ctx)
 
         try:
-            self.faults.check(stage, movie)
+            self.faults.check(stage, movie, deadline=deadline)
             timeout_s = self.pipeline.config[stage].timeout_s
             outputs = self.work.run(stage, movie, progress, timeout_s)
         except Exception as e:  # every failure is recorded; the class decides retry
@@ -97,39 +123,66 @@ class StageRunner:
             code = work.code if work else "unexpected_error"
             retryable = work.retryable if work else True
             log.warning("stage failed: %s", e, exc_info=work is None, extra=ctx)
-            self.pipeline.report(
-                movie_id, StageFailed(stage, attempt, code, str(e), retryable, clock())
-            )
+            failed = StageFailed(stage, attempt, code, str(e), retryable, clock())
+            self._record(movie_id, failed, persist=persist)
             return not retryable
-        self.pipeline.report(
-            movie_id, StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
-        )
+        succeeded = StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
+        self._record(movie_id, succeeded, persist=persist)
         log.info("stage succeeded", extra=ctx)
         return True
 
     def close(self) -> None:
+        self._closed.set()
         self.work.close()
 
-    def job_exited(self, movie_id: str, stage: Stage, attempt: int, returncode: int) -> None:
+    def job_exited(
+        self, movie_id: str, stage: Stage, attempt: int, returncode: int, *, timed_out: bool = False
+    ) -> None:
         """A job ended: if it did not record an outcome (crash, kill), record a failure."""
         if self._current(movie_id, stage, attempt) is None:
             return
+        if timed_out:
+            timeout_s = self.pipeline.config[stage].timeout_s
+            code, message = "timeout", f"{stage.value} did not finish within {timeout_s:g}s"
+            message += "; its job was stopped"
+        else:
+            code = "job_exited"
+            message = f"job exited with code {returncode} without recording a result"
         log.warning(
-            "job exited with code %d without recording a result",
-            returncode,
-            extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt},
+            "%s", message, extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
         )
         self.pipeline.report(
-            movie_id,
-            StageFailed(
-                stage,
-                attempt,
-                "job_exited",
-                f"job exited with code {returncode} without recording a result",
-                True,
-                self.pipeline.clock(),
-            ),
+            movie_id, StageFailed(stage, attempt, code, message, True, self.pipeline.clock())
         )
+
+    def _execute_until_recorded(self, req: StageRequest, movie: Movie, deadline: float) -> None:
+        self.execute(
+            req.movie_id, req.stage, req.attempt, current=movie, deadline=deadline, persist=True
+        )
+
+    def _deadline(self, movie: Movie, stage: Stage) -> float:
+        """The attempt's deadline on this process's monotonic clock."""
+        st = movie.stages[stage]
+        left = self.pipeline.config[stage].timeout_s
+        if st.deadline is not None:
+            left = (st.deadline - self.pipeline.clock()).total_seconds()
+        return time.monotonic() + left
+
+    def _record(self, movie_id: str, event: Event, *, persist: bool) -> None:
+        """Report an outcome; with `persist`, try again while the store is unavailable (a
+        report for an attempt timed out meanwhile is then ignored as stale)."""
+        failures = 0
+        while True:
+            try:
+                self.pipeline.report(movie_id, event)
+                return
+            except Unavailable as e:
+                if not persist:
+                    raise
+                failures += 1
+                log.warning("an outcome is not recorded yet (%d tries): %s", failures, e)
+                if self._closed.wait(outage_backoff_s(failures)):
+                    raise
 
     def _current(self, movie_id: str, stage: Stage, attempt: int) -> Movie | None:
         movie = self.pipeline.find(movie_id)

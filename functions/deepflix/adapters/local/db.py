@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,6 +23,23 @@ MAX_BATCH = 256
 # not one per table (ADR 0007). TEMP: the writer's connection alone has it; the file never
 # does.
 _END = "batch_end"
+# A write waiting this long for the database (locked by another process) means the store
+# cannot write now, before its busy timeout has even run out.
+STALLED_S = 10.0
+# SQLite's primary result codes for a database that cannot be written now (busy, locked, no
+# memory, read-only, I/O error, full, cannot open, locking protocol), as opposed to a bad
+# statement: a write failing with one is the store's failure, not the caller's.
+_STORE_FAILURES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """Whether the database takes writes, as the writer thread saw it last."""
+
+    writable: bool
+    error: str | None  # why not; after a recovery, the last failure
+    failed_at: float | None  # time.time() of the last failed write
+    waiting_writes: int
 
 
 class _Write:
@@ -106,6 +126,11 @@ class Database:
         # at the start of a batch) and when a batch rolls back.
         self.generation = 0
         self._staged = 0  # in-memory changes made by the writes of this process
+        # What health() reports: the last failure (time.time(), message), the last commit
+        # that changed a row, and since when the batch under way has run (monotonic).
+        self._failed: tuple[float, str] | None = None
+        self._wrote_at = 0.0
+        self._batch_since: float | None = None
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection, for reads (and for the writer thread, its writes)."""
@@ -182,6 +207,34 @@ class Database:
         """Drop what the writer holds in memory (a change it did not make itself)."""
         self.generation += 1
 
+    def health(self) -> StoreHealth:
+        """Unwritable from a failed write until a later write changes a row (see probe), or
+        while a write has waited STALLED_S for the database."""
+        since, failed = self._batch_since, self._failed
+        at, error = failed if failed is not None else (None, None)
+        writable = failed is None or self._wrote_at > failed[0]
+        if since is not None and time.monotonic() - since > STALLED_S:
+            waited = time.monotonic() - since
+            writable, error = False, f"a write has waited {waited:.0f} s for the database"
+        return StoreHealth(writable, error, at, len(self._queue))
+
+    def probe(self) -> None:
+        """Write one row: an idle service writes nothing else, so this is what shows that the
+        database takes writes again after a failure (or that it still does not)."""
+
+        def beat(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS heartbeat"
+                " (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)"
+            )
+            conn.execute(
+                "INSERT INTO heartbeat VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (time.time(),),
+            )
+
+        self.write(beat)
+
     def _submit(self, w: _Write) -> None:
         if self.read_only:
             raise RuntimeError(f"{self.path} is open read-only here; its writer is elsewhere")
@@ -203,7 +256,16 @@ class Database:
                     self._cond.wait()
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[:MAX_BATCH]
-            self._commit(conn, batch)
+            self._batch_since = time.monotonic()
+            try:
+                self._commit(conn, batch)
+            except BaseException as e:  # the writer thread must outlive any failure
+                log.exception("a batch failed outside its writes")
+                with contextlib.suppress(sqlite3.Error):
+                    self._rollback(conn)
+                self._fail([w for w in batch if w.error is None], e)
+            finally:
+                self._batch_since = None
             for w in batch:
                 for fn in w.after:
                     _call(fn)
@@ -230,8 +292,9 @@ class Database:
         except sqlite3.OperationalError as e:  # locked past busy_timeout, disk full, ...
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            _fail(batch, e)
+            self._fail(batch, e)
             return
+        changes_at_begin = conn.total_changes
         if version != self._data_version:
             self._data_version = version
             self.invalidate()
@@ -241,10 +304,13 @@ class Database:
             try:
                 w.result = w.fn(conn)
             except BaseException as e:
-                w.error, w.after = e, []
-                if (conn.total_changes, self._staged) != changes:
+                error = self._store_failure(e) or e
+                w.error, w.after = error, []
+                # SQLite rolls a whole transaction back itself on some errors (a full disk):
+                # the writes before this one are gone too, so the batch runs again.
+                if (conn.total_changes, self._staged) != changes or not conn.in_transaction:
                     self._rollback(conn)
-                    self._alone(conn, batch, e)
+                    self._alone(conn, batch, error)
                     return
             finally:
                 self._current = None
@@ -255,16 +321,16 @@ class Database:
             if isinstance(e, sqlite3.IntegrityError):  # the rows of a write (a taken key)
                 self._alone(conn, batch, e)
             else:
-                _fail(batch, e)
+                self._fail(batch, e)
             return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
-            if conn.in_transaction:
-                self._rollback(conn)
-            else:
-                self._discard()
-            _fail(batch, e)
+            self._rollback(conn)
+            self._fail(batch, e)
+            return
+        if conn.total_changes != changes_at_begin:
+            self._wrote_at = time.time()
 
     def _alone(self, conn: sqlite3.Connection, batch: list[_Write], error: BaseException) -> None:
         """After a failed batch's rollback: each write again in a transaction of its own, so
@@ -277,8 +343,26 @@ class Database:
             self._commit(conn, [again])
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            conn.execute("ROLLBACK")
         self._discard()
+
+    def _fail(self, batch: list[_Write], e: BaseException) -> None:
+        """The database failed the batch: every write in it fails as unavailable."""
+        self._failed = (time.time(), str(e))
+        for w in batch:
+            w.result, w.after = None, []
+            w.error = Unavailable(f"the embedded database is unavailable: {e}")
+
+    def _store_failure(self, e: BaseException) -> Unavailable | None:
+        """A write's own statement found the database unwritable (not a bad statement)."""
+        code = getattr(e, "sqlite_errorcode", None)
+        if not isinstance(e, sqlite3.OperationalError) or code is None:
+            return None
+        if code & 0xFF not in _STORE_FAILURES:
+            return None
+        self._failed = (time.time(), str(e))
+        return Unavailable(f"the embedded database is unavailable: {e}")
 
     def _discard(self) -> None:
         for b in self._buffers:
@@ -301,12 +385,6 @@ def _make_end(conn: sqlite3.Connection, buffers: list[Buffer]) -> tuple[list[str
     conn.execute(f"CREATE TEMP TRIGGER {_END}_rows INSTEAD OF INSERT ON {_END} BEGIN\n{body}END")
     marks = ", ".join("?" * len(names))
     return names, f"INSERT INTO {_END} ({', '.join(names)}) VALUES ({marks})"
-
-
-def _fail(batch: list[_Write], e: Exception) -> None:
-    for w in batch:
-        w.result, w.after = None, []
-        w.error = Unavailable(f"the embedded database is unavailable: {e}")
 
 
 def _call(fn: Callable[[], None]) -> None:

@@ -45,6 +45,16 @@ class Message:
     deliveries: int
 
 
+@dataclass(frozen=True)
+class StoredMessages:
+    """The messages in the database: a delivery that is stuck shows here."""
+
+    ready: int  # due and not leased
+    leased: int  # being delivered (or leased by a delivery that died, until the lease ends)
+    retrying: int  # delivered before and failed: waiting for their redelivery
+    longest_leased_s: float | None
+
+
 class SqliteQueue:
     """A durable at-least-once queue on the embedded database: owns the messages (named,
     delayed, leased, redelivered with backoff), the taken names and the dead letters.
@@ -227,6 +237,21 @@ class SqliteQueue:
                 ).rowcount
             )
         )
+
+    def stored(self) -> StoredMessages:
+        now = time.time()
+        ready, leased, retrying, first_lease = (
+            self.db.conn()
+            .execute(
+                "SELECT TOTAL(eta <= ?1 AND (lease_until IS NULL OR lease_until < ?1)),"
+                " TOTAL(lease_until >= ?1), TOTAL(deliveries > 0 AND lease_until IS NULL),"
+                " MIN(CASE WHEN lease_until >= ?1 THEN lease_until END) FROM messages",
+                (now,),
+            )
+            .fetchone()
+        )
+        longest = None if first_lease is None else round(now - (first_lease - self.lease_s), 3)
+        return StoredMessages(int(ready), int(leased), int(retrying), longest)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.db.conn().execute(

@@ -34,6 +34,7 @@ class JobExit:
     stage: Stage
     attempt: int
     returncode: int
+    timed_out: bool = False  # killed at its timeout by this runner
 
 
 class SubprocessJobRunner:
@@ -109,13 +110,17 @@ class SubprocessJobRunner:
     def _watch(
         self, proc: subprocess.Popen[bytes], timeout_s: float, info: tuple[str, str, Stage, int]
     ) -> None:
+        timed_out = False
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             # Cloud Run's task timeout: the execution is killed.
             self._signal(proc, signal.SIGKILL)
-            code = proc.wait()
+            code, timed_out = proc.wait(), True
         with self._lock:
             self._procs.pop(info[0], None)
         for listener in self._exit_listeners:
-            listener(JobExit(*info, returncode=code))
+            try:
+                listener(JobExit(*info, returncode=code, timed_out=timed_out))
+            except Exception:  # the listener's to retry; this thread has nothing left to do
+                log.exception("a job exit listener failed", extra={"execution": info[0]})
