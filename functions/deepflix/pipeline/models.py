@@ -103,7 +103,12 @@ class StageError(BaseModel):
 
 class StageState(BaseModel):
     status: StageStatus = StageStatus.pending
+    # The number of the stage's latest attempt. It counts on across a client's retries, so a
+    # late report of an abandoned attempt never matches a new one (nor its task names).
     attempts: int = 0
+    # The number of the first attempt of this run: a client's retry starts a new run, and
+    # the attempts of earlier runs do not count against the retry policy.
+    first_attempt: int = 1
     progress: int = Field(default=0, ge=0, le=100)
     ready_at: datetime | None = None  # while waiting: not dispatched before this
     started_at: datetime | None = None
@@ -111,6 +116,11 @@ class StageState(BaseModel):
     deadline: datetime | None = None
     execution: str | None = None  # job execution running this attempt, if any
     last_error: StageError | None = None
+
+    @property
+    def run_attempts(self) -> int:
+        """Attempts started in this run: those that count against the retry policy."""
+        return max(0, self.attempts - self.first_attempt + 1)
 
     @property
     def duration_s(self) -> float | None:

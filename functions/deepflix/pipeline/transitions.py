@@ -203,7 +203,8 @@ def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig)
     commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
     if st.execution:
         commands.append(CancelExecution(st.execution))
-    delay = config[stage].retry.next_delay(st.attempts, key=f"{movie.id}:{stage.value}")
+    key = f"{movie.id}:{stage.value}"
+    delay = config[stage].retry.next_delay(st.run_attempts, key=key)
     stages = dict(movie.stages)
     update: dict[str, object] = {"stages": stages, "updated_at": error.at}
     common = {"finished_at": error.at, "deadline": None, "execution": None, "last_error": error}
@@ -249,9 +250,16 @@ def _retry(movie: Movie, at: datetime) -> Decision:
         return _skip(movie, f"only a failed movie can be retried, this one is {movie.status.value}")
     stage = next(s for s in STAGES if movie.stages[s].status is StageStatus.failed)
     stages = dict(movie.stages)
-    # Finished stages keep their results; the failed one starts over with fresh attempts.
+    failed = movie.stages[stage]
+    # Finished stages keep their results; the failed one starts a new run, with the policy's
+    # attempts all over again, numbered on from the last (a late report of an abandoned
+    # attempt must not match one of the new run).
     stages[stage] = StageState(
-        status=StageStatus.waiting, ready_at=at, last_error=movie.stages[stage].last_error
+        status=StageStatus.waiting,
+        ready_at=at,
+        attempts=failed.attempts,
+        first_attempt=failed.attempts + 1,
+        last_error=failed.last_error,
     )
     status = MovieStatus.queued if stage is Stage.story else STAGE_TO_MOVIE_STATUS[stage]
     update = {"stages": stages, "status": status, "finished_at": None, "error": None}
