@@ -1,4 +1,4 @@
-"""Attempt numbers never repeat within a movie's stage, a client's retry included."""
+"""Attempt numbers never repeat within a movie's stage; an attempt lost to an outage is free."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from deepflix.pipeline.events import (
     DeadlinePassed,
     RetryRequested,
     RunStage,
+    StageFailed,
     StageSucceeded,
 )
 from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus
@@ -74,3 +75,44 @@ def test_the_status_shows_the_runs_attempts_and_the_attempt_number() -> None:
     story = movie_view(m, None, lambda path: path)["stages"]["story"]
     assert story["attempts"] == 1  # in this run
     assert story["attempt"] == 2  # the number the journal, logs and jobs use
+
+
+def outage_failure(attempt: int) -> StageFailed:
+    return StageFailed(Stage.story, attempt, "unavailable", "store away", True, AT, outage=True)
+
+
+def test_an_attempt_lost_to_an_outage_is_retried_without_being_charged() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), ONCE).movie
+    t = apply(m, outage_failure(1), ONCE)
+    st = t.movie.stages[Stage.story]
+    # One attempt per run, yet retried: the outage was not the movie's.
+    assert t.movie.status is MovieStatus.story and st.status is StageStatus.waiting
+    assert (st.attempts, st.uncharged, st.charged) == (1, 1, 0)
+    assert st.ready_at is not None and st.ready_at > AT  # after a backoff
+    view = movie_view(t.movie, None, lambda path: path)["stages"]["story"]
+    assert (view["attempts"], view["attempt"]) == (0, 1)
+    m = apply(t.movie, Claimed(Stage.story, st.ready_at), ONCE).movie
+    deadline = m.stages[Stage.story].deadline
+    assert deadline is not None
+    # The next attempt is charged as usual: its timeout fails the movie.
+    assert apply(m, DeadlinePassed(Stage.story, 2, deadline), ONCE).movie.status is (
+        MovieStatus.failed
+    )
+
+
+def test_an_outage_that_never_ends_fails_the_movie_in_the_end() -> None:
+    cfg = PipelineConfig(
+        stages={
+            **CONFIG.stages,
+            Stage.story: StagePolicy(
+                concurrency=1,
+                timeout_s=5,
+                retry=RetryPolicy(max_attempts=1, max_outage_retries=2),
+            ),
+        }
+    )
+    m = movie()
+    for attempt in (1, 2, 3):
+        m = apply(m, Claimed(Stage.story, AT + timedelta(hours=attempt)), cfg).movie
+        m = apply(m, outage_failure(attempt), cfg).movie
+    assert m.status is MovieStatus.failed and m.stages[Stage.story].uncharged == 2

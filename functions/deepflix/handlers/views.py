@@ -42,9 +42,10 @@ def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
 def _stage_view(st: StageState) -> dict[str, Any]:
     return {
         "status": st.status.value,
-        # This run's attempts (a client's retry starts a new run), and the latest attempt's
+        # This run's attempts that count against the retry policy (a client's retry starts
+        # a new run; an attempt lost to an outage does not count), and the latest attempt's
         # number, which counts on across runs (as the journal, logs and jobs say it).
-        "attempts": st.run_attempts,
+        "attempts": st.charged,
         "attempt": st.attempts,
         "progress": st.progress,
         "started_at": _time(st.started_at),

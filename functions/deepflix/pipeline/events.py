@@ -50,6 +50,9 @@ class StageFailed:
     message: str
     retryable: bool
     at: datetime
+    # The attempt failed because the store or the bus was unavailable, not for its work: it
+    # is retried without being charged to the movie (up to the policy's max_outage_retries).
+    outage: bool = False
 
 
 @dataclass(frozen=True)

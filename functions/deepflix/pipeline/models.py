@@ -106,9 +106,11 @@ class StageState(BaseModel):
     # The number of the stage's latest attempt. It counts on across a client's retries, so a
     # late report of an abandoned attempt never matches a new one (nor its task names).
     attempts: int = 0
-    # The number of the first attempt of this run: a client's retry starts a new run, and
-    # the attempts of earlier runs do not count against the retry policy.
+    # The number of the first attempt of this run (a client's retry starts a new run), and
+    # how many of the run's attempts failed for an outage: neither earlier runs nor outages
+    # count against the retry policy (`charged`).
     first_attempt: int = 1
+    uncharged: int = 0
     progress: int = Field(default=0, ge=0, le=100)
     ready_at: datetime | None = None  # while waiting: not dispatched before this
     started_at: datetime | None = None
@@ -119,8 +121,13 @@ class StageState(BaseModel):
 
     @property
     def run_attempts(self) -> int:
-        """Attempts started in this run: those that count against the retry policy."""
+        """Attempts started in this run."""
         return max(0, self.attempts - self.first_attempt + 1)
+
+    @property
+    def charged(self) -> int:
+        """Attempts of this run that count against the stage's retry policy."""
+        return self.run_attempts - self.uncharged
 
     @property
     def duration_s(self) -> float | None:

@@ -105,6 +105,11 @@ class EventBus(Protocol):
     ) -> None: ...
 
 
+# The job's exit code when it could not record its outcome because the store or the bus was
+# unavailable (EX_TEMPFAIL): the attempt failed for an outage, and costs the movie nothing.
+JOB_EXIT_UNAVAILABLE = 75
+
+
 class JobRunner(Protocol):
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
         """Start one execution of the stage's job; returns its execution id."""

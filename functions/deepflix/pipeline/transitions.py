@@ -117,7 +117,7 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
             attempt=event.attempt,
             at=event.at,
         )
-        return _fail(movie, event.stage, error, config)
+        return _fail(movie, event.stage, error, config, outage=event.outage)
     if event.at < (st.deadline or event.at):
         return _skip(movie, "deadline not reached")
     error = StageError(
@@ -198,16 +198,31 @@ def _succeed(movie: Movie, event: StageSucceeded) -> Decision:
     return Decision(movie.model_copy(update=update), tuple(commands))
 
 
-def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig) -> Decision:
+def _fail(
+    movie: Movie, stage: Stage, error: StageError, config: PipelineConfig, *, outage: bool = False
+) -> Decision:
     st = movie.stages[stage]
     commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
     if st.execution:
         commands.append(CancelExecution(st.execution))
-    key = f"{movie.id}:{stage.value}"
-    delay = config[stage].retry.next_delay(st.run_attempts, key=key)
+    policy, key = config[stage].retry, f"{movie.id}:{stage.value}"
+    # An outage's failure is not the movie's: it costs no attempt, up to a bound, past which
+    # an outage that never ends fails the movie like any failure.
+    free = outage and error.retryable and st.uncharged < policy.max_outage_retries
+    uncharged = st.uncharged + 1 if free else st.uncharged
+    if free:
+        delay: float | None = policy.backoff(uncharged, key=f"{key}:outage")
+    else:
+        delay = policy.next_delay(st.run_attempts - uncharged, key=key)
     stages = dict(movie.stages)
     update: dict[str, object] = {"stages": stages, "updated_at": error.at}
-    common = {"finished_at": error.at, "deadline": None, "execution": None, "last_error": error}
+    common = {
+        "finished_at": error.at,
+        "deadline": None,
+        "execution": None,
+        "last_error": error,
+        "uncharged": uncharged,
+    }
     if error.retryable and delay is not None:
         ready_at = error.at + timedelta(seconds=delay)
         stages[stage] = st.model_copy(
