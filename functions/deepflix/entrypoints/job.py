@@ -6,6 +6,7 @@ import os
 import sys
 
 from deepflix import logs
+from deepflix.adapters.local.subprocess_jobs import die_with_parent
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.ports import JOB_EXIT_UNAVAILABLE, job_from_env
@@ -13,6 +14,7 @@ from deepflix.settings import get_settings
 
 
 def main() -> int:
+    die_with_parent(os.environ)  # a subprocess job: dies with the service that started it
     settings = get_settings()
     logs.setup(settings.log_level)
     log = logs.get("jobs")

@@ -117,6 +117,9 @@ class StageState(BaseModel):
     finished_at: datetime | None = None
     deadline: datetime | None = None
     execution: str | None = None  # job execution running this attempt, if any
+    # When a job start for this attempt was claimed (and its execution not yet recorded): a
+    # second delivery of the stage request then starts nothing.
+    starting_at: datetime | None = None
     last_error: StageError | None = None
 
     @property

@@ -116,6 +116,10 @@ class JobRunner(Protocol):
 
     def cancel(self, execution: str) -> None: ...
 
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str | None:
+        """The name `run` will give this attempt's execution, where the runner names it (one
+        name per attempt); None where the platform names it as it starts (Cloud Run)."""
+
 
 def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:
     """What a job execution is told, as env overrides: the job reads nothing else.

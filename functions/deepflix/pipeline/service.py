@@ -19,6 +19,8 @@ from deepflix.pipeline.events import (
     Dispatch,
     Event,
     JobStarted,
+    JobStartFailed,
+    JobStarting,
     RetryRequested,
     RunStage,
 )
@@ -150,11 +152,30 @@ class Pipeline:
         return self.unit_of_work(lambda: self._dispatch(stage))
 
     def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
-        """Hand a stage attempt to the job runner and record the execution it started."""
-        execution = self.jobs.run(
-            stage=stage, movie_id=movie_id, attempt=attempt, timeout_s=self.config[stage].timeout_s
-        )
-        self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
+        """Hand a stage attempt to the job runner and record the execution it started.
+
+        The start is claimed in the movie first (compare and set), so of two deliveries of
+        one stage request only one starts a job; the other, or a stale one, does nothing.
+        """
+        claimed_at = self.clock()
+        # A name known before the start is recorded with the claim: one write, not two.
+        name = self.jobs.execution_name(stage=stage, movie_id=movie_id, attempt=attempt)
+        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name))
+        if claim is None or not claim.applied:
+            return
+        try:
+            execution = self.jobs.run(
+                stage=stage,
+                movie_id=movie_id,
+                attempt=attempt,
+                timeout_s=self.config[stage].timeout_s,
+            )
+        except BaseException:
+            # Give the claim back, so the redelivery this failure leads to can start the job.
+            self.report(movie_id, JobStartFailed(stage, attempt, claimed_at, self.clock()))
+            raise
+        if execution != name:
+            self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
 
     def report(self, movie_id: str, event: Event) -> Decision | None:
         """Apply an event from stage work; stale or repeated reports change nothing."""

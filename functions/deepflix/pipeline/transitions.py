@@ -14,6 +14,8 @@ from deepflix.pipeline.events import (
     Dispatch,
     Event,
     JobStarted,
+    JobStartFailed,
+    JobStarting,
     Progressed,
     RetryRequested,
     RunStage,
@@ -49,6 +51,9 @@ TRANSITIONS: dict[MovieStatus, frozenset[MovieStatus]] = {
     MovieStatus.failed: frozenset({MovieStatus.queued, MovieStatus.images, MovieStatus.video}),
     MovieStatus.cancelled: frozenset(),
 }
+# How long a claimed job start keeps other deliveries of the stage request from starting one.
+# Past it, a start whose starter died before recording an execution may be claimed again.
+JOB_START_HOLD_S = 60.0
 # The movie's status while a stage is its current one (waiting or running there).
 STAGE_TO_MOVIE_STATUS: dict[Stage, MovieStatus] = {
     Stage.story: MovieStatus.story,
@@ -81,6 +86,9 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     return result
 
 
+_HOLD = timedelta(seconds=JOB_START_HOLD_S)
+
+
 def _skip(movie: Movie, reason: str, *commands: Command) -> Decision:
     return Decision(movie, commands, applied=False, reason=reason)
 
@@ -101,8 +109,26 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
             return _skip(movie, "attempt is not running", CancelExecution(event.execution))
         return _skip(movie, "attempt is not running")
 
+    if isinstance(event, JobStarting):
+        if st.execution is not None:
+            return _skip(movie, "the attempt's job has started")
+        held = st.starting_at is not None and event.at - st.starting_at < _HOLD
+        if held:
+            return _skip(movie, "the attempt's job is being started")
+        return _update(
+            movie, event.stage, event.at, starting_at=event.at, execution=event.execution
+        )
+    if isinstance(event, JobStartFailed):
+        if st.starting_at != event.since:
+            return _skip(movie, "not this start's claim")
+        return _update(movie, event.stage, event.at, starting_at=None, execution=None)
     if isinstance(event, JobStarted):
-        return _update(movie, event.stage, event.at, execution=event.execution)
+        if st.execution == event.execution:
+            return _skip(movie, "execution already recorded")
+        if st.execution is not None:
+            # One execution per attempt: the one recorded first stays, and can be cancelled.
+            return _skip(movie, "the attempt has an execution", CancelExecution(event.execution))
+        return _update(movie, event.stage, event.at, execution=event.execution, starting_at=None)
     if isinstance(event, Progressed):
         if event.progress <= st.progress:
             return _skip(movie, "progress did not advance")
@@ -152,6 +178,7 @@ def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Decision:
             "finished_at": None,
             "deadline": deadline,
             "execution": None,
+            "starting_at": None,
         }
     )
     updated = movie.model_copy(
@@ -220,6 +247,7 @@ def _fail(
         "finished_at": error.at,
         "deadline": None,
         "execution": None,
+        "starting_at": None,
         "last_error": error,
         "uncharged": uncharged,
     }
@@ -254,6 +282,7 @@ def _cancel(movie: Movie, at: datetime) -> Decision:
                     "deadline": None,
                     "ready_at": None,
                     "execution": None,
+                    "starting_at": None,
                 }
             )
     update = {"stages": stages, "status": MovieStatus.cancelled, "finished_at": at}

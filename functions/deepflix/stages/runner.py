@@ -65,6 +65,7 @@ class StageRunner:
             return
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
+        # Starts the job only if no other delivery has claimed its start.
         self.pipeline.start_job(req.movie_id, req.stage, req.attempt)
 
     def execute(
