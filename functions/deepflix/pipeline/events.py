@@ -139,4 +139,11 @@ class CancelExecution:
     execution: str
 
 
-Command = RunStage | CheckDeadline | Dispatch | CancelExecution
+@dataclass(frozen=True)
+class Admit:
+    """Have a new movie's story stage dispatched by a task named after the movie."""
+
+    movie_id: str
+
+
+Command = RunStage | CheckDeadline | Dispatch | CancelExecution | Admit

@@ -149,8 +149,26 @@ def scene_image(index: int) -> str:
     return f"scene-{index + 1:02d}.png"
 
 
+OutgoingKind = Literal["run_stage", "check_deadline", "dispatch", "cancel_execution", "admit"]
+
+
+class Outgoing(BaseModel):
+    """A message a saved change of the movie must send, kept in the movie's outbox until it
+    has been sent (pipeline/outbox.py): the command, and when the change was saved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: OutgoingKind
+    stage: Stage | None = None
+    attempt: int | None = None
+    at: datetime | None = None  # when a scheduled task falls due
+    execution: str | None = None
+    since: datetime
+
+
 class QueueFields(NamedTuple):
-    """Where a movie stands in the queues: what a store indexes beside its document."""
+    """What a store indexes beside a movie's document: where it stands in the queues, and
+    since when messages wait in its outbox."""
 
     owner: str
     arrival: str  # arrival_key(created_at): dispatch order within a priority
@@ -159,6 +177,7 @@ class QueueFields(NamedTuple):
     ready_at: datetime | None  # while waiting: not dispatched before this
     running_stage: str | None
     deadline: datetime | None  # while running
+    outbox_since: datetime | None  # while messages wait to be sent
 
 
 class Movie(BaseModel):
@@ -176,6 +195,7 @@ class Movie(BaseModel):
     )
     artifacts: dict[str, str] = Field(default_factory=dict)  # name -> storage path
     error: StageError | None = None
+    outbox: tuple[Outgoing, ...] = ()  # saved with the change that sends them, until sent
 
     @property
     def seed(self) -> int:
@@ -216,6 +236,7 @@ class Movie(BaseModel):
             stages[waiting].ready_at if waiting else None,
             running.value if running else None,
             stages[running].deadline if running else None,
+            min(o.since for o in self.outbox) if self.outbox else None,
         )
 
     @property

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.transitions import Decision
 
 Mutation = Callable[[Movie], Decision]
@@ -58,6 +58,13 @@ class MovieStore(Protocol):
     def overdue(self, now: datetime) -> list[Movie]:
         """Movies with a running stage whose deadline has passed."""
 
+    def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
+        """Take these messages out of the movie's outbox: they have been sent."""
+
+    def unsent(self, limit: int) -> list[Movie]:
+        """Movies whose outbox may hold messages, longest waiting first. A store may return
+        a movie whose outbox has emptied since: saving it unchanged corrects its index."""
+
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""
 
@@ -82,8 +89,8 @@ class UnitOfWork(Protocol):
 
 def each_step_alone(operation: Callable[[], T]) -> T:
     """The unit of work of adapters that commit each save on its own and send its messages
-    after it (Firestore, Cloud Tasks, Pub/Sub): what a crash in between leaves unsent, the
-    deadline checks and the sweep make good."""
+    after it (Firestore, Cloud Tasks, Pub/Sub): the messages wait in the movie's outbox,
+    saved with it, until they have been sent (pipeline/outbox.py)."""
     return operation()
 
 

@@ -31,6 +31,7 @@ from deepflix.pipeline.models import (
     StageState,
     StageStatus,
 )
+from deepflix.pipeline.outbox import outgoing
 from deepflix.pipeline.policy import PipelineConfig
 
 # Which movie statuses may follow which. A stage's own status may repeat (a retry backs off
@@ -65,7 +66,12 @@ STAGE_TO_MOVIE_STATUS: dict[Stage, MovieStatus] = {
 @dataclass(frozen=True)
 class Decision:
     """What apply() made of an event: the movie as it is now and the commands to perform
-    once it is saved; applied=False (with the reason) when the event changed nothing."""
+    once it is saved; applied=False (with the reason) when the event changed nothing.
+
+    The messages among an applied decision's commands are in the movie's outbox too, so
+    they are saved with it and sent until sent (pipeline/outbox.py). Those of a decision
+    that changed nothing (a stray execution to stop) are only performed.
+    """
 
     movie: Movie
     commands: tuple[Command, ...] = ()
@@ -83,6 +89,10 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     moved = result.applied and result.movie.status is not movie.status
     if moved and result.movie.status not in TRANSITIONS[movie.status]:
         raise InvalidTransition(f"{movie.status.value} -> {result.movie.status.value}")
+    messages = outgoing(result.commands, event.at) if result.applied else ()
+    if messages:
+        outbox = (*result.movie.outbox, *messages)
+        result = Decision(result.movie.model_copy(update={"outbox": outbox}), result.commands)
     return result
 
 
