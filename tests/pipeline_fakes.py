@@ -1,5 +1,4 @@
-"""Fakes of the pipeline's transports with outages to switch on, and the pipeline as the Google
-Cloud adapters run it, over the embedded store."""
+"""Pipeline transports with outages to switch on, and the pipeline committed the cloud's way."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The outbox: what a change must send is sent once the bus or the task queue is back, in the
-cloud's way of committing and in the embedded runtime."""
+"""The outbox: what a change must send goes out once the bus or the task queue is back."""
 
 from __future__ import annotations
 
