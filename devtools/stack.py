@@ -2,7 +2,8 @@
 
 Starts the Firestore, Pub/Sub and Cloud Tasks emulators, one functions-framework process per
 function, the Cloud Tasks queue, one Pub/Sub topic per stage with a push subscription to its
-function, and prints the API address. `python -m devtools.stack` (or `make emulators`).
+function, the sweep's schedule (as Cloud Scheduler runs it), and prints the API address.
+`python -m devtools.stack` (or `make emulators`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,35 @@ STAGE_FUNCTIONS = {
     "video.requested": "video_requested",
 }
 FUNCTIONS = ("api", "tasks", *STAGE_FUNCTIONS.values())
+# Cloud Scheduler's schedule of the sweep (infra: every minute).
+SWEEP_EVERY_S = 60.0
+
+
+@dataclass
+class Scheduler:
+    """Cloud Scheduler's sweep job: POSTs to `url` (the tasks function's /sweep) every
+    `every_s` seconds. There is no Cloud Scheduler emulator; this thread stands in for it."""
+
+    url: str
+    every_s: float
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="scheduler", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            request = urllib.request.Request(
+                self.url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+            )
+            try:  # like Cloud Scheduler, whatever the answer, it tries again next time
+                with urllib.request.urlopen(request, timeout=max(self.every_s, 60.0)):
+                    pass
+            except OSError as e:
+                sys.stderr.write(f"scheduler: {self.url}: {e}\n")
 
 
 @dataclass
@@ -55,13 +86,17 @@ class Stack:
     data_dir: Path
     env: dict[str, str]
     functions: dict[str, Function] = field(default_factory=dict)
+    scheduler: Scheduler | None = None
 
     @property
     def api_url(self) -> str:
         return self.functions["api"].url
 
     def stop(self) -> None:
-        """Functions first (and their job processes, in the same process groups)."""
+        """The schedule, then the functions (and their job processes, in the same process
+        groups)."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for fn in self.functions.values():
             fn.stop()
 
@@ -123,7 +158,7 @@ def _provision(stack: Stack, ports: dict[str, int]) -> None:
     subscriber.close()
 
 
-def start(data_dir: Path, **settings: Any) -> Stack:
+def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: Any) -> Stack:
     """Everything on free 127.0.0.1 ports; raises EmulatorMissing where it cannot run."""
     firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
     ports = {name: emulators.free_port() for name in FUNCTIONS}
@@ -160,15 +195,20 @@ def start(data_dir: Path, **settings: Any) -> Stack:
         stack.functions[name] = Function(name, port, proc)
     for fn in stack.functions.values():
         emulators.wait_for_port(fn.port, fn.proc)
+    stack.scheduler = Scheduler(f"{stack.functions['tasks'].url}/sweep", sweep_every_s)
+    stack.scheduler.start()
     return stack
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="devtools.stack", description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=REPO / "data-emulators")
+    parser.add_argument(
+        "--sweep-every", type=float, default=SWEEP_EVERY_S, help="seconds between sweeps"
+    )
     args = parser.parse_args()
     try:
-        stack = start(args.data_dir.resolve())
+        stack = start(args.data_dir.resolve(), sweep_every_s=args.sweep_every)
     except emulators.EmulatorMissing as e:
         sys.stderr.write(f"cannot start emulator mode: {e}\n")
         return 2
@@ -177,6 +217,7 @@ def main() -> int:
     out.write(f"  Dashboard: {stack.api_url}/\n  API:       {stack.api_url}/api/movies\n")
     for name, fn in stack.functions.items():
         out.write(f"  function {name:<17} {fn.url}\n")
+    out.write(f"  /sweep every {args.sweep_every:g}s (as Cloud Scheduler)\n")
     out.write(
         f"  Firestore {stack.firestore.address}  Pub/Sub {stack.pubsub.address}"
         f"  Cloud Tasks {stack.tasks.address}\n"

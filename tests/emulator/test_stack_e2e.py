@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -183,3 +184,36 @@ def test_cancel_and_retry(running: stack.Stack) -> None:
     assert code == 202
     done = wait(running, movie["movie_id"])
     assert done["status"] == "succeeded" and done["stages"]["story"]["attempts"] == 1
+
+
+def test_a_pubsub_outage_ends_with_every_movie_finished_within_a_minute(
+    running: stack.Stack,
+) -> None:
+    """Pub/Sub stopped (SIGSTOP, as a hung service) while movies are claimed and created: the
+    claims commit, their stage requests wait in the movies' outboxes, and once Pub/Sub is back
+    they are sent, with no stage timing out first (their timeouts are minutes)."""
+    ids = [
+        call(
+            running, "POST", "/api/movies", {"prompt": f"Before the outage {i}", "scene_count": 1}
+        )[1]["movie_id"]
+        for i in range(2)
+    ]
+    time.sleep(1)
+    group = running.pubsub.proc.pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 15:
+            code, body = call(
+                running, "POST", "/api/movies", {"prompt": "During the outage", "scene_count": 1}
+            )
+            assert code == 202, body  # creating needs no Pub/Sub
+            ids.append(body["movie_id"])
+            time.sleep(5)
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    back = time.monotonic()
+    for movie_id in ids:
+        left = back + 60 - time.monotonic()
+        assert left > 0, "the movies did not finish within a minute of the outage's end"
+        assert wait(running, movie_id, timeout=left)["status"] == "succeeded"

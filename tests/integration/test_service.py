@@ -48,6 +48,9 @@ class Recorder:
     def cancel(self, execution: str) -> None:
         self.cancelled.append(execution)
 
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> None:
+        return None
+
 
 class Clock:
     def __init__(self) -> None:

@@ -34,6 +34,7 @@ def test_a_waiting_movie_is_indexed_by_its_stage_and_when_it_is_ready() -> None:
         ready_at=T0,
         running_stage=None,
         deadline=None,
+        outbox_since=None,
     )
 
 
@@ -44,12 +45,13 @@ def test_a_running_movie_is_indexed_by_its_stage_and_deadline() -> None:
     assert fields.running_stage == "story"
     assert fields.deadline == AT + timedelta(seconds=CONFIG[Stage.story].timeout_s)
     assert fields.prio == 1  # normal
+    assert fields.outbox_since == AT  # its stage request and deadline check wait to be sent
 
 
 def test_a_finished_movie_waits_and_runs_nowhere() -> None:
     cancelled = apply(movie(), CancelRequested(AT), CONFIG).movie
     fields = cancelled.queue_fields()
-    assert fields[3:] == (None, None, None, None)
+    assert fields[3:] == (None, None, None, None, None)
     assert (fields.owner, fields.arrival) == ("tester", arrival_key(T0))
 
 

@@ -180,7 +180,8 @@ def test_retry_resumes_at_the_failed_stage_and_keeps_finished_ones() -> None:
     assert t.movie.status is MovieStatus.images and t.movie.error is None
     assert t.movie.stages[Stage.story].status is StageStatus.succeeded
     assert t.movie.stages[Stage.images].status is StageStatus.waiting
-    assert t.movie.stages[Stage.images].attempts == 0
+    images = t.movie.stages[Stage.images]
+    assert images.run_attempts == 0 and images.attempts == 1  # numbered on from the last
     assert t.movie.artifacts == m.artifacts
     assert t.commands == (Dispatch(Stage.images),)
     assert not apply(t.movie, RetryRequested(AT), CFG).applied

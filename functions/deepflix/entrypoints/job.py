@@ -6,25 +6,34 @@ import os
 import sys
 
 from deepflix import logs
+from deepflix.adapters.local.subprocess_jobs import die_with_parent
 from deepflix.metering import METER
-from deepflix.pipeline.ports import job_from_env
+from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.ports import JOB_EXIT_UNAVAILABLE, job_from_env
 from deepflix.settings import get_settings
 
 
 def main() -> int:
+    die_with_parent(os.environ)  # a subprocess job: dies with the service that started it
     settings = get_settings()
     logs.setup(settings.log_level)
+    log = logs.get("jobs")
     try:
         stage, movie_id, attempt = job_from_env(os.environ)
     except (KeyError, ValueError) as e:
-        logs.get("jobs").error("bad job environment: %s", e)
+        log.error("bad job environment: %s", e)
         return 2
     from deepflix.runtime.compose import build  # the settings pick the adapters
 
     # The job is the worker process: its stage work runs here, on this thread.
     runtime = build(settings.model_copy(update={"stage_processes": 0}))
     try:
-        recorded = runtime.runner.execute(movie_id, stage, attempt)
+        # Patient: the work is dear to redo, so an outage it outlasts only delays its record.
+        recorded = runtime.runner.execute(movie_id, stage, attempt, patient=True)
+    except Unavailable as e:
+        # Said by the exit code, so the attempt is retried without being charged for it.
+        log.error("could not record the outcome: %s", e.message)
+        return JOB_EXIT_UNAVAILABLE
     finally:
         runtime.runner.close()
         METER.add(f"jobs.{stage.value}")

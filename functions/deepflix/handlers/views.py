@@ -42,7 +42,11 @@ def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
 def _stage_view(st: StageState) -> dict[str, Any]:
     return {
         "status": st.status.value,
-        "attempts": st.attempts,
+        # This run's attempts that count against the retry policy (a client's retry starts
+        # a new run; an attempt lost to an outage does not count), and the latest attempt's
+        # number, which counts on across runs (as the journal, logs and jobs say it).
+        "attempts": st.charged,
+        "attempt": st.attempts,
         "progress": st.progress,
         "started_at": _time(st.started_at),
         "finished_at": _time(st.finished_at),

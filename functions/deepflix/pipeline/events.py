@@ -19,6 +19,28 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class JobStarting:
+    """A delivery of the stage request is about to start the attempt's job: it claims the
+    start, so that a second delivery starts none (one execution per attempt). `execution`
+    is the name the job will have, where the job runner names it itself."""
+
+    stage: Stage
+    attempt: int
+    at: datetime
+    execution: str | None = None
+
+
+@dataclass(frozen=True)
+class JobStartFailed:
+    """The job start claimed at `since` did not start a job: the claim is given back."""
+
+    stage: Stage
+    attempt: int
+    since: datetime
+    at: datetime
+
+
+@dataclass(frozen=True)
 class JobStarted:
     stage: Stage
     attempt: int
@@ -50,6 +72,9 @@ class StageFailed:
     message: str
     retryable: bool
     at: datetime
+    # The attempt failed because the store or the bus was unavailable, not for its work: it
+    # is retried without being charged to the movie (up to the policy's max_outage_retries).
+    outage: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,8 @@ class RetryRequested:
 
 Event = (
     Claimed
+    | JobStarting
+    | JobStartFailed
     | JobStarted
     | Progressed
     | StageSucceeded
@@ -112,4 +139,11 @@ class CancelExecution:
     execution: str
 
 
-Command = RunStage | CheckDeadline | Dispatch | CancelExecution
+@dataclass(frozen=True)
+class Admit:
+    """Have a new movie's story stage dispatched by a task named after the movie."""
+
+    movie_id: str
+
+
+Command = RunStage | CheckDeadline | Dispatch | CancelExecution | Admit

@@ -103,14 +103,34 @@ class StageError(BaseModel):
 
 class StageState(BaseModel):
     status: StageStatus = StageStatus.pending
+    # The number of the stage's latest attempt. It counts on across a client's retries, so a
+    # late report of an abandoned attempt never matches a new one (nor its task names).
     attempts: int = 0
+    # The number of the first attempt of this run (a client's retry starts a new run), and
+    # how many of the run's attempts failed for an outage: neither earlier runs nor outages
+    # count against the retry policy (`charged`).
+    first_attempt: int = 1
+    uncharged: int = 0
     progress: int = Field(default=0, ge=0, le=100)
     ready_at: datetime | None = None  # while waiting: not dispatched before this
     started_at: datetime | None = None
     finished_at: datetime | None = None
     deadline: datetime | None = None
     execution: str | None = None  # job execution running this attempt, if any
+    # When a job start for this attempt was claimed (and its execution not yet recorded): a
+    # second delivery of the stage request then starts nothing.
+    starting_at: datetime | None = None
     last_error: StageError | None = None
+
+    @property
+    def run_attempts(self) -> int:
+        """Attempts started in this run."""
+        return max(0, self.attempts - self.first_attempt + 1)
+
+    @property
+    def charged(self) -> int:
+        """Attempts of this run that count against the stage's retry policy."""
+        return self.run_attempts - self.uncharged
 
     @property
     def duration_s(self) -> float | None:
@@ -129,8 +149,26 @@ def scene_image(index: int) -> str:
     return f"scene-{index + 1:02d}.png"
 
 
+OutgoingKind = Literal["run_stage", "check_deadline", "dispatch", "cancel_execution", "admit"]
+
+
+class Outgoing(BaseModel):
+    """A message a saved change of the movie must send, kept in the movie's outbox until it
+    has been sent (pipeline/outbox.py): the command, and when the change was saved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: OutgoingKind
+    stage: Stage | None = None
+    attempt: int | None = None
+    at: datetime | None = None  # when a scheduled task falls due
+    execution: str | None = None
+    since: datetime
+
+
 class QueueFields(NamedTuple):
-    """Where a movie stands in the queues: what a store indexes beside its document."""
+    """What a store indexes beside a movie's document: where it stands in the queues, and
+    since when messages wait in its outbox."""
 
     owner: str
     arrival: str  # arrival_key(created_at): dispatch order within a priority
@@ -139,6 +177,7 @@ class QueueFields(NamedTuple):
     ready_at: datetime | None  # while waiting: not dispatched before this
     running_stage: str | None
     deadline: datetime | None  # while running
+    outbox_since: datetime | None  # while messages wait to be sent
 
 
 class Movie(BaseModel):
@@ -156,6 +195,7 @@ class Movie(BaseModel):
     )
     artifacts: dict[str, str] = Field(default_factory=dict)  # name -> storage path
     error: StageError | None = None
+    outbox: tuple[Outgoing, ...] = ()  # saved with the change that sends them, until sent
 
     @property
     def seed(self) -> int:
@@ -196,6 +236,7 @@ class Movie(BaseModel):
             stages[waiting].ready_at if waiting else None,
             running.value if running else None,
             stages[running].deadline if running else None,
+            min(o.since for o in self.outbox) if self.outbox else None,
         )
 
     @property

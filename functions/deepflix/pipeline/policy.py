@@ -26,6 +26,9 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_delay_s: float = 60.0
     jitter: float = 0.5  # fraction of the delay that is randomised away
+    # Attempts a run may lose to outages of the store or the bus without being charged for
+    # them; past this many an outage's failure is charged like any other.
+    max_outage_retries: int = 20
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -41,8 +44,12 @@ class RetryPolicy:
         """
         if attempts >= self.max_attempts:
             return None
-        raw = min(self.max_delay_s, self.base_delay_s * self.multiplier ** (attempts - 1))
-        digest = hashlib.blake2b(f"{key}:{attempts}".encode(), digest_size=8).digest()
+        return self.backoff(attempts, key=key)
+
+    def backoff(self, failures: int, *, key: str = "") -> float:
+        """Seconds to wait after the `failures`-th failure in a row, spent or not."""
+        raw = min(self.max_delay_s, self.base_delay_s * self.multiplier ** (failures - 1))
+        digest = hashlib.blake2b(f"{key}:{failures}".encode(), digest_size=8).digest()
         unit = int.from_bytes(digest, "big") / 2**64
         return raw * (1.0 - self.jitter * unit)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.transitions import Decision
 
 Mutation = Callable[[Movie], Decision]
@@ -58,6 +58,13 @@ class MovieStore(Protocol):
     def overdue(self, now: datetime) -> list[Movie]:
         """Movies with a running stage whose deadline has passed."""
 
+    def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
+        """Take these messages out of the movie's outbox: they have been sent."""
+
+    def unsent(self, limit: int) -> list[Movie]:
+        """Movies whose outbox may hold messages, longest waiting first. A store may return
+        a movie whose outbox has emptied since: saving it unchanged corrects its index."""
+
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""
 
@@ -82,8 +89,8 @@ class UnitOfWork(Protocol):
 
 def each_step_alone(operation: Callable[[], T]) -> T:
     """The unit of work of adapters that commit each save on its own and send its messages
-    after it (Firestore, Cloud Tasks, Pub/Sub): what a crash in between leaves unsent, the
-    deadline checks and the sweep make good."""
+    after it (Firestore, Cloud Tasks, Pub/Sub): the messages wait in the movie's outbox,
+    saved with it, until they have been sent (pipeline/outbox.py)."""
     return operation()
 
 
@@ -105,11 +112,20 @@ class EventBus(Protocol):
     ) -> None: ...
 
 
+# The job's exit code when it could not record its outcome because the store or the bus was
+# unavailable (EX_TEMPFAIL): the attempt failed for an outage, and costs the movie nothing.
+JOB_EXIT_UNAVAILABLE = 75
+
+
 class JobRunner(Protocol):
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
         """Start one execution of the stage's job; returns its execution id."""
 
     def cancel(self, execution: str) -> None: ...
+
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str | None:
+        """The name `run` will give this attempt's execution, where the runner names it (one
+        name per attempt); None where the platform names it as it starts (Cloud Run)."""
 
 
 def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dict[str, str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline import outbox
+from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
 from deepflix.pipeline.events import (
+    Admit,
     CancelExecution,
     CancelRequested,
     CheckDeadline,
@@ -19,6 +22,8 @@ from deepflix.pipeline.events import (
     Dispatch,
     Event,
     JobStarted,
+    JobStartFailed,
+    JobStarting,
     RetryRequested,
     RunStage,
 )
@@ -38,6 +43,7 @@ from deepflix.pipeline.ports import (
 from deepflix.pipeline.position import QueuePosition, estimate_eta
 from deepflix.pipeline.transitions import Decision, apply
 
+log = logging.getLogger("deepflix.pipeline")
 Clock = Callable[[], datetime]
 # How a new movie reaches its story stage: "task" through a named dispatch task, so a create
 # returns at once whatever the queue holds; "inline" by a claim inside the create's own unit
@@ -62,10 +68,13 @@ class Pipeline:
 
     It applies events to movies through the transition table (apply), saves the outcome
     through the store and performs the commands that follow: stage requests, deadline
-    checks, dispatches into free slots, cancelled executions. Every state-changing operation
-    runs in `unit_of_work`, so with adapters that share one database a save and what it
-    sends commit together. `admission` says how a new movie is dispatched (see Admission).
-    Reads (find, list_movies, counts, position, ...) go straight to the store.
+    checks, dispatches into free slots, cancelled executions. The messages among them are
+    saved in the movie's outbox with the change, then sent; what could not be sent stays
+    there, and the sweep (and the next write after an outage) sends it (pipeline/outbox.py).
+    Every state-changing operation runs in `unit_of_work`, so with adapters that share one
+    database a save and what it sends commit together. `admission` says how a new movie is
+    dispatched (see Admission). Reads (find, list_movies, counts, ...) go straight to the
+    store.
     """
 
     def __init__(
@@ -88,6 +97,7 @@ class Pipeline:
         self.clock = clock
         self.unit_of_work = unit_of_work
         self.admission = admission
+        self.health = outbox.Health()
 
     # -- client operations ---------------------------------------------------------------
 
@@ -150,11 +160,30 @@ class Pipeline:
         return self.unit_of_work(lambda: self._dispatch(stage))
 
     def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
-        """Hand a stage attempt to the job runner and record the execution it started."""
-        execution = self.jobs.run(
-            stage=stage, movie_id=movie_id, attempt=attempt, timeout_s=self.config[stage].timeout_s
-        )
-        self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
+        """Hand a stage attempt to the job runner and record the execution it started.
+
+        The start is claimed in the movie first (compare and set), so of two deliveries of
+        one stage request only one starts a job; the other, or a stale one, does nothing.
+        """
+        claimed_at = self.clock()
+        # A name known before the start is recorded with the claim: one write, not two.
+        name = self.jobs.execution_name(stage=stage, movie_id=movie_id, attempt=attempt)
+        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name))
+        if claim is None or not claim.applied:
+            return
+        try:
+            execution = self.jobs.run(
+                stage=stage,
+                movie_id=movie_id,
+                attempt=attempt,
+                timeout_s=self.config[stage].timeout_s,
+            )
+        except BaseException:
+            # Give the claim back, so the redelivery this failure leads to can start the job.
+            self.report(movie_id, JobStartFailed(stage, attempt, claimed_at, self.clock()))
+            raise
+        if execution != name:
+            self.report(movie_id, JobStarted(stage, attempt, execution, self.clock()))
 
     def report(self, movie_id: str, event: Event) -> Decision | None:
         """Apply an event from stage work; stale or repeated reports change nothing."""
@@ -164,7 +193,8 @@ class Pipeline:
         self.report(movie_id, DeadlinePassed(stage, attempt, self.clock()))
 
     def sweep(self) -> None:
-        """Safety net for lost kicks and lost deadline tasks: dispatch all, time out overdue."""
+        """Safety net for lost kicks and lost deadline tasks: send what waits in outboxes,
+        time out overdue attempts, dispatch every stage."""
         self.unit_of_work(self._sweep)
 
     # -- the operations' bodies, run inside their unit of work ---------------------------
@@ -181,6 +211,9 @@ class Pipeline:
             updated_at=now,
             stages=stages,
         )
+        if self.admission == "task":
+            # The name makes a repeated enqueue harmless.
+            movie = movie.model_copy(update={"outbox": outbox.outgoing([Admit(movie.id)], now)})
         try:
             saved = self.store.create(
                 movie, idempotency_key=idempotency_key, fingerprint=fingerprint(request)
@@ -191,16 +224,11 @@ class Pipeline:
                 details={"movie_id": e.movie_id},
             ) from e
         if saved.id == movie.id:
-            self._admit(movie)
+            if self.admission == "inline":
+                self._dispatch(Stage.story)
+            else:
+                self._send(saved)
         return saved
-
-    def _admit(self, movie: Movie) -> None:
-        """Have a new movie's story stage dispatched (see Admission)."""
-        if self.admission == "inline":
-            self._dispatch(Stage.story)
-            return
-        # The name makes a repeated enqueue harmless.
-        self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{movie.id}")
 
     def _resume_admission(self) -> None:
         self.store.set_admission_paused(False)
@@ -217,16 +245,17 @@ class Pipeline:
             lambda m: apply(m, Claimed(stage, now), self.config),
         )
         for decision in claimed:
-            self._perform(decision.commands)
+            self._follow(decision)
         return len(claimed)
 
     def _report(self, movie_id: str, event: Event) -> Decision | None:
         decision = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
         if decision is not None:
-            self._perform(decision.commands)
+            self._follow(decision)
         return decision
 
     def _sweep(self) -> None:
+        self._drain()
         for movie in self.store.overdue(self.clock()):
             stage = movie.running_stage
             if stage is not None:
@@ -241,34 +270,114 @@ class Pipeline:
             raise NotFound(f"no movie with id {movie_id!r}")
         if not decision.applied:
             raise Conflict(decision.reason, details={"status": decision.movie.status.value})
-        self._perform(decision.commands)
+        self._follow(decision)
         return decision.movie
 
-    def _perform(self, commands: tuple[Command, ...]) -> None:
-        for c in commands:
-            if isinstance(c, RunStage):
-                self.events.publish(
-                    stage_topic(c.stage),
-                    {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
-                    {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": str(c.attempt)},
-                )
-            elif isinstance(c, CheckDeadline):
-                self.tasks.enqueue(
-                    "deadline",
-                    {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
-                    name=f"deadline-{c.movie_id}-{c.stage.value}-{c.attempt}",
-                    at=c.at,
-                )
-            elif isinstance(c, Dispatch):
-                if c.at is None:
-                    self._dispatch(c.stage)
-                else:
-                    stamp = int(c.at.timestamp() * 1000)
-                    self.tasks.enqueue(
-                        "dispatch",
-                        {"stage": c.stage.value},
-                        name=f"dispatch-{c.stage.value}-{stamp}",
-                        at=c.at,
-                    )
-            elif isinstance(c, CancelExecution):
-                self.jobs.cancel(c.execution)
+    # -- after a save: its outbox sent, the slots it freed refilled ------------------------
+
+    def _follow(self, decision: Decision) -> None:
+        if decision.applied:
+            self._send(decision.movie)
+        else:  # a stray execution to stop: nothing was saved, so this is the only try
+            for c in decision.commands:
+                if not isinstance(c, Dispatch):
+                    self._try(decision.movie.id, c)
+        for c in decision.commands:
+            if isinstance(c, Dispatch) and c.at is None:
+                self._refill(c.stage)
+
+    def _refill(self, stage: Stage) -> None:
+        try:
+            self._dispatch(stage)
+        except Unavailable as e:  # the change is saved; the sweep dispatches every stage
+            log.warning("dispatching %s after a change failed: %s", stage.value, e.message)
+            self._ask_for_sweep()
+
+    def _send(self, movie: Movie, down: set[str] | None = None) -> None:
+        """Send what waits in the movie's outbox, then take it out. A transport that fails
+        (or failed lately in this process, or earlier in this pass: `down`) keeps its
+        messages waiting there."""
+        if not movie.outbox:
+            return
+        down = self.health.resting() if down is None else down
+        done = []
+        for entry in movie.outbox:
+            if not outbox.stale(movie, entry):
+                command = outbox.command(movie.id, entry)
+                way = outbox.transport(command)
+                if way in down or not self._try(movie.id, command):
+                    down.add(way)
+                    continue
+            done.append(entry)
+        if done:
+            try:
+                self.store.sent(movie.id, done)
+            except Unavailable as e:  # sent again later, which every receiver takes well
+                log.warning("could not mark messages sent: %s", e.message)
+        if len(done) == len(movie.outbox) and self.health.drain_due():
+            self._drain()  # this one went out: so may what an outage left in others
+
+    def _drain(self) -> None:
+        """Send what waits in every outbox (the sweep; the first write after an outage)."""
+        self.health.draining()
+        down: set[str] = set()
+        movies = self.store.unsent(outbox.DRAIN_BATCH)
+        for movie in movies:
+            if movie.outbox:
+                self._send(movie, down)
+            else:  # sent, but the store's index did not know it yet
+                self.store.mutate(movie.id, lambda m: Decision(m))
+        self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
+
+    def _try(self, movie_id: str, command: Command) -> bool:
+        """Perform one message; False if its transport is unavailable."""
+        try:
+            self._perform(command)
+        except Unavailable as e:
+            log.warning("could not send %s: %s", command, e.message, extra={"movie_id": movie_id})
+            self.health.failed(outbox.transport(command))
+            self._ask_for_sweep()
+            return False
+        self.health.worked(outbox.transport(command))
+        return True
+
+    def _ask_for_sweep(self) -> None:
+        """Have a sweep run soon (a named task), to send what an outage held back; if the
+        task queue is down too, the scheduled sweep does it."""
+        self.health.backlog = True
+        ask = self.health.retry_sweep(self.clock())
+        if ask is None:
+            return
+        name, at = ask
+        try:
+            self.tasks.enqueue("sweep", {}, name=name, at=at)
+        except Unavailable as e:
+            log.warning("could not schedule a sweep: %s", e.message)
+
+    def _perform(self, c: Command) -> None:
+        """Send one message (Dispatch now is no message: see _refill)."""
+        if isinstance(c, RunStage):
+            self.events.publish(
+                stage_topic(c.stage),
+                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
+                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": str(c.attempt)},
+            )
+        elif isinstance(c, CheckDeadline):
+            self.tasks.enqueue(
+                "deadline",
+                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
+                name=f"deadline-{c.movie_id}-{c.stage.value}-{c.attempt}",
+                at=c.at,
+            )
+        elif isinstance(c, Dispatch) and c.at is not None:
+            stamp = int(c.at.timestamp() * 1000)
+            self.tasks.enqueue(
+                "dispatch",
+                {"stage": c.stage.value},
+                name=f"dispatch-{c.stage.value}-{stamp}",
+                at=c.at,
+            )
+        elif isinstance(c, CancelExecution):
+            self.jobs.cancel(c.execution)
+        elif isinstance(c, Admit):
+            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{c.movie_id}")

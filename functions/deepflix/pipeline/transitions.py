@@ -14,6 +14,8 @@ from deepflix.pipeline.events import (
     Dispatch,
     Event,
     JobStarted,
+    JobStartFailed,
+    JobStarting,
     Progressed,
     RetryRequested,
     RunStage,
@@ -29,6 +31,7 @@ from deepflix.pipeline.models import (
     StageState,
     StageStatus,
 )
+from deepflix.pipeline.outbox import outgoing
 from deepflix.pipeline.policy import PipelineConfig
 
 # Which movie statuses may follow which. A stage's own status may repeat (a retry backs off
@@ -49,6 +52,9 @@ TRANSITIONS: dict[MovieStatus, frozenset[MovieStatus]] = {
     MovieStatus.failed: frozenset({MovieStatus.queued, MovieStatus.images, MovieStatus.video}),
     MovieStatus.cancelled: frozenset(),
 }
+# How long a claimed job start keeps other deliveries of the stage request from starting one.
+# Past it, a start whose starter died before recording an execution may be claimed again.
+JOB_START_HOLD_S = 60.0
 # The movie's status while a stage is its current one (waiting or running there).
 STAGE_TO_MOVIE_STATUS: dict[Stage, MovieStatus] = {
     Stage.story: MovieStatus.story,
@@ -60,7 +66,12 @@ STAGE_TO_MOVIE_STATUS: dict[Stage, MovieStatus] = {
 @dataclass(frozen=True)
 class Decision:
     """What apply() made of an event: the movie as it is now and the commands to perform
-    once it is saved; applied=False (with the reason) when the event changed nothing."""
+    once it is saved; applied=False (with the reason) when the event changed nothing.
+
+    The messages among an applied decision's commands are in the movie's outbox too, so
+    they are saved with it and sent until sent (pipeline/outbox.py). Those of a decision
+    that changed nothing (a stray execution to stop) are only performed.
+    """
 
     movie: Movie
     commands: tuple[Command, ...] = ()
@@ -78,7 +89,14 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     moved = result.applied and result.movie.status is not movie.status
     if moved and result.movie.status not in TRANSITIONS[movie.status]:
         raise InvalidTransition(f"{movie.status.value} -> {result.movie.status.value}")
+    messages = outgoing(result.commands, event.at) if result.applied else ()
+    if messages:
+        outbox = (*result.movie.outbox, *messages)
+        result = Decision(result.movie.model_copy(update={"outbox": outbox}), result.commands)
     return result
+
+
+_HOLD = timedelta(seconds=JOB_START_HOLD_S)
 
 
 def _skip(movie: Movie, reason: str, *commands: Command) -> Decision:
@@ -101,8 +119,26 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
             return _skip(movie, "attempt is not running", CancelExecution(event.execution))
         return _skip(movie, "attempt is not running")
 
+    if isinstance(event, JobStarting):
+        if st.execution is not None:
+            return _skip(movie, "the attempt's job has started")
+        held = st.starting_at is not None and event.at - st.starting_at < _HOLD
+        if held:
+            return _skip(movie, "the attempt's job is being started")
+        return _update(
+            movie, event.stage, event.at, starting_at=event.at, execution=event.execution
+        )
+    if isinstance(event, JobStartFailed):
+        if st.starting_at != event.since:
+            return _skip(movie, "not this start's claim")
+        return _update(movie, event.stage, event.at, starting_at=None, execution=None)
     if isinstance(event, JobStarted):
-        return _update(movie, event.stage, event.at, execution=event.execution)
+        if st.execution == event.execution:
+            return _skip(movie, "execution already recorded")
+        if st.execution is not None:
+            # One execution per attempt: the one recorded first stays, and can be cancelled.
+            return _skip(movie, "the attempt has an execution", CancelExecution(event.execution))
+        return _update(movie, event.stage, event.at, execution=event.execution, starting_at=None)
     if isinstance(event, Progressed):
         if event.progress <= st.progress:
             return _skip(movie, "progress did not advance")
@@ -117,7 +153,7 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
             attempt=event.attempt,
             at=event.at,
         )
-        return _fail(movie, event.stage, error, config)
+        return _fail(movie, event.stage, error, config, outage=event.outage)
     if event.at < (st.deadline or event.at):
         return _skip(movie, "deadline not reached")
     error = StageError(
@@ -152,6 +188,7 @@ def _claim(movie: Movie, event: Claimed, config: PipelineConfig) -> Decision:
             "finished_at": None,
             "deadline": deadline,
             "execution": None,
+            "starting_at": None,
         }
     )
     updated = movie.model_copy(
@@ -198,15 +235,32 @@ def _succeed(movie: Movie, event: StageSucceeded) -> Decision:
     return Decision(movie.model_copy(update=update), tuple(commands))
 
 
-def _fail(movie: Movie, stage: Stage, error: StageError, config: PipelineConfig) -> Decision:
+def _fail(
+    movie: Movie, stage: Stage, error: StageError, config: PipelineConfig, *, outage: bool = False
+) -> Decision:
     st = movie.stages[stage]
     commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
     if st.execution:
         commands.append(CancelExecution(st.execution))
-    delay = config[stage].retry.next_delay(st.attempts, key=f"{movie.id}:{stage.value}")
+    policy, key = config[stage].retry, f"{movie.id}:{stage.value}"
+    # An outage's failure is not the movie's: it costs no attempt, up to a bound, past which
+    # an outage that never ends fails the movie like any failure.
+    free = outage and error.retryable and st.uncharged < policy.max_outage_retries
+    uncharged = st.uncharged + 1 if free else st.uncharged
+    if free:
+        delay: float | None = policy.backoff(uncharged, key=f"{key}:outage")
+    else:
+        delay = policy.next_delay(st.run_attempts - uncharged, key=key)
     stages = dict(movie.stages)
     update: dict[str, object] = {"stages": stages, "updated_at": error.at}
-    common = {"finished_at": error.at, "deadline": None, "execution": None, "last_error": error}
+    common = {
+        "finished_at": error.at,
+        "deadline": None,
+        "execution": None,
+        "starting_at": None,
+        "last_error": error,
+        "uncharged": uncharged,
+    }
     if error.retryable and delay is not None:
         ready_at = error.at + timedelta(seconds=delay)
         stages[stage] = st.model_copy(
@@ -238,6 +292,7 @@ def _cancel(movie: Movie, at: datetime) -> Decision:
                     "deadline": None,
                     "ready_at": None,
                     "execution": None,
+                    "starting_at": None,
                 }
             )
     update = {"stages": stages, "status": MovieStatus.cancelled, "finished_at": at}
@@ -249,9 +304,16 @@ def _retry(movie: Movie, at: datetime) -> Decision:
         return _skip(movie, f"only a failed movie can be retried, this one is {movie.status.value}")
     stage = next(s for s in STAGES if movie.stages[s].status is StageStatus.failed)
     stages = dict(movie.stages)
-    # Finished stages keep their results; the failed one starts over with fresh attempts.
+    failed = movie.stages[stage]
+    # Finished stages keep their results; the failed one starts a new run, with the policy's
+    # attempts all over again, numbered on from the last (a late report of an abandoned
+    # attempt must not match one of the new run).
     stages[stage] = StageState(
-        status=StageStatus.waiting, ready_at=at, last_error=movie.stages[stage].last_error
+        status=StageStatus.waiting,
+        ready_at=at,
+        attempts=failed.attempts,
+        first_attempt=failed.attempts + 1,
+        last_error=failed.last_error,
     )
     status = MovieStatus.queued if stage is Stage.story else STAGE_TO_MOVIE_STATUS[stage]
     update = {"stages": stages, "status": status, "finished_at": None, "error": None}

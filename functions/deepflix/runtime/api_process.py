@@ -124,7 +124,7 @@ class NoWrites:
     def enqueue(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RuntimeError("the API process sends its writes to the runtime")
 
-    publish = run = cancel = enqueue
+    publish = run = cancel = execution_name = enqueue
 
 
 def build(settings: Settings, sock: socket.socket, status: StatusReader | None = None) -> AsyncApi:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from deepflix.pipeline.errors import StageWorkError, Unavailable
 from deepflix.pipeline.events import Event, Progressed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.policy import outage_backoff_s
+from deepflix.pipeline.ports import JOB_EXIT_UNAVAILABLE
 from deepflix.pipeline.service import Pipeline
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
@@ -21,6 +23,9 @@ from deepflix.stages.threads import StageThreads
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
 PROGRESS_INTERVAL_S = 0.5
+# A job that cannot record its outcome (the store is away) tries again until this long
+# before its attempt's deadline.
+RECORD_MARGIN_S = 2.0
 
 
 class StageRequest(BaseModel):
@@ -75,6 +80,7 @@ class StageRunner:
             return
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
+        # Starts the job only if no other delivery has claimed its start.
         self.pipeline.start_job(req.movie_id, req.stage, req.attempt)
 
     def execute(
@@ -86,17 +92,26 @@ class StageRunner:
         current: Movie | None = None,
         deadline: float | None = None,
         persist: bool = False,
+        patient: bool = False,
     ) -> bool:
         """Do the stage's work and record the outcome.
 
         Returns False only for a retryable failure, which a job turns into a non-zero exit.
         `current` is the movie as the caller just loaded and checked it (saves a read);
-        `deadline` (time.monotonic()) ends an injected delay; with `persist` the outcome is
-        recorded however long the store is unavailable (no one redelivers this work).
+        `deadline` (time.monotonic()) ends an injected delay. An outcome the store cannot take
+        now is recorded again until the runner closes with `persist` (no one redelivers this
+        work), until shortly before the attempt's deadline with `patient` (a job: its work is
+        dear to redo; then Unavailable is raised), and otherwise not: the stage request's
+        redelivery runs the attempt again.
         """
         movie = current if current is not None else self._current(movie_id, stage, attempt)
         if movie is None:
             return True
+        due = movie.stages[stage].deadline
+        left = (due - self.pipeline.clock()).total_seconds() if due else 0.0
+        record_until = (
+            math.inf if persist else time.monotonic() + (left - RECORD_MARGIN_S if patient else 0.0)
+        )
         ctx = {"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
         log.info("stage started", extra=ctx)
         clock = self.pipeline.clock
@@ -120,14 +135,18 @@ class StageRunner:
             outputs = self.work.run(stage, movie, progress, timeout_s)
         except Exception as e:  # every failure is recorded; the class decides retry
             work = e if isinstance(e, StageWorkError) else None
-            code = work.code if work else "unexpected_error"
+            # A backing service (the artifact store, say) that is away: not the work's fault.
+            outage = isinstance(e, Unavailable)
+            code = (
+                work.code if work else e.code if isinstance(e, Unavailable) else "unexpected_error"
+            )
             retryable = work.retryable if work else True
-            log.warning("stage failed: %s", e, exc_info=work is None, extra=ctx)
-            failed = StageFailed(stage, attempt, code, str(e), retryable, clock())
-            self._record(movie_id, failed, persist=persist)
+            log.warning("stage failed: %s", e, exc_info=work is None and not outage, extra=ctx)
+            failed = StageFailed(stage, attempt, code, str(e), retryable, clock(), outage=outage)
+            self._record(movie_id, failed, record_until)
             return not retryable
-        succeeded = StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
-        self._record(movie_id, succeeded, persist=persist)
+        outcome = StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
+        self._record(movie_id, outcome, record_until)
         log.info("stage succeeded", extra=ctx)
         return True
 
@@ -138,13 +157,19 @@ class StageRunner:
     def job_exited(
         self, movie_id: str, stage: Stage, attempt: int, returncode: int, *, timed_out: bool = False
     ) -> None:
-        """A job ended: if it did not record an outcome (crash, kill), record a failure."""
+        """A job ended: if it did not record an outcome (crash, kill), record a failure.
+        One that could not reach the store or the bus to record it failed for an outage,
+        which costs the movie no attempt."""
         if self._current(movie_id, stage, attempt) is None:
             return
+        outage = returncode == JOB_EXIT_UNAVAILABLE
         if timed_out:
             timeout_s = self.pipeline.config[stage].timeout_s
             code, message = "timeout", f"{stage.value} did not finish within {timeout_s:g}s"
             message += "; its job was stopped"
+        elif outage:
+            code = "unavailable"
+            message = "the job could not record its result: the store was unavailable"
         else:
             code = "job_exited"
             message = f"job exited with code {returncode} without recording a result"
@@ -152,7 +177,8 @@ class StageRunner:
             "%s", message, extra={"movie_id": movie_id, "stage": stage.value, "attempt": attempt}
         )
         self.pipeline.report(
-            movie_id, StageFailed(stage, attempt, code, message, True, self.pipeline.clock())
+            movie_id,
+            StageFailed(stage, attempt, code, message, True, self.pipeline.clock(), outage=outage),
         )
 
     def _execute_until_recorded(self, req: StageRequest, movie: Movie, deadline: float) -> None:
@@ -168,20 +194,22 @@ class StageRunner:
             left = (st.deadline - self.pipeline.clock()).total_seconds()
         return time.monotonic() + left
 
-    def _record(self, movie_id: str, event: Event, *, persist: bool) -> None:
-        """Report an outcome; with `persist`, try again while the store is unavailable (a
-        report for an attempt timed out meanwhile is then ignored as stale)."""
+    def _record(self, movie_id: str, event: Event, until: float) -> None:
+        """Report an outcome, trying again with backoff while the store is unavailable, until
+        `until` (a monotonic time) or the runner closes. A report for an attempt timed out
+        meanwhile is then ignored as stale."""
         failures = 0
         while True:
             try:
                 self.pipeline.report(movie_id, event)
                 return
             except Unavailable as e:
-                if not persist:
-                    raise
                 failures += 1
+                pause = outage_backoff_s(failures)
+                if time.monotonic() + pause >= until:
+                    raise
                 log.warning("an outcome is not recorded yet (%d tries): %s", failures, e)
-                if self._closed.wait(outage_backoff_s(failures)):
+                if self._closed.wait(pause):
                     raise
 
     def _current(self, movie_id: str, stage: Stage, attempt: int) -> Movie | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -28,7 +29,7 @@ from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.journal import JournalEntry
-from deepflix.pipeline.models import Movie, Stage, decode_cursor, encode_cursor
+from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
 
@@ -36,6 +37,7 @@ R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
 IDEMPOTENCY, CONTROL = "idempotency", "control"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FirestoreMovieStore:
@@ -210,6 +212,24 @@ class FirestoreMovieStore:
         # Only a running stage has a deadline; a range filter skips the null ones.
         q = self.movies().where(filter=firestore.FieldFilter("deadline", "<", now))
         return [from_document(s.to_dict()) for s in self._stream(q)]
+
+    @translate_outages("firestore")
+    def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
+        # A transform, so no read: a transaction of this movie that read it before sees its
+        # precondition fail and runs again. The indexed `outbox_since` stays as it is until
+        # the movie's next save (or the sweep's, for a movie that sees none: unsent()).
+        removed = firestore.ArrayRemove([m.model_dump(mode="json") for m in messages])
+        with contextlib.suppress(gexc.NotFound):
+            self.movies().document(movie_id).update({"outbox": removed}, **self.rpc)
+            METER.add("firestore.writes")
+
+    @translate_outages("firestore")
+    def unsent(self, limit: int) -> Movies:
+        # Only a movie with messages waiting has an `outbox_since`; a range filter skips
+        # the null ones.
+        q = self.movies().where(filter=firestore.FieldFilter("outbox_since", ">=", _EPOCH))
+        snaps = self._stream(q.order_by("outbox_since").limit(limit))
+        return [from_document(s.to_dict()) for s in snaps]
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:

@@ -103,6 +103,11 @@ class CloudRunJobRunner:
             raise Unavailable(f"cloud run: run_job on {request.name} named no execution")
         return str(name)
 
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> None:
+        """Cloud Run names an execution as it creates it: the pipeline records the name
+        `run` returns (a job start is claimed in the movie before, so one runs per attempt)."""
+        return None
+
     @translate_outages("cloud run")
     def cancel(self, execution: str) -> None:
         # Gone, or finished already: nothing left to stop. Otherwise fire and forget:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,7 +33,10 @@ class InlineJobRunner:
         if execute is None:
             raise RuntimeError("the inline job runner was given no stage work (serve)")
         self._pool.submit(self._run, execute, movie_id, stage, attempt)
-        return f"inline-{uuid.uuid4().hex[:12]}"
+        return self.execution_name(stage=stage, movie_id=movie_id, attempt=attempt)
+
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str:
+        return f"inline-{stage.value}-{movie_id}-{attempt}"
 
     def cancel(self, execution: str) -> None:
         """A thread cannot be stopped; its late report is ignored as stale."""

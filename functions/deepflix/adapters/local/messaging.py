@@ -24,7 +24,8 @@ class LocalTaskQueue:
     an indexed column of its movie, and the runtime's sweep times out every overdue stage
     from it (within one sweep interval, durably, after a restart too). A durable task per
     claim as well would cost two inserts now and a delivery later for every stage of every
-    movie, to say what the sweep already says (ADR 0007).
+    movie, to say what the sweep already says (ADR 0007). Nor are sweep tasks (asked for
+    after a failed send): the runtime sweeps on its own schedule.
     """
 
     def __init__(self, queue: SqliteQueue, *, swept_deadlines: bool = False) -> None:
@@ -39,7 +40,7 @@ class LocalTaskQueue:
         name: str | None = None,
         at: datetime | None = None,
     ) -> bool:
-        if kind == "deadline" and self.swept_deadlines:
+        if kind in ("deadline", "sweep") and self.swept_deadlines:
             return True
         eta = at.timestamp() if at is not None else 0.0
         return self.queue.put(task_queue_name(kind), payload, name=name, eta=eta)

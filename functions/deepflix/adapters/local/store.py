@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
 from deepflix.pipeline.journal import JournalEntry
-from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode_cursor
+from deepflix.pipeline.models import (
+    STAGES,
+    Movie,
+    Outgoing,
+    Stage,
+    decode_cursor,
+    encode_cursor,
+)
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
 from deepflix.pipeline.transitions import Decision
 
@@ -29,12 +37,15 @@ CREATE TABLE IF NOT EXISTS movies (
     ready_at REAL,
     running_stage TEXT,
     deadline REAL,
+    outbox_since REAL,
     version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS movies_queue ON movies (waiting_stage, prio, arrival, id)
     WHERE waiting_stage IS NOT NULL;
 CREATE INDEX IF NOT EXISTS movies_running ON movies (running_stage, deadline)
     WHERE running_stage IS NOT NULL;
+CREATE INDEX IF NOT EXISTS movies_outbox ON movies (outbox_since)
+    WHERE outbox_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS movies_newest ON movies (arrival, id);
 CREATE INDEX IF NOT EXISTS movies_owner ON movies (owner, arrival, id);
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -55,7 +66,7 @@ CREATE TABLE IF NOT EXISTS stage_stats (
 MEANS_TTL_S = 1.0
 COLUMNS = (
     "doc", "owner", "arrival", "prio", "waiting_stage", "ready_at", "running_stage", "deadline",
-    "version", "id",
+    "outbox_since", "version", "id",
 )  # fmt: skip
 # A batch's new and saved rows are written at its end by one statement for all (the
 # Database's batch-end trigger), not an UPDATE per save: each SQLite statement gives the GIL
@@ -75,7 +86,7 @@ def _ts(at: datetime | None) -> float | None:
 
 def _columns(m: Movie) -> tuple[object, ...]:
     """The row of a movie but its version and id: the document and its queue fields."""
-    owner, arrival, prio, waiting, ready_at, running, deadline = m.queue_fields()
+    owner, arrival, prio, waiting, ready_at, running, deadline, outbox_since = m.queue_fields()
     return (
         m.model_dump_json(),
         owner,
@@ -85,6 +96,7 @@ def _columns(m: Movie) -> tuple[object, ...]:
         _ts(ready_at),
         running,
         _ts(deadline),
+        _ts(outbox_since),
     )
 
 
@@ -215,6 +227,36 @@ class SqliteMovieStore:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE running_stage IS NOT NULL AND deadline < ?",
             (now.timestamp(),),
+        )
+        return [self._cache.parse(row) for row in rows]
+
+    def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            saved = self._saved.get(movie_id)
+            movie = saved[1] if saved is not None else self._load(conn, movie_id)
+            if movie is None:
+                return
+            rest = tuple(o for o in movie.outbox if o not in messages)
+            if len(rest) == len(movie.outbox):
+                return
+            new = movie.model_copy(update={"outbox": rest})
+            if saved is None:
+                self._save(conn, movie, new)
+                return
+            # Saved in this batch (as a change and its messages are, in one operation): its
+            # row is not written yet, and only the outbox changes, which neither the counts
+            # nor the journal see.
+            self._saved[movie_id] = (saved[0], new)
+            self.db.staged()
+            self._cache.remember(new, saved[0])
+
+        self.db.write(write)
+
+    def unsent(self, limit: int) -> list[Movie]:
+        rows = self._current().execute(
+            "SELECT id, version, doc FROM movies WHERE outbox_since IS NOT NULL"
+            " ORDER BY outbox_since LIMIT ?",
+            (limit,),
         )
         return [self._cache.parse(row) for row in rows]
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,29 @@ from deepflix.pipeline.ports import job_env
 
 log = logs.get("jobs")
 _PR_SET_PDEATHSIG = 1
+# The pid of the process that started a job, told to the job so it can die with it.
+PARENT_ENV = "DEEPFLIX_JOB_PARENT_PID"
 
 
-def _die_with_parent() -> None:
-    # If the service is killed (even with -9) its jobs die too, so a restart owns all work.
+def die_with_parent(env: Mapping[str, str]) -> None:
+    """In a job this runner started: die when the service that started it dies (even of
+    kill -9), so a restart owns all work.
+
+    Asked for by the job itself, first thing, not between fork and exec (preexec_fn): Python
+    run there while other threads (gRPC's) hold locks can hang or abort the child. A parent
+    that died before the ask is seen by its pid having changed.
+    """
+    parent = env.get(PARENT_ENV)
+    if parent is None:
+        return
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(1)
+
+
+def execution_name(stage: Stage, movie_id: str, attempt: int) -> str:
+    """One name per attempt (attempt numbers never repeat within a movie's stage)."""
+    return f"{stage.value}-{movie_id}-{attempt}"
 
 
 @dataclass(frozen=True)
@@ -57,23 +74,31 @@ class SubprocessJobRunner:
         """Call `listener` with every job's exit, on the thread that watched the job."""
         self._exit_listeners.append(listener)
 
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str:
+        return execution_name(stage, movie_id, attempt)
+
     def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
-        execution = f"{stage.value}-{movie_id[:12]}-{attempt}-{uuid.uuid4().hex[:6]}"
+        execution = execution_name(stage, movie_id, attempt)
         env = {
             **self.env,
             **job_env(stage=stage, movie_id=movie_id, attempt=attempt, execution=execution),
+            PARENT_ENV: str(os.getpid()),
         }
-        with open(self.log_dir / f"{execution}.log", "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "deepflix.entrypoints.job"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
         with self._lock:
+            running = self._procs.get(execution)
+            if running is not None and running.poll() is None:
+                return execution  # this attempt's job runs already: one execution per attempt
+            with open(self.log_dir / f"{execution}.log", "ab") as out:
+                # Its own session, so a cancel signals its whole group; no preexec_fn (see
+                # die_with_parent), so the child runs no Python before exec.
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "deepflix.entrypoints.job"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self._procs[execution] = proc
         exit_info = (execution, movie_id, stage, attempt)
         threading.Thread(

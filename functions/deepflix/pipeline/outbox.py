@@ -1,0 +1,124 @@
+"""The outbox: what a change must send is saved with its movie, then sent until it has been."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from deepflix.pipeline.events import (
+    Admit,
+    CancelExecution,
+    CheckDeadline,
+    Command,
+    Dispatch,
+    RunStage,
+)
+from deepflix.pipeline.models import Movie, Outgoing, StageStatus
+
+# Where an entry goes: Pub/Sub (stage requests), Cloud Tasks (deadlines, delayed dispatches,
+# admissions) or the job runner (cancelled executions). One failing leaves the others alone.
+Transport = Literal["events", "tasks", "jobs"]
+# After a transport failed, this process leaves it alone this long: every change meanwhile
+# keeps its messages in its outbox instead of waiting out the same timeout again.
+REST_S = 5.0
+# A send that failed has the outboxes drained by a `sweep` task this much later, so the
+# messages go out soon after the outage rather than at the next scheduled sweep.
+RETRY_S = 10.0
+# Movies whose outboxes one sweep drains; the next sweep goes on with the rest.
+DRAIN_BATCH = 200
+
+
+def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ...]:
+    """The messages among a saved change's commands, as outbox entries. A dispatch due now
+    is no message: it changes other movies, in the same operation."""
+    out: list[Outgoing] = []
+    new = Outgoing
+    for c in commands:
+        if isinstance(c, RunStage):
+            out.append(new(kind="run_stage", stage=c.stage, attempt=c.attempt, since=since))
+        elif isinstance(c, CheckDeadline):
+            out.append(
+                new(kind="check_deadline", stage=c.stage, attempt=c.attempt, at=c.at, since=since)
+            )
+        elif isinstance(c, Dispatch) and c.at is not None:
+            out.append(new(kind="dispatch", stage=c.stage, at=c.at, since=since))
+        elif isinstance(c, CancelExecution):
+            out.append(new(kind="cancel_execution", execution=c.execution, since=since))
+        elif isinstance(c, Admit):
+            out.append(new(kind="admit", since=since))
+    return tuple(out)
+
+
+def command(movie_id: str, entry: Outgoing) -> Command:
+    """The command an outbox entry of the movie `movie_id` stands for."""
+    if entry.kind == "cancel_execution":
+        assert entry.execution is not None
+        return CancelExecution(entry.execution)
+    if entry.kind == "admit":
+        return Admit(movie_id)
+    assert entry.stage is not None
+    if entry.kind == "dispatch":
+        return Dispatch(entry.stage, at=entry.at)
+    assert entry.attempt is not None
+    if entry.kind == "run_stage":
+        return RunStage(movie_id, entry.stage, entry.attempt)
+    assert entry.at is not None
+    return CheckDeadline(movie_id, entry.stage, entry.attempt, entry.at)
+
+
+def transport(c: Command) -> Transport:
+    if isinstance(c, RunStage):
+        return "events"
+    return "jobs" if isinstance(c, CancelExecution) else "tasks"
+
+
+def stale(movie: Movie, entry: Outgoing) -> bool:
+    """A stage request or deadline check for an attempt that no longer runs: moot, so it is
+    dropped unsent (its receiver would ignore it anyway)."""
+    if entry.kind not in ("run_stage", "check_deadline"):
+        return False
+    assert entry.stage is not None
+    st = movie.stages[entry.stage]
+    return st.status is not StageStatus.running or st.attempts != entry.attempt
+
+
+class Health:
+    """What this process has seen of the transports: which failed lately (left alone for
+    REST_S), whether messages wait unsent, and the retry sweeps it has asked for."""
+
+    def __init__(self) -> None:
+        self._resting: dict[str, float] = {}
+        self.backlog = False
+        self._drained = -math.inf
+        self._asked: str | None = None
+
+    def resting(self) -> set[str]:
+        now = time.monotonic()
+        return {t for t, until in self._resting.items() if until > now}
+
+    def failed(self, transport: str) -> None:
+        self._resting[transport] = time.monotonic() + REST_S
+        self.backlog = True
+
+    def worked(self, transport: str) -> None:
+        self._resting.pop(transport, None)
+
+    def drain_due(self) -> bool:
+        """True at most once per REST_S while messages are known to wait unsent."""
+        return self.backlog and time.monotonic() - self._drained >= REST_S
+
+    def draining(self) -> None:
+        self._drained = time.monotonic()
+
+    def retry_sweep(self, now: datetime) -> tuple[str, datetime] | None:
+        """The name and time of a sweep task that drains the outboxes soon, unless this
+        process asked for that one already. Named by its RETRY_S window, so the processes
+        that meet one outage ask for one sweep per window between them."""
+        name = f"sweep-outbox-{int(now.timestamp() // RETRY_S)}"
+        if name == self._asked:
+            return None
+        self._asked = name
+        return name, now + timedelta(seconds=RETRY_S)

@@ -1,0 +1,44 @@
+"""MovieStore contract for the outbox: messages saved with a change, found until marked sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from deepflix.pipeline.events import Claimed
+from deepflix.pipeline.models import Stage
+from deepflix.pipeline.ports import MovieStore
+from deepflix.pipeline.transitions import Decision, apply
+from tests.factories import CONFIG, T0, movie
+
+# Tier marks: on the adapter parameters (conftest.py), `contract` or `emulator`.
+LATER = T0 + timedelta(hours=1)
+
+
+def test_a_claims_messages_are_saved_with_it_and_found_until_sent(store: MovieStore) -> None:
+    first, second = movie(), movie(seconds=1)
+    for m in (first, second):
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert store.unsent(10) == []
+    claimed = store.claim(
+        Stage.story, 2, LATER, lambda m: apply(m, Claimed(Stage.story, LATER), CONFIG)
+    )
+    assert len(claimed) == 2
+    saved = store.get(first.id)
+    assert saved is not None
+    kinds = [o.kind for o in saved.outbox]
+    assert kinds == ["run_stage", "check_deadline"]
+    assert {m.id for m in store.unsent(10)} == {first.id, second.id}
+    assert len(store.unsent(1)) == 1
+
+    store.sent(first.id, saved.outbox[:1])
+    left = store.get(first.id)
+    assert left is not None and [o.kind for o in left.outbox] == ["check_deadline"]
+    store.sent(first.id, left.outbox)
+    done = store.get(first.id)
+    assert done is not None and done.outbox == ()
+    store.sent(first.id, saved.outbox)  # again: nothing left to take out
+    # A store may still list a movie whose outbox emptied; saving it unchanged settles it.
+    for m in store.unsent(10):
+        if not m.outbox:
+            store.mutate(m.id, lambda x: Decision(x))
+    assert [m.id for m in store.unsent(10)] == [second.id]

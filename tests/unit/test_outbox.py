@@ -1,0 +1,88 @@
+"""The outbox: a decision's messages are saved in its movie, each maps back to its command."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from deepflix.pipeline import outbox
+from deepflix.pipeline.events import (
+    Admit,
+    CancelExecution,
+    CheckDeadline,
+    Claimed,
+    Command,
+    Dispatch,
+    JobStarted,
+    RunStage,
+    StageFailed,
+    StageSucceeded,
+)
+from deepflix.pipeline.models import Stage
+from deepflix.pipeline.transitions import apply
+from tests.factories import CONFIG, T0, movie
+
+pytestmark = pytest.mark.unit
+AT = T0 + timedelta(seconds=1)
+
+
+def test_a_claim_saves_its_stage_request_and_deadline_check_in_the_outbox() -> None:
+    t = apply(movie(), Claimed(Stage.story, AT), CONFIG)
+    assert [outbox.command(t.movie.id, o) for o in t.movie.outbox] == list(t.commands)
+    assert all(o.since == AT for o in t.movie.outbox)
+    assert t.movie.queue_fields().outbox_since == AT
+
+
+def test_a_dispatch_due_now_is_no_message_and_a_later_one_is() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
+    m = m.model_copy(update={"outbox": ()})  # as once sent
+    t = apply(m, StageSucceeded(Stage.story, 1, (), AT), CONFIG)
+    assert t.commands and t.movie.outbox == ()  # dispatches now: done in the same operation
+    failed = apply(m, StageFailed(Stage.story, 1, "boom", "x", True, AT), CONFIG)
+    (later,) = failed.movie.outbox
+    assert later.kind == "dispatch" and later.at is not None and later.at > AT
+
+
+def test_what_a_skipped_event_asks_is_not_saved() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
+    late = apply(m, JobStarted(Stage.story, 9, "stray", AT), CONFIG)
+    assert not late.applied and late.commands == (CancelExecution("stray"),)
+    assert late.movie.outbox == m.outbox
+
+
+def test_every_message_maps_back_to_its_command_and_its_transport() -> None:
+    commands: list[Command] = [
+        RunStage("m", Stage.images, 2),
+        CheckDeadline("m", Stage.images, 2, AT),
+        Dispatch(Stage.video, at=AT),
+        CancelExecution("exec-1"),
+        Admit("m"),
+    ]
+    entries = outbox.outgoing(commands, T0)
+    assert [outbox.command("m", e) for e in entries] == commands
+    assert [outbox.transport(c) for c in commands] == ["events", "tasks", "tasks", "jobs", "tasks"]
+
+
+def test_a_request_or_deadline_check_for_a_finished_attempt_is_stale() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
+    request, check = m.outbox
+    assert not outbox.stale(m, request) and not outbox.stale(m, check)
+    done = apply(m, StageSucceeded(Stage.story, 1, (), AT), CONFIG).movie
+    assert outbox.stale(done, request) and outbox.stale(done, check)
+
+
+def test_health_rests_a_failed_transport_and_asks_once_per_window_for_a_sweep() -> None:
+    health = outbox.Health()
+    assert health.resting() == set() and not health.drain_due()
+    health.failed("events")
+    assert health.resting() == {"events"} and health.backlog and health.drain_due()
+    health.draining()
+    assert not health.drain_due()
+    health.worked("events")
+    assert health.resting() == set()
+    asked = health.retry_sweep(AT)
+    assert asked is not None and asked[1] == AT + timedelta(seconds=outbox.RETRY_S)
+    assert health.retry_sweep(AT) is None  # asked already in this window
+    later = health.retry_sweep(AT + timedelta(seconds=outbox.RETRY_S))
+    assert later is not None and later[0] != asked[0]
