@@ -24,6 +24,7 @@ from deepflix.adapters.gcp.tasks import (
     parse_task_headers,
     task_id,
 )
+from deepflix.handlers.responses import http_status
 from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage
 
@@ -164,7 +165,7 @@ def test_constructing_the_adapters_touches_no_client() -> None:
 def test_outages_become_unavailable_and_bugs_stay_bugs() -> None:
     with pytest.raises(Unavailable) as info, outages("firestore get"):
         raise gexc.ServiceUnavailable("connection refused")
-    assert info.value.status == 503 and "firestore get" in info.value.message
+    assert http_status(info.value) == 503 and "firestore get" in info.value.message
     with pytest.raises(gexc.PermissionDenied), outages("firestore get"):
         raise gexc.PermissionDenied("no")
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from deepflix import logs
-from deepflix.handlers.api import Api, json_response
+from deepflix.handlers.api import Api
+from deepflix.handlers.responses import json_response
 from deepflix.metering import METER
 from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage

@@ -4,47 +4,34 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request, Response
-from werkzeug.wsgi import wrap_file
 
-from deepflix import logs
+from deepflix.handlers.responses import (
+    Answer,
+    FileReply,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Reply,
+    UnsupportedMediaType,
+    failure,
+    json_reply,
+)
 from deepflix.handlers.routing import NoRoute, Router, WrongMethod
 from deepflix.handlers.views import MovieViews, links, position_view, summary_view
-from deepflix.pipeline.errors import (
-    BadRequest,
-    DeepflixError,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    Unavailable,
-    UnsupportedMediaType,
-    ValidationFailed,
-)
+from deepflix.pipeline.errors import BadRequest, NotFound, ValidationFailed
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
-log = logs.get("api")
 MAX_BODY = 64 * 1024
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ANONYMOUS = "anonymous"
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-MEDIA_TYPES = {
-    ".mp4": "video/mp4",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt",
-    ".json": "application/json",
-}
-
 ROUTES = Router(
     [
         ("GET", "/", "dashboard"),
@@ -62,78 +49,6 @@ ROUTES = Router(
         ("POST", "/api/admission/resume", "resume"),
     ]
 )
-STATUS_LINES = {code: f"{code} {reason}" for code, reason in HTTP_STATUS_CODES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A JSON answer. Under load a werkzeug Response cost more than the handler behind it
-    (bench/RESULTS.md §2), so the WSGI path writes this directly as one bytes chunk."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def wsgi_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(self.body))),
-            *self.headers,
-        ]
-
-    def to_response(self) -> Response:
-        return Response(self.body, status=self.status, headers=self.wsgi_headers())
-
-
-@dataclass(frozen=True, slots=True)
-class FileReply:
-    """A stored file: each server sends it its own way (granian from Rust in the API
-    process, werkzeug's file wrapper under WSGI)."""
-
-    path: Path
-
-    @property
-    def media_type(self) -> str:
-        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
-
-    def to_response(self, environ: dict[str, Any]) -> Response:
-        response = Response(
-            wrap_file(environ, self.path.open("rb")),
-            mimetype=self.media_type,
-            direct_passthrough=True,
-        )
-        response.content_length = self.path.stat().st_size
-        return response
-
-
-Answer = Reply | FileReply | Response  # Response: the dashboard page
-
-
-def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    # orjson: the standard encoder was a tenth of a status request's GIL time (py-spy).
-    return Reply(status, orjson.dumps(body), headers)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return json_reply(body, status, tuple((headers or {}).items())).to_response()
-
-
-def failure(request: Request, e: Exception) -> Reply:
-    """The answer to a request that raised: its own error, or a logged internal one."""
-    if isinstance(e, DeepflixError):
-        return error_reply(e)
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=e)
-    return error_reply(DeepflixError("internal error; it has been logged"))
-
-
-def error_reply(err: DeepflixError) -> Reply:
-    headers: tuple[tuple[str, str], ...] = ()
-    if isinstance(err, Unavailable):
-        headers = (("Retry-After", str(err.retry_after_s)),)
-    elif isinstance(err, MethodNotAllowed):
-        headers = (("Allow", err.details["allowed"]),)
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_reply(body, err.status, headers)
 
 
 class Api:
@@ -150,16 +65,6 @@ class Api:
         self.local_file = local_file
         self.extra_metrics = extra_metrics
         self.views = MovieViews(self._url)
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        answer = self.answer(Request(environ))
-        if isinstance(answer, FileReply):
-            answer = answer.to_response(environ)
-        if isinstance(answer, Response):
-            return answer(environ, start_response)
-        start_response(STATUS_LINES[answer.status], answer.wsgi_headers())
-        # A list, not an iterator: the server then sends it in one write.
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]
 
     def handle(self, request: Request) -> Response:
         """For callers that want a werkzeug Response (the Cloud Function)."""

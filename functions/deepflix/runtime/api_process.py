@@ -17,7 +17,8 @@ from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Answer, Api, FileReply, Reply, failure
+from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Api
+from deepflix.handlers.responses import Answer, FileReply, Reply, failure
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.serve import http_server
 from deepflix.runtime.write_channel import WriteClient
