@@ -9,19 +9,18 @@ from typing import Any, ParamSpec, TypeVar
 
 import flask
 import functions_framework
-from pydantic import ValidationError
+import orjson
 from werkzeug.wrappers import Response
 
 from deepflix import logs
 from deepflix.handlers.api import Api
-from deepflix.handlers.responses import json_response
+from deepflix.handlers.stage_requests import handle_push
+from deepflix.handlers.task_requests import handle_task
 from deepflix.metering import METER
-from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage
 from deepflix.runtime.compose import CloudRuntime, build
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
-from deepflix.stages.runner import StageRequest
 
 log = logs.get("functions")
 P = ParamSpec("P")
@@ -76,51 +75,21 @@ def api(request: flask.Request) -> Response:
 
 @functions_framework.http
 @_metered("tasks")
-def tasks(request: flask.Request) -> Response:
-    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`.
-
-    A malformed task is acknowledged (2xx) after logging: redelivery cannot fix it. An
-    outage answers 503 so Cloud Tasks retries with the queue's backoff.
-    """
+def tasks(request: flask.Request) -> flask.Response:
+    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`."""
     svc = service()
-    pipeline = svc.pipeline
-    kind = request.path.rstrip("/").rsplit("/", 1)[-1]
     body: Any = request.get_json(silent=True) or {}
-    try:
-        if kind == "dispatch":
-            pipeline.dispatch(Stage(body["stage"]))
-        elif kind == "deadline":
-            pipeline.check_deadline(body["movie_id"], Stage(body["stage"]), int(body["attempt"]))
-        elif kind == "sweep":
-            pipeline.sweep()
-            svc.prune()  # emptied queue buckets, which would lengthen position sums
-        else:
-            raise KeyError(kind)
-    except (KeyError, ValueError, TypeError) as e:
-        log.error("dropping malformed task %s: %r (%s)", kind, body, e)
-        return json_response({"dropped": True}, 200)
-    except Unavailable as e:
-        log.warning("task %s deferred: %s", kind, e.message)
-        return json_response({"error": e.message}, 503, {"Retry-After": str(e.retry_after_s)})
-    return json_response({"ok": True}, 200)
+    answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
+    return flask.Response(
+        orjson.dumps(answer.body),
+        answer.status,
+        answer.headers,
+        mimetype="application/json",
+    )
 
 
 def _stage_event(stage: Stage, event: Any) -> None:
-    from deepflix.adapters.gcp.pubsub import parse_push
-
-    try:
-        data, attributes = parse_push(event.data)
-        request = StageRequest.model_validate(data)
-        if request.stage is not stage:
-            raise BadRequest(f"a {request.stage.value} request reached the {stage.value} function")
-    except (BadRequest, ValidationError) as e:
-        # Acknowledge: a message that cannot be parsed will not parse on redelivery either.
-        log.error("dropping malformed %s message: %s", stage.value, e)
-        return
-    extra = {"movie_id": request.movie_id, "stage": stage.value, "attempt": request.attempt}
-    log.info("stage request received", extra={**extra, "trace": attributes.get("trace")})
-    # Raising (an outage) answers non-2xx, so Pub/Sub delivers the message again.
-    service().runner.handle(data)
+    handle_push(stage, event.data, lambda data: service().runner.handle(data))
 
 
 @functions_framework.cloud_event

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
+from deepflix.pipeline.messages import StageRequest
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
 from deepflix.pipeline.transitions import Progressed, StageFailed, StageSucceeded
@@ -18,16 +17,6 @@ from deepflix.stages.faults import FaultPlan
 log = logs.get("stages")
 # The least time between two progress reports of one attempt.
 PROGRESS_INTERVAL_S = 0.5
-
-
-class StageRequest(BaseModel):
-    """Body of a `<stage>.requested` message."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    movie_id: str
-    stage: Stage
-    attempt: int
 
 
 class StageRunner:
