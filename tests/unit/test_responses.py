@@ -9,7 +9,7 @@ from deepflix.handlers.responses import (
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
-    error_reply,
+    error_answer,
     http_status,
 )
 from deepflix.pipeline import errors
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.unit
 )
 def test_each_error_has_its_status(error: DeepflixError, status: int) -> None:
     assert http_status(error) == status
-    assert error_reply(error).status == status
+    assert error_answer(error).status_code == status
 
 
 def test_every_error_class_is_mapped_and_the_domain_knows_no_status() -> None:
@@ -63,5 +63,5 @@ def test_a_subclass_answers_as_its_nearest_mapped_ancestor() -> None:
 
 
 def test_an_outage_says_when_to_come_back() -> None:
-    reply = error_reply(Unavailable("down", retry_after_s=7))
-    assert dict(reply.headers)["Retry-After"] == "7"
+    answer = error_answer(Unavailable("down", retry_after_s=7))
+    assert answer.headers["Retry-After"] == "7"

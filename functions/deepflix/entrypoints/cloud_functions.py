@@ -10,12 +10,17 @@ from typing import Any, ParamSpec, TypeVar
 import flask
 import functions_framework
 import orjson
-from werkzeug.wrappers import Response
+from functions_framework import aio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepflix import logs
 from deepflix.handlers.api import Api
 from deepflix.handlers.stage_requests import handle_push
 from deepflix.handlers.task_requests import handle_task
+from deepflix.handlers.writes import PipelineWrites
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 from deepflix.runtime.compose import CloudRuntime, build
@@ -27,23 +32,25 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _lock = threading.Lock()
 _service: EmbeddedRuntime | CloudRuntime | None = None
-_api: Api | None = None
+_app: Starlette | None = None
 
 
 def service() -> EmbeddedRuntime | CloudRuntime:
     """Built on the first request of an instance, once: nothing runs at import time."""
-    global _service, _api
+    global _service, _app
     with _lock:
         if _service is None:
             settings = get_settings()
             logs.setup(settings.log_level)
             _service = build(settings)
             _service.start()
-            _api = Api(
+            _app = Api(
                 pipeline=_service.pipeline,
+                writes=PipelineWrites(_service.pipeline),
                 artifacts=_service.artifacts,
                 local_file=_service.local_file,
-            )
+                read_in_threads=True,  # a Firestore read waits on the network
+            ).app()
         return _service
 
 
@@ -64,13 +71,28 @@ def _metered(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
-@functions_framework.http
-@_metered("api")
-def api(request: flask.Request) -> Response:
-    """The public HTTP API (`POST /api/movies`, status, position, cancel, retry, ...)."""
+@aio.http
+async def api(request: Request) -> Response:
+    """The public HTTP API (`POST /api/movies`, status, position, cancel, retry, ...): the
+    same ASGI app as `deepflix serve`'s, under functions-framework's."""
+    METER.add("invocations.api")
     service()
-    assert _api is not None
-    return _api.handle(request)
+    assert _app is not None
+    return _AnsweredBy(_app)
+
+
+class _AnsweredBy(Response):
+    """The api function's answer: functions-framework sends a function's Response by
+    calling it as an ASGI app, and this one hands the request on to the API's own app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            METER.flush(get_settings().ops_dir)
 
 
 @functions_framework.http

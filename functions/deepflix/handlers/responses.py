@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from werkzeug.wrappers import Request, Response
-from werkzeug.wsgi import wrap_file
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 
 from deepflix import logs
 from deepflix.pipeline.errors import (
@@ -65,70 +64,42 @@ def http_status(err: DeepflixError) -> int:
     return 500
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A JSON answer, written by each server as one bytes chunk."""
+class JSONAnswer(Response):
+    """A JSON body, encoded by orjson: a status answer is mostly its encoding."""
 
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
+    media_type = "application/json"
 
-    def wsgi_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(self.body))),
-            *self.headers,
-        ]
-
-    def to_response(self) -> Response:
-        return Response(self.body, status=self.status, headers=self.wsgi_headers())
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
-@dataclass(frozen=True, slots=True)
-class FileReply:
-    """A stored file: each server sends it its own way (granian from Rust in the API
-    process, werkzeug's file wrapper under WSGI)."""
-
-    path: Path
-
-    @property
-    def media_type(self) -> str:
-        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
-
-    def to_response(self, environ: dict[str, Any]) -> Response:
-        response = Response(
-            wrap_file(environ, self.path.open("rb")),
-            mimetype=self.media_type,
-            direct_passthrough=True,
-        )
-        response.content_length = self.path.stat().st_size
-        return response
+def json_answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONAnswer(body, status, headers)
 
 
-Answer = Reply | FileReply | Response  # Response: the dashboard page
+def file_answer(path: Path) -> Response:
+    """A stored file; a missing one is not found (its movie names it, the disk lost it)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError as e:
+        raise NotFound(f"the file of {path.name!r} is missing") from e
+    media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, stat_result=stat, media_type=media_type)
 
 
-def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    return Reply(status, orjson.dumps(body), headers)
+def error_answer(err: DeepflixError) -> Response:
+    headers = {}
+    if isinstance(err, Unavailable):
+        headers["Retry-After"] = str(err.retry_after_s)
+    elif isinstance(err, MethodNotAllowed):
+        headers["Allow"] = err.details["allowed"]
+    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    return json_answer(body, http_status(err), headers)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return json_reply(body, status, tuple((headers or {}).items())).to_response()
-
-
-def failure(request: Request, e: Exception) -> Reply:
+def failure(request: Request, e: Exception) -> Response:
     """The answer to a request that raised: its own error, or a logged internal one."""
     if isinstance(e, DeepflixError):
-        return error_reply(e)
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=e)
-    return error_reply(DeepflixError("internal error; it has been logged"))
-
-
-def error_reply(err: DeepflixError) -> Reply:
-    headers: tuple[tuple[str, str], ...] = ()
-    if isinstance(err, Unavailable):
-        headers = (("Retry-After", str(err.retry_after_s)),)
-    elif isinstance(err, MethodNotAllowed):
-        headers = (("Allow", err.details["allowed"]),)
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_reply(body, http_status(err), headers)
+        return error_answer(e)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=e)
+    return error_answer(DeepflixError("internal error; it has been logged"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -13,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from deepflix import logs
 from deepflix.runtime.compose import build_embedded
@@ -25,46 +23,6 @@ log = logs.get("serve")
 # asleep, and more in flight only makes its batches larger.
 WRITE_THREADS = 16
 STOP_GRACE_S = 30.0
-
-
-def http_server(host: str, port: int) -> Any:
-    """granian's server in this process, on the RSGI interface: HTTP parsing and socket I/O
-    run in a Rust thread without the GIL, the application on one event loop thread."""
-    from granian.constants import HTTPModes, Interfaces
-    from granian.log import LogLevels
-    from granian.server.common import AbstractServer
-    from granian.server.mt import MTServer
-
-    class InProcessServer(MTServer):
-        """The worker is a thread of this process.
-
-        granian offers thread workers for free-threaded Python and refuses a GIL build; with
-        one worker the GIL costs nothing extra, and a worker process of granian's own would
-        outlive a `kill -9` of ours holding the port.
-        """
-
-        def _check_gil(self) -> None:
-            """The GIL is expected here."""
-
-        def serve(self, *args: Any, **kwargs: Any) -> None:
-            # MTServer.serve only adds a warning about free-threaded builds.
-            AbstractServer.serve(self, *args, **kwargs)
-
-    server = InProcessServer(
-        "deepflix",
-        address=host,
-        port=port,
-        interface=Interfaces.RSGI,
-        workers=1,
-        blocking_threads=1,
-        runtime_threads=1,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_level=LogLevels.warning,
-    )
-    # granian configured its logger on construction; send it through ours.
-    logging.getLogger("_granian").handlers[:] = logging.getLogger("deepflix").handlers
-    return server
 
 
 def serve(settings: Settings, out: Callable[[str], None]) -> int:

@@ -1,4 +1,4 @@
-"""The API process's link to the runtime process: its writes, as frames over a socket pair."""
+"""The API process's writes to the runtime process: frames over a socket pair."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 
 from deepflix import logs
+from deepflix.handlers.writes import WRITE, Write, perform
 from deepflix.pipeline import errors
 from deepflix.pipeline.errors import DeepflixError, Unavailable
-from deepflix.pipeline.models import Movie, MovieCreate
+from deepflix.pipeline.models import Movie
 from deepflix.pipeline.service import Pipeline
 
 log = logs.get("link")
@@ -30,8 +31,12 @@ ERRORS: dict[str, type[DeepflixError]] = {
 }
 
 
-def frame(message: dict[str, Any]) -> bytes:
-    body = orjson.dumps(message)
+# A request is "<id> <the write's JSON>", or "ready" once the API process serves; an answer
+# is "<id> movie <the movie's JSON>", "<id> none" or "<id> error <the error's fields>".
+READY = b"ready"
+
+
+def frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
@@ -52,9 +57,9 @@ def error_from(fields: dict[str, Any]) -> DeepflixError:
 
 
 class WriteServer:
-    """The runtime's end: runs each request on a pool thread and answers in any order.
+    """The runtime's end: performs each write on a pool thread and answers in any order.
 
-    Requests wait for the writer thread's commit, so the pool's threads mostly sleep;
+    Writes wait for the writer thread's commit, so the pool's threads mostly sleep;
     `threads` bounds how many of the API's writes are in flight at once.
     """
 
@@ -68,24 +73,12 @@ class WriteServer:
     ) -> None:
         self.pipeline = pipeline
         self.sock = sock
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="link")
+        self.on_ready = on_ready
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="writes")
         self._send_lock = threading.Lock()
-        self._ops: dict[str, Callable[[dict[str, Any]], Movie | None]] = {
-            "create": lambda a: pipeline.create(
-                MovieCreate.model_validate(a["request"]),
-                owner=a["owner"],
-                idempotency_key=a["idempotency_key"],
-            ),
-            "cancel": lambda a: pipeline.cancel(a["movie_id"]),
-            "retry": lambda a: pipeline.retry(a["movie_id"]),
-            "pause": lambda a: pipeline.pause_admission(),
-            "resume": lambda a: pipeline.resume_admission(),
-            # The API process is serving: its socket was bound before its event loop ran.
-            "ready": lambda a: on_ready(),
-        }
 
     def start(self) -> None:
-        threading.Thread(target=self._read, name="link-reader", daemon=True).start()
+        threading.Thread(target=self._read, name="write-channel", daemon=True).start()
 
     def _read(self) -> None:
         stream = self.sock.makefile("rb")
@@ -97,28 +90,32 @@ class WriteServer:
             body = stream.read(size)
             if len(body) < size:
                 return  # gone in the middle of a frame
-            self._pool.submit(self._answer, orjson.loads(body))
+            if body == READY:
+                self.on_ready()  # its socket was bound before its event loop ran
+            else:
+                self._pool.submit(self._answer, body)
 
-    def _answer(self, request: dict[str, Any]) -> None:
-        reply: dict[str, Any] = {"id": request["id"]}
+    def _answer(self, request: bytes) -> None:
+        n, _, doc = request.partition(b" ")
         try:
-            movie = self._ops[request["op"]](request["args"])
-            # The movie's JSON goes into the frame as text, not through a dict encoded again.
-            reply["movie"] = orjson.Fragment(movie.model_dump_json()) if movie else None
+            write = WRITE.validate_json(doc)
+            movie = perform(self.pipeline, write)
+            answer = n + (b" movie " + movie.model_dump_json().encode() if movie else b" none")
         except DeepflixError as e:
-            reply["error"] = error_fields(e)
+            answer = n + b" error " + orjson.dumps(error_fields(e))
         except Exception:
-            log.exception("the API's %s request failed", request["op"])
-            reply["error"] = error_fields(DeepflixError("internal error; it has been logged"))
-        data = frame(reply)
+            log.exception("the API's write failed: %s", doc[:200])
+            internal = DeepflixError("internal error; it has been logged")
+            answer = n + b" error " + orjson.dumps(error_fields(internal))
+        data = frame(answer)
         # OSError: the API process is gone, and so is whoever waited for this answer.
         with self._send_lock, contextlib.suppress(OSError):
             self.sock.sendall(data)
 
 
 class WriteClient:
-    """The API process's end: a write is a request frame and a future, so the event loop
-    answers reads while writes wait for their commit.
+    """The API process's end, `Writes` across processes: a write is a request frame and a
+    future, so the event loop answers reads while writes wait for their commit.
 
     The runtime's end closing means the runtime is gone (stopped, or killed): `on_close`
     is called then, and writes in flight fail as unavailable.
@@ -128,7 +125,7 @@ class WriteClient:
         self.sock = sock
         self.on_close = on_close
         self._ids = itertools.count()
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[bytes, asyncio.Future[bytes]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._opening: asyncio.Task[None] | None = None
         self._reading: asyncio.Task[None] | None = None
@@ -138,61 +135,39 @@ class WriteClient:
         seen even while nothing is written."""
         self._opening = loop.create_task(self._open())
 
-    def close(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Stop reading, on `loop` once its server is done with it, so that no task is left
+    async def close(self) -> None:
+        """Stop reading once the server is done with the channel, so that no task is left
         pending when the loop closes (asyncio would log each one)."""
         if self._reading is not None and not self._reading.done():
             self._reading.cancel()
-            loop.run_until_complete(asyncio.gather(self._reading, return_exceptions=True))
+            await asyncio.gather(self._reading, return_exceptions=True)
 
     async def _open(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
         self._reading = asyncio.create_task(self._read(reader))
-        self._writer.write(frame({"id": next(self._ids), "op": "ready", "args": {}}))
+        self._writer.write(frame(READY))
 
-    async def create(
-        self, request: MovieCreate, *, owner: str, idempotency_key: str | None
-    ) -> Movie:
-        args = {
-            "request": request.model_dump(mode="json"),
-            "owner": owner,
-            "idempotency_key": idempotency_key,
-        }
-        return Movie.model_validate(await self._call("create", args))
-
-    async def cancel(self, movie_id: str) -> Movie:
-        return Movie.model_validate(await self._call("cancel", {"movie_id": movie_id}))
-
-    async def retry(self, movie_id: str) -> Movie:
-        return Movie.model_validate(await self._call("retry", {"movie_id": movie_id}))
-
-    async def pause_admission(self) -> None:
-        await self._call("pause", {})
-
-    async def resume_admission(self) -> None:
-        await self._call("resume", {})
-
-    async def _call(self, op: str, args: dict[str, Any]) -> Any:
+    async def __call__(self, write: Write) -> Movie | None:
         assert self._opening is not None, "WriteClient.start was not called"
         await self._opening
         if self._writer is None or self._writer.is_closing():
             raise Unavailable("the service is shutting down")
-        n = next(self._ids)
+        n = str(next(self._ids)).encode()
         future = self._pending[n] = asyncio.get_running_loop().create_future()
-        self._writer.write(frame({"id": n, "op": op, "args": args}))
-        reply = await future
-        if "error" in reply:
-            raise error_from(reply["error"])
-        return reply["movie"]
+        self._writer.write(frame(n + b" " + write.model_dump_json().encode()))
+        kind, _, doc = (await future).partition(b" ")
+        if kind == b"error":
+            raise error_from(orjson.loads(doc))
+        return Movie.model_validate_json(doc) if kind == b"movie" else None
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-                reply = orjson.loads(await reader.readexactly(size))
-                future = self._pending.pop(reply["id"], None)
+                n, _, answer = (await reader.readexactly(size)).partition(b" ")
+                future = self._pending.pop(n, None)
                 if future is not None and not future.done():
-                    future.set_result(reply)
+                    future.set_result(answer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         if self._writer is not None:
