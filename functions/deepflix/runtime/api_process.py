@@ -61,7 +61,18 @@ def listen(host: str, port: int) -> socket.socket:
     """The API's listening socket, bound here rather than by the server: the runtime is
     told the API serves only once the port is this process's (docs/decisions/0011)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=1024)
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off only on sockets
+    # that say they are TCP, and with it on a kept-alive connection's answers wait for
+    # the client's delayed acknowledgement.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def http_server(api: Api) -> uvicorn.Server:
