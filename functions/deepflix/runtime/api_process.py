@@ -7,11 +7,12 @@ import logging
 import signal
 import socket
 import sys
+from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
 import uvicorn
 
-from deepflix import logs
+from deepflix import ipc, logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.queue import SqliteQueue
@@ -94,7 +95,7 @@ def http_server(api: Api) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-async def serve(settings: Settings, listener: socket.socket, channel: socket.socket) -> None:
+async def serve(settings: Settings, listener: socket.socket, channel: Connection) -> None:
     """Serve until SIGTERM or SIGINT, or until the runtime is gone: its end of the channel
     closing means it stopped or was killed, and the port must be free for its restart.
     Either way the server stops taking connections and answers those it holds first."""
@@ -111,9 +112,9 @@ async def serve(settings: Settings, listener: socket.socket, channel: socket.soc
     # to the handler it found: this one, which has nothing left to do by then.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
-    writes.start(loop)  # and says the API serves: the port is bound
+    writes.start()  # and says the API serves: the port is bound
     await server.serve(sockets=[listener])
-    await writes.close()
+    writes.close()
 
 
 def main(argv: list[str]) -> int:
@@ -125,7 +126,7 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         log.error("cannot listen on %s port %d: %s", settings.host, settings.port, e.strerror)
         return 1
-    asyncio.run(serve(settings, listener, socket.socket(fileno=int(argv[0]))))
+    asyncio.run(serve(settings, listener, ipc.parent(argv)))
     return 0
 
 

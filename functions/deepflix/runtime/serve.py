@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deepflix import logs
+from deepflix import ipc, logs
 from deepflix.runtime.compose import build_embedded
 from deepflix.runtime.write_channel import WriteServer
 from deepflix.settings import Settings
@@ -29,15 +27,11 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     """Run until SIGTERM or SIGINT; 1 if the API process ended on its own."""
     runtime = build_embedded(settings)
     runtime.start()
-    ours, theirs = socket.socketpair()
-    ready = threading.Event()
-    WriteServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "deepflix.runtime.api_process", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        env={**os.environ, "PORT": str(settings.port)},
+    child, conn = ipc.spawn(
+        "deepflix.runtime.api_process", env={**os.environ, "PORT": str(settings.port)}
     )
-    theirs.close()
+    ready = threading.Event()
+    WriteServer(runtime.pipeline, conn, threads=WRITE_THREADS, on_ready=ready.set).start()
     _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

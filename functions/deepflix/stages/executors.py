@@ -8,7 +8,6 @@ import itertools
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from typing import Protocol
 
 import orjson
 
-from deepflix import logs
+from deepflix import ipc, logs
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
@@ -221,13 +220,7 @@ class ProcessExecutor:
         self._give_back(self._spawn())
 
     def _spawn(self) -> _Worker:
-        ours, theirs = socket.socketpair()
-        with theirs:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "deepflix.stages.executors", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-            )
-        conn = Connection(ours.detach())
+        process, conn = ipc.spawn("deepflix.stages.executors")
         worker = _Worker(process, conn)
         with self._lock:
             self._workers.append(worker)
@@ -320,4 +313,4 @@ def _failure(e: Exception) -> tuple[str, str, bool]:
 
 
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1])))
+    _serve(ipc.parent(sys.argv[1:]))
