@@ -8,17 +8,12 @@ import signal
 import socket
 import sys
 from multiprocessing.connection import Connection
-from typing import Any, NoReturn
 
 import uvicorn
 
 from deepflix import ipc, logs
-from deepflix.adapters.local.artifacts import LocalArtifactStore
-from deepflix.adapters.local.db import Database
-from deepflix.adapters.local.queue import SqliteQueue
-from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
-from deepflix.pipeline.service import Pipeline
+from deepflix.runtime.compose import build_reader
 from deepflix.runtime.write_channel import WriteClient
 from deepflix.settings import Settings
 
@@ -27,34 +22,14 @@ log = logs.get("api")
 SHUTDOWN_GRACE_S = 20
 
 
-class NoWrites:
-    """The ports a reading pipeline never uses: this process's writes go to the runtime."""
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise RuntimeError("the API process sends its writes to the runtime")
-
-    publish = run = cancel = enqueue
-
-
 def build(settings: Settings, writes: WriteClient) -> Api:
-    data = settings.data_dir.resolve()
-    db = Database(data / "movies.db", read_only=True)
-    queue = SqliteQueue(db)
-    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
-    none = NoWrites()
-    pipeline = Pipeline(
-        store=SqliteMovieStore(db),
-        tasks=none,
-        events=none,
-        jobs=none,
-        config=settings.pipeline_config(),
-    )
+    reader = build_reader(settings)
     return Api(
-        pipeline=pipeline,
+        pipeline=reader.pipeline,
         writes=writes,
-        artifacts=artifacts,
-        local_file=artifacts.resolve,
-        extra_metrics=lambda: {"dead_letters": len(queue.dead_letters())},
+        artifacts=reader.artifacts,
+        local_file=reader.artifacts.resolve,
+        extra_metrics=lambda: {"dead_letters": reader.dead_letters()},
     )
 
 
