@@ -1,4 +1,4 @@
-"""Cloud Function handlers: thin adapters from functions-framework to the service."""
+"""The Cloud Functions: each hands its request to a handler, on a service built at first use."""
 
 from __future__ import annotations
 

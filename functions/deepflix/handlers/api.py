@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from deepflix.handlers import openapi
+from deepflix.handlers import examples, openapi
 from deepflix.handlers.operations import Operation, Operations, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
@@ -57,17 +57,6 @@ DASHBOARD = Path(__file__).with_name("dashboard.html")
 OPERATIONS = Operations()
 T = TypeVar("T")
 
-CREATE_EXAMPLES = {
-    "minimal": {"prompt": "A lighthouse keeper befriends a storm"},
-    "everything": {
-        "prompt": "A lighthouse keeper befriends a storm",
-        "title": "Keeper",
-        "style": "noir",
-        "scene_count": 4,
-        "priority": "high",
-        "seed": 42,
-    },
-}
 IDEMPOTENCY = Param(
     "Idempotency-Key",
     "1-200 printable ASCII characters: a repeated request with the same key and body "
@@ -171,7 +160,7 @@ class Api:
         summary="Ask for a movie: answers at once with its id and place in the queue.",
         status=202,
         body=MovieCreate,
-        examples=CREATE_EXAMPLES,
+        examples=examples.CREATE_REQUESTS,
         headers=(IDEMPOTENCY,),
         answer=Created,
         answer_headers={"Location": "The movie's status."},
