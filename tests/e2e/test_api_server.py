@@ -37,7 +37,8 @@ def test_answers_on_a_kept_alive_connection_do_not_wait(shared_service: Service)
 def test_sigterm_stops_the_service_cleanly_every_time(
     make_service: Callable[..., Service],
 ) -> None:
-    # granian's thread server, once the API's, aborted with a panic in about one stop in four.
+    # A web server whose native threads outlive the interpreter's exit aborts it with a
+    # panic now and then: one stop would rarely show it, six in a row mostly would.
     for _ in range(6):
         svc = make_service(generators="instant")
         assert svc.proc is not None

@@ -27,7 +27,6 @@ from deepflix.runtime.compose import CloudRuntime, build
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
 
-log = logs.get("functions")
 P = ParamSpec("P")
 R = TypeVar("R")
 _lock = threading.Lock()
