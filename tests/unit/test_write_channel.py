@@ -65,7 +65,7 @@ class FakePipeline:
 
 @pytest.fixture
 def linked() -> Iterator[tuple[FakePipeline, WriteClient, socket.socket, list[str]]]:
-    """The channel as `ipc.spawn` makes it, both ends in this process; `ours` is the
+    """The channel as `deepflix serve` makes it, both ends in this process; `ours` is the
     runtime's socket, to shut down as its process going away would."""
     pipeline = FakePipeline()
     ours, theirs = socket.socketpair()

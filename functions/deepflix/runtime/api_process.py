@@ -11,7 +11,7 @@ from multiprocessing.connection import Connection
 
 import uvicorn
 
-from deepflix import ipc, logs
+from deepflix import logs
 from deepflix.handlers.api import Api
 from deepflix.runtime.compose import build_reader
 from deepflix.runtime.write_channel import WriteClient
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         log.error("cannot listen on %s port %d: %s", settings.host, settings.port, e.strerror)
         return 1
-    asyncio.run(serve(settings, listener, ipc.parent(argv)))
+    asyncio.run(serve(settings, listener, Connection(int(argv[0]))))
     return 0
 
 

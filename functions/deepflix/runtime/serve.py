@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from deepflix import ipc, logs
+from deepflix import logs
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.compose import build_embedded
 from deepflix.runtime.write_channel import WriteServer
@@ -46,8 +49,16 @@ class ApiProcess:
         """Start it and wait until it says it serves (its port is bound then: a probe of
         the port could be answered by whatever else holds it); False if it exits first,
         takes too long or `stop` is set."""
-        env = {**os.environ, "PORT": str(self.settings.port)}
-        self.child, conn = ipc.spawn("deepflix.runtime.api_process", env=env)
+        # Linked as the stage workers are (stages/executors.py): a fresh interpreter with
+        # its end of a socket pair, spoken to through a multiprocessing Connection.
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "deepflix.runtime.api_process", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env={**os.environ, "PORT": str(self.settings.port)},
+            )
+        conn = Connection(ours.detach())
         self.started_at = time.monotonic()
         self._keep_priority()
         ready = threading.Event()

@@ -1,4 +1,4 @@
-"""The API process's writes to the runtime process, over the Connection `ipc.spawn` made."""
+"""The API process's writes to the runtime, over a multiprocessing Connection on a socket pair."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import itertools
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from typing import Protocol
 
 import orjson
 
-from deepflix import ipc, logs
+from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
@@ -219,7 +220,13 @@ class ProcessExecutor:
         self._give_back(self._spawn())
 
     def _spawn(self) -> _Worker:
-        process, conn = ipc.spawn("deepflix.stages.executors")
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "deepflix.stages.executors", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+            )
+        conn = Connection(ours.detach())
         worker = _Worker(process, conn)
         with self._lock:
             self._workers.append(worker)
@@ -313,4 +320,4 @@ def _failure(e: Exception) -> tuple[str, str, bool]:
 
 
 if __name__ == "__main__":
-    _serve(ipc.parent(sys.argv[1:]))
+    _serve(Connection(int(sys.argv[1])))
