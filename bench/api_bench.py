@@ -119,8 +119,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             **SERVICE_SETTINGS,
             "other_settings": "defaults (DEEPFLIX_RUNTIME_NICE=10, WORKERS=4, "
             "concurrency story/images/video 4/2/1)",
-            "server": "deepflix serve on 127.0.0.1 (the API in its own process, granian RSGI on "
-            "one event loop; docs/decisions/0009), a fresh data dir per run",
+            "server": "deepflix serve on 127.0.0.1 (the API in its own process: Starlette on "
+            "uvicorn with httptools, one event loop; docs/decisions/0009, 0011), a fresh data "
+            "dir per run",
         },
         "probes": f"{PROBES} low-priority movies created before the load; status and "
         "position read them at random (they stay waiting: creates during the load go ahead)",

@@ -133,7 +133,8 @@ def events(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[E
         names = {topic_queue_name(t): t for t in TOPICS}
         yield Harness(LocalEventBus(queue), _local_poll(queue, names))
         return
-    from deepflix.adapters.gcp.pubsub import PubSubEventBus, parse_push
+    from deepflix.adapters.gcp.pubsub import PubSubEventBus
+    from deepflix.handlers.stage_requests import parse_push
 
     publisher = request.getfixturevalue("pubsub_publisher")
     subscriber = request.getfixturevalue("pubsub_subscriber")

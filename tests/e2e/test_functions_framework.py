@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ def test_api_entry_point_serves_the_same_handler(tmp_path: Path) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # gunicorn and its worker: stopped together below
     )
     try:
         body = json.dumps({"prompt": "A kite over the dunes"}).encode()
@@ -68,5 +70,6 @@ def test_api_entry_point_serves_the_same_handler(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, status
             time.sleep(0.1)
     finally:
-        proc.kill()
+        # The whole group: a worker left without its arbiter would serve on.
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -55,11 +56,24 @@ def test_a_killed_runtime_takes_the_api_process_with_it(
     assert port_free(svc.port), "the port is still held after the service died"
 
 
-def test_a_dead_api_process_stops_the_runtime(make_service: Callable[..., Service]) -> None:
+def test_a_dead_api_process_is_started_again(make_service: Callable[..., Service]) -> None:
     svc = make_service(generators="instant")
     assert svc.proc is not None
-    os.kill(svc.api_pid(), signal.SIGKILL)
-    assert svc.proc.wait(timeout=30) == 1  # not left running with nobody to answer
+    dead = svc.api_pid()
+    os.kill(dead, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        assert svc.proc.poll() is None, "the runtime stopped with its API process"
+        with contextlib.suppress(OSError, ValueError):
+            if svc.api_pid() != dead and svc.request("GET", "/healthz")[0] == 200:
+                break
+        assert time.monotonic() < deadline, "no API process serves again"
+        time.sleep(0.1)
+    # Writes reach the runtime through the new process's channel, and the work goes on.
+    done = svc.wait_terminal(svc.create("a lighthouse after the storm")["movie_id"])
+    assert done["status"] == "succeeded", done
+    log = (svc.data_dir.parent / f"service-{svc.port}.log").read_text()
+    assert "the API process exited with status -9" in log
 
 
 def nice(pid: int) -> set[int]:

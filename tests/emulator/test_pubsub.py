@@ -11,7 +11,8 @@ import grpc
 import pytest
 from google.api_core import exceptions as gexc
 
-from deepflix.adapters.gcp.pubsub import PubSubEventBus, parse_push, topic_id
+from deepflix.adapters.gcp.pubsub import PubSubEventBus, topic_id
+from deepflix.handlers.stage_requests import parse_push
 from deepflix.pipeline.errors import Unavailable
 from devtools import emulators as servers
 from devtools.emulators import PROJECT

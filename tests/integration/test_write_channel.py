@@ -1,16 +1,26 @@
-"""The API process's link to the runtime: writes, errors and the runtime going away."""
+"""The API process's write channel to the runtime: writes, errors and the runtime going away."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
+from deepflix.handlers.responses import http_status
+from deepflix.handlers.writes import (
+    CancelMovie,
+    CreateMovie,
+    PauseAdmission,
+    ResumeAdmission,
+    RetryMovie,
+)
 from deepflix.pipeline.errors import Conflict, DeepflixError, NotFound, Unavailable
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.runtime.write_channel import WriteClient, WriteServer
@@ -55,20 +65,24 @@ class FakePipeline:
 
 @pytest.fixture
 def linked() -> Iterator[tuple[FakePipeline, WriteClient, socket.socket, list[str]]]:
+    """The channel as `deepflix serve` makes it, both ends in this process; `ours` is the
+    runtime's socket, to shut down as its process going away would."""
     pipeline = FakePipeline()
     ours, theirs = socket.socketpair()
-    server = WriteServer(pipeline, ours, threads=4, on_ready=pipeline.ready.set)  # type: ignore[arg-type]
+    server_end = Connection(os.dup(ours.fileno()))
+    server = WriteServer(pipeline, server_end, threads=4, on_ready=pipeline.ready.set)  # type: ignore[arg-type]
     server.start()
     closed: list[str] = []
-    link = WriteClient(theirs, on_close=lambda: closed.append("closed"))
+    link = WriteClient(Connection(theirs.detach()), on_close=lambda: closed.append("closed"))
     yield pipeline, link, ours, closed
+    ours.shutdown(socket.SHUT_RDWR)
     ours.close()
-    theirs.close()
+    link.conn.close()
 
 
 def run(link: WriteClient, coro_fn: Any) -> Any:
     async def main() -> Any:
-        link.start(asyncio.get_running_loop())
+        link.start()
         return await coro_fn()
 
     return asyncio.run(main())
@@ -78,17 +92,17 @@ def test_writes_reach_the_runtime_and_return_its_movie(linked: Any) -> None:
     pipeline, link, _, _ = linked
     request = factories.request(prompt="a storm at sea", priority="high")
 
-    async def calls() -> tuple[Movie, Movie, Movie, None, None]:
+    async def calls() -> tuple[Movie | None, ...]:
         return (
-            await link.create(request, owner="anonymous", idempotency_key="k-1"),
-            await link.cancel("m-1"),
-            await link.retry("m-2"),
-            await link.pause_admission(),
-            await link.resume_admission(),
+            await link(CreateMovie(request=request, owner="anonymous", idempotency_key="k-1")),
+            await link(CancelMovie(movie_id="m-1")),
+            await link(RetryMovie(movie_id="m-2")),
+            await link(PauseAdmission()),
+            await link(ResumeAdmission()),
         )
 
     created, cancelled, retried, paused, resumed = run(link, calls)
-    assert created.request.prompt == "a storm at sea"
+    assert created is not None and created.request.prompt == "a storm at sea"
     assert isinstance(cancelled, Movie) and isinstance(retried, Movie)
     assert paused is None and resumed is None
     assert pipeline.calls == [
@@ -117,11 +131,11 @@ def test_the_api_process_says_it_serves_once_its_link_is_open(linked: Any) -> No
 def test_writes_in_flight_are_answered_in_any_order(linked: Any) -> None:
     pipeline, link, _, _ = linked
 
-    async def calls() -> list[Movie]:
-        first = asyncio.ensure_future(link.cancel("slow"))
+    async def calls() -> list[Movie | None]:
+        first = asyncio.ensure_future(link(CancelMovie(movie_id="slow")))
         await asyncio.sleep(0.05)
         assert not first.done()
-        return await asyncio.gather(first, link.retry("fast"))  # type: ignore[no-any-return]
+        return list(await asyncio.gather(first, link(RetryMovie(movie_id="fast"))))
 
     pipeline.gate.clear()
     threading.Timer(0.3, pipeline.gate.set).start()
@@ -140,9 +154,9 @@ def test_the_runtimes_errors_arrive_as_themselves(linked: Any, error: DeepflixEr
     pipeline, link, _, _ = linked
     pipeline.fail = error
     with pytest.raises(type(error)) as raised:
-        run(link, lambda: link.cancel("m-1"))
+        run(link, lambda: link(CancelMovie(movie_id="m-1")))
     assert (raised.value.message, raised.value.details) == (error.message, error.details)
-    assert raised.value.status == error.status
+    assert http_status(raised.value) == http_status(error)
     if isinstance(error, Unavailable):
         assert isinstance(raised.value, Unavailable) and raised.value.retry_after_s == 7
 
@@ -153,8 +167,8 @@ def test_an_unexpected_failure_is_logged_there_and_internal_here(
     pipeline, link, _, _ = linked
     pipeline.fail = ZeroDivisionError("boom")
     with caplog.at_level(logging.ERROR), pytest.raises(DeepflixError) as raised:
-        run(link, lambda: link.retry("m-1"))
-    assert type(raised.value) is DeepflixError and raised.value.status == 500
+        run(link, lambda: link(RetryMovie(movie_id="m-1")))
+    assert type(raised.value) is DeepflixError and http_status(raised.value) == 500
     assert "boom" not in raised.value.message
     assert any("retry" in r.getMessage() and r.exc_info for r in caplog.records)
 
@@ -164,13 +178,13 @@ def test_the_runtime_going_away_fails_writes_in_flight_and_says_so(linked: Any) 
     pipeline.gate.clear()
 
     async def calls() -> None:
-        pending = asyncio.ensure_future(link.cancel("m-1"))
+        pending = asyncio.ensure_future(link(CancelMovie(movie_id="m-1")))
         await asyncio.sleep(0.05)
         ours.shutdown(socket.SHUT_RDWR)  # the runtime's end closes (a kill -9 does this)
         with pytest.raises(Unavailable):
             await pending
         with pytest.raises(Unavailable):  # and later writes fail at once
-            await link.retry("m-2")
+            await link(RetryMovie(movie_id="m-2"))
 
     run(link, calls)
     pipeline.gate.set()
@@ -191,14 +205,17 @@ def test_the_runtime_closing_is_seen_without_any_write(linked: Any) -> None:
     assert closed == ["closed"]
 
 
-def test_closing_leaves_no_task_pending_and_is_not_the_runtime_going_away(linked: Any) -> None:
-    _, link, _, closed = linked
-    loop = asyncio.new_event_loop()
-    try:
-        link.start(loop)
-        loop.run_until_complete(asyncio.sleep(0.05))
-        link.close(loop)
-        assert all(task.done() for task in asyncio.all_tasks(loop))
-    finally:
-        loop.close()
+def test_closing_is_not_the_runtime_going_away(linked: Any) -> None:
+    _, link, ours, closed = linked
+
+    async def open_then_close() -> None:
+        link.start()
+        await asyncio.sleep(0.05)
+        link.close()
+        ours.shutdown(socket.SHUT_RDWR)
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable):  # and a write after it is refused
+            await link(CancelMovie(movie_id="m-1"))
+
+    asyncio.run(open_then_close())
     assert closed == []

@@ -1,9 +1,7 @@
-"""The pure edges of the GCP adapters: push envelopes, task names, job env, lazy clients."""
+"""The pure edges of the GCP adapters: task names, job env, lazy clients, outages."""
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import threading
 from types import SimpleNamespace
@@ -14,7 +12,7 @@ from google.api_core import exceptions as gexc
 
 from deepflix.adapters.gcp.clients import Lazy, outages
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
-from deepflix.adapters.gcp.pubsub import PubSubEventBus, delivery_attempt, message_id, parse_push
+from deepflix.adapters.gcp.pubsub import PubSubEventBus
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner, execution_env
 from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.adapters.gcp.tasks import (
@@ -22,67 +20,11 @@ from deepflix.adapters.gcp.tasks import (
     clamp_deadline,
     task_id,
 )
-from deepflix.pipeline.errors import BadRequest, Unavailable
+from deepflix.handlers.responses import http_status
+from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Stage
 
 pytestmark = pytest.mark.unit
-DATA = {"movie_id": "0a1b", "stage": "images", "attempt": 2}
-# What a Pub/Sub push subscription POSTs (field names as documented, both spellings).
-PUSH: dict[str, Any] = {
-    "message": {
-        "attributes": {"movie_id": "0a1b", "stage": "images", "attempt": "2"},
-        "data": base64.b64encode(json.dumps(DATA).encode()).decode(),
-        "messageId": "2070443601311540",
-        "message_id": "2070443601311540",
-        "publishTime": "2026-11-29T12:00:00.749Z",
-        "publish_time": "2026-11-29T12:00:00.749Z",
-    },
-    "subscription": "projects/demo-deepflix/subscriptions/deepflix-images-requested-push",
-    "deliveryAttempt": 3,
-}
-# A structured CloudEvent from Pub/Sub (what functions-framework hands a CloudEvent function).
-CLOUD_EVENT: dict[str, Any] = {
-    "specversion": "1.0",
-    "type": "google.cloud.pubsub.topic.v1.messagePublished",
-    "source": "//pubsub.googleapis.com/projects/demo-deepflix/topics/deepflix-images-requested",
-    "id": "2070443601311540",
-    "time": "2026-11-29T12:00:00.749Z",
-    "datacontenttype": "application/json",
-    "data": {"message": PUSH["message"], "subscription": PUSH["subscription"]},
-}
-
-
-def test_a_push_envelope_gives_data_and_attributes() -> None:
-    assert parse_push(PUSH) == (DATA, {"movie_id": "0a1b", "stage": "images", "attempt": "2"})
-    assert delivery_attempt(PUSH) == 3
-    assert message_id(PUSH) == "2070443601311540"
-
-
-def test_a_cloud_event_or_its_data_gives_the_same() -> None:
-    assert parse_push(CLOUD_EVENT) == parse_push(PUSH)
-    assert parse_push(CLOUD_EVENT["data"]) == parse_push(PUSH)
-    assert delivery_attempt(CLOUD_EVENT) is None
-
-
-@pytest.mark.parametrize(
-    "envelope",
-    [
-        {},
-        {"message": "text"},
-        {"message": {"data": "not base64!"}},
-        {"message": {"data": base64.b64encode(b"[1, 2]").decode()}},
-        {"message": {"data": base64.b64encode(b"{oops").decode()}},
-        {"message": {"data": 12}},
-        {"message": {"attributes": ["a"]}},
-    ],
-)
-def test_a_malformed_push_is_a_bad_request(envelope: dict[str, Any]) -> None:
-    with pytest.raises(BadRequest):
-        parse_push(envelope)
-
-
-def test_a_message_without_data_has_empty_data() -> None:
-    assert parse_push({"message": {"attributes": {"k": "v"}}}) == ({}, {"k": "v"})
 
 
 def test_task_ids_are_stable_hashes_and_deadlines_stay_in_range() -> None:
@@ -136,7 +78,7 @@ def test_constructing_the_adapters_touches_no_client() -> None:
 def test_outages_become_unavailable_and_bugs_stay_bugs() -> None:
     with pytest.raises(Unavailable) as info, outages("firestore get"):
         raise gexc.ServiceUnavailable("connection refused")
-    assert info.value.status == 503 and "firestore get" in info.value.message
+    assert http_status(info.value) == 503 and "firestore get" in info.value.message
     with pytest.raises(gexc.PermissionDenied), outages("firestore get"):
         raise gexc.PermissionDenied("no")
 

@@ -1,4 +1,4 @@
-"""Cloud Function handlers: thin adapters from functions-framework to the service."""
+"""The Cloud Functions: each hands its request to a handler, on a service built at first use."""
 
 from __future__ import annotations
 
@@ -9,41 +9,47 @@ from typing import Any, ParamSpec, TypeVar
 
 import flask
 import functions_framework
-from pydantic import ValidationError
-from werkzeug.wrappers import Response
+import orjson
+from functions_framework import aio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepflix import logs
-from deepflix.handlers.api import Api, json_response
+from deepflix.handlers.api import Api
+from deepflix.handlers.stage_requests import handle_push
+from deepflix.handlers.task_requests import handle_task
+from deepflix.handlers.writes import PipelineWrites
 from deepflix.metering import METER
-from deepflix.pipeline.errors import BadRequest, Unavailable
 from deepflix.pipeline.models import Stage
 from deepflix.runtime.compose import CloudRuntime, build
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
-from deepflix.stages.runner import StageRequest
 
-log = logs.get("functions")
 P = ParamSpec("P")
 R = TypeVar("R")
 _lock = threading.Lock()
 _service: EmbeddedRuntime | CloudRuntime | None = None
-_api: Api | None = None
+_app: Starlette | None = None
 
 
 def service() -> EmbeddedRuntime | CloudRuntime:
     """Built on the first request of an instance, once: nothing runs at import time."""
-    global _service, _api
+    global _service, _app
     with _lock:
         if _service is None:
             settings = get_settings()
             logs.setup(settings.log_level)
             _service = build(settings)
             _service.start()
-            _api = Api(
+            _app = Api(
                 pipeline=_service.pipeline,
+                writes=PipelineWrites(_service.pipeline),
                 artifacts=_service.artifacts,
                 local_file=_service.local_file,
-            )
+                read_in_threads=True,  # a Firestore read waits on the network
+            ).app()
         return _service
 
 
@@ -64,62 +70,47 @@ def _metered(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
-@functions_framework.http
-@_metered("api")
-def api(request: flask.Request) -> Response:
-    """The public HTTP API (`POST /api/movies`, status, position, cancel, retry, ...)."""
+@aio.http
+async def api(request: Request) -> Response:
+    """The public HTTP API (`POST /api/movies`, status, position, cancel, retry, ...): the
+    same ASGI app as `deepflix serve`'s, under functions-framework's."""
+    METER.add("invocations.api")
     service()
-    assert _api is not None
-    return _api.handle(request)
+    assert _app is not None
+    return _AnsweredBy(_app)
+
+
+class _AnsweredBy(Response):
+    """The api function's answer: functions-framework sends a function's Response by
+    calling it as an ASGI app, and this one hands the request on to the API's own app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            METER.flush(get_settings().ops_dir)
 
 
 @functions_framework.http
 @_metered("tasks")
-def tasks(request: flask.Request) -> Response:
-    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`.
-
-    A malformed task is acknowledged (2xx) after logging: redelivery cannot fix it. An
-    outage answers 503 so Cloud Tasks retries with the queue's backoff.
-    """
+def tasks(request: flask.Request) -> flask.Response:
+    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`."""
     svc = service()
-    pipeline = svc.pipeline
-    kind = request.path.rstrip("/").rsplit("/", 1)[-1]
     body: Any = request.get_json(silent=True) or {}
-    try:
-        if kind == "dispatch":
-            pipeline.dispatch(Stage(body["stage"]))
-        elif kind == "deadline":
-            pipeline.check_deadline(body["movie_id"], Stage(body["stage"]), int(body["attempt"]))
-        elif kind == "sweep":
-            pipeline.sweep()
-            svc.prune()  # emptied queue buckets, which would lengthen position sums
-        else:
-            raise KeyError(kind)
-    except (KeyError, ValueError, TypeError) as e:
-        log.error("dropping malformed task %s: %r (%s)", kind, body, e)
-        return json_response({"dropped": True}, 200)
-    except Unavailable as e:
-        log.warning("task %s deferred: %s", kind, e.message)
-        return json_response({"error": e.message}, 503, {"Retry-After": str(e.retry_after_s)})
-    return json_response({"ok": True}, 200)
+    answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
+    return flask.Response(
+        orjson.dumps(answer.body),
+        answer.status,
+        answer.headers,
+        mimetype="application/json",
+    )
 
 
 def _stage_event(stage: Stage, event: Any) -> None:
-    from deepflix.adapters.gcp.pubsub import parse_push
-
-    try:
-        data, attributes = parse_push(event.data)
-        request = StageRequest.model_validate(data)
-        if request.stage is not stage:
-            raise BadRequest(f"a {request.stage.value} request reached the {stage.value} function")
-    except (BadRequest, ValidationError) as e:
-        # Acknowledge: a message that cannot be parsed will not parse on redelivery either.
-        log.error("dropping malformed %s message: %s", stage.value, e)
-        return
-    extra = {"movie_id": request.movie_id, "stage": stage.value, "attempt": request.attempt}
-    log.info("stage request received", extra={**extra, "trace": attributes.get("trace")})
-    # Raising (an outage) answers non-2xx, so Pub/Sub delivers the message again.
-    service().runner.handle(data)
+    handle_push(stage, event.data, lambda data: service().runner.handle(data))
 
 
 @functions_framework.cloud_event

@@ -1,234 +1,198 @@
-"""The public HTTP API; the same handler serves embedded mode and the Cloud Function."""
+"""The public HTTP API: one async app for `deepflix serve`'s API process and the Cloud Function."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
-from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wrappers import Request, Response
-from werkzeug.wsgi import wrap_file
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
-from deepflix import logs
-from deepflix.handlers.routing import NoRoute, Router, WrongMethod
-from deepflix.handlers.views import MovieViews, links, position_view, summary_view
-from deepflix.pipeline.errors import (
-    BadRequest,
-    DeepflixError,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    Unavailable,
-    UnsupportedMediaType,
-    ValidationFailed,
+from deepflix.handlers import examples, openapi
+from deepflix.handlers.operations import Operation, Operations, Param
+from deepflix.handlers.parsing import (
+    ForgiveTrailingSlash,
+    idempotency_key,
+    json_body,
+    movie_request,
 )
+from deepflix.handlers.responses import (
+    MethodNotAllowed,
+    error_answer,
+    failure,
+    file_answer,
+    http_status,
+    json_answer,
+)
+from deepflix.handlers.schemas import (
+    Created,
+    Health,
+    JobPosition,
+    MovieList,
+    MovieView,
+    Queues,
+)
+from deepflix.handlers.views import MovieViews, links, position_view, summary_view
+from deepflix.handlers.writes import (
+    CancelMovie,
+    CreateMovie,
+    PauseAdmission,
+    ResumeAdmission,
+    RetryMovie,
+    Write,
+    Writes,
+)
+from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavailable
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
-log = logs.get("api")
-MAX_BODY = 64 * 1024
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ANONYMOUS = "anonymous"
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-MEDIA_TYPES = {
-    ".mp4": "video/mp4",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt",
-    ".json": "application/json",
-}
+OPERATIONS = Operations()
+T = TypeVar("T")
 
-ROUTES = Router(
-    [
-        ("GET", "/", "dashboard"),
-        ("GET", "/healthz", "health"),
-        ("POST", "/api/movies", "create"),
-        ("GET", "/api/movies", "list"),
-        ("GET", "/api/movies/<movie_id>", "status"),
-        ("GET", "/api/movies/<movie_id>/status", "status"),
-        ("POST", "/api/movies/<movie_id>/cancel", "cancel"),
-        ("POST", "/api/movies/<movie_id>/retry", "retry"),
-        ("GET", "/api/movies/<movie_id>/artifacts/<name>", "artifact"),
-        ("GET", "/api/queue/<job_id>/position", "position"),
-        ("GET", "/api/queues", "queues"),
-        ("POST", "/api/admission/pause", "pause"),
-        ("POST", "/api/admission/resume", "resume"),
-    ]
+IDEMPOTENCY = Param(
+    "Idempotency-Key",
+    "1-200 printable ASCII characters: a repeated request with the same key and body "
+    "returns the first one's movie instead of making another.",
 )
-STATUS_LINES = {code: f"{code} {reason}" for code, reason in HTTP_STATUS_CODES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A JSON answer. Under load a werkzeug Response cost more than the handler behind it
-    (bench/RESULTS.md §2), so the WSGI path writes this directly as one bytes chunk."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def wsgi_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(self.body))),
-            *self.headers,
-        ]
-
-    def to_response(self) -> Response:
-        return Response(self.body, status=self.status, headers=self.wsgi_headers())
-
-
-@dataclass(frozen=True, slots=True)
-class FileReply:
-    """A stored file: each server sends it its own way (granian from Rust in the API
-    process, werkzeug's file wrapper under WSGI)."""
-
-    path: Path
-
-    @property
-    def media_type(self) -> str:
-        return MEDIA_TYPES.get(self.path.suffix, "application/octet-stream")
-
-    def to_response(self, environ: dict[str, Any]) -> Response:
-        response = Response(
-            wrap_file(environ, self.path.open("rb")),
-            mimetype=self.media_type,
-            direct_passthrough=True,
-        )
-        response.content_length = self.path.stat().st_size
-        return response
-
-
-Answer = Reply | FileReply | Response  # Response: the dashboard page
-
-
-def json_reply(body: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    # orjson: the standard encoder was a tenth of a status request's GIL time (py-spy).
-    return Reply(status, orjson.dumps(body), headers)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return json_reply(body, status, tuple((headers or {}).items())).to_response()
-
-
-def failure(request: Request, e: Exception) -> Reply:
-    """The answer to a request that raised: its own error, or a logged internal one."""
-    if isinstance(e, DeepflixError):
-        return error_reply(e)
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=e)
-    return error_reply(DeepflixError("internal error; it has been logged"))
-
-
-def error_reply(err: DeepflixError) -> Reply:
-    headers: tuple[tuple[str, str], ...] = ()
-    if isinstance(err, Unavailable):
-        headers = (("Retry-After", str(err.retry_after_s)),)
-    elif isinstance(err, MethodNotAllowed):
-        headers = (("Allow", err.details["allowed"]),)
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_reply(body, err.status, headers)
+LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
+CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
 class Api:
+    """The public HTTP API. It owns the routes (each operation declared once, below, with
+    its models), request parsing and the JSON answers; the service behind it does the work.
+
+    Reads call `pipeline`; writes go through `writes`: the pipeline of this process, or the
+    write channel to the runtime's. Reads run on the event loop, as a local SQLite read is
+    cheaper than a thread hand-off (docs/decisions/0009); `read_in_threads` moves them off
+    it where they wait on the network (Firestore).
+    """
+
     def __init__(
         self,
         *,
         pipeline: Pipeline,
+        writes: Writes,
         artifacts: ArtifactStore,
         local_file: Callable[[str], Path] | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
-        health: Callable[[], dict[str, Any]] | None = None,
+        read_in_threads: bool = False,
+        runtime_health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.writes = writes
         self.artifacts = artifacts
         self.local_file = local_file
         self.extra_metrics = extra_metrics
+        self.read_in_threads = read_in_threads
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
-        self.health = health
-        self.views = MovieViews(self._url)
+        self.runtime_health = runtime_health
+        self.views = MovieViews(artifacts.url)
+        self._document: bytes | None = None
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        answer = self.answer(Request(environ))
-        if isinstance(answer, FileReply):
-            answer = answer.to_response(environ)
-        if isinstance(answer, Response):
-            return answer(environ, start_response)
-        start_response(STATUS_LINES[answer.status], answer.wsgi_headers())
-        # A list, not an iterator: the server then sends it in one write.
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]
+    def app(self) -> Starlette:
+        """The ASGI application: a route per path, each answering its declared methods."""
+        routes = [
+            Route(path, self._endpoint(ops), methods=list(ops))
+            for path, ops in OPERATIONS.by_path().items()
+        ]
+        app = Starlette(
+            routes=routes,
+            exception_handlers={HTTPException: self._routing_error},
+        )
+        app.router.redirect_slashes = False  # a trailing slash is forgiven below instead
+        app.add_middleware(ForgiveTrailingSlash)
+        return app
 
-    def handle(self, request: Request) -> Response:
-        """For callers that want a werkzeug Response (the Cloud Function)."""
-        answer = self.answer(request)
-        if isinstance(answer, FileReply):
-            return answer.to_response(request.environ)
-        return answer if isinstance(answer, Response) else answer.to_response()
+    def _endpoint(self, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            op = ops.get(request.method) or ops["GET"]  # HEAD: the GET without its body
+            try:
+                if op.is_async:
+                    answer: Response = await op.handler(self, request)
+                    return answer
+                return await self._read(op.handler, self, request)
+            except Exception as e:
+                return failure(request, e)
 
-    def answer(self, request: Request) -> Answer:
-        try:
-            endpoint, args = self.route(request)
-            return self.call(endpoint, request, args)
-        except Exception as e:
-            return failure(request, e)
+        return endpoint
 
-    def call(self, endpoint: str, request: Request, args: dict[str, str]) -> Answer:
-        answer: Answer = getattr(self, f"_{endpoint}")(request, **args)
-        return answer
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_in_threads:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
-    def route(self, request: Request) -> tuple[str, dict[str, str]]:
-        try:
-            return ROUTES.match(request.method, request.path)
-        except WrongMethod as e:
-            raise MethodNotAllowed(
-                f"{request.method} is not allowed here", details={"allowed": str(e)}
-            ) from e
-        except NoRoute as e:
-            raise NotFound(f"no route for {request.path}") from e
+    async def _routing_error(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            allowed = ", ".join(sorted((exc.headers or {})["Allow"].split(", ")))
+            message = f"{request.method} is not allowed here"
+            return error_answer(MethodNotAllowed(message, details={"allowed": allowed}))
+        return error_answer(NotFound(f"no route for {request.url.path}"))
 
-    # -- endpoints -----------------------------------------------------------------------
+    # -- operations --------------------------------------------------------------------------
 
-    def _dashboard(self, request: Request) -> Response:
-        return Response(DASHBOARD.read_bytes(), mimetype="text/html")
+    @OPERATIONS("GET", "/", summary="The dashboard page.", media_type="text/html")
+    def dashboard(self, request: Request) -> Response:
+        return HTMLResponse(DASHBOARD.read_bytes())
 
-    def _health(self, request: Request) -> Reply:
+    @OPERATIONS("GET", "/openapi.json", summary="This API's OpenAPI document.")
+    def openapi(self, request: Request) -> Response:
+        if self._document is None:
+            doc = openapi.document(OPERATIONS, title="DeepFlix Queue Service", version="1")
+            self._document = orjson.dumps(doc)
+        return Response(self._document, media_type="application/json")
+
+    @OPERATIONS(
+        "GET",
+        "/healthz",
+        summary="Liveness, with each queue's depth; 503 while the service is degraded.",
+        answer=Health,
+        errors=(503,),
+    )
+    def health(self, request: Request) -> Response:
         counts = self.pipeline.counts()
-        body = {"status": "ok", "queues": {s.value: c.waiting for s, c in counts.items()}}
-        if self.health is not None:
-            body |= self.health()
+        body: dict[str, Any] = {
+            "status": "ok",
+            "queues": {s.value: c.waiting for s, c in counts.items()},
+        }
+        if self.runtime_health is not None:
+            body |= self.runtime_health()
         if body["status"] == "ok":
-            return json_reply(body)
+            return json_answer(body)
         # A 503 like any other: with the error envelope, for clients that read only that.
         down = Unavailable("; ".join(body.get("problems") or ["the service is degraded"]))
         body["error"] = {"code": down.code, "message": down.message, "details": None}
-        return json_reply(body, down.status, (("Retry-After", str(down.retry_after_s)),))
+        return json_answer(body, http_status(down), {"Retry-After": str(down.retry_after_s)})
 
-    def _create(self, request: Request) -> Reply:
-        create, key = self.create_args(request)
-        return self.created(self.pipeline.create(create, owner=ANONYMOUS, idempotency_key=key))
+    @OPERATIONS(
+        "POST",
+        "/api/movies",
+        summary="Ask for a movie: answers at once with its id and place in the queue.",
+        status=202,
+        body=MovieCreate,
+        examples=examples.CREATE_REQUESTS,
+        headers=(IDEMPOTENCY,),
+        answer=Created,
+        answer_headers={"Location": "The movie's status."},
+        errors=(400, 409, 413, 415, 422, 503),
+    )
+    async def create(self, request: Request) -> Response:
+        create = movie_request(await json_body(request))
+        key = idempotency_key(request)
+        write = CreateMovie(request=create, owner=ANONYMOUS, idempotency_key=key)
+        return await self._read(self._created, await self._write(write))
 
-    def create_args(self, request: Request) -> tuple[MovieCreate, str | None]:
-        """The movie request and its Idempotency-Key, or the client's error."""
-        body = _read_json(request)
-        try:
-            create = MovieCreate.model_validate_json(body)
-        except ValidationError as e:
-            raise ValidationFailed(
-                "the request body is not a valid movie request", details=_errors(e)
-            ) from e
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not IDEMPOTENCY_KEY.match(key):
-            raise BadRequest("Idempotency-Key must be 1-200 printable ASCII characters")
-        return create, key
-
-    def created(self, movie: Movie) -> Reply:
+    def _created(self, movie: Movie) -> Response:
         view = position_view(self.pipeline.position(movie))
         body_out = {
             "movie_id": movie.id,
@@ -239,28 +203,98 @@ class Api:
             "eta_seconds": view["eta_seconds"] if view else None,
             "links": links(movie.id),
         }
-        return json_reply(body_out, 202, (("Location", f"/api/movies/{movie.id}"),))
+        return json_answer(body_out, 202, {"Location": f"/api/movies/{movie.id}"})
 
-    def _list(self, request: Request) -> Reply:
-        raw = request.args.get("limit", "20")
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    @OPERATIONS(
+        "GET",
+        "/api/movies",
+        summary="The movies, newest first, a page at a time.",
+        query=(LIMIT, CURSOR),
+        answer=MovieList,
+        errors=(400, 503),
+    )
+    def list_movies(self, request: Request) -> Response:
+        raw = request.query_params.get("limit", "20")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
         page = self.pipeline.list_movies(
-            owner=None, limit=int(raw), cursor=request.args.get("cursor") or None
+            owner=None, limit=int(raw), cursor=request.query_params.get("cursor") or None
         )
-        return json_reply(
+        return json_answer(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
         )
 
-    def _status(self, request: Request, movie_id: str) -> Reply:
-        movie = self.pipeline.get(movie_id)
-        return json_reply(self.views(movie, self.pipeline.position(movie)))
+    @OPERATIONS(
+        "GET",
+        "/api/movies/{movie_id}",
+        summary="A movie's status (as /status).",
+        name="movie",
+        answer=MovieView,
+        errors=(404, 503),
+    )
+    @OPERATIONS(
+        "GET",
+        "/api/movies/{movie_id}/status",
+        summary="A movie's status: stages, progress, attempts, errors, files, place, ETA.",
+        answer=MovieView,
+        errors=(404, 503),
+    )
+    def status(self, request: Request) -> Response:
+        movie = self.pipeline.get(request.path_params["movie_id"])
+        return json_answer(self.views(movie, self.pipeline.position(movie)))
 
-    def _position(self, request: Request, job_id: str) -> Reply:
-        movie = self.pipeline.get(job_id)
+    @OPERATIONS(
+        "POST",
+        "/api/movies/{movie_id}/cancel",
+        summary="Cancel a movie, waiting or running.",
+        answer=MovieView,
+        errors=(404, 409, 503),
+    )
+    async def cancel(self, request: Request) -> Response:
+        movie = await self._write(CancelMovie(movie_id=request.path_params["movie_id"]))
+        return json_answer(self.views(movie, None))
+
+    @OPERATIONS(
+        "POST",
+        "/api/movies/{movie_id}/retry",
+        summary="Retry a failed movie from the stage that failed.",
+        status=202,
+        answer=MovieView,
+        errors=(404, 409, 503),
+    )
+    async def retry(self, request: Request) -> Response:
+        movie = await self._write(RetryMovie(movie_id=request.path_params["movie_id"]))
+        return await self._read(self._retried, movie)
+
+    def _retried(self, movie: Movie) -> Response:
+        return json_answer(self.views(movie, self.pipeline.position(movie)), 202)
+
+    @OPERATIONS(
+        "GET",
+        "/api/movies/{movie_id}/artifacts/{name}",
+        summary="One of a movie's files (embedded mode; in the cloud they have signed URLs).",
+        media_type="application/octet-stream",
+        errors=(404,),
+    )
+    def artifact(self, request: Request) -> Response:
+        movie_id, name = request.path_params["movie_id"], request.path_params["name"]
+        path = self.pipeline.get(movie_id).artifacts.get(name)
+        if path is None or self.local_file is None:
+            raise NotFound(f"movie {movie_id} has no artifact {name!r}")
+        return file_answer(self.local_file(path))
+
+    @OPERATIONS(
+        "GET",
+        "/api/queue/{job_id}/position",
+        summary="A job's place in the queue it waits in, how many are ahead, and an ETA.",
+        answer=JobPosition,
+        errors=(404, 503),
+    )
+    def position(self, request: Request) -> Response:
+        movie = self.pipeline.get(request.path_params["job_id"])
         view = position_view(self.pipeline.position(movie))
         stage = movie.current_stage
-        return json_reply(
+        return json_answer(
             {
                 "job_id": movie.id,
                 "status": movie.status.value,
@@ -270,37 +304,11 @@ class Api:
             }
         )
 
-    def _cancel(self, request: Request, movie_id: str) -> Reply:
-        return self.cancelled(self.pipeline.cancel(movie_id))
+    @OPERATIONS("GET", "/api/queues", summary="Each stage queue, and admission.", answer=Queues)
+    def queues(self, request: Request) -> Response:
+        return self._queues()
 
-    def cancelled(self, movie: Movie) -> Reply:
-        return json_reply(self.views(movie, None))
-
-    def _retry(self, request: Request, movie_id: str) -> Reply:
-        return self.retried(self.pipeline.retry(movie_id))
-
-    def retried(self, movie: Movie) -> Reply:
-        return json_reply(self.views(movie, self.pipeline.position(movie)), 202)
-
-    def _artifact(self, request: Request, movie_id: str, name: str) -> FileReply:
-        movie = self.pipeline.get(movie_id)
-        path = movie.artifacts.get(name)
-        if path is None or self.local_file is None:
-            raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return FileReply(self.local_file(path))
-
-    def _pause(self, request: Request) -> Reply:
-        self.pipeline.pause_admission()
-        return self.queues()
-
-    def _resume(self, request: Request) -> Reply:
-        self.pipeline.resume_admission()
-        return self.queues()
-
-    def _queues(self, request: Request) -> Reply:
-        return self.queues()
-
-    def queues(self) -> Reply:
+    def _queues(self) -> Response:
         counts = self.pipeline.counts()
         observed = self.pipeline.mean_durations()
         body: dict[str, Any] = {
@@ -317,35 +325,32 @@ class Api:
         }
         if self.extra_metrics is not None:
             body |= self.extra_metrics()
-        return json_reply(body)
+        return json_answer(body)
 
-    def _url(self, path: str) -> str:
-        return self.artifacts.url(path)
+    @OPERATIONS(
+        "POST",
+        "/api/admission/pause",
+        summary="Pause admission: new movies wait; admitted ones go on.",
+        answer=Queues,
+        errors=(503,),
+    )
+    async def pause(self, request: Request) -> Response:
+        await self.writes(PauseAdmission())
+        return await self._read(self._queues)
 
+    @OPERATIONS(
+        "POST",
+        "/api/admission/resume",
+        summary="Resume admission.",
+        answer=Queues,
+        errors=(503,),
+    )
+    async def resume(self, request: Request) -> Response:
+        await self.writes(ResumeAdmission())
+        return await self._read(self._queues)
 
-def _read_json(request: Request) -> bytes:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType(
-            "send the request body as application/json",
-            details={"content_type": request.content_type},
-        )
-    length = request.content_length
-    if length is not None and length > MAX_BODY:
-        raise PayloadTooLarge(f"the request body is over {MAX_BODY} bytes")
-    body = request.stream.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body is over {MAX_BODY} bytes")
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest("the request body is not valid JSON", details={"reason": str(e)}) from e
-    except RecursionError as e:  # the decoder recurses per nesting level
-        raise BadRequest("the request body is nested too deeply") from e
-    return body
-
-
-def _errors(e: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
-        for err in e.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    async def _write(self, write: Write) -> Movie:
+        movie = await self.writes(write)
+        if movie is None:
+            raise DeepflixError(f"the {write.op} write answered no movie")
+        return movie

@@ -1,4 +1,4 @@
-"""One exception tree for the service; handlers translate it to HTTP only at the edge."""
+"""One exception tree for the service; each edge translates it (HTTP statuses: handlers/)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any
 
 
 class DeepflixError(Exception):
-    """Base: carries a stable code, an HTTP status and optional details for the client."""
+    """Base: carries a stable code and optional details for the client."""
 
-    status = 500
     code = "internal"
 
     def __init__(self, message: str, *, details: Any = None) -> None:
@@ -18,37 +17,25 @@ class DeepflixError(Exception):
 
 
 class BadRequest(DeepflixError):
-    status, code = 400, "bad_request"
+    code = "bad_request"
 
 
 class ValidationFailed(DeepflixError):
-    status, code = 422, "validation_failed"
+    code = "validation_failed"
 
 
 class NotFound(DeepflixError):
-    status, code = 404, "not_found"
-
-
-class MethodNotAllowed(DeepflixError):
-    status, code = 405, "method_not_allowed"
+    code = "not_found"
 
 
 class Conflict(DeepflixError):
-    status, code = 409, "conflict"
-
-
-class PayloadTooLarge(DeepflixError):
-    status, code = 413, "payload_too_large"
-
-
-class UnsupportedMediaType(DeepflixError):
-    status, code = 415, "unsupported_media_type"
+    code = "conflict"
 
 
 class Unavailable(DeepflixError):
     """A backing service is unreachable; the client should come back later."""
 
-    status, code = 503, "unavailable"
+    code = "unavailable"
 
     def __init__(self, message: str, *, retry_after_s: int = 5, details: Any = None) -> None:
         super().__init__(message, details=details)

@@ -1,179 +1,132 @@
-"""The HTTP API process of `deepflix serve`: reads answered on one event loop, writes linked."""
+"""The HTTP API process of `deepflix serve`: reads answered on one event loop, writes sent on."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import os
+import logging
 import signal
 import socket
 import sys
 from dataclasses import asdict
-from typing import Any, NoReturn
+from multiprocessing.connection import Connection
+from typing import Any
 
-from werkzeug.wrappers import Request
+import uvicorn
 
 from deepflix import logs
-from deepflix.adapters.local.artifacts import LocalArtifactStore
-from deepflix.adapters.local.db import Database
-from deepflix.adapters.local.queue import SqliteQueue
-from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.handlers.api import ANONYMOUS, MAX_BODY, Answer, Api, FileReply, Reply, failure
-from deepflix.pipeline.service import Pipeline
-from deepflix.runtime.serve import http_server
+from deepflix.handlers.api import Api
+from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
 from deepflix.settings import Settings
 
-WRITES = frozenset({"create", "cancel", "retry", "pause", "resume"})
+log = logs.get("api")
+# Under the runtime's own grace (runtime/serve.py): what is in flight is answered first.
+SHUTDOWN_GRACE_S = 20
 
 
-class AsyncApi:
-    """The Api as an RSGI application (granian's native interface).
-
-    Reads run on the event loop itself, one at a time: no Python thread of this process
-    competes for the GIL, where eight request threads beside the runtime's had made a
-    status answer wait tens of milliseconds (docs/decisions/0009). A write is sent to the
-    runtime and awaited, so it holds no thread while the writer commits it.
-    """
-
-    def __init__(self, api: Api, link: WriteClient) -> None:
-        self.api = api
-        self.link = link
-
-    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.link.start(loop)
-
-    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.link.close(loop)
-
-    async def __rsgi__(self, scope: Any, proto: Any) -> None:
-        body = await _body(proto) if scope.method in ("POST", "PUT", "PATCH") else b""
-        request = Request(_environ(scope, body))
-        try:
-            endpoint, args = self.api.route(request)
-            if endpoint in WRITES:
-                answer: Answer = await self._write(endpoint, request, args)
-            else:
-                answer = self.api.call(endpoint, request, args)
-        except Exception as e:
-            answer = failure(request, e)
-        head = scope.method == "HEAD"
-        if isinstance(answer, Reply):
-            proto.response_bytes(answer.status, answer.wsgi_headers(), b"" if head else answer.body)
-        elif isinstance(answer, FileReply):
-            headers = [("Content-Type", answer.media_type)]
-            if head:
-                headers.append(("Content-Length", str(answer.path.stat().st_size)))
-                proto.response_empty(200, headers)
-            else:
-                proto.response_file(200, headers, str(answer.path))
-        else:  # the dashboard page
-            proto.response_bytes(answer.status_code, list(answer.headers.items()), answer.data)
-
-    async def _write(self, endpoint: str, request: Request, args: dict[str, str]) -> Reply:
-        api, link = self.api, self.link
-        if endpoint == "create":
-            create, key = api.create_args(request)
-            return api.created(await link.create(create, owner=ANONYMOUS, idempotency_key=key))
-        if endpoint == "cancel":
-            return api.cancelled(await link.cancel(args["movie_id"]))
-        if endpoint == "retry":
-            return api.retried(await link.retry(args["movie_id"]))
-        if endpoint == "pause":
-            await link.pause_admission()
-        else:
-            await link.resume_admission()
-        return api.queues()
-
-
-async def _body(proto: Any) -> bytes:
-    """The request body, read no further than the API accepts (the Api answers 413)."""
-    chunks, size = [], 0
-    async for chunk in proto:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY:
-            break
-    return b"".join(chunks)
-
-
-def _environ(scope: Any, body: bytes) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": scope.path,
-        "QUERY_STRING": scope.query_string,
-        "SERVER_NAME": "deepflix",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": scope.scheme,
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,  # read a chunked body to its end
-    }
-    for name, value in scope.headers.items():
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = f"HTTP_{key}"
-        environ[key] = f"{environ[key]},{value}" if key in environ else value
-    return environ
-
-
-class NoWrites:
-    """The ports a reading pipeline never uses: this process's writes go to the runtime."""
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise RuntimeError("the API process sends its writes to the runtime")
-
-    publish = run = cancel = execution_name = enqueue
-
-
-def build(settings: Settings, sock: socket.socket, status: StatusReader | None = None) -> AsyncApi:
-    data = settings.data_dir.resolve()
-    db = Database(data / "movies.db", read_only=True)
-    queue = SqliteQueue(db)
-    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
-    none = NoWrites()
-    pipeline = Pipeline(
-        store=SqliteMovieStore(db),
-        tasks=none,
-        events=none,
-        jobs=none,
-        config=settings.pipeline_config(),
+def build(settings: Settings, writes: WriteClient, status: StatusReader | None = None) -> Api:
+    reader = build_reader(settings)
+    return Api(
+        pipeline=reader.pipeline,
+        writes=writes,
+        artifacts=reader.artifacts,
+        local_file=reader.artifacts.resolve,
+        extra_metrics=lambda: queue_metrics(reader, status),
+        runtime_health=status.health if status is not None else None,
     )
-    api = Api(
-        pipeline=pipeline,
-        artifacts=artifacts,
-        local_file=artifacts.resolve,
-        extra_metrics=lambda: queue_metrics(queue, status),
-        health=status.health if status is not None else None,
-    )
-    # The runtime gone (stopped or killed): stop too, so the port is free for its restart.
-    link = WriteClient(sock, on_close=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    return AsyncApi(api, link)
 
 
-def queue_metrics(queue: SqliteQueue, status: StatusReader | None) -> dict[str, Any]:
+def queue_metrics(reader: Reader, status: StatusReader | None) -> dict[str, Any]:
     """The queues view's part from the queue's messages and the runtime's report: a
     delivery that is stuck, or a database that takes no writes, shows here."""
-    metrics: dict[str, Any] = {"dead_letters": len(queue.dead_letters())}
+    metrics: dict[str, Any] = {"dead_letters": len(reader.queue.dead_letters())}
     if status is not None:
         report = status.latest() or {}
         metrics["store"] = report.get("store")
-        metrics["delivery"] = {**report.get("delivery", {}), "messages": asdict(queue.stored())}
+        messages = asdict(reader.queue.stored())
+        metrics["delivery"] = {**report.get("delivery", {}), "messages": messages}
     return metrics
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound here rather than by the server: the runtime is
+    told the API serves only once the port is this process's (docs/decisions/0011)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off only on sockets
+    # that say they are TCP, and with it on a kept-alive connection's answers wait for
+    # the client's delayed acknowledgement.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def http_server(api: Api) -> uvicorn.Server:
+    """uvicorn on this process's event loop, with httptools parsing HTTP: the only Python
+    thread here, so no other competes with it for the GIL (docs/decisions/0009, 0011)."""
+    config = uvicorn.Config(
+        api.app(),
+        http="httptools",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+    ours = logging.getLogger("deepflix")
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = ours.handlers
+        logging.getLogger(name).propagate = False
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    return uvicorn.Server(config)
+
+
+async def serve(
+    settings: Settings,
+    listener: socket.socket,
+    channel: Connection,
+    status: StatusReader | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, or until the runtime is gone: its end of the channel
+    closing means it stopped or was killed, and the port must be free for its restart.
+    Either way the server stops taking connections and answers those it holds first."""
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    writes = WriteClient(channel, on_close=stop)
+    server = http_server(build(settings, writes, status))
+    loop = asyncio.get_running_loop()
+    # uvicorn takes these signals over while it serves, then hands one it stopped on back
+    # to the handler it found: this one, which has nothing left to do by then.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    writes.start()  # and says the API serves: the port is bound
+    await server.serve(sockets=[listener])
+    writes.close()
+
+
 def main(argv: list[str]) -> int:
-    """Run by `deepflix serve` with the file descriptors of its end of the link and of the
-    runtime's status reports."""
+    """Run by `deepflix serve` with the file descriptors of its end of the write channel
+    and of the runtime's status reports."""
     settings = Settings()
     logs.setup(settings.log_level)
     status = StatusReader(int(argv[1])) if len(argv) > 1 else None
     if status is not None:
         status.start()
-    app = build(settings, socket.socket(fileno=int(argv[0])), status)
-    server = http_server(settings.host, settings.port)
-    server.serve(target_loader=lambda _target: app)  # returns on SIGTERM or SIGINT
+    try:
+        listener = listen(settings.host, settings.port)
+    except OSError as e:
+        log.error("cannot listen on %s port %d: %s", settings.host, settings.port, e.strerror)
+        return 1
+    asyncio.run(serve(settings, listener, Connection(int(argv[0])), status))
     return 0
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
@@ -166,3 +167,37 @@ def build_embedded(
     embedded = EmbeddedRuntime(settings, store, queue, artifacts, pipeline, runner, work)
     _connect_jobs(jobs, runner, embedded.job_exited)
     return embedded
+
+
+@dataclass
+class Reader:
+    """The embedded service as a process that only reads sees it: the API process's, whose
+    writes go to the runtime over the write channel."""
+
+    pipeline: Pipeline  # its reads only: the ports it would write through refuse
+    artifacts: LocalArtifactStore
+    queue: SqliteQueue  # its reads only: dead letters, stored messages
+
+
+class _NoWrites:
+    """The ports a reading pipeline never uses."""
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise RuntimeError("this process only reads: its writes go to the runtime")
+
+    publish = run = cancel = execution_name = enqueue
+
+
+def build_reader(settings: Settings) -> Reader:
+    db = Database(settings.data_dir.resolve() / "movies.db", read_only=True)
+    queue = SqliteQueue(db)
+    none = _NoWrites()
+    pipeline = Pipeline(
+        store=SqliteMovieStore(db),
+        tasks=none,
+        events=none,
+        jobs=none,
+        config=settings.pipeline_config(),
+    )
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
+    return Reader(pipeline, artifacts, queue)

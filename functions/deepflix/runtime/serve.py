@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -12,10 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from deepflix import logs
+from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.compose import build_embedded
 from deepflix.runtime.status_channel import StatusSender
 from deepflix.runtime.write_channel import WriteServer
@@ -26,108 +27,141 @@ log = logs.get("serve")
 # asleep, and more in flight only makes its batches larger.
 WRITE_THREADS = 16
 STOP_GRACE_S = 30.0
+START_TIMEOUT_S = 60.0
+# A dead API process is started again after a pause that doubles at each death in a row,
+# so one that cannot start does not spin; one that served a while starts the count over.
+RESTART_FIRST_S, RESTART_MAX_S, STEADY_S = 0.5, 30.0, 60.0
 
 
-def http_server(host: str, port: int) -> Any:
-    """granian's server in this process, on the RSGI interface: HTTP parsing and socket I/O
-    run in a Rust thread without the GIL, the application on one event loop thread."""
-    from granian.constants import HTTPModes, Interfaces
-    from granian.log import LogLevels
-    from granian.server.common import AbstractServer
-    from granian.server.mt import MTServer
+class ApiProcess:
+    """The API's child process and its write channel to `pipeline`, as often as started.
 
-    class InProcessServer(MTServer):
-        """The worker is a thread of this process.
+    It runs at the CPU priority the runtime had when this was made: the runtime lowers its
+    own afterwards, and the API answers first (ADR 0009).
+    """
 
-        granian offers thread workers for free-threaded Python and refuses a GIL build; with
-        one worker the GIL costs nothing extra, and a worker process of granian's own would
-        outlive a `kill -9` of ours holding the port.
-        """
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline, status: Callable[[], dict[str, Any]]
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.status = status  # the runtime's health, for the API's /healthz
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0)
+        self.child: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
 
-        def _check_gil(self) -> None:
-            """The GIL is expected here."""
+    def start(self, stop: threading.Event) -> bool:
+        """Start it and wait until it says it serves (its port is bound then: a probe of
+        the port could be answered by whatever else holds it); False if it exits first,
+        takes too long or `stop` is set."""
+        # Linked as the stage workers are (stages/executors.py): a fresh interpreter with
+        # its end of a socket pair, spoken to through a multiprocessing Connection.
+        ours, theirs = socket.socketpair()
+        status_in, status_out = os.pipe()
+        with theirs:
+            self.child = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "deepflix.runtime.api_process",
+                    str(theirs.fileno()),
+                    str(status_in),
+                ],
+                pass_fds=[theirs.fileno(), status_in],
+                env={**os.environ, "PORT": str(self.settings.port)},
+            )
+        os.close(status_in)
+        # Ends by itself when this child is gone: its next write finds the pipe closed.
+        StatusSender(self.status, status_out).start()
+        conn = Connection(ours.detach())
+        self.started_at = time.monotonic()
+        self._keep_priority()
+        ready = threading.Event()
+        WriteServer(self.pipeline, conn, threads=WRITE_THREADS, on_ready=ready.set).start()
+        deadline = self.started_at + START_TIMEOUT_S
+        while self.child.poll() is None and not stop.is_set() and time.monotonic() < deadline:
+            if ready.wait(0.05):
+                return True
+        self.stop()
+        return False
 
-        def serve(self, *args: Any, **kwargs: Any) -> None:
-            # MTServer.serve only adds a warning about free-threaded builds.
-            AbstractServer.serve(self, *args, **kwargs)
+    def _keep_priority(self) -> None:
+        """A process started by a thread of ours gets that thread's priority, lowered once
+        the runtime runs: raised back at once, where the system lets a process do that."""
+        assert self.child is not None
+        if os.getpriority(os.PRIO_PROCESS, 0) == self.nice:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.child.pid, self.nice)
+        except PermissionError:
+            log.warning("the API process runs at the runtime's lowered CPU priority")
+        except ProcessLookupError:
+            pass  # dead already: the supervisor sees it
 
-    server = InProcessServer(
-        "deepflix",
-        address=host,
-        port=port,
-        interface=Interfaces.RSGI,
-        workers=1,
-        blocking_threads=1,
-        runtime_threads=1,
-        http=HTTPModes.http1,
-        websockets=False,
-        log_level=LogLevels.warning,
-    )
-    # granian configured its logger on construction; send it through ours.
-    logging.getLogger("_granian").handlers[:] = logging.getLogger("deepflix").handlers
-    return server
+    def exit_status(self) -> int | None:
+        """None while it runs."""
+        return self.child.poll() if self.child is not None else None
+
+    def stop(self) -> None:
+        """SIGTERM: it answers what it holds (its writes still reach the runtime)."""
+        if self.child is None or self.child.poll() is not None:
+            return
+        self.child.terminate()
+        try:
+            self.child.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            self.child.wait()
 
 
 def serve(settings: Settings, out: Callable[[str], None]) -> int:
-    """Run until SIGTERM or SIGINT; 1 if the API process ended on its own."""
-    runtime = build_embedded(settings)
-    runtime.start()
-    ours, theirs = socket.socketpair()
-    status_in, status_out = os.pipe()  # the runtime's health, for /healthz
-    ready = threading.Event()
-    WriteServer(runtime.pipeline, ours, threads=WRITE_THREADS, on_ready=ready.set).start()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deepflix.runtime.api_process",
-            str(theirs.fileno()),
-            str(status_in),
-        ],
-        pass_fds=[theirs.fileno(), status_in],
-        env={**os.environ, "PORT": str(settings.port)},
-    )
-    theirs.close()
-    os.close(status_in)
-    StatusSender(runtime.status, status_out).start()
-    _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
+    """Run until SIGTERM or SIGINT; 1 if the API process could not start serving."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    serving = False
+    runtime = build_embedded(settings)
+    runtime.start()
+    api = ApiProcess(settings, runtime.pipeline, runtime.status)
     try:
-        serving = _started(child, ready)
-        if serving:
-            base = f"http://{settings.host}:{settings.port}"
-            out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
-            out(f"  Dashboard: {base}/")
-            out(f"  API:       {base}/api/movies")
-            out(f"  Queues:    {base}/api/queues")
-            out(f"  Health:    {base}/healthz")
-            while not stop.is_set() and child.poll() is None:
-                stop.wait(0.5)
+        serving = api.start(stop)
+        _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
+        if not serving:
+            if stop.is_set():
+                return 0
+            log.error(
+                "the API process did not start listening on port %d (exit status %s); stopping",
+                settings.port,
+                api.exit_status(),
+            )
+            return 1
+        base = f"http://{settings.host}:{settings.port}"
+        out(f"DeepFlix queue service (embedded) — data in {settings.data_dir.resolve()}")
+        out(f"  Dashboard: {base}/")
+        out(f"  API:       {base}/api/movies")
+        out(f"  Queues:    {base}/api/queues")
+        out(f"  Health:    {base}/healthz")
+        _supervise(api, stop)
     finally:
-        # The API answers what it holds (its writes still reach the runtime), then the
-        # runtime stops.
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        api.stop()  # before the runtime: what the API holds still reaches it
         runtime.stop()
-    if stop.is_set():
-        return 0
-    if not serving:
-        log.error(
-            "the API process did not start listening on port %d (exit status %s); stopping",
-            settings.port,
-            child.returncode,
-        )
-    else:
-        log.error("the API process exited with status %s; stopping", child.returncode)
-    return 1
+    return 0
+
+
+def _supervise(api: ApiProcess, stop: threading.Event) -> None:
+    """Until `stop`: start the API process again whenever it dies."""
+    pause = RESTART_FIRST_S
+    while not stop.wait(0.5):
+        status = api.exit_status()
+        if status is None:
+            if time.monotonic() - api.started_at > STEADY_S:
+                pause = RESTART_FIRST_S
+            continue
+        log.error("the API process exited with status %s; starting it in %.1f s", status, pause)
+        if stop.wait(pause):
+            return
+        pause = min(pause * 2, RESTART_MAX_S)
+        if api.start(stop):
+            log.warning("the API process serves again")
 
 
 def _lower_priority(n: int, workers: list[int]) -> None:
@@ -144,13 +178,3 @@ def _lower_priority(n: int, workers: list[int]) -> None:
         with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
             now = os.getpriority(os.PRIO_PROCESS, tid)
             os.setpriority(os.PRIO_PROCESS, tid, min(19, now + n))
-
-
-def _started(child: subprocess.Popen[bytes], ready: threading.Event) -> bool:
-    """Wait until the API process says it serves (its socket is bound then: a probe of the
-    port could be answered by whatever else holds it); False if it exits first."""
-    deadline = time.monotonic() + 60
-    while child.poll() is None and time.monotonic() < deadline:
-        if ready.wait(0.05):
-            return True
-    return False

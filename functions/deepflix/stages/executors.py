@@ -34,8 +34,7 @@ Progress = Callable[[int], None]
 STOP_GRACE_S = 5.0
 # How far below its runtime a worker's CPU priority is: every state change passes through
 # the runtime's one writer thread, so stage work should wait for it, not the other way round
-# (2,000 instant movies, two workers, paired runs: 112-120 movies/s at the same priority,
-# 125-127 at +10).
+# (docs/decisions/0010).
 WORKER_NICE = 10
 
 
@@ -88,7 +87,7 @@ class WorkTimedOut(StageWorkError):
     code = "timeout"
 
 
-class _Failed(StageWorkError):
+class _RemoteFailure(StageWorkError):
     """A failure in a worker, with the code and retry decision it had there."""
 
     def __init__(self, message: str, code: str, retryable: bool) -> None:
@@ -102,8 +101,8 @@ class ProcessExecutor:
     threaded process, and never a re-run of its main module as multiprocessing's spawn does).
 
     Why: the runtime's threads share one interpreter lock, and stage work done on them
-    held it about half the time its state changes needed it (bench/RESULTS.md §1). A
-    caller's thread waits for a free worker and then for its answer, without the lock.
+    made its state changes wait for it (docs/decisions/0010). A caller's thread waits for
+    a free worker and then for its answer, without the lock.
     A worker that dies or overruns the stage's timeout is killed and replaced, and the
     attempt fails as retryable. Workers run below the runtime's CPU priority (WORKER_NICE).
     """
@@ -138,7 +137,7 @@ class ProcessExecutor:
         ready = True  # after "done" or "failed", the worker waits for the next request
         try:
             return self._ask(worker, stage, movie, progress, timeout_s)
-        except _Failed:
+        except _RemoteFailure:
             raise
         except BaseException:
             # Dead, late, or left mid-answer (a progress callback raised): what it would
@@ -168,9 +167,9 @@ class ProcessExecutor:
             self._retire(w)
 
     def _take(self, stage: Stage) -> _Worker:
-        """A free worker; when several callers wait, the latest stage's first (finishing
-        movies in flight frees their slots: measured, first come first served let new
-        stories take the workers while images and video held their slots, waiting)."""
+        """A free worker; when several callers wait, the latest stage's first: finishing
+        the movies in flight frees their slots, where first come first served let new
+        stories take the workers while images and video held their slots, waiting."""
         with self._lock:
             if self._closed:
                 raise WorkerDied("the stage workers are stopped")
@@ -199,10 +198,10 @@ class ProcessExecutor:
         self, worker: _Worker, stage: Stage, movie: Movie, progress: Progress, timeout_s: float
     ) -> Outputs:
         deadline = time.monotonic() + timeout_s
-        with _talking(worker):
+        with _worker_io(worker):
             worker.conn.send_bytes(f"{stage.value} {movie.model_dump_json()}".encode())
         while True:
-            with _talking(worker):
+            with _worker_io(worker):
                 if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
                     raise WorkTimedOut(f"the {stage.value} stage took over {timeout_s:g} s")
                 kind, value = orjson.loads(worker.conn.recv_bytes())
@@ -211,7 +210,7 @@ class ProcessExecutor:
             elif kind == "done":
                 return value  # type: ignore[no-any-return]
             else:
-                raise _Failed(*value)
+                raise _RemoteFailure(*value)
 
     def _replace(self, worker: _Worker) -> None:
         self._retire(worker)
@@ -247,7 +246,7 @@ class ProcessExecutor:
 
 
 @contextlib.contextmanager
-def _talking(worker: _Worker) -> Iterator[None]:
+def _worker_io(worker: _Worker) -> Iterator[None]:
     """The socket failing means the worker is gone."""
     try:
         yield
@@ -260,7 +259,8 @@ class _Waiter:
     __slots__ = ("ready", "worker")
 
     def __init__(self) -> None:
-        # A held lock its giver releases: one wake for the one waiter served.
+        # Taken from the start: whoever hands this waiter a worker releases it, which
+        # wakes this waiter and no other.
         self.ready = threading.Lock()
         self.ready.acquire()
         self.worker: _Worker | None = None

@@ -7,11 +7,10 @@ import threading
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError, Unavailable
 from deepflix.pipeline.events import Event, Progressed, StageFailed, StageSucceeded
+from deepflix.pipeline.messages import StageRequest
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.policy import outage_backoff_s
 from deepflix.pipeline.ports import JOB_EXIT_UNAVAILABLE
@@ -26,16 +25,6 @@ PROGRESS_INTERVAL_S = 0.5
 # A job that cannot record its outcome (the store is away) tries again until this long
 # before its attempt's deadline.
 RECORD_MARGIN_S = 2.0
-
-
-class StageRequest(BaseModel):
-    """Body of a `<stage>.requested` message."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    movie_id: str
-    stage: Stage
-    attempt: int
 
 
 class StageRunner:

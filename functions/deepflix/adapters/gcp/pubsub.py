@@ -1,9 +1,7 @@
-"""EventBus on Pub/Sub (one topic per pipeline topic), and the parser for pushed messages."""
+"""EventBus on Pub/Sub: one topic per pipeline topic."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,7 +10,6 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.metering import METER
-from deepflix.pipeline.errors import BadRequest
 
 # Copied from the data into the attributes when the caller did not set them, so push
 # subscriptions, filters and logs can route on them without decoding the body.
@@ -62,58 +59,3 @@ class PubSubEventBus:
         # first, with the clearer error.
         future.result(timeout=self.timeout_s + 1.0)
         METER.add("pubsub.publishes")
-
-
-def parse_push(envelope: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(data, attributes) of a Pub/Sub push request body or a `messagePublished` CloudEvent.
-
-    Accepts the push envelope `{"message": {...}, "subscription": ...}`, which is also the
-    `data` of a CloudEvent from Pub/Sub, and a whole structured CloudEvent holding one.
-    The data must be a base64-encoded JSON object; anything else is a `BadRequest`,
-    a permanent error (redelivering it cannot help).
-    """
-    message = _message(envelope)
-    raw = message.get("data")
-    data: dict[str, Any] = {}
-    if raw:
-        if not isinstance(raw, str):
-            raise BadRequest("pubsub message data is not base64 text")
-        try:
-            decoded = json.loads(base64.b64decode(raw, validate=True))
-        except (binascii.Error, ValueError) as e:
-            raise BadRequest(f"pubsub message data is not base64 JSON: {e}") from e
-        if not isinstance(decoded, dict):
-            raise BadRequest("pubsub message data is not a JSON object")
-        data = decoded
-    attributes = message.get("attributes") or {}
-    if not isinstance(attributes, Mapping):
-        raise BadRequest("pubsub message attributes are not an object")
-    return data, {str(k): str(v) for k, v in attributes.items()}
-
-
-def delivery_attempt(envelope: Mapping[str, Any]) -> int | None:
-    """How often Pub/Sub has delivered this message (only set with a dead-letter policy)."""
-    for where in (envelope, envelope.get("data")):
-        if isinstance(where, Mapping):
-            value = where.get("deliveryAttempt", where.get("delivery_attempt"))
-            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-                return int(value)
-    return None
-
-
-def message_id(envelope: Mapping[str, Any]) -> str | None:
-    message = _message(envelope)
-    value = message.get("messageId", message.get("message_id"))
-    return str(value) if value is not None else None
-
-
-def _message(envelope: Mapping[str, Any]) -> Mapping[str, Any]:
-    if not isinstance(envelope, Mapping):
-        raise BadRequest("pubsub push body is not a JSON object")
-    message = envelope.get("message")
-    inner = envelope.get("data")
-    if message is None and isinstance(inner, Mapping):
-        message = inner.get("message")  # a whole CloudEvent
-    if not isinstance(message, Mapping):
-        raise BadRequest("not a pubsub push: no message object")
-    return message

@@ -1,0 +1,105 @@
+"""The API's answers: JSON bodies, stored files, and the HTTP status of every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from deepflix import logs
+from deepflix.pipeline.errors import (
+    BadRequest,
+    Conflict,
+    DeepflixError,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+)
+
+log = logs.get("api")
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt",
+    ".json": "application/json",
+}
+
+
+class MethodNotAllowed(DeepflixError):
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(DeepflixError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DeepflixError):
+    code = "unsupported_media_type"
+
+
+# The one place an error class becomes an HTTP status; a subclass answers as its nearest
+# listed ancestor, and anything unlisted is an internal error.
+HTTP_STATUS: dict[type[DeepflixError], int] = {
+    BadRequest: 400,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    ValidationFailed: 422,
+    Unavailable: 503,
+    DeepflixError: 500,
+}
+
+
+def http_status(err: DeepflixError) -> int:
+    for cls in type(err).__mro__:
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+class JSONAnswer(Response):
+    """A JSON body, encoded by orjson: a status answer is mostly its encoding."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONAnswer(body, status, headers)
+
+
+def file_answer(path: Path) -> Response:
+    """A stored file; a missing one is not found (its movie names it, the disk lost it)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError as e:
+        raise NotFound(f"the file of {path.name!r} is missing") from e
+    media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, stat_result=stat, media_type=media_type)
+
+
+def error_answer(err: DeepflixError) -> Response:
+    headers = {}
+    if isinstance(err, Unavailable):
+        headers["Retry-After"] = str(err.retry_after_s)
+    elif isinstance(err, MethodNotAllowed):
+        headers["Allow"] = err.details["allowed"]
+    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    return json_answer(body, http_status(err), headers)
+
+
+def failure(request: Request, e: Exception) -> Response:
+    """The answer to a request that raised: its own error, or a logged internal one."""
+    if isinstance(e, DeepflixError):
+        return error_answer(e)
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=e)
+    return error_answer(DeepflixError("internal error; it has been logged"))

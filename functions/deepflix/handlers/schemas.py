@@ -1,0 +1,191 @@
+"""The shapes of the API's JSON answers, for its OpenAPI document (views.py builds them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from deepflix.handlers import examples
+from deepflix.pipeline.models import (
+    MovieCreate,
+    MovieStatus,
+    Priority,
+    Stage,
+    StageError,
+    StageStatus,
+)
+
+
+def examples_of(documents: list[dict[str, JsonValue]]) -> ConfigDict:
+    """An answer's settings, with its examples for the document (a test validates them)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(documents)})
+
+
+class Answer(BaseModel):
+    """An answer documents every field it has: a view growing one must say so here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Links(Answer):
+    self: str
+    status: str
+    position: str
+    cancel: str
+    retry: str
+
+
+class Position(Answer):
+    """Where a waiting movie is: its queue, its place (1 is next) and when it should be done."""
+
+    queue: Stage
+    position: int
+    ahead: int
+    total_waiting: int
+    running: int
+    eta_seconds: float
+
+
+class StageView(Answer):
+    status: StageStatus
+    # This run's attempts that count against the retry policy; the latest attempt's number,
+    # which counts on across a client's retries.
+    attempts: int
+    attempt: int
+    progress: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    ready_at: datetime | None
+    last_error: StageError | None
+
+
+class Artifacts(Answer):
+    """URLs of the movie's files, as they are made."""
+
+    story: str | None
+    images: list[str]
+    video: str | None
+    poster: str | None
+    captions: str | None
+
+
+class MovieView(Answer):
+    """A movie's status: each stage's progress, attempts and errors, its files, its place."""
+
+    model_config = examples_of(examples.MOVIE_VIEW)
+
+    movie_id: str
+    job_id: str
+    status: MovieStatus
+    current_stage: Stage | None
+    priority: Priority
+    request: MovieCreate
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    stages: dict[Stage, StageView]
+    artifacts: Artifacts
+    position: Position | None
+    eta_seconds: float | None
+    error: StageError | None
+    links: Links
+
+
+class Created(Answer):
+    """A movie accepted: where it waits; `Location` is its status."""
+
+    model_config = examples_of(examples.CREATED)
+
+    movie_id: str
+    job_id: str
+    status: MovieStatus
+    position: int | None
+    ahead: int | None
+    eta_seconds: float | None
+    links: Links
+
+
+class JobPosition(Answer):
+    """A job's place in the queue it waits in; the queue fields are absent when it does not wait."""
+
+    model_config = examples_of(examples.JOB_POSITIONS)
+
+    job_id: str
+    status: MovieStatus
+    current_stage: Stage | None
+    waiting: bool
+    position: int | None
+    ahead: int | None
+    eta_seconds: float | None
+    queue: Stage | None = None
+    total_waiting: int | None = None
+    running: int | None = None
+
+
+class MovieSummary(Answer):
+    movie_id: str
+    status: MovieStatus
+    current_stage: Stage | None
+    priority: Priority
+    prompt: str
+    title: str | None
+    created_at: datetime
+    links: Links
+
+
+class MovieList(Answer):
+    """A page of movies, newest first; `next_cursor` asks for the next page."""
+
+    model_config = examples_of(examples.MOVIE_LIST)
+
+    movies: list[MovieSummary]
+    next_cursor: str | None
+
+
+class QueueView(Answer):
+    waiting: int
+    running: int
+    concurrency: int
+    mean_duration_seconds: float | None
+
+
+class Queues(Answer):
+    """Each stage queue's depth, running work and limit; whether admission is paused."""
+
+    model_config = examples_of(examples.QUEUES)
+
+    admission_paused: bool
+    queues: dict[Stage, QueueView]
+    dead_letters: int | None = None  # embedded mode: messages given up on
+    # Embedded mode: the database's state, and the delivery threads and stored messages.
+    store: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
+
+
+class Health(Answer):
+    model_config = examples_of(examples.HEALTH)
+
+    status: Literal["ok", "degraded"]
+    queues: dict[Stage, int]
+    # Where the runtime runs beside the API (deepflix serve): what stops work from moving,
+    # and the state of its database and delivery threads.
+    problems: list[str] = []
+    store: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
+
+
+class ErrorBody(Answer):
+    code: str
+    message: str
+    details: Any
+
+
+class ErrorAnswer(Answer):
+    """Every error: a stable `code`, a message for people, and details where they help."""
+
+    model_config = examples_of(examples.ERROR)
+
+    error: ErrorBody

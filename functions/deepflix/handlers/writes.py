@@ -1,0 +1,78 @@
+"""The API's writes: one command model per write, and the port that performs them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal, Protocol
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from deepflix.pipeline.models import Movie, MovieCreate
+from deepflix.pipeline.service import Pipeline
+
+
+class CreateMovie(BaseModel):
+    op: Literal["create"] = "create"
+    request: MovieCreate
+    owner: str
+    idempotency_key: str | None = None
+
+
+class CancelMovie(BaseModel):
+    op: Literal["cancel"] = "cancel"
+    movie_id: str
+
+
+class RetryMovie(BaseModel):
+    op: Literal["retry"] = "retry"
+    movie_id: str
+
+
+class PauseAdmission(BaseModel):
+    op: Literal["pause"] = "pause"
+
+
+class ResumeAdmission(BaseModel):
+    op: Literal["resume"] = "resume"
+
+
+Write = Annotated[
+    CreateMovie | CancelMovie | RetryMovie | PauseAdmission | ResumeAdmission,
+    Field(discriminator="op"),
+]
+WRITE: TypeAdapter[Write] = TypeAdapter(Write)
+
+
+def perform(pipeline: Pipeline, write: Write) -> Movie | None:
+    """Run a write on the pipeline, on the calling thread (it waits for the commit)."""
+    match write:
+        case CreateMovie():
+            return pipeline.create(
+                write.request, owner=write.owner, idempotency_key=write.idempotency_key
+            )
+        case CancelMovie():
+            return pipeline.cancel(write.movie_id)
+        case RetryMovie():
+            return pipeline.retry(write.movie_id)
+        case PauseAdmission():
+            pipeline.pause_admission()
+        case ResumeAdmission():
+            pipeline.resume_admission()
+    return None
+
+
+class Writes(Protocol):
+    """Where the API's writes go: the movie a write returns, or None (pause, resume)."""
+
+    async def __call__(self, write: Write) -> Movie | None: ...
+
+
+class PipelineWrites:
+    """Writes to the pipeline of this process, each on a worker thread: the event loop
+    goes on answering while a write waits for its commit."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def __call__(self, write: Write) -> Movie | None:
+        return await asyncio.to_thread(perform, self.pipeline, write)

@@ -1,0 +1,35 @@
+"""The bodies of the stage requests and tasks the pipeline sends, as their receivers parse them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from deepflix.pipeline.models import Stage
+
+
+class StageRequest(BaseModel):
+    """Body of a `<stage>.requested` message."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    movie_id: str
+    stage: Stage
+    attempt: int
+
+
+class DispatchTask(BaseModel):
+    """Body of a `dispatch` task: fill the stage's free slots."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stage: Stage
+
+
+class DeadlineTask(BaseModel):
+    """Body of a `deadline` task: time the attempt out if it is still running."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    movie_id: str
+    stage: Stage
+    attempt: int

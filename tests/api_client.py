@@ -1,0 +1,75 @@
+"""The API in this process, on the embedded store, for tests that talk HTTP to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.handlers.api import Api
+from deepflix.handlers.writes import PipelineWrites
+from deepflix.pipeline.models import Stage
+from deepflix.pipeline.service import Pipeline
+from deepflix.settings import Settings
+
+
+class NoWork:
+    """Tasks, events and jobs that go nowhere: these tests read and write movies only."""
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        return True
+
+    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        pass
+
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        return "execution"
+
+    def cancel(self, execution: str) -> None:
+        pass
+
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str | None:
+        return None
+
+
+@dataclass
+class InProcess:
+    client: TestClient
+    api: Api
+    pipeline: Pipeline
+    artifacts: LocalArtifactStore
+
+
+@contextmanager
+def in_process(tmp_path: Path) -> Iterator[InProcess]:
+    work = NoWork()
+    pipeline = Pipeline(
+        store=SqliteMovieStore(tmp_path / "movies.db"),
+        tasks=work,
+        events=work,
+        jobs=work,
+        config=Settings().pipeline_config(),
+    )
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    api = Api(
+        pipeline=pipeline,
+        writes=PipelineWrites(pipeline),
+        artifacts=artifacts,
+        local_file=artifacts.resolve,
+    )
+    with TestClient(api.app(), raise_server_exceptions=False) as client:
+        yield InProcess(client, api, pipeline, artifacts)
