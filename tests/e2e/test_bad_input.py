@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from typing import Any
 
 import pytest
 
+from tests import rawhttp
 from tests.e2e.conftest import Service
 
 pytestmark = pytest.mark.e2e
@@ -139,3 +142,34 @@ def test_wrong_method(shared_service: Service) -> None:
 def test_bad_listing_parameters(shared_service: Service, query: str) -> None:
     r = shared_service.request("GET", f"/api/movies?{query}")
     assert_refused(shared_service, r, 400, "bad_request")
+
+
+def test_content_length_beside_transfer_encoding_is_refused(shared_service: Service) -> None:
+    """Two framings of one body are how requests are smuggled past a proxy: neither wins."""
+    body = b'{"prompt": "smuggled"}'
+    raw = rawhttp.build(
+        b"POST",
+        b"/api/movies",
+        [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"5"),
+            (b"Transfer-Encoding", b"chunked"),
+        ],
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+    )
+    assert rawhttp.send(shared_service.port, raw).status == 400
+    assert shared_service.movie_count() == 0
+
+
+def test_a_body_that_never_finishes_arriving_times_out(shared_service: Service) -> None:
+    head = (
+        b"POST /api/movies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", shared_service.port), timeout=60) as conn:
+        conn.sendall(head + b'{"pro')  # and nothing more
+        answer = rawhttp.parse(conn.recv(65536))
+    assert answer.status == 408 and answer.json()["error"]["code"] == "request_timeout"
+    assert time.monotonic() - started < 30
+    assert shared_service.movie_count() == 0

@@ -184,7 +184,7 @@ class Api:
         headers=(IDEMPOTENCY,),
         answer=Created,
         answer_headers={"Location": "The movie's status."},
-        errors=(400, 409, 413, 415, 422, 503),
+        errors=(400, 408, 409, 413, 415, 422, 503),
     )
     async def create(self, request: Request) -> Response:
         create = movie_request(await json_body(request))

@@ -16,6 +16,7 @@ ERRORS = {
     400: "The request is malformed (JSON, a parameter, a header).",
     404: "No such movie, artifact or route.",
     405: "The path does not take this method; `Allow` lists those it takes.",
+    408: "The request body did not all arrive within 10 s.",
     409: "The movie's state refuses this, or the Idempotency-Key was used with another body.",
     413: "The request body is over 64 KiB.",
     415: "The request body is not application/json.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -9,11 +10,14 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deepflix.handlers.responses import PayloadTooLarge, UnsupportedMediaType
+from deepflix.handlers.responses import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from deepflix.pipeline.errors import BadRequest, ValidationFailed
 from deepflix.pipeline.models import MovieCreate
 
 MAX_BODY = 64 * 1024
+# A body that has not all arrived by then is refused: a client sending a byte now and then
+# would otherwise hold its connection, and the memory of its half body, for ever.
+BODY_TIMEOUT_S = 10.0
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -40,8 +44,16 @@ async def json_body(request: Request) -> bytes:
     length = request.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
         raise PayloadTooLarge(f"the request body is over {MAX_BODY} bytes")
+    try:
+        return await asyncio.wait_for(_read(request.stream()), BODY_TIMEOUT_S)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {BODY_TIMEOUT_S:g} s"
+        ) from None
+
+
+async def _read(stream: AsyncIterator[bytes]) -> bytes:
     chunks, size = [], 0
-    stream: AsyncIterator[bytes] = request.stream()
     async for chunk in stream:
         size += len(chunk)
         if size > MAX_BODY:

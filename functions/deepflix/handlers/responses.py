@@ -41,6 +41,10 @@ class UnsupportedMediaType(DeepflixError):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(DeepflixError):
+    code = "request_timeout"
+
+
 # The one place an error class becomes an HTTP status; a subclass answers as its nearest
 # listed ancestor, and anything unlisted is an internal error.
 HTTP_STATUS: dict[type[DeepflixError], int] = {
@@ -48,6 +52,7 @@ HTTP_STATUS: dict[type[DeepflixError], int] = {
     NotFound: 404,
     MethodNotAllowed: 405,
     Conflict: 409,
+    RequestTimeout: 408,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     ValidationFailed: 422,

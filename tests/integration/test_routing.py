@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from tests.api_client import in_process
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

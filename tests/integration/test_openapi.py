@@ -24,7 +24,7 @@ from deepflix.handlers.schemas import (
 )
 from tests.api_client import InProcess, in_process
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

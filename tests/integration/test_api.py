@@ -16,7 +16,7 @@ from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Movie
 from tests.api_client import InProcess, in_process
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
