@@ -26,6 +26,7 @@ def _out(text: str = "", end: str = "\n") -> None:
 def serve(args: argparse.Namespace) -> int:
     from deepflix import logs
     from deepflix.runtime import serve as server
+    from deepflix.runtime.instance import CannotStart
     from deepflix.settings import Settings
 
     overrides = {"port": args.port} if args.port else {}
@@ -37,7 +38,11 @@ def serve(args: argparse.Namespace) -> int:
             sys.stderr.write(f"invalid setting {field.upper()}: {err['msg']}\n")
         return 2
     logs.setup(settings.log_level)
-    return server.serve(settings, _out)
+    try:
+        return server.serve(settings, _out)
+    except CannotStart as e:
+        sys.stderr.write(f"deepflix serve: {e}\n")
+        return 1
 
 
 def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from deepflix import logs
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.compose import build_embedded
+from deepflix.runtime.instance import check_port, lock_data_dir
 from deepflix.runtime.status_channel import StatusSender
 from deepflix.runtime.write_channel import WriteServer
 from deepflix.settings import Settings
@@ -115,7 +116,11 @@ class ApiProcess:
 
 
 def serve(settings: Settings, out: Callable[[str], None]) -> int:
-    """Run until SIGTERM or SIGINT; 1 if the API process could not start serving."""
+    """Run until SIGTERM or SIGINT; 1 if the API process could not start serving. Raises
+    CannotStart, before starting anything, where another service holds the data directory
+    or the port."""
+    lock_data_dir(settings.data_dir.resolve())
+    check_port(settings.host, settings.port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
