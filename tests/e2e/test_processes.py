@@ -111,7 +111,8 @@ def test_a_port_in_use_stops_the_service_with_a_clear_error(tmp_path: Path) -> N
             timeout=120,
         )
     assert done.returncode == 1
-    assert f"did not start listening on port {port}" in done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"deepflix serve: cannot listen on 127.0.0.1 port {port}: ")
 
 
 def test_sigterm_stops_both_cleanly_and_keeps_what_was_written(

@@ -37,7 +37,9 @@ class StatusSender:
         threading.Thread(target=self._run, name="status-sender", daemon=True).start()
 
     def _run(self) -> None:
-        with open(self.fd, "wb") as pipe:
+        # Unbuffered, so nothing is left to flush at the close after the API process is gone
+        # (a flush then would fail on the closed pipe).
+        with open(self.fd, "wb", buffering=0) as pipe:
             while True:
                 try:
                     line = orjson.dumps(self.status())
@@ -46,7 +48,6 @@ class StatusSender:
                     line = orjson.dumps({"error": f"{type(e).__name__}: {e}"})
                 try:
                     pipe.write(line + b"\n")
-                    pipe.flush()
                 except OSError:  # the API process is gone
                     return
                 time.sleep(self.interval_s)
