@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -15,35 +13,9 @@ from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
 from deepflix.handlers.writes import PipelineWrites
-from deepflix.pipeline.models import Stage
 from deepflix.pipeline.service import Pipeline
 from deepflix.settings import Settings
-
-
-class NoWork:
-    """Tasks, events and jobs that go nowhere: these tests read and write movies only."""
-
-    def enqueue(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        *,
-        name: str | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        return True
-
-    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
-        pass
-
-    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
-        return "execution"
-
-    def cancel(self, execution: str) -> None:
-        pass
-
-    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> str | None:
-        return None
+from tests.pipeline_fakes import Recorder
 
 
 @dataclass
@@ -56,7 +28,7 @@ class InProcess:
 
 @contextmanager
 def in_process(tmp_path: Path) -> Iterator[InProcess]:
-    work = NoWork()
+    work = Recorder()
     pipeline = Pipeline(
         store=SqliteMovieStore(tmp_path / "movies.db"),
         tasks=work,

@@ -105,3 +105,37 @@ def cloud_like(tmp_path: Path, bus: Bus, tasks: Tasks, jobs: Jobs | None = None)
         config=CONFIG,
         clock=Clock(),
     )
+
+
+class Recorder:
+    """Task queue, event bus and job runner in one, recording what they were given."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, dict[str, Any], str | None, datetime | None]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.cancelled: list[str] = []
+        self.started = 0
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        self.tasks.append((kind, dict(payload), name, at))
+        return True
+
+    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
+        self.events.append((topic, dict(data)))
+
+    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
+        self.started += 1
+        return f"exec-{self.started}"
+
+    def cancel(self, execution: str) -> None:
+        self.cancelled.append(execution)
+
+    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> None:
+        return None

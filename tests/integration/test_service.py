@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -15,41 +15,10 @@ from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage
 from deepflix.pipeline.service import Pipeline
 from tests.factories import CONFIG, T0, request
+from tests.pipeline_fakes import Recorder
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.tasks: list[tuple[str, dict[str, Any], str | None, datetime | None]] = []
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.cancelled: list[str] = []
-        self.started = 0
-
-    def enqueue(
-        self,
-        kind: str,
-        payload: Mapping[str, Any],
-        *,
-        name: str | None = None,
-        at: datetime | None = None,
-    ) -> bool:
-        self.tasks.append((kind, dict(payload), name, at))
-        return True
-
-    def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
-        self.events.append((topic, dict(data)))
-
-    def run(self, *, stage: Stage, movie_id: str, attempt: int, timeout_s: float) -> str:
-        self.started += 1
-        return f"exec-{self.started}"
-
-    def cancel(self, execution: str) -> None:
-        self.cancelled.append(execution)
-
-    def execution_name(self, *, stage: Stage, movie_id: str, attempt: int) -> None:
-        return None
 
 
 class Clock:
