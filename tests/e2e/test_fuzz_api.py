@@ -95,14 +95,16 @@ class Tally:
         self, what: str, method: bytes, answer: rawhttp.Answer, *, protocol: bool = False
     ) -> None:
         """`protocol`: HTTP's parser refuses the request (malformed framing headers, a method
-        it does not know, raw bytes outside ASCII in the target), so the web server answers a
-        bare 400 before the application sees it; whatever the application sees gets JSON."""
+        it does not know, raw bytes outside ASCII in the target) before the application sees
+        it: a 400 then, JSON like every other error."""
         self.statuses[answer.status] += 1
         if answer.status is None:
             self.failures.append(f"{what}: no answer ({answer.error})")
         elif answer.status >= 500:
             self.failures.append(f"{what}: {answer.status} {answer.body[:200]!r}")
-        elif answer.status >= 400 and method != b"HEAD" and not protocol:
+        elif protocol and answer.status != 400:
+            self.failures.append(f"{what}: {answer.status} for a request that is not HTTP")
+        elif answer.status >= 400 and method != b"HEAD":
             error = (answer.json() or {}).get("error") if answer.body[:1] == b"{" else None
             if not isinstance(error, dict) or set(error) != {"code", "message", "details"}:
                 self.failures.append(f"{what}: {answer.status} without a JSON error")

@@ -11,7 +11,9 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
 from deepflix.handlers.api import Api
@@ -67,12 +69,35 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol on httptools, answering a request that is not valid HTTP
+    (a method the parser does not know, bytes outside ASCII in the target, framing that
+    contradicts itself) with the API's JSON error instead of a plain-text line."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "bad_request",
+                    "message": "not a valid HTTP request",
+                    "details": None,
+                }
+            }
+        )
+        head = (
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+
+
 def http_server(api: Api) -> uvicorn.Server:
     """uvicorn on this process's event loop, with httptools parsing HTTP: the only Python
     thread here, so no other competes with it for the GIL (docs/decisions/0009, 0011)."""
     config = uvicorn.Config(
         api.app(),
-        http="httptools",
+        http=HttpProtocol,
         lifespan="off",
         log_config=None,
         access_log=False,
