@@ -56,6 +56,7 @@ data "archive_file" "functions" {
     "data",
     "__pycache__",
     "deepflix/__pycache__",
+    "deepflix_queue.egg-info",
   ]
 }
 
