@@ -76,4 +76,4 @@ deploy:
 	@test "$(ENV)" = dev || { echo "make deploy: ENV=$(ENV) refused; prod deploys through the approved Cloud Build trigger (infra/README.md)"; exit 2; }
 	@test -n "$(TF_STATE_BUCKET)" || { echo "make deploy: set TF_STATE_BUCKET=<bucket> (infra/README.md)"; exit 2; }
 	gcloud builds submit --config=cloudbuild.yaml \
-		--substitutions=_ENV=$(ENV),_TF_STATE_BUCKET=$(TF_STATE_BUCKET) .
+		--substitutions=_ENV=$(ENV),_TF_STATE_BUCKET=$(TF_STATE_BUCKET) $(GCLOUD_FLAGS) .
