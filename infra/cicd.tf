@@ -60,7 +60,7 @@ resource "google_project_iam_member" "deployer" {
 resource "google_cloudbuild_trigger" "deploy" {
   for_each        = local.triggers
   name            = "${var.name_prefix}-deploy-${each.key}"
-  location        = var.region
+  location        = "global" # GitHub App (1st-gen) repository connections trigger globally
   filename        = "cloudbuild.yaml"
   service_account = google_service_account.deployer.id
 
