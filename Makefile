@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration e2e emulator emulators bench clean
+.PHONY: run test lint typecheck unit integration e2e emulator emulators bench clean deploy
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +68,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Deploy with your own credentials (gcloud auth login; a project set with gcloud config):
+# Cloud Build runs cloudbuild.yaml for ENV. prod deploys only through its approval-gated trigger.
+ENV ?= dev
+deploy:
+	@test "$(ENV)" = dev || { echo "make deploy: ENV=$(ENV) refused; prod deploys through the approved Cloud Build trigger (infra/README.md)"; exit 2; }
+	@test -n "$(TF_STATE_BUCKET)" || { echo "make deploy: set TF_STATE_BUCKET=<bucket> (infra/README.md)"; exit 2; }
+	gcloud builds submit --config=cloudbuild.yaml \
+		--substitutions=_ENV=$(ENV),_TF_STATE_BUCKET=$(TF_STATE_BUCKET) $(GCLOUD_FLAGS) .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -75,7 +76,32 @@ class Settings(BaseSettings):
             raise ValueError("DEEPFLIX_ARTIFACTS_BUCKET is required with DEEPFLIX_ARTIFACTS=gcs")
         if self.job_runner == "cloudrun" and self.backend != "gcp":
             raise ValueError("DEEPFLIX_JOB_RUNNER=cloudrun needs DEEPFLIX_BACKEND=gcp")
+        if self.backend == "gcp" and not self.emulated():
+            self._refuse_non_production()
         return self
+
+    def emulated(self) -> bool:
+        """The Google backend against the emulators (an emulator host is set)."""
+        return bool(
+            self.tasks_emulator_host
+            or os.environ.get("FIRESTORE_EMULATOR_HOST")
+            or os.environ.get("PUBSUB_EMULATOR_HOST")
+        )
+
+    def _refuse_non_production(self) -> None:
+        """The production profile: the Google backend with no emulator refuses local stand-ins."""
+        problems = []
+        if self.artifacts == "local":
+            problems.append("DEEPFLIX_ARTIFACTS=local (set gcs and DEEPFLIX_ARTIFACTS_BUCKET)")
+        if self.job_runner == "subprocess":
+            problems.append("DEEPFLIX_JOB_RUNNER=subprocess (set cloudrun)")
+        if self.gcp_project.startswith("demo-"):
+            problems.append(f"DEEPFLIX_GCP_PROJECT={self.gcp_project} (demo- is emulator-only)")
+        if not self.tasks_service_account:
+            problems.append("DEEPFLIX_TASKS_SERVICE_ACCOUNT is missing (the tasks' OIDC identity)")
+        if problems:
+            refused = "; ".join(problems)
+            raise ValueError(f"DEEPFLIX_BACKEND=gcp, no emulator (production) refuses: {refused}")
 
     def media_root(self) -> Path:
         return (self.media_dir or self.data_dir).resolve()

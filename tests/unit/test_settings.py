@@ -70,3 +70,67 @@ def test_incomplete_cloud_settings_are_refused(
         monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+PRODUCTION = {
+    "DEEPFLIX_BACKEND": "gcp",
+    "DEEPFLIX_TASKS_URL": "https://us-central1-acme-prod.cloudfunctions.net/tasks",
+    "DEEPFLIX_GCP_PROJECT": "acme-prod",
+    "DEEPFLIX_ARTIFACTS": "gcs",
+    "DEEPFLIX_ARTIFACTS_BUCKET": "acme-prod-deepflix-artifacts",
+    "DEEPFLIX_JOB_RUNNER": "cloudrun",
+    "DEEPFLIX_TASKS_SERVICE_ACCOUNT": "deepflix-tasks-oidc@acme-prod.iam.gserviceaccount.com",
+}
+EMULATOR_HOSTS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "DEEPFLIX_TASKS_EMULATOR_HOST")
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> None:
+    for name in EMULATOR_HOSTS:
+        monkeypatch.delenv(name, raising=False)
+    for key, value in (PRODUCTION | changes).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+
+
+def test_production_profile_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
+    s = Settings()
+    assert s.backend == "gcp" and not s.emulated()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"DEEPFLIX_ARTIFACTS": None, "DEEPFLIX_ARTIFACTS_BUCKET": None},
+            "DEEPFLIX_ARTIFACTS=local",
+        ),
+        ({"DEEPFLIX_JOB_RUNNER": None}, "DEEPFLIX_JOB_RUNNER=subprocess"),
+        ({"DEEPFLIX_GCP_PROJECT": "demo-deepflix"}, "DEEPFLIX_GCP_PROJECT=demo-deepflix"),
+        ({"DEEPFLIX_TASKS_SERVICE_ACCOUNT": None}, "DEEPFLIX_TASKS_SERVICE_ACCOUNT"),
+    ],
+)
+def test_production_refuses_local_stand_ins(
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, str | None], named: str
+) -> None:
+    _production(monkeypatch, **change)
+    with pytest.raises(ValidationError, match=named):
+        Settings()
+
+
+@pytest.mark.parametrize("host", EMULATOR_HOSTS)
+def test_any_emulator_host_allows_the_local_stand_ins(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    _production(
+        monkeypatch,
+        DEEPFLIX_ARTIFACTS=None,
+        DEEPFLIX_ARTIFACTS_BUCKET=None,
+        DEEPFLIX_JOB_RUNNER=None,
+        DEEPFLIX_GCP_PROJECT="demo-deepflix",
+        DEEPFLIX_TASKS_SERVICE_ACCOUNT=None,
+    )
+    monkeypatch.setenv(host, "127.0.0.1:8085")
+    assert Settings().emulated()

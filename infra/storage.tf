@@ -1,0 +1,95 @@
+resource "google_storage_bucket" "artifacts" {
+  name                        = local.artifacts_bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = local.labels
+
+  lifecycle_rule {
+    condition {
+      age = var.artifacts_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age = 1
+    }
+    action {
+      type = "AbortIncompleteMultipartUpload"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# The zipped deploy unit of the functions (functions/, as .gcloudignore allows).
+resource "google_storage_bucket" "sources" {
+  name                        = local.sources_bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  labels                      = local.labels
+
+  lifecycle_rule {
+    condition {
+      age = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+data "archive_file" "functions" {
+  type        = "zip"
+  source_dir  = "${path.module}/../functions"
+  output_path = "${path.module}/.build/functions.zip"
+  excludes = [
+    ".env",
+    ".venv",
+    "venv",
+    "data",
+    "__pycache__",
+    "deepflix/__pycache__",
+    "deepflix_queue.egg-info",
+  ]
+}
+
+resource "google_storage_bucket_object" "functions" {
+  name   = "functions-${data.archive_file.functions.output_sha256}.zip"
+  bucket = google_storage_bucket.sources.name
+  source = data.archive_file.functions.output_path
+}
+
+resource "google_artifact_registry_repository" "images" {
+  repository_id          = "${var.name_prefix}-images"
+  location               = var.region
+  format                 = "DOCKER"
+  description            = "GPU-stage job images"
+  cleanup_policy_dry_run = false
+  labels                 = local.labels
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = var.registry_keep_versions
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "604800s"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
