@@ -148,3 +148,18 @@ def test_cost_converts_operation_counts(tmp_path: Path) -> None:
     assert usd["firestore_reads"] == pytest.approx(100 * 0.03 / 1e5 * 1000)
     assert usd["total"] == pytest.approx(sum(v for k, v in usd.items() if k != "total"))
     assert "tasks_operations" in res["missing_counts"]
+
+
+def test_hot_documents_on_the_emulator(tmp_path: Path) -> None:
+    doc = run_quick("hot_docs", tmp_path)
+    res = doc["results"]
+    if isinstance(res, str):  # no emulator on this machine
+        assert res.startswith("not measured yet")
+        return
+    assert res["completed"] == res["movies"] and res["error_count"] == 0
+    assert res["never_over_limit"] and res["running_samples"] > 0
+    assert doc["per_stage_ceiling_movies_per_s"] == res["per_stage_ceiling_movies_per_s"] > 0
+    assert doc["retries_per_commit"] is not None
+    assert set(res["per_stage"]) == {"story", "images", "video"}
+    # No stage document is written by every movie: the busiest takes a fraction of them.
+    assert all(v["busiest_writes_per_movie"] < 1 for v in res["per_stage"].values())

@@ -28,7 +28,7 @@ from deepflix.adapters.gcp.firestore_docs import (
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
-from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
+from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.journal import JournalEntry
@@ -67,12 +67,14 @@ class FirestoreMovieStore:
         rpc_timeout_s: float = 10.0,
         scan_page: int = 20,
         max_scan: int = 500,
-        counter_shards: int = SHARDS,
+        counter_shards: int | None = None,
         target_rate: float = 100.0,
         max_probes: int = 8,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
-        self.shards = counter_shards
+        # A stage's count document is written three times per movie (enters its queue,
+        # claimed, freed), each bucket twice: shards for the target rate, unless given.
+        self.shards = counter_shards or shard_count(target_rate, writes_per_movie=COUNTER_WRITES)
         # Movies a second per stage the slot shards and duration sums are sized for.
         self.target_rate = target_rate
         self.stats_shards = shard_count(target_rate, writes_per_movie=1)

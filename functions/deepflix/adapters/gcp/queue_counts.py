@@ -27,7 +27,11 @@ COUNTS, BUCKETS = "queue_counts", "queue_buckets"
 WIDTHS = (10, 1_000, 100_000)
 # Copies of every counter, picked by a hash of the movie id. Firestore sustains about one
 # write a second per document, and every create increments the newest bucket of each width.
+# The store derives its shards from the rate to sustain (COUNTER_WRITES per movie on a
+# stage's count document); SHARDS is what the position benchmark fills with. Only shards
+# that movies reach exist, so a quiet queue's position matches few documents.
 SHARDS = 8
+COUNTER_WRITES = 3
 # A bucket's key orders priority before time, so one range takes in every bucket of the
 # priorities ahead and the earlier ones of the movie's own (seconds stay below 1e11).
 PRIO_STRIDE = 10**11
