@@ -46,8 +46,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class FirestoreMovieStore:
     """`MovieStore` on Firestore.
 
-    Collections: `movies/{id}` (the movie as JSON plus its index fields, with a `journal`
-    subcollection), `idempotency/{sha256(key)}`, `queues/{stage}-{k}` (slot shards: the ids
+    Collections: `movies/{id}` (the movie as JSON plus its index fields and its
+    `journal`, a list), `idempotency/{sha256(key)}`, `queues/{stage}-{k}` (slot shards: the ids
     running in the k-th share of the stage's concurrency), `stats/{stage}-{k}` (sums of
     stage durations, by blind increments), `control/admission` (paused flag), and the
     queue counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
@@ -298,8 +298,10 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
-        entries = self.movies().document(movie_id).collection(JOURNAL).order_by(DOC_ID)
-        return [{k: s.get(k) for k in JournalEntry._fields} for s in self._stream(entries)]
+        snap = self.movies().document(movie_id).get(**self.rpc)
+        METER.add("firestore.reads")
+        entries = (snap.to_dict() or {}).get(JOURNAL) or [] if snap.exists else []
+        return [{k: e.get(k) for k in JournalEntry._fields} for e in entries]
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:

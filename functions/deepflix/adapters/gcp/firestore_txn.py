@@ -21,7 +21,7 @@ from deepflix.metering import METER
 from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie, Stage
 
-JOURNAL = "journal"
+JOURNAL = "journal"  # the movie document's field holding its journal
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 
@@ -80,10 +80,10 @@ class Txn:
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
         ref = self.db.collection(MOVIES).document(new.id)
         journal, durations = stage_changes(old, new)
-        seq = int(old_doc.get("journal_seq") or 0)
-        for entry in journal:
-            seq += 1
-            self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry.document())
+        # The journal lives in the movie's own document, written with it: no write of its
+        # own per entry (a movie's journal stays small: a few entries per attempt).
+        entries = list(old_doc.get("journal") or []) + [e.document() for e in journal]
+        seq = len(entries)
         for stage, seconds in durations:
             self._observe(stage, seconds, new.id)
         slot = old_doc.get("slot_shard")
@@ -96,7 +96,8 @@ class Txn:
                 # takes one unguarded in the movie's own shard.
                 slot = self.slot_for.get(new.id, 0)
                 self.taken.setdefault((new.running_stage, slot), []).append(new.id)
-        self.replace(ref, to_document(new, journal_seq=seq, slot_shard=slot))
+        doc = to_document(new, journal_seq=seq, slot_shard=slot) | {"journal": entries}
+        self.replace(ref, doc)
         self.count(old, new)
 
     def _observe(self, stage: Stage, seconds: float, movie_id: str) -> None:
