@@ -72,8 +72,8 @@ class FirestoreMovieStore:
         max_probes: int = 8,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
-        # A stage's count document is written three times per movie (enters its queue,
-        # claimed, freed), each bucket twice: shards for the target rate, unless given.
+        # Each counter document is written twice per movie (it enters the stage's queue,
+        # it leaves it): shards for the target rate, unless given.
         self.shards = counter_shards or shard_count(target_rate, writes_per_movie=COUNTER_WRITES)
         # Movies a second per stage the slot shards and duration sums are sized for.
         self.target_rate = target_rate
