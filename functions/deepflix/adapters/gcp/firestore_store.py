@@ -173,8 +173,12 @@ class FirestoreMovieStore:
         caps = slot_shards(limit, self.target_rate)
 
         def body(tx: Txn) -> list[Decision]:
-            # Read shards (the one freed last here first, then at random) until free slots
-            # are found for a page of the queue, or `max_probes` have been read.
+            # The queue first: a dispatch that finds nothing ready (most refills) reads no
+            # slot shard. Then shards (the one freed last here first, then at random) until
+            # they have a slot for each ready movie, or `max_probes` have been read.
+            ready = self._ready(stage, now, min(limit, self.scan_page))
+            if not ready:
+                return []
             order = random.sample(range(len(caps)), len(caps))
             hint = self._freed_hint.pop(stage, None)
             if hint is not None and hint < len(caps):
@@ -183,19 +187,18 @@ class FirestoreMovieStore:
             free: list[tuple[int, int]] = []  # (shard, free slots there)
             slots: dict[tuple[Stage, int], list[str]] = {}
             for k in order[: self.max_probes]:
-                running = list(
-                    (tx.get(slots_ref(self.db(), stage, k)).to_dict() or {}).get("running", [])
-                )
+                shard = tx.get(slots_ref(self.db(), stage, k)).to_dict() or {}
+                running = list(shard.get("running", []))
                 if caps[k] > len(running):
                     free.append((k, caps[k] - len(running)))
                     slots[stage, k] = running
-                if sum(n for _, n in free) >= self.scan_page:
+                if sum(n for _, n in free) >= len(ready):
                     break
             if not free:
                 return []
             out = []
             shards = [k for k, n in free for _ in range(n)]
-            for snap, k in zip(self._ready(stage, now, len(shards)), shards, strict=False):
+            for snap, k in zip(ready, shards, strict=False):
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
