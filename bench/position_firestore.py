@@ -34,8 +34,9 @@ PRICING = "https://firebase.google.com/docs/firestore/pricing#aggregation_querie
 FILL_BUDGET_S = 420.0
 COUNTED = (
     "store.position() reads the queue counters that every commit keeps (queue_counts.py, "
-    "docs/decisions/0008): five aggregations at one read time: the stage's totals (a sum "
-    "of waiting and running over its count shards), one sum() of bucket documents per "
+    "docs/decisions/0008): six aggregations at one read time: the stage's waiting (a sum "
+    "over its count shards), its running (a count() of the movies' running_stage "
+    "index), one sum() of bucket documents per "
     f"bucket width ({', '.join(f'{w:,} s' for w in WIDTHS)}: the widest before the movie's "
     "own, with the priorities ahead; each finer one inside its own block of the next), and "
     f"a count() of the index entries before it inside its own {WIDTHS[0]}-second bucket. "

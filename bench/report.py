@@ -8,13 +8,14 @@ from typing import Any
 
 from bench.common import BENCH, NOT_MEASURED
 
-ORDER = ("pipeline", "api", "position", "render", "cost")
+ORDER = ("pipeline", "api", "position", "render", "cost", "hot_docs")
 TITLES = {
     "pipeline": "1. Pipeline throughput and stage-hop latency (ours vs BullMQ)",
     "api": "2. API under load (32 connections, wrk)",
     "position": "3. Queue position at depth",
     "render": "4. Rendering (local generators vs ffmpeg's ceiling)",
     "cost": "5. Cloud cost per 1,000 movies",
+    "hot_docs": "6. Hot Firestore documents (emulator, parallel workers)",
 }
 
 
@@ -260,7 +261,56 @@ def _cost(doc: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _hot_docs(doc: dict[str, Any]) -> list[str]:
+    s, res = doc["settings"], doc["results"]
+    if isinstance(res, str):
+        return [f"**{res}**", ""]
+    lines = [
+        f"{res['movies']} movies through the Firestore store and pipeline on the emulator, "
+        f"{res['workers']} workers, concurrency {s['concurrency_per_stage']} per stage, shards "
+        f"sized for {fmt(s['target_rate_movies_per_s'], 0)} movies/s; "
+        f"{res['completed']} completed in {fmt(res['elapsed_s'])} s "
+        f"({fmt(res['movies_per_s_on_emulator'], 2)} movies/s on the emulator).",
+        "",
+        f"- Per-stage ceiling at {s['writes_per_document_s']} write/s per document "
+        f"(lowest stage): **{fmt(res['per_stage_ceiling_movies_per_s'])} movies/s**",
+        f"- Transaction retries per commit: **{fmt(res['retries_per_commit'], 3)}** "
+        f"({res['conflicts']} conflicts, {res['commits']} commits)",
+        f"- Running never over the limit: {res['never_over_limit']} "
+        f"({res['running_samples']} samples)",
+        f"- Writes per movie (batched, movie documents included): {res['writes_per_movie']}: "
+        + ", ".join(f"{k} {v}" for k, v in res["writes_per_movie_by_collection"].items()),
+        f"- Dispatch tasks enqueued: {res['dispatch_tasks_enqueued']}; errors: "
+        f"{res['error_count']}",
+        "",
+    ]
+    rows = [
+        [
+            stage,
+            str(v["busiest_document"]),
+            fmt(v["busiest_writes_per_movie"], 4),
+            fmt(v["ceiling_movies_per_s"]),
+            str(v["documents"]),
+            f"{v['running_max_sampled']} / {v['limit']}",
+        ]
+        for stage, v in res["per_stage"].items()
+    ]
+    lines += table(
+        [
+            "stage",
+            "busiest document",
+            "its writes/movie",
+            "ceiling movies/s",
+            "documents",
+            "running max / limit",
+        ],
+        rows,
+    )
+    return lines
+
+
 RENDER = {
+    "hot_docs": _hot_docs,
     "pipeline": _pipeline,
     "api": _api,
     "position": _position,

@@ -115,9 +115,9 @@ def test_position_at_depth(tmp_path: Path) -> None:
             for where, ahead in (("first", 0), ("middle", depth // 2), ("last", depth - 1)):
                 assert probes[where]["position"] == {"ahead": ahead, "total": depth, "running": 0}
         deepest = fs["depths"][str(depths[-1])]["last"]
-        # Five aggregations from the counters, none matching over 1,000 entries: five reads
-        # metered and billed at either depth.
-        assert deepest["metered_reads"] == deepest["billed_reads"] == 5
+        # Six aggregations (the counters and a count of the running), none matching over
+        # 1,000 entries: six reads metered and billed at either depth.
+        assert deepest["metered_reads"] == deepest["billed_reads"] == 6
         assert all(n <= 1000 for n in deepest["matched"].values())
         assert fs["growth"]["loglog_slope"] == 0
     assert all(g["loglog_slope"] is not None for g in doc["growth"].values())
@@ -148,3 +148,18 @@ def test_cost_converts_operation_counts(tmp_path: Path) -> None:
     assert usd["firestore_reads"] == pytest.approx(100 * 0.03 / 1e5 * 1000)
     assert usd["total"] == pytest.approx(sum(v for k, v in usd.items() if k != "total"))
     assert "tasks_operations" in res["missing_counts"]
+
+
+def test_hot_documents_on_the_emulator(tmp_path: Path) -> None:
+    doc = run_quick("hot_docs", tmp_path)
+    res = doc["results"]
+    if isinstance(res, str):  # no emulator on this machine
+        assert res.startswith("not measured yet")
+        return
+    assert res["completed"] == res["movies"] and res["error_count"] == 0
+    assert res["never_over_limit"] and res["running_samples"] > 0
+    assert doc["per_stage_ceiling_movies_per_s"] == res["per_stage_ceiling_movies_per_s"] > 0
+    assert doc["retries_per_commit"] is not None
+    assert set(res["per_stage"]) == {"story", "images", "video"}
+    # No stage document is written by every movie: the busiest takes a fraction of them.
+    assert all(v["busiest_writes_per_movie"] < 1 for v in res["per_stage"].values())

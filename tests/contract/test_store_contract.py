@@ -10,7 +10,7 @@ import pytest
 
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.events import Claimed, StageSucceeded
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus, arrival_key
+from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
@@ -92,6 +92,49 @@ def test_parallel_claims_never_over_admit(store: MovieStore) -> None:
         t.join()
     assert len(claimed) == len(set(claimed)) == 3
     assert store.counts()[Stage.story].running == 3
+
+
+def test_sixteen_parallel_claimers_never_exceed_the_limit(store: MovieStore) -> None:
+    """Claims and frees from 16 threads at once: the running count, sampled after every
+    claim, never exceeds the limit, and every movie is admitted exactly once."""
+    limit, n = 5, 48
+    for i in range(n):
+        m = movie(seconds=i)
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    claimed: list[str] = []
+    samples: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+    done = LATER + timedelta(seconds=2)
+
+    def succeed(m: Movie) -> Decision:
+        return apply(m, StageSucceeded(Stage.story, 1, (), done), CONFIG)
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            for _ in range(40):
+                got = claim(store, Stage.story, limit)
+                running = len(store.running(Stage.story))
+                with lock:
+                    claimed.extend(t.movie.id for t in got)
+                    samples.append(running)
+                    if len(claimed) >= n:
+                        return
+                for t in got:  # finish what it took: its slot is free again
+                    store.mutate(t.movie.id, succeed)
+        except BaseException as e:  # pragma: no cover - surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert max(samples) <= limit
+    assert len(claimed) == len(set(claimed)) == n
 
 
 def test_position_counts_only_those_ahead_in_the_same_queue(store: MovieStore) -> None:

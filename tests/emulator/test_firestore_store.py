@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
+from google.cloud.firestore import FieldFilter
 
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
@@ -57,19 +58,22 @@ def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firesto
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")
     assert len(store.claim(Stage.story, 2, LATER, claim_fn(Stage.story))) == 1
-    queue = empty_firestore.collection("queues").document("story")
+    shard = empty_firestore.collection("movies").document(m.id).get().get("slot_shard")
+    assert shard in (0, 1)  # a limit of 2 is two shards of one slot
+    queue = empty_firestore.collection("queues").document(f"story-{shard}")
     assert queue.get().get("running") == [m.id]
     store.mutate(m.id, succeed_fn(Stage.story, LATER + timedelta(seconds=3)))
     assert queue.get().get("running") == []
-    stats = empty_firestore.collection("stats").document("story").get().to_dict()
-    assert stats == {"stage": "story", "mean_s": pytest.approx(3.0), "samples": 1}
+    (stats,) = [s.to_dict() for s in empty_firestore.collection("stats").stream()]
+    assert stats == {"stage": "story", "sum_s": pytest.approx(3.0), "n": 1}
+    assert store.mean_durations() == {Stage.story: pytest.approx(3.0)}
     assert [(e["stage"], e["before"], e["after"]) for e in store.journal(m.id)] == [
         ("story", "waiting", "running"),
         ("story", "running", "succeeded"),
         ("images", "pending", "waiting"),
     ]
-    journal = empty_firestore.collection("movies").document(m.id).collection("journal")
-    assert len(list(journal.stream())) == 3
+    doc = empty_firestore.collection("movies").document(m.id).get().to_dict()
+    assert len(doc["journal"]) == doc["journal_seq"] == 3  # in the movie's own document
     assert store.admission_paused() is False
     store.set_admission_paused(True)
     assert empty_firestore.collection("control").document("admission").get().get("paused")
@@ -141,7 +145,9 @@ def test_dispatchers_with_their_own_clients_never_over_admit(
         run_all(2)
         running = stores[2].running(Stage.story)
         assert len(running) == limit, f"round {round_}: {len(running)} running"
-        slots = empty_firestore.collection("queues").document("story").get().get("running")
+        eq = FieldFilter("stage", "==", "story")
+        shards = empty_firestore.collection("queues").where(filter=eq).stream()
+        slots = [i for shard in shards for i in shard.get("running")]
         assert sorted(slots) == sorted(m.id for m in running)
     assert len(claimed) == len(set(claimed)) == limit + 3 * 2
 

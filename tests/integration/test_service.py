@@ -13,7 +13,7 @@ from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage
-from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.service import Pipeline, admit_task
 from tests.factories import CONFIG, T0, request
 from tests.pipeline_fakes import Recorder
 
@@ -47,10 +47,14 @@ def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
     )
 
 
-def test_create_schedules_one_named_admission_task(pipeline: Pipeline, rec: Recorder) -> None:
+def test_creates_in_one_window_share_one_admission_task(pipeline: Pipeline, rec: Recorder) -> None:
     movie = pipeline.create(request(), owner="u", idempotency_key=None)
     assert movie.status is MovieStatus.queued
-    assert rec.tasks == [("dispatch", {"stage": "story"}, f"admit-{movie.id}", None)]
+    name, at = admit_task(movie.created_at)
+    assert rec.tasks == [("dispatch", {"stage": "story"}, name, at)]
+    assert at > movie.created_at  # it runs after every create of its window
+    pipeline.create(request(), owner="u", idempotency_key=None)
+    assert [t[2] for t in rec.tasks] == [name, name]  # the same name: the queue keeps one
 
 
 def test_idempotent_create_schedules_nothing_more(pipeline: Pipeline, rec: Recorder) -> None:

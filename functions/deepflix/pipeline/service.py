@@ -51,6 +51,17 @@ Clock = Callable[[], datetime]
 Admission = Literal["inline", "task"]
 
 
+# Admission kicks are coalesced: the creates of one window of this many seconds share one
+# dispatch task, named after the window and run at its end (after every create in it).
+ADMIT_WINDOW_S = 1.0
+
+
+def admit_task(now: datetime) -> tuple[str, datetime]:
+    """The name and time of the admission task that covers a create sent at `now`."""
+    end = (int(now.timestamp() // ADMIT_WINDOW_S) + 1) * ADMIT_WINDOW_S
+    return f"admit-story-{int(end * 1000)}", datetime.fromtimestamp(end, UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -380,4 +391,6 @@ class Pipeline:
         elif isinstance(c, CancelExecution):
             self.jobs.cancel(c.execution)
         elif isinstance(c, Admit):
-            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=f"admit-{c.movie_id}")
+            # One task per window, not per movie: a burst of creates costs a task a second.
+            name, at = admit_task(self.clock())
+            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)

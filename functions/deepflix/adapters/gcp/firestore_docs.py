@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,22 +13,45 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from deepflix.pipeline.models import Movie, Stage
 
 Doc = dict[str, Any]
-# Collections: the movies, and per stage the ids running there (the slots a claim guards)
-# and the stage's mean duration.
+# Collections: the movies, and per stage the ids running there (slot shards, which a claim
+# guards) and the sums of the stage's durations (stats shards, blind increments).
 MOVIES, QUEUES, STATS = "movies", "queues", "stats"
 DOC_ID = FieldPath.document_id()
+# Firestore's guideline for one document: about one sustained write a second.
+WRITES_PER_DOC_S = 1.0
+# Each movie writes its slot shard twice per stage (claim and free); shards are sized for the
+# target rate with this much headroom, since a hash never spreads evenly.
+SLOT_WRITES_PER_MOVIE, HEADROOM = 2, 1.5
+
+
+def shard_count(rate_per_s: float, writes_per_movie: int = SLOT_WRITES_PER_MOVIE) -> int:
+    """Documents needed so that `rate_per_s` movies a second stay within one write a second
+    per document."""
+    return max(1, math.ceil(rate_per_s * writes_per_movie * HEADROOM / WRITES_PER_DOC_S))
+
+
+def slot_shards(limit: int, rate_per_s: float) -> list[int]:
+    """The capacity of each slot shard of a stage: `limit` split over K = min(limit, the
+    shards the rate needs) documents, each holding at least one slot; they sum to `limit`."""
+    k = max(1, min(limit, shard_count(rate_per_s)))
+    return [limit // k + (1 if i < limit % k else 0) for i in range(k)]
+
+
+def stable_shard(key: str, shards: int) -> int:
+    # Stable across processes (str hashes are salted).
+    return zlib.crc32(key.encode()) % shards
 
 
 def eq(field: str, value: object) -> Any:
     return firestore.FieldFilter(field, "==", value)
 
 
-def slots_ref(db: Any, stage: Stage) -> Any:
-    return db.collection(QUEUES).document(stage.value)
+def slots_ref(db: Any, stage: Stage, shard: int) -> Any:
+    return db.collection(QUEUES).document(f"{stage.value}-{shard}")
 
 
-def stats_ref(db: Any, stage: Stage) -> Any:
-    return db.collection(STATS).document(stage.value)
+def stats_ref(db: Any, stage: Stage, shard: int) -> Any:
+    return db.collection(STATS).document(f"{stage.value}-{shard}")
 
 
 def index_fields(m: Movie) -> Doc:
@@ -35,8 +60,10 @@ def index_fields(m: Movie) -> Doc:
     return m.queue_fields()._asdict()
 
 
-def to_document(m: Movie, *, journal_seq: int = 0) -> Doc:
-    return {**m.model_dump(mode="json"), **index_fields(m), "journal_seq": journal_seq}
+def to_document(m: Movie, *, journal_seq: int = 0, slot_shard: int | None = None) -> Doc:
+    """The movie's document; `slot_shard` names the slot shard holding it while it runs."""
+    doc = {**m.model_dump(mode="json"), **index_fields(m), "journal_seq": journal_seq}
+    return doc | {"slot_shard": slot_shard if m.running_stage is not None else None}
 
 
 def from_document(data: Mapping[str, Any]) -> Movie:

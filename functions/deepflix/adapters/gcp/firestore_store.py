@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
+from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.firestore_docs import (
@@ -21,11 +22,13 @@ from deepflix.adapters.gcp.firestore_docs import (
     STATS,
     eq,
     from_document,
+    shard_count,
+    slot_shards,
     slots_ref,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
-from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
+from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.journal import JournalEntry
@@ -43,13 +46,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class FirestoreMovieStore:
     """`MovieStore` on Firestore.
 
-    Collections: `movies/{id}` (the movie as JSON plus its index fields, with a `journal`
-    subcollection), `idempotency/{sha256(key)}`, `queues/{stage}` (ids running there),
-    `stats/{stage}` (mean stage duration), `control/admission` (paused flag), and the queue
-    counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
-    Admission never over-admits: a claim commits only if `queues/{stage}` is unchanged since
-    it counted the free slots, and every change of a running stage changes that document in
-    the same commit.
+    Collections: `movies/{id}` (the movie as JSON plus its index fields and its
+    `journal`, a list), `idempotency/{sha256(key)}`, `queues/{stage}-{k}` (slot shards: the ids
+    running in the k-th share of the stage's concurrency), `stats/{stage}-{k}` (sums of
+    stage durations, by blind increments), `control/admission` (paused flag), and the
+    queue counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
+
+    No document is written by every movie: a stage's concurrency is split over K slot shards
+    (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
+    own shards. Admission never over-admits: each shard holds at most its share of the
+    limit, a claim commits only if every shard it takes slots in is unchanged since it
+    counted them, and every change of a running stage changes that shard in the same commit.
     """
 
     def __init__(
@@ -60,10 +67,22 @@ class FirestoreMovieStore:
         rpc_timeout_s: float = 10.0,
         scan_page: int = 20,
         max_scan: int = 500,
-        counter_shards: int = SHARDS,
+        counter_shards: int | None = None,
+        target_rate: float = 100.0,
+        max_probes: int = 8,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
-        self.shards = counter_shards
+        # Each counter document is written twice per movie (it enters the stage's queue,
+        # it leaves it): shards for the target rate, unless given.
+        self.shards = counter_shards or shard_count(target_rate, writes_per_movie=COUNTER_WRITES)
+        # Movies a second per stage the slot shards and duration sums are sized for.
+        self.target_rate = target_rate
+        self.stats_shards = shard_count(target_rate, writes_per_movie=1)
+        # Slot shards a claim reads at most (all of them where a stage has no more).
+        self.max_probes = max_probes
+        # Per stage, the slot shard a commit of this process last freed a slot in: the
+        # refill that follows tries it first, so capacity freed is used at once.
+        self._freed_hint: dict[Stage, int] = {}
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -151,22 +170,44 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        caps = slot_shards(limit, self.target_rate)
+
         def body(tx: Txn) -> list[Decision]:
-            slots = tx.get(slots_ref(self.db(), stage))
-            running = list((slots.to_dict() or {}).get("running", []))
-            free = limit - len(running)
-            if free <= 0:
+            # The queue first: a dispatch that finds nothing ready (most refills) reads no
+            # slot shard. Then shards (the one freed last here first, then at random) until
+            # they have a slot for each ready movie, or `max_probes` have been read.
+            ready = self._ready(stage, now, min(limit, self.scan_page))
+            if not ready:
+                return []
+            order = random.sample(range(len(caps)), len(caps))
+            hint = self._freed_hint.pop(stage, None)
+            if hint is not None and hint < len(caps):
+                order.remove(hint)
+                order.insert(0, hint)
+            free: list[tuple[int, int]] = []  # (shard, free slots there)
+            slots: dict[tuple[Stage, int], list[str]] = {}
+            for k in order[: self.max_probes]:
+                shard = tx.get(slots_ref(self.db(), stage, k)).to_dict() or {}
+                running = list(shard.get("running", []))
+                if caps[k] > len(running):
+                    free.append((k, caps[k] - len(running)))
+                    slots[stage, k] = running
+                if sum(n for _, n in free) >= len(ready):
+                    break
+            if not free:
                 return []
             out = []
-            for snap in self._ready(stage, now, free):
+            shards = [k for k, n in free for _ in range(n)]
+            for snap, k in zip(ready, shards, strict=False):
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
                 decision = fn(movie)
                 if decision.applied:
+                    tx.slot_for[movie.id] = k
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
-            tx.commit(slots={stage: running})
+            tx.commit(slots=slots)
             return out
 
         return self._transact(body)
@@ -233,8 +274,19 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:
-        docs = self._stream(self.db().collection(STATS))
-        return {Stage(s.id): float(s.get("mean_s")) for s in docs if s.id in Stage.__members__}
+        """Mean duration per stage: one aggregation of the stage's duration sums each (a
+        plain mean of every sample, where the running mean it replaces needed a read and
+        a guarded write of one document per success)."""
+        out = {}
+        for stage in Stage:
+            q = self.db().collection(STATS).where(filter=eq("stage", stage.value))
+            agg = AggregationQuery(q).sum("sum_s", alias="sum_s").sum("n", alias="n")
+            (row,) = agg.get(**self.rpc)
+            METER.add("firestore.reads")
+            got = {r.alias: r.value for r in row}
+            if got.get("n"):
+                out[stage] = float(got["sum_s"]) / float(got["n"])
+        return out
 
     @translate_outages("firestore")
     def admission_paused(self) -> bool:
@@ -249,8 +301,10 @@ class FirestoreMovieStore:
 
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
-        entries = self.movies().document(movie_id).collection(JOURNAL).order_by(DOC_ID)
-        return [{k: s.get(k) for k in JournalEntry._fields} for s in self._stream(entries)]
+        snap = self.movies().document(movie_id).get(**self.rpc)
+        METER.add("firestore.reads")
+        entries = (snap.to_dict() or {}).get(JOURNAL) or [] if snap.exists else []
+        return [{k: e.get(k) for k in JournalEntry._fields} for e in entries]
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
@@ -297,15 +351,21 @@ class FirestoreMovieStore:
         return picked
 
     def _txn(self) -> Txn:
-        return Txn(self.db(), rpc=self.rpc, shards=self.shards)
+        return Txn(self.db(), rpc=self.rpc, shards=self.shards, stats_shards=self.stats_shards)
 
     def _transact(self, body: Callable[[Txn], R]) -> R:
         """Run `body` in a fresh transaction until it commits without losing a race."""
         for attempt in range(1, self.max_attempts + 1):
+            tx = self._txn()
             try:
-                return body(self._txn())
+                result = body(tx)
             except CONFLICTS:
-                pass
+                METER.add("firestore.conflicts")
+            else:
+                METER.add("firestore.commits")
+                for stage, shard in tx.freed:
+                    self._freed_hint[stage] = shard
+                return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
         raise Unavailable(f"firestore: lost {self.max_attempts} races for the same documents")

@@ -8,14 +8,20 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.firestore_docs import MOVIES, Doc, slots_ref, stats_ref, to_document
+from deepflix.adapters.gcp.firestore_docs import (
+    MOVIES,
+    Doc,
+    slots_ref,
+    stable_shard,
+    stats_ref,
+    to_document,
+)
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
 from deepflix.pipeline.journal import stage_changes
-from deepflix.pipeline.models import STAGES, Movie, Stage
-from deepflix.pipeline.policy import running_mean
+from deepflix.pipeline.models import Movie, Stage
 
-JOURNAL = "journal"
+JOURNAL = "journal"  # the movie document's field holding its journal
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 
@@ -29,16 +35,21 @@ class Txn:
     the emulator breaks that only by a lock timeout (8 parallel dispatchers took minutes).
     """
 
-    def __init__(self, db: Any, *, rpc: dict[str, Any], shards: int) -> None:
+    def __init__(self, db: Any, *, rpc: dict[str, Any], shards: int, stats_shards: int = 1) -> None:
         self.db = db  # the Firestore client
         self.rpc = rpc  # retry and timeout of every call
         self.shards = shards  # copies of each queue counter
+        self.stats_shards = stats_shards  # copies of each duration sum
         self.batch = db.batch()
         self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
         self.writes = 0
-        self.taken: dict[Stage, list[str]] = {}
-        self.freed: dict[Stage, list[str]] = {}
+        # Slot changes by (stage, slot shard): ids taken and freed.
+        self.taken: dict[tuple[Stage, int], list[str]] = {}
+        self.freed: dict[tuple[Stage, int], list[str]] = {}
+        # The slot shard a claim gives each movie it saves (set by the claim before save).
+        self.slot_for: dict[str, int] = {}
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
+        self.durations: dict[tuple[Stage, int, str], float] = {}
 
     def get(self, ref: Any) -> Any:
         snap = ref.get(**self.rpc)
@@ -69,34 +80,52 @@ class Txn:
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
         ref = self.db.collection(MOVIES).document(new.id)
         journal, durations = stage_changes(old, new)
-        seq = int(old_doc.get("journal_seq") or 0)
-        for entry in journal:
-            seq += 1
-            self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry.document())
+        # The journal lives in the movie's own document, written with it: no write of its
+        # own per entry (a movie's journal stays small: a few entries per attempt).
+        entries = list(old_doc.get("journal") or []) + [e.document() for e in journal]
+        seq = len(entries)
         for stage, seconds in durations:
-            self._observe(stage, seconds)
+            self._observe(stage, seconds, new.id)
+        slot = old_doc.get("slot_shard")
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
-                self.freed.setdefault(old.running_stage, []).append(new.id)
+                freed = int(slot or 0)
+                self.freed.setdefault((old.running_stage, freed), []).append(new.id)
             if new.running_stage is not None:
-                self.taken.setdefault(new.running_stage, []).append(new.id)
-        self.replace(ref, to_document(new, journal_seq=seq))
+                # A claim names the shard it took a slot in; any other start (none today)
+                # takes one unguarded in the movie's own shard.
+                slot = self.slot_for.get(new.id, 0)
+                self.taken.setdefault((new.running_stage, slot), []).append(new.id)
+        doc = to_document(new, journal_seq=seq, slot_shard=slot) | {"journal": entries}
+        self.replace(ref, doc)
         self.count(old, new)
 
-    def _observe(self, stage: Stage, seconds: float) -> None:
-        ref = stats_ref(self.db, stage)
-        # The first sample starts the running mean at itself.
-        prev = self.get(ref).to_dict() or {"mean_s": seconds, "samples": 0}
-        mean = running_mean(float(prev["mean_s"]), [seconds])
-        samples = int(prev.get("samples", 0)) + 1
-        self.replace(ref, {"stage": stage.value, "mean_s": mean, "samples": samples})
+    def _observe(self, stage: Stage, seconds: float, movie_id: str) -> None:
+        """Add a duration to its stage's sums: blind increments, which read nothing and so
+        contend with nothing; a mean is the sum over the count (mean_durations)."""
+        shard = stable_shard(movie_id, self.stats_shards)
+        for name, v in (("sum_s", seconds), ("n", 1)):
+            key = (stage, shard, name)
+            self.durations[key] = self.durations.get(key, 0) + v
 
-    def commit(self, *, slots: dict[Stage, list[str]] | None = None) -> None:
-        """Commit; `slots` are the running lists a claim read, guarded by their versions."""
-        for st in STAGES:
-            ref = slots_ref(self.db, st)
-            if slots is not None and st in slots and self.taken.get(st):
-                self.replace(ref, {"stage": st.value, "running": slots[st] + self.taken[st]})
+    def _write_durations(self) -> None:
+        docs: dict[tuple[Stage, int], dict[str, Any]] = {}
+        for (stage, shard, name), v in self.durations.items():
+            doc = docs.setdefault((stage, shard), {"stage": stage.value})
+            doc[name] = firestore.Increment(v)
+        for (stage, shard), data in docs.items():
+            self.batch.set(stats_ref(self.db, stage, shard), data, merge=True)
+            self.writes += 1
+
+    def commit(self, *, slots: dict[tuple[Stage, int], list[str]] | None = None) -> None:
+        """Commit; `slots` are the running lists of the slot shards a claim read, each
+        guarded by its version."""
+        for key in sorted(set(self.taken) | set(self.freed)):
+            stage, shard = key
+            ref = slots_ref(self.db, stage, shard)
+            if slots is not None and key in slots and self.taken.get(key):
+                running = slots[key] + self.taken[key]
+                self.replace(ref, {"stage": stage.value, "running": running})
                 continue
             # Array transforms need no read, so freeing a slot contends with nothing, yet a
             # claim that read this document sees the change as a failed precondition.
@@ -104,9 +133,11 @@ class Txn:
                 (self.taken, firestore.ArrayUnion),
                 (self.freed, firestore.ArrayRemove),
             ):
-                if ids.get(st):
-                    self.batch.set(ref, {"running": transform(ids[st])}, merge=True)
+                if ids.get(key):
+                    data = {"stage": stage.value, "running": transform(ids[key])}
+                    self.batch.set(ref, data, merge=True)
                     self.writes += 1
+        self._write_durations()
         self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
             self.batch.commit(**self.rpc)
