@@ -119,6 +119,7 @@ class Service:
         are answers too; only a connection that fails raises (OSError)."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("X-DeepFlix-Client", "devtools")  # a script's request, as the CLI's
         if data is not None and raw is None:
             req.add_header("Content-Type", "application/json")
         for k, v in (headers or {}).items():

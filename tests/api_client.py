@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
+from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.writes import PipelineWrites
 from deepflix.pipeline.service import Pipeline
 from deepflix.settings import Settings
@@ -26,8 +27,14 @@ class InProcess:
     artifacts: LocalArtifactStore
 
 
+# The service's own address, as `deepflix serve` would be bound to, and the header of a
+# script's requests: tests that check the guard itself ask for a client without it.
+BASE_URL = "http://127.0.0.1:8080"
+SCRIPT = {"X-DeepFlix-Client": "tests"}
+
+
 @contextmanager
-def in_process(tmp_path: Path) -> Iterator[InProcess]:
+def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterator[InProcess]:
     work = Recorder()
     pipeline = Pipeline(
         store=SqliteMovieStore(tmp_path / "movies.db"),
@@ -41,7 +48,9 @@ def in_process(tmp_path: Path) -> Iterator[InProcess]:
         pipeline=pipeline,
         writes=PipelineWrites(pipeline),
         artifacts=artifacts,
+        guard=RequestGuard.local(host="127.0.0.1", port=8080, allowed_hosts=[], allowed_origins=[]),
         local_file=artifacts.resolve,
     )
-    with TestClient(api.app(), raise_server_exceptions=False) as client:
+    app = api.app()
+    with TestClient(app, BASE_URL, raise_server_exceptions=False, headers=dict(headers)) as client:
         yield InProcess(client, api, pipeline, artifacts)

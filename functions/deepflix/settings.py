@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from deepflix.pipeline.models import Stage
 from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
@@ -21,6 +21,13 @@ class Settings(BaseSettings):
 
     port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "DEEPFLIX_PORT"))
     host: str = "127.0.0.1"
+    # Comma-separated. The Host names the API answers to besides (embedded) its loopback
+    # names and bound address: `name` at any port, `name:port`, or `*` for any Host. In the
+    # Cloud Function, empty answers any (the platform routes by its own names).
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    # Comma-separated origins (`https://app.example`) of other sites whose pages may write;
+    # empty: only pages of the API's own origin.
+    allowed_origins: Annotated[list[str], NoDecode] = []
     data_dir: Path = Path("data")
     # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
     # so both live under this one folder, on one file system.
@@ -67,6 +74,13 @@ class Settings(BaseSettings):
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _complete_backend(self) -> Settings:

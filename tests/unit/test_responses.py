@@ -6,7 +6,9 @@ import pytest
 
 from deepflix.handlers import responses
 from deepflix.handlers.responses import (
+    CrossSiteRequest,
     MethodNotAllowed,
+    MisdirectedRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
     error_answer,
@@ -29,11 +31,13 @@ pytestmark = pytest.mark.unit
     ("error", "status"),
     [
         (BadRequest("x"), 400),
+        (CrossSiteRequest("x"), 403),
         (NotFound("x"), 404),
         (MethodNotAllowed("x", details={"allowed": "GET"}), 405),
         (Conflict("x"), 409),
         (PayloadTooLarge("x"), 413),
         (UnsupportedMediaType("x"), 415),
+        (MisdirectedRequest("x"), 421),
         (ValidationFailed("x"), 422),
         (Unavailable("x"), 503),
         (DeepflixError("x"), 500),

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 DEFAULT_URL = "http://127.0.0.1:{port}"
+CLIENT_HEADER = "X-DeepFlix-Client"
 STAGES = ("story", "images", "video")
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -47,7 +48,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
+    # The header that tells the service this is no other site's page (handlers/guard.py).
+    req = urllib.request.Request(url, data=data, method=method, headers={CLIENT_HEADER: "cli"})
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:

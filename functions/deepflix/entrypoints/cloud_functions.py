@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepflix import logs
 from deepflix.handlers.api import Api
+from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.stage_requests import handle_push
 from deepflix.handlers.task_requests import handle_task
 from deepflix.handlers.writes import PipelineWrites
@@ -47,6 +48,12 @@ def service() -> EmbeddedRuntime | CloudRuntime:
                 pipeline=_service.pipeline,
                 writes=PipelineWrites(_service.pipeline),
                 artifacts=_service.artifacts,
+                # The platform's own host names answer unless DEEPFLIX_ALLOWED_HOSTS is set;
+                # writes are checked as everywhere.
+                guard=RequestGuard.configured(
+                    allowed_hosts=settings.allowed_hosts,
+                    allowed_origins=settings.allowed_origins,
+                ),
                 local_file=_service.local_file,
                 read_in_threads=True,  # a Firestore read waits on the network
             ).app()

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
+from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.operations import Operation, Operations, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
@@ -74,7 +75,8 @@ class Api:
     Reads call `pipeline`; writes go through `writes`: the pipeline of this process, or the
     write channel to the runtime's. Reads run on the event loop, as a local SQLite read is
     cheaper than a thread hand-off (docs/decisions/0009); `read_in_threads` moves them off
-    it where they wait on the network (Firestore).
+    it where they wait on the network (Firestore). `guard` refuses, before any route, a
+    Host it does not serve and a write another site's page could have sent.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Api:
         pipeline: Pipeline,
         writes: Writes,
         artifacts: ArtifactStore,
+        guard: RequestGuard,
         local_file: Callable[[str], Path] | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         read_in_threads: bool = False,
@@ -91,6 +94,7 @@ class Api:
         self.pipeline = pipeline
         self.writes = writes
         self.artifacts = artifacts
+        self.guard = guard
         self.local_file = local_file
         self.extra_metrics = extra_metrics
         self.read_in_threads = read_in_threads
@@ -112,6 +116,7 @@ class Api:
         )
         app.router.redirect_slashes = False  # a trailing slash is forgiven below instead
         app.add_middleware(ForgiveTrailingSlash)
+        app.add_middleware(Guarded, guard=self.guard)  # added last: the outermost
         return app
 
     def _endpoint(self, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:

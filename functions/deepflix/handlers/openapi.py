@@ -8,18 +8,26 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from deepflix.handlers.operations import Operation
+from deepflix.handlers.guard import CLIENT_HEADER, SAFE_METHODS
+from deepflix.handlers.operations import Operation, Param
 from deepflix.handlers.schemas import ErrorAnswer
 
 REF = "#/components/schemas/{model}"
+CLIENT = Param(
+    CLIENT_HEADER,
+    "Any value: says the request comes from a script or the dashboard, not from a form of "
+    "another site. Needed on a write sent without `Content-Type: application/json`.",
+)
 ERRORS = {
     400: "The request is malformed (JSON, a parameter, a header).",
+    403: "`Origin` (or `Sec-Fetch-Site: cross-site`) names another site, not allowed to write.",
     404: "No such movie, artifact or route.",
     405: "The path does not take this method; `Allow` lists those it takes.",
     408: "The request body did not all arrive within 10 s.",
     409: "The movie's state refuses this, or the Idempotency-Key was used with another body.",
     413: "The request body is over 64 KiB.",
-    415: "The request body is not application/json.",
+    415: f"The request is not application/json and carries no `{CLIENT_HEADER}` header.",
+    421: "The `Host` is not one this service answers to (DEEPFLIX_ALLOWED_HOSTS).",
     422: "The request body is JSON but not a valid movie request; `details` names each field.",
     503: "A backing service is unreachable; nothing was half-done. Retry after `Retry-After`.",
 }
@@ -52,7 +60,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in op.path_params
     ]
-    for where, given in (("query", op.query), ("header", op.headers)):
+    writes = op.method not in SAFE_METHODS
+    headers = (*op.headers, CLIENT) if writes else op.headers
+    for where, given in (("query", op.query), ("header", headers)):
         params += [
             {"name": p.name, "in": where, "description": p.description, "schema": dict(p.schema)}
             for p in given
@@ -72,7 +82,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.answer_headers:
         answer["headers"] = _headers(op.answer_headers)
     responses: dict[str, Any] = {str(op.status): answer}
-    for status in op.errors:
+    # Every operation is behind the request guard (handlers/guard.py).
+    for status in sorted({*op.errors, 421, *((403, 415) if writes else ())}):
         responses[str(status)] = {
             "description": ERRORS[status],
             "content": {"application/json": {"schema": _ref(ErrorAnswer)}},

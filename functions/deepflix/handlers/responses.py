@@ -45,16 +45,33 @@ class RequestTimeout(DeepflixError):
     code = "request_timeout"
 
 
+class Forbidden(DeepflixError):
+    code = "forbidden"
+
+
+class CrossSiteRequest(Forbidden):
+    code = "cross_site_request"
+
+
+class MisdirectedRequest(DeepflixError):
+    """The request names a Host this service does not answer to (DNS rebinding)."""
+
+    code = "misdirected_request"
+
+
 # The one place an error class becomes an HTTP status; a subclass answers as its nearest
 # listed ancestor, and anything unlisted is an internal error.
 HTTP_STATUS: dict[type[DeepflixError], int] = {
     BadRequest: 400,
+    Forbidden: 403,
+    CrossSiteRequest: 403,
     NotFound: 404,
     MethodNotAllowed: 405,
     Conflict: 409,
     RequestTimeout: 408,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
+    MisdirectedRequest: 421,
     ValidationFailed: 422,
     Unavailable: 503,
     DeepflixError: 500,

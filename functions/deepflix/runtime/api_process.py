@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
 from deepflix.handlers.api import Api
+from deepflix.handlers.guard import RequestGuard
 from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
@@ -33,6 +34,12 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         pipeline=reader.pipeline,
         writes=writes,
         artifacts=reader.artifacts,
+        guard=RequestGuard.local(
+            host=settings.host,
+            port=settings.port,
+            allowed_hosts=settings.allowed_hosts,
+            allowed_origins=settings.allowed_origins,
+        ),
         local_file=reader.artifacts.resolve,
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
