@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deepflix.pipeline.models import Stage
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
     # so both live under this one folder, on one file system.
     media_dir: Path | None = None
-    generators: Literal["cpu", "instant"] = "cpu"
+    generators: Literal["cpu", "instant", "gemini"] = "cpu"
     scene_seconds: float = Field(3.0, gt=0, le=30)
     fps: int = Field(24, ge=1, le=60)
     story_concurrency: int = Field(4, ge=1, le=1000)
@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     run_job_prefix: str = "deepflix"
     artifacts: Literal["local", "gcs"] = "local"
     artifacts_bucket: str | None = None
+    # -- Hosted models (DEEPFLIX_GENERATORS=gemini): the Gemini API with a key, or Vertex AI
+    # in gcp_project / gcp_location with the service account's credentials.
+    genai_api_key: SecretStr | None = None
+    genai_vertex: bool = False
+    genai_text_model: str = "gemini-2.5-flash"
+    genai_image_model: str = "gemini-2.5-flash-image"
+    # One model call's deadline; shorter than the story stage's timeout.
+    genai_call_timeout_s: float = Field(45.0, gt=0)
+    genai_base_url: str | None = None  # another endpoint (a proxy; the tests' fake server)
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -75,6 +84,16 @@ class Settings(BaseSettings):
             raise ValueError("DEEPFLIX_ARTIFACTS_BUCKET is required with DEEPFLIX_ARTIFACTS=gcs")
         if self.job_runner == "cloudrun" and self.backend != "gcp":
             raise ValueError("DEEPFLIX_JOB_RUNNER=cloudrun needs DEEPFLIX_BACKEND=gcp")
+        if self.generators == "gemini":
+            if not self.genai_vertex and self.genai_api_key is None:
+                raise ValueError(
+                    "DEEPFLIX_GENERATORS=gemini needs DEEPFLIX_GENAI_API_KEY"
+                    " or DEEPFLIX_GENAI_VERTEX=true"
+                )
+            if self.genai_call_timeout_s >= self.story_timeout_s:
+                raise ValueError(
+                    "DEEPFLIX_GENAI_CALL_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
+                )
         return self
 
     def media_root(self) -> Path:

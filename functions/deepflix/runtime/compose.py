@@ -23,6 +23,7 @@ from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
 from deepflix.stages.faults import FaultPlan
+from deepflix.stages.generators.base import Models
 from deepflix.stages.generators.registry import load_generators
 from deepflix.stages.runner import StageRunner
 from deepflix.stages.threads import StageThreads
@@ -69,12 +70,35 @@ def _connect_jobs(jobs: JobRunner, runner: StageRunner, on_exit: Callable[[JobEx
         jobs.on_exit(on_exit)
 
 
+def hosted_models(settings: Settings) -> Models:
+    """The Gemini and Imagen clients the `gemini` generators call."""
+    from deepflix.adapters.gcp.genai_models import GenaiConfig, models
+
+    key = settings.genai_api_key
+    text, image = models(
+        GenaiConfig(
+            api_key=key.get_secret_value() if key else None,
+            vertex=settings.genai_vertex,
+            project=settings.gcp_project,
+            location=settings.gcp_location,
+            text_model=settings.genai_text_model,
+            image_model=settings.genai_image_model,
+            call_timeout_s=settings.genai_call_timeout_s,
+            base_url=settings.genai_base_url,
+        )
+    )
+    return Models(text=text, image=image)
+
+
 def inline_executor(
     settings: Settings, artifacts: ArtifactStore, workdir: Path | None
 ) -> InlineExecutor:
     """Stage work on the calling thread; also what each stage worker process builds."""
     generators = load_generators(
-        settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
+        settings.generators,
+        scene_seconds=settings.scene_seconds,
+        fps=settings.fps,
+        models=hosted_models(settings) if settings.generators == "gemini" else None,
     )
     return InlineExecutor(generators, artifacts, workdir)
 

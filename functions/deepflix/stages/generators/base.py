@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,30 @@ class ImageGenerator(Protocol):
 
 class VideoGenerator(Protocol):
     def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs: ...
+
+
+class TextModel(Protocol):
+    """A hosted language model answering with JSON that follows `schema` (a JSON Schema)."""
+
+    name: str
+
+    def generate_json(self, *, prompt: str, schema: dict[str, Any], seed: int) -> str: ...
+
+
+class ImageModel(Protocol):
+    """A hosted image model: one picture for a prompt, as encoded bytes (PNG, JPEG...)."""
+
+    name: str
+
+    def generate_image(self, *, prompt: str, aspect_ratio: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Models:
+    """The hosted models the `gemini` generator set calls (built by the composition root)."""
+
+    text: TextModel
+    image: ImageModel
 
 
 @dataclass(frozen=True)
