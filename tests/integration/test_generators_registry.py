@@ -43,9 +43,11 @@ def test_instant_kind_wires_the_instant_generators() -> None:
 
 
 def test_unknown_kind_lists_the_allowed_values() -> None:
-    assert set(KINDS) == {"cpu", "instant"}
-    with pytest.raises(ValueError, match=r"'gpu'.*cpu, instant"):
+    assert set(KINDS) == {"cpu", "instant", "gemini"}
+    with pytest.raises(ValueError, match=r"'gpu'.*cpu, instant, gemini"):
         load_generators("gpu")
+    with pytest.raises(ValueError, match="hosted models"):
+        load_generators("gemini")
 
 
 def test_instant_set_runs_end_to_end(tmp_path: Path) -> None:
