@@ -1,8 +1,9 @@
 """A fake Gemini API on 127.0.0.1 speaking the REST shapes the google-genai SDK uses.
 
-generateContent (structured JSON output, and image output), and the errors the real API sends
-(google.rpc.Status bodies; RetryInfo on a 429). Each route answers from its queue of scripted
-replies first, then with a success built from the request.
+generateContent (structured JSON output, and image output), Veo's predictLongRunning with its
+operation polling (Vertex AI's fetchPredictOperation, the clip inline), and the errors the real
+API sends (google.rpc.Status bodies; RetryInfo on a 429). Each route answers from its queue of
+scripted replies first, then with a success built from the request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 HOST = "127.0.0.1"
+LRO_RESPONSE = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
 API_KEY = "fake-key-123"
 
 
@@ -28,6 +30,12 @@ API_KEY = "fake-key-123"
 class Reply:
     status: int
     body: dict[str, Any]
+    raw: bytes | None = None  # sent as it is instead of the JSON body
+
+
+def clip_bytes(file_id: str) -> bytes:
+    """Stand-in MP4 bytes (an ftyp box and the file's id): the tests never decode them."""
+    return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + file_id.encode()
 
 
 def rate_limited(retry_s: float | None = 1.0) -> Reply:
@@ -146,6 +154,10 @@ class FakeGenai:
     script: dict[str, list[Reply]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Veo: how many lookups of a new operation answer "not done" first.
+    polls_before_done: int = 2
+    operations: dict[str, int] = field(default_factory=dict)  # name -> lookups left
+    polls: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -159,6 +171,26 @@ class FakeGenai:
         with self.lock:
             return [body for path, _, body in self.requests if path.endswith(":" + method)]
 
+    def operation(self, name: str) -> Reply:
+        """Vertex AI's fetchPredictOperation: the operation's state, the clip inline when done."""
+        self.polls.append(name)
+        scripted = self.script.get("operation")
+        if scripted:
+            return scripted.pop(0)
+        left = self.operations.get(name)
+        if left is None:
+            return Reply(404, {"error": {"code": 404, "message": name, "status": "NOT_FOUND"}})
+        if left > 0:
+            self.operations[name] = left - 1
+            return Reply(200, {"name": name})
+        clip = base64.b64encode(clip_bytes(name.rpartition("/")[2])).decode()
+        response = {
+            "@type": LRO_RESPONSE,
+            "raiMediaFilteredCount": 0,
+            "videos": [{"bytesBase64Encoded": clip, "mimeType": "video/mp4"}],
+        }
+        return Reply(200, {"name": name, "done": True, "response": response})
+
     def answer(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
         method = path.rpartition(":")[2]
         with self.lock:
@@ -166,6 +198,13 @@ class FakeGenai:
             scripted = self.script.get(method)
             if scripted:
                 return scripted.pop(0)
+            if method == "predictLongRunning":
+                model = path.split("?")[0].lstrip("/").partition("/")[2].partition(":")[0]
+                name = f"{model}/operations/op{len(self.operations) + 1}"
+                self.operations[name] = self.polls_before_done
+                return Reply(200, {"name": name})
+            if method == "fetchPredictOperation":
+                return self.operation(body["operationName"])
         if method == "generateContent" and "IMAGE" in body.get("generationConfig", {}).get(
             "responseModalities", []
         ):

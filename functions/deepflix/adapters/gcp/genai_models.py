@@ -37,6 +37,8 @@ class GenaiConfig:
     image_model: str
     call_timeout_s: float
     base_url: str | None = None  # a test's fake server
+    # Vertex AI: google.auth credentials; None: the environment's (the service account's).
+    credentials: Any = None
 
 
 def client(cfg: GenaiConfig) -> genai.Client:
@@ -48,7 +50,11 @@ def client(cfg: GenaiConfig) -> genai.Client:
     )
     if cfg.vertex:
         return genai.Client(
-            vertexai=True, project=cfg.project, location=cfg.location, http_options=http
+            vertexai=True,
+            project=cfg.project,
+            location=cfg.location,
+            credentials=cfg.credentials,
+            http_options=http,
         )
     if not cfg.api_key:
         raise ValueError("DEEPFLIX_GENAI_API_KEY is required unless DEEPFLIX_GENAI_VERTEX=true")
@@ -184,6 +190,61 @@ def _log_usage(resp: types.GenerateContentResponse, model: str, **more: int) -> 
             **more,
         },
     )
+
+
+# google.rpc.Code values of a failed operation worth another try: DEADLINE_EXCEEDED,
+# RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE.
+_RETRYABLE_RPC_CODES = {4, 8, 10, 13, 14}
+
+
+class VeoVideo(_Caller):
+    """Veo's image-to-video on Vertex AI (google-genai 3.3.0 serves generate_videos there
+    only): a long-running operation, started once and then looked up by name from any
+    process; the name is all a restarted job needs."""
+
+    def start_clip(self, *, prompt: str, image: bytes, seconds: int) -> str:
+        config = types.GenerateVideosConfig(
+            aspect_ratio="16:9", duration_seconds=seconds, number_of_videos=1
+        )
+        source = types.GenerateVideosSource(
+            prompt=prompt, image=types.Image(image_bytes=image, mime_type="image/png")
+        )
+        op = self.call(
+            lambda: self.sdk.models.generate_videos(model=self.name, source=source, config=config)
+        )
+        if not op.name:
+            raise RetryableStageError(f"{self.name} started no operation", code="model_bad_output")
+        return op.name
+
+    def clip(self, operation: str) -> bytes | None:
+        """The finished clip's MP4 bytes; None while the operation runs."""
+        op = self.call(
+            lambda: self.sdk.operations.get(
+                types.GenerateVideosOperation.model_validate({"name": operation})
+            )
+        )
+        if not op.done:
+            return None
+        if op.error:
+            code = op.error.get("code")
+            why = f"{self.name} operation {operation} failed: {code} {op.error.get('message', '')}"
+            if code in _RETRYABLE_RPC_CODES:
+                raise RetryableStageError(why, code="model_unavailable")
+            raise PermanentStageError(why, code="model_rejected")
+        result = op.response or op.result
+        if result is not None and result.rai_media_filtered_reasons:
+            reasons = "; ".join(result.rai_media_filtered_reasons)
+            raise PermanentStageError(
+                f"{self.name} filtered the clip: {reasons}", code="model_blocked"
+            )
+        videos = (result.generated_videos if result else None) or []
+        video = videos[0].video if videos else None
+        if video is None:
+            raise RetryableStageError(f"{self.name} finished with no clip", code="model_bad_output")
+        if not video.video_bytes:  # a gcs uri only when an output bucket is asked for
+            raise RetryableStageError(f"{self.name} clip is empty", code="model_bad_output")
+        log.info("model usage", extra={"model": self.name, "video_clips": 1})
+        return bytes(video.video_bytes)
 
 
 def models(cfg: GenaiConfig) -> tuple[GeminiText, GeminiImages]:

@@ -83,6 +83,20 @@ class ImageModel(Protocol):
     def generate_image(self, *, prompt: str, aspect_ratio: str) -> bytes: ...
 
 
+class VideoModel(Protocol):
+    """A hosted image-to-video model working as long-running operations."""
+
+    name: str
+
+    def start_clip(self, *, prompt: str, image: bytes, seconds: int) -> str:
+        """Start one clip from a still; returns the operation's name."""
+        ...
+
+    def clip(self, operation: str) -> bytes | None:
+        """The finished clip (MP4), or None while the operation still runs."""
+        ...
+
+
 @dataclass(frozen=True)
 class Models:
     """The hosted models the `gemini` generator set calls (built by the composition root)."""
