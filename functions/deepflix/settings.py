@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
     # so both live under this one folder, on one file system.
     media_dir: Path | None = None
-    generators: Literal["cpu", "instant", "gemini"] = "cpu"
+    generators: Literal["cpu", "instant", "gemini", "http"] = "cpu"
     scene_seconds: float = Field(3.0, gt=0, le=30)
     fps: int = Field(24, ge=1, le=60)
     story_concurrency: int = Field(4, ge=1, le=1000)
@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # One model call's deadline; shorter than the story stage's timeout.
     genai_call_timeout_s: float = Field(45.0, gt=0)
     genai_base_url: str | None = None  # another endpoint (a proxy; the tests' fake server)
+    # -- A studio's own model server (DEEPFLIX_GENERATORS=http; README has the contract).
+    model_server_url: str | None = None
+    model_server_token: SecretStr | None = None
+    model_server_timeout_s: float = Field(45.0, gt=0)
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -93,6 +97,13 @@ class Settings(BaseSettings):
             if self.genai_call_timeout_s >= self.story_timeout_s:
                 raise ValueError(
                     "DEEPFLIX_GENAI_CALL_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
+                )
+        if self.generators == "http":
+            if not self.model_server_url:
+                raise ValueError("DEEPFLIX_GENERATORS=http needs DEEPFLIX_MODEL_SERVER_URL")
+            if self.model_server_timeout_s >= self.story_timeout_s:
+                raise ValueError(
+                    "DEEPFLIX_MODEL_SERVER_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
                 )
         return self
 

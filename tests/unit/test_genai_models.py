@@ -47,6 +47,19 @@ def test_gemini_needs_a_key_or_vertex_and_a_call_deadline_inside_the_story_timeo
         Settings()
 
 
+def test_http_needs_a_server_url_and_a_call_deadline_inside_the_story_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEEPFLIX_GENERATORS", "http")
+    with pytest.raises(ValueError, match="DEEPFLIX_MODEL_SERVER_URL"):
+        Settings()
+    monkeypatch.setenv("DEEPFLIX_MODEL_SERVER_URL", "https://studio.example/v1")
+    assert Settings().generators == "http"
+    monkeypatch.setenv("DEEPFLIX_MODEL_SERVER_TIMEOUT_S", "90")
+    with pytest.raises(ValueError, match="shorter than DEEPFLIX_STORY_TIMEOUT_S"):
+        Settings()
+
+
 def test_the_api_key_is_a_secret_in_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEEPFLIX_GENAI_API_KEY", "sk-very-secret")
     s = Settings()
@@ -85,7 +98,9 @@ def test_bad_requests_are_permanent_with_the_message() -> None:
 
 def test_the_story_schema_has_no_refs_and_keeps_the_title_property() -> None:
     assert "$ref" not in str(DRAFT_SCHEMA) and "$defs" not in DRAFT_SCHEMA
-    assert set(DRAFT_SCHEMA["required"]) == {"title", "logline", "characters", "scenes"}  # type: ignore[arg-type]
+    required = DRAFT_SCHEMA["required"]
+    assert isinstance(required, list)
+    assert set(required) == {"title", "logline", "characters", "scenes"}
 
 
 def test_an_image_prompt_describes_its_characters_the_same_way_every_time() -> None:

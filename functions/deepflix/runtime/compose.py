@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
@@ -27,6 +27,9 @@ from deepflix.stages.generators.base import Models
 from deepflix.stages.generators.registry import load_generators
 from deepflix.stages.runner import StageRunner
 from deepflix.stages.threads import StageThreads
+
+if TYPE_CHECKING:
+    from deepflix.stages.generators.http import ModelServer
 
 log = logs.get("runtime")
 
@@ -90,6 +93,18 @@ def hosted_models(settings: Settings) -> Models:
     return Models(text=text, image=image)
 
 
+def model_server(settings: Settings) -> ModelServer:
+    """The studio model server the `http` generators call."""
+    from deepflix.stages.generators.http import ModelServer
+
+    token = settings.model_server_token
+    return ModelServer(
+        base_url=settings.model_server_url or "",
+        timeout_s=settings.model_server_timeout_s,
+        token=token.get_secret_value() if token else None,
+    )
+
+
 def inline_executor(
     settings: Settings, artifacts: ArtifactStore, workdir: Path | None
 ) -> InlineExecutor:
@@ -99,6 +114,7 @@ def inline_executor(
         scene_seconds=settings.scene_seconds,
         fps=settings.fps,
         models=hosted_models(settings) if settings.generators == "gemini" else None,
+        server=model_server(settings) if settings.generators == "http" else None,
     )
     return InlineExecutor(generators, artifacts, workdir)
 

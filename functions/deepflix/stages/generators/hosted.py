@@ -97,33 +97,57 @@ class HostedStoryGenerator:
             schema=DRAFT_SCHEMA,
             seed=seed,
         )
-        try:
-            draft = _Draft.model_validate_json(answer)
-        except ValidationError as e:
-            # The schema was given, so this is the model's slip; another try may well pass.
-            raise RetryableStageError(
-                f"{self.text.name} answered JSON that is not a story: {e.error_count()} errors,"
-                f" first: {e.errors()[0]['msg']}",
-                code="model_bad_output",
-            ) from e
-        if len(draft.scenes) < scene_count:
-            raise RetryableStageError(
-                f"{self.text.name} wrote {len(draft.scenes)} scenes of the {scene_count} asked",
-                code="model_bad_output",
-            )
-        scenes = [
-            Scene(index=i, duration_s=self.scene_seconds, **s.model_dump())
-            for i, s in enumerate(draft.scenes[:scene_count])
-        ]
-        return Story(
+        return story_from_draft(
+            answer,
+            source=self.text.name,
             prompt=prompt,
-            title=title or draft.title,
-            logline=draft.logline,
+            title=title,
             style=style,
+            scene_count=scene_count,
             seed=seed,
-            characters=draft.characters,
-            scenes=scenes,
+            scene_seconds=self.scene_seconds,
         )
+
+
+def story_from_draft(
+    answer: str | bytes,
+    *,
+    source: str,
+    prompt: str,
+    title: str | None,
+    style: str,
+    scene_count: int,
+    seed: int,
+    scene_seconds: float,
+) -> Story:
+    """A model's JSON draft (DRAFT_SCHEMA) as the Story, with `scene_count` scenes."""
+    try:
+        draft = _Draft.model_validate_json(answer)
+    except ValidationError as e:
+        # The schema was given, so this is the model's slip; another try may well pass.
+        raise RetryableStageError(
+            f"{source} answered JSON that is not a story: {e.error_count()} errors,"
+            f" first: {e.errors()[0]['msg']}",
+            code="model_bad_output",
+        ) from e
+    if len(draft.scenes) < scene_count:
+        raise RetryableStageError(
+            f"{source} wrote {len(draft.scenes)} scenes of the {scene_count} asked",
+            code="model_bad_output",
+        )
+    scenes = [
+        Scene(index=i, duration_s=scene_seconds, **s.model_dump())
+        for i, s in enumerate(draft.scenes[:scene_count])
+    ]
+    return Story(
+        prompt=prompt,
+        title=title or draft.title,
+        logline=draft.logline,
+        style=style,
+        seed=seed,
+        characters=draft.characters,
+        scenes=scenes,
+    )
 
 
 def image_prompt(story: Story, scene: Scene) -> str:
