@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from deepflix.pipeline.models import Stage
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # Local artifacts and stage work (default: data_dir). Work is renamed into the artifacts,
     # so both live under this one folder, on one file system.
     media_dir: Path | None = None
-    generators: Literal["cpu", "instant"] = "cpu"
+    generators: Literal["cpu", "instant", "gemini", "http"] = "cpu"
     scene_seconds: float = Field(3.0, gt=0, le=30)
     fps: int = Field(24, ge=1, le=60)
     story_concurrency: int = Field(4, ge=1, le=1000)
@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     run_job_prefix: str = "deepflix"
     artifacts: Literal["local", "gcs"] = "local"
     artifacts_bucket: str | None = None
+    # -- Hosted models (DEEPFLIX_GENERATORS=gemini): the Gemini API with a key, or Vertex AI
+    # in gcp_project / gcp_location with the service account's credentials.
+    genai_api_key: SecretStr | None = None
+    genai_vertex: bool = False
+    genai_text_model: str = "gemini-2.5-flash"
+    genai_image_model: str = "gemini-2.5-flash-image"
+    # One model call's deadline; shorter than the story stage's timeout.
+    genai_call_timeout_s: float = Field(45.0, gt=0)
+    genai_base_url: str | None = None  # another endpoint (a proxy; the tests' fake server)
+    # -- A studio's own model server (DEEPFLIX_GENERATORS=http; README has the contract).
+    model_server_url: str | None = None
+    model_server_token: SecretStr | None = None
+    model_server_timeout_s: float = Field(45.0, gt=0)
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -92,6 +105,23 @@ class Settings(BaseSettings):
             raise ValueError("DEEPFLIX_JOB_RUNNER=cloudrun needs DEEPFLIX_BACKEND=gcp")
         if self.backend == "gcp" and not self.emulated():
             self._refuse_non_production()
+        if self.generators == "gemini":
+            if not self.genai_vertex and self.genai_api_key is None:
+                raise ValueError(
+                    "DEEPFLIX_GENERATORS=gemini needs DEEPFLIX_GENAI_API_KEY"
+                    " or DEEPFLIX_GENAI_VERTEX=true"
+                )
+            if self.genai_call_timeout_s >= self.story_timeout_s:
+                raise ValueError(
+                    "DEEPFLIX_GENAI_CALL_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
+                )
+        if self.generators == "http":
+            if not self.model_server_url:
+                raise ValueError("DEEPFLIX_GENERATORS=http needs DEEPFLIX_MODEL_SERVER_URL")
+            if self.model_server_timeout_s >= self.story_timeout_s:
+                raise ValueError(
+                    "DEEPFLIX_MODEL_SERVER_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
+                )
         return self
 
     def emulated(self) -> bool:

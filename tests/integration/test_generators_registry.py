@@ -43,9 +43,13 @@ def test_instant_kind_wires_the_instant_generators() -> None:
 
 
 def test_unknown_kind_lists_the_allowed_values() -> None:
-    assert set(KINDS) == {"cpu", "instant"}
-    with pytest.raises(ValueError, match=r"'gpu'.*cpu, instant"):
+    assert set(KINDS) == {"cpu", "instant", "gemini", "http"}
+    with pytest.raises(ValueError, match=r"'gpu'.*cpu, instant, gemini, http"):
         load_generators("gpu")
+    with pytest.raises(ValueError, match="hosted models"):
+        load_generators("gemini")
+    with pytest.raises(ValueError, match="model server"):
+        load_generators("http")
 
 
 def test_instant_set_runs_end_to_end(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
@@ -23,9 +23,13 @@ from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
 from deepflix.stages.faults import FaultPlan
+from deepflix.stages.generators.base import Models
 from deepflix.stages.generators.registry import load_generators
 from deepflix.stages.runner import StageRunner
 from deepflix.stages.threads import StageThreads
+
+if TYPE_CHECKING:
+    from deepflix.stages.generators.http import ModelServer
 
 log = logs.get("runtime")
 
@@ -69,12 +73,48 @@ def _connect_jobs(jobs: JobRunner, runner: StageRunner, on_exit: Callable[[JobEx
         jobs.on_exit(on_exit)
 
 
+def hosted_models(settings: Settings) -> Models:
+    """The Gemini and Imagen clients the `gemini` generators call."""
+    from deepflix.adapters.gcp.genai_models import GenaiConfig, models
+
+    key = settings.genai_api_key
+    text, image = models(
+        GenaiConfig(
+            api_key=key.get_secret_value() if key else None,
+            vertex=settings.genai_vertex,
+            project=settings.gcp_project,
+            location=settings.gcp_location,
+            text_model=settings.genai_text_model,
+            image_model=settings.genai_image_model,
+            call_timeout_s=settings.genai_call_timeout_s,
+            base_url=settings.genai_base_url,
+        )
+    )
+    return Models(text=text, image=image)
+
+
+def model_server(settings: Settings) -> ModelServer:
+    """The studio model server the `http` generators call."""
+    from deepflix.stages.generators.http import ModelServer
+
+    token = settings.model_server_token
+    return ModelServer(
+        base_url=settings.model_server_url or "",
+        timeout_s=settings.model_server_timeout_s,
+        token=token.get_secret_value() if token else None,
+    )
+
+
 def inline_executor(
     settings: Settings, artifacts: ArtifactStore, workdir: Path | None
 ) -> InlineExecutor:
     """Stage work on the calling thread; also what each stage worker process builds."""
     generators = load_generators(
-        settings.generators, scene_seconds=settings.scene_seconds, fps=settings.fps
+        settings.generators,
+        scene_seconds=settings.scene_seconds,
+        fps=settings.fps,
+        models=hosted_models(settings) if settings.generators == "gemini" else None,
+        server=model_server(settings) if settings.generators == "http" else None,
     )
     return InlineExecutor(generators, artifacts, workdir)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,44 @@ class ImageGenerator(Protocol):
 
 class VideoGenerator(Protocol):
     def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs: ...
+
+
+class TextModel(Protocol):
+    """A hosted language model answering with JSON that follows `schema` (a JSON Schema)."""
+
+    name: str
+
+    def generate_json(self, *, prompt: str, schema: dict[str, Any], seed: int) -> str: ...
+
+
+class ImageModel(Protocol):
+    """A hosted image model: one picture for a prompt, as encoded bytes (PNG, JPEG...)."""
+
+    name: str
+
+    def generate_image(self, *, prompt: str, aspect_ratio: str) -> bytes: ...
+
+
+class VideoModel(Protocol):
+    """A hosted image-to-video model working as long-running operations."""
+
+    name: str
+
+    def start_clip(self, *, prompt: str, image: bytes, seconds: int) -> str:
+        """Start one clip from a still; returns the operation's name."""
+        ...
+
+    def clip(self, operation: str) -> bytes | None:
+        """The finished clip (MP4), or None while the operation still runs."""
+        ...
+
+
+@dataclass(frozen=True)
+class Models:
+    """The hosted models the `gemini` generator set calls (built by the composition root)."""
+
+    text: TextModel
+    image: ImageModel
 
 
 @dataclass(frozen=True)
