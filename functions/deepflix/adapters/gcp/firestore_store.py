@@ -15,6 +15,7 @@ from google.api_core import retry as gretry
 from google.cloud import firestore
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
+from deepflix.adapters.gcp.eta_durations import DurationHistograms
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
@@ -28,6 +29,7 @@ from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, SHARDS, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
@@ -74,6 +76,7 @@ class FirestoreMovieStore:
         )
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
         self.counters = QueueCounters(db=self.db, rpc=self.rpc)
+        self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -235,6 +238,10 @@ class FirestoreMovieStore:
     def mean_durations(self) -> dict[Stage, float]:
         docs = self._stream(self.db().collection(STATS))
         return {Stage(s.id): float(s.get("mean_s")) for s in docs if s.id in Stage.__members__}
+
+    @translate_outages("firestore")
+    def duration_history(self) -> DurationHistory:
+        return self.eta_durations.read()
 
     @translate_outages("firestore")
     def admission_paused(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from deepflix.adapters.gcp import eta_durations
 from deepflix.adapters.gcp.firestore_docs import MOVIES, Doc, slots_ref, stats_ref, to_document
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
@@ -75,6 +76,9 @@ class Txn:
             self.create(ref.collection(JOURNAL).document(f"{seq:010d}"), entry.document())
         for stage, seconds in durations:
             self._observe(stage, seconds)
+            self.writes += eta_durations.record(
+                self.batch, self.db, stage, new.request.scene_count, seconds
+            )
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
                 self.freed.setdefault(old.running_stage, []).append(new.id)
