@@ -130,7 +130,9 @@ class PathAhead:
     elapsed_s: float  # seconds its running attempt has run (0 while waiting)
     ahead: int  # movies before it in `stage`'s queue (0 while running)
     scenes: int
-    waiting: Mapping[Stage, int]  # per stage, movies waiting now
+    # Per later stage, the movies waiting there now that its dispatch order puts before
+    # this one (priority, then arrival): later arrivals of a lower priority do not count.
+    waiting: Mapping[Stage, int]
     busy: Mapping[Stage, int]  # per stage, movies running now
     concurrency: Mapping[Stage, int]
 

@@ -158,6 +158,9 @@ class Pipeline:
 
     def _eta(self, movie: Movie, stage: Stage, *, running: bool, ahead: int) -> Eta:
         counts = self.store.counts()
+        # The movies ahead in each later stage's queue, by the key that orders it: a
+        # position costs the same at any depth (ADR 0008).
+        later = STAGES[STAGES.index(stage) + 1 :]
         started = movie.stages[stage].started_at
         elapsed = (self.clock() - started).total_seconds() if running and started else 0.0
         path = PathAhead(
@@ -166,7 +169,7 @@ class Pipeline:
             elapsed_s=max(elapsed, 0.0),
             ahead=ahead,
             scenes=movie.request.scene_count,
-            waiting={s: c.waiting for s, c in counts.items()},
+            waiting={s: self.store.position(movie, s)[0] for s in later},
             busy={s: c.running for s, c in counts.items()},
             concurrency={s: self.config[s].concurrency for s in STAGES},
         )
