@@ -8,13 +8,14 @@ from typing import Any
 
 from bench.common import BENCH, NOT_MEASURED
 
-ORDER = ("pipeline", "api", "position", "render", "cost")
+ORDER = ("pipeline", "api", "position", "render", "cost", "eta")
 TITLES = {
     "pipeline": "1. Pipeline throughput and stage-hop latency (ours vs BullMQ)",
     "api": "2. API under load (32 connections, wrk)",
     "position": "3. Queue position at depth",
     "render": "4. Rendering (local generators vs ffmpeg's ceiling)",
     "cost": "5. Cloud cost per 1,000 movies",
+    "eta": "6. ETA accuracy (finish estimates against actual finishes)",
 }
 
 
@@ -260,12 +261,43 @@ def _cost(doc: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _eta(doc: dict[str, Any]) -> list[str]:
+    s, r = doc["settings"], doc["results"]
+    lines = [
+        f"{s['n']} movies at {s['rate']:g}/s, scenes {s['scenes']}, priorities "
+        f"{', '.join(f'{p} {w:.0%}' for p, w in s['priorities'].items())}, concurrency "
+        f"{', '.join(f'{k} {v}' for k, v in s['concurrency'].items())}; durations: "
+        f"{s['durations']}. Measured: {s['measured']} ({s['warmup']}). {r['completed']} "
+        f"finished; actual time to finish p50 {fmt(r['finish_s']['p50'])} s, p90 "
+        f"{fmt(r['finish_s']['p90'])} s.",
+        "",
+    ]
+
+    def row(name: str, e: dict[str, Any]) -> list[str]:
+        signed = e["mean_signed"]
+        return [name, str(e["count"]), fmt(e["p50"], 2), fmt(e["p90"], 2), fmt(signed, 2)]
+
+    rows = [row("at create (recorded with the movie)", r["at_create"])]
+    rows += [row(f"at create, {p} priority", e) for p, e in r["at_create_by_priority"].items()]
+    rows += [row(f"at {st} start", e) for st, e in r["at_stage_start"].items()]
+    lines += table(["finish estimate", "n", "p50 error", "p90 error", "mean signed"], rows)
+    band = r["at_create_in_band"]
+    lines += [
+        f"`eta_finish_error_p90` = {fmt(doc['eta_finish_error_p90'], 3)}; finishes inside the "
+        f"create-time band: {fmt(band * 100 if band is not None else None)} %; unknown at "
+        f"create after the warm-up: {r['at_create_unknown']}.",
+        "",
+    ]
+    return lines
+
+
 RENDER = {
     "pipeline": _pipeline,
     "api": _api,
     "position": _position,
     "render": _render,
     "cost": _cost,
+    "eta": _eta,
 }
 
 

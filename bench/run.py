@@ -17,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from bench import (
     api_bench,
     cost_bench,
+    eta_bench,
     pipeline_bench,
     position_bench,
     render_bench,
@@ -25,7 +26,8 @@ from bench import (
 from bench.common import BENCH, code_digest, code_info, write_result
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (pipeline_bench, api_bench, position_bench, render_bench, cost_bench)
+    m.NAME: m
+    for m in (pipeline_bench, api_bench, position_bench, render_bench, cost_bench, eta_bench)
 }
 
 

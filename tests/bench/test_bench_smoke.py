@@ -148,3 +148,13 @@ def test_cost_converts_operation_counts(tmp_path: Path) -> None:
     assert usd["firestore_reads"] == pytest.approx(100 * 0.03 / 1e5 * 1000)
     assert usd["total"] == pytest.approx(sum(v for k, v in usd.items() if k != "total"))
     assert "tasks_operations" in res["missing_counts"]
+
+
+def test_eta_accuracy(tmp_path: Path) -> None:
+    doc = run_quick("eta", tmp_path)
+    res = doc["results"]
+    assert res["completed"] == doc["settings"]["n"] and res["failed"] == 0
+    assert res["at_create"]["count"] > 0 and res["at_create"]["p90"] is not None
+    assert set(res["at_stage_start"]) == {"story", "images", "video"}
+    assert doc["eta_finish_error_p90"] == res["at_create"]["p90"]
+    assert "6. ETA accuracy" in (tmp_path / "RESULTS.md").read_text()
