@@ -280,6 +280,10 @@ def _eta(doc: dict[str, Any]) -> list[str]:
     rows = [row("at create (recorded with the movie)", r["at_create"])]
     rows += [row(f"at create, {p} priority", e) for p, e in r["at_create_by_priority"].items()]
     rows += [row(f"at {st} start", e) for st, e in r["at_stage_start"].items()]
+    one = doc.get("results_one_priority")
+    if one:
+        rows += [row("one priority: at create", one["at_create"])]
+        rows += [row(f"one priority: at {st} start", e) for st, e in one["at_stage_start"].items()]
     lines += table(["finish estimate", "n", "p50 error", "p90 error", "mean signed"], rows)
     band = r["at_create_in_band"]
     lines += [
