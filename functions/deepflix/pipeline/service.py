@@ -72,6 +72,14 @@ def fingerprint(request: MovieCreate) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
+def as_waiting_in(movie: Movie, stage: Stage) -> Movie:
+    """The movie as if it waited in `stage`: a store counts the movies ahead of it there by
+    its key (priority, arrival), as for any waiting movie."""
+    stages = {s: StageState() for s in STAGES}
+    stages[stage] = StageState(status=StageStatus.waiting, ready_at=movie.created_at)
+    return movie.model_copy(update={"stages": stages})
+
+
 class Pipeline:
     """The movie service: owns every movie's way from request to a final status.
 
@@ -169,7 +177,7 @@ class Pipeline:
             elapsed_s=max(elapsed, 0.0),
             ahead=ahead,
             scenes=movie.request.scene_count,
-            waiting={s: self.store.position(movie, s)[0] for s in later},
+            waiting={s: self.store.position(as_waiting_in(movie, s), s)[0] for s in later},
             busy={s: c.running for s, c in counts.items()},
             concurrency={s: self.config[s].concurrency for s in STAGES},
         )
