@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.common import BENCH, NOT_MEASURED
 
-ORDER = ("pipeline", "api", "position", "render", "cost", "hot_docs")
+ORDER = ("pipeline", "api", "position", "render", "cost", "hot_docs", "eta")
 TITLES = {
     "pipeline": "1. Pipeline throughput and stage-hop latency (ours vs BullMQ)",
     "api": "2. API under load (32 connections, wrk)",
@@ -16,6 +16,7 @@ TITLES = {
     "render": "4. Rendering (local generators vs ffmpeg's ceiling)",
     "cost": "5. Cloud cost per 1,000 movies",
     "hot_docs": "6. Hot Firestore documents (emulator, parallel workers)",
+    "eta": "7. ETA accuracy (finish estimates against actual finishes)",
 }
 
 
@@ -309,6 +310,40 @@ def _hot_docs(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _eta(doc: dict[str, Any]) -> list[str]:
+    s, r = doc["settings"], doc["results"]
+    lines = [
+        f"{s['n']} movies at {s['rate']:g}/s, scenes {s['scenes']}, priorities "
+        f"{', '.join(f'{p} {w:.0%}' for p, w in s['priorities'].items())}, concurrency "
+        f"{', '.join(f'{k} {v}' for k, v in s['concurrency'].items())}; durations: "
+        f"{s['durations']}. Measured: {s['measured']} ({s['warmup']}). {r['completed']} "
+        f"finished; actual time to finish p50 {fmt(r['finish_s']['p50'])} s, p90 "
+        f"{fmt(r['finish_s']['p90'])} s.",
+        "",
+    ]
+
+    def row(name: str, e: dict[str, Any]) -> list[str]:
+        signed = e["mean_signed"]
+        return [name, str(e["count"]), fmt(e["p50"], 2), fmt(e["p90"], 2), fmt(signed, 2)]
+
+    rows = [row("at create (recorded with the movie)", r["at_create"])]
+    rows += [row(f"at create, {p} priority", e) for p, e in r["at_create_by_priority"].items()]
+    rows += [row(f"at {st} start", e) for st, e in r["at_stage_start"].items()]
+    one = doc.get("results_one_priority")
+    if one:
+        rows += [row("one priority: at create", one["at_create"])]
+        rows += [row(f"one priority: at {st} start", e) for st, e in one["at_stage_start"].items()]
+    lines += table(["finish estimate", "n", "p50 error", "p90 error", "mean signed"], rows)
+    band = r["at_create_in_band"]
+    lines += [
+        f"`eta_finish_error_p90` = {fmt(doc['eta_finish_error_p90'], 3)}; finishes inside the "
+        f"create-time band: {fmt(band * 100 if band is not None else None)} %; unknown at "
+        f"create after the warm-up: {r['at_create_unknown']}.",
+        "",
+    ]
+    return lines
+
+
 RENDER = {
     "hot_docs": _hot_docs,
     "pipeline": _pipeline,
@@ -316,6 +351,7 @@ RENDER = {
     "position": _position,
     "render": _render,
     "cost": _cost,
+    "eta": _eta,
 }
 
 

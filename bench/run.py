@@ -17,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from bench import (
     api_bench,
     cost_bench,
+    eta_bench,
     hot_docs_bench,
     pipeline_bench,
     position_bench,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         render_bench,
         cost_bench,
         hot_docs_bench,
+        eta_bench,
     )
 }
 

@@ -163,3 +163,13 @@ def test_hot_documents_on_the_emulator(tmp_path: Path) -> None:
     assert set(res["per_stage"]) == {"story", "images", "video"}
     # No stage document is written by every movie: the busiest takes a fraction of them.
     assert all(v["busiest_writes_per_movie"] < 1 for v in res["per_stage"].values())
+
+
+def test_eta_accuracy(tmp_path: Path) -> None:
+    doc = run_quick("eta", tmp_path)
+    res = doc["results"]
+    assert res["completed"] == doc["settings"]["n"] and res["failed"] == 0
+    assert res["at_create"]["count"] > 0 and res["at_create"]["p90"] is not None
+    assert set(res["at_stage_start"]) == {"story", "images", "video"}
+    assert doc["eta_finish_error_p90"] == res["at_create"]["p90"]
+    assert "7. ETA accuracy" in (tmp_path / "RESULTS.md").read_text()

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from deepflix.pipeline.errors import BadRequest
+from deepflix.pipeline.eta import duration_bin
 from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
@@ -162,6 +163,8 @@ def test_running_overdue_and_observed_durations(store: MovieStore) -> None:
     done = LATER + timedelta(seconds=4)
     store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), CONFIG))
     assert store.mean_durations() == {Stage.story: pytest.approx(4.0)}
+    scenes = m.request.scene_count
+    assert store.duration_history() == {(Stage.story, scenes): {duration_bin(4.0): 1}}
     stored = store.get(m.id)
     assert stored is not None and stored.status is MovieStatus.images
     assert store.counts()[Stage.images].waiting == 1 and store.running(Stage.story) == []

@@ -12,8 +12,8 @@ import pytest
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.events import JobStarted, StageSucceeded
-from deepflix.pipeline.models import MovieStatus, Stage
-from deepflix.pipeline.service import Pipeline, admit_task
+from deepflix.pipeline.models import STORY, MovieStatus, Stage
+from deepflix.pipeline.service import Pipeline, admit_task, as_waiting_in
 from tests.factories import CONFIG, T0, request
 from tests.pipeline_fakes import Recorder
 
@@ -181,3 +181,27 @@ def test_inline_admission_claims_in_the_create_itself(tmp_path: Path, rec: Recor
         ("story.requested", {"movie_id": movie.id, "stage": "story", "attempt": 1})
     ]
     assert [t[0] for t in rec.tasks] == ["deadline"]  # no admission task
+
+
+def test_an_eta_counts_the_movies_ahead_in_later_queues_by_dispatch_order(
+    pipeline: Pipeline,
+) -> None:
+    ids = [pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(4)]
+    pipeline.dispatch(Stage.story)
+    for movie_id in ids:
+        done = ((STORY, "p"),)
+        pipeline.report(movie_id, StageSucceeded(Stage.story, 1, done, pipeline.clock()))
+    counts = pipeline.counts()[Stage.images]
+    assert (counts.running, counts.waiting) == (2, 2)
+    later = pipeline.create(request(), owner="u", idempotency_key=None)
+    first = pipeline.create(request(priority="high"), owner="u", idempotency_key=None)
+    store = pipeline.store
+    assert store.position(as_waiting_in(later, Stage.images), Stage.images)[0] == 2
+    assert store.position(as_waiting_in(first, Stage.images), Stage.images)[0] == 0
+    # No image or video run has finished: no estimate, saying why (the story's runs may not
+    # be read yet: the store reuses the histograms it read for a second).
+    eta = pipeline.eta(later)
+    assert eta is not None and eta.finish_s is None
+    assert eta.unknown in ("no_history:story", "no_history:images")
+    assert later.eta_at_create is not None and later.eta_at_create.finish_s is None
+    assert (later.eta_at_create.unknown or "").startswith("no_history:")

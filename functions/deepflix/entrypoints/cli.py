@@ -64,6 +64,21 @@ def _bar(progress: int, width: int = 24) -> str:
     return "█" * filled + "·" * (width - filled)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}min"
+
+
+def finish_text(answer: dict[str, Any]) -> str:
+    """The finish estimate of a create, status or position answer, for people."""
+    eta = answer.get("eta")
+    if not eta:
+        return ""
+    if eta["unknown"]:
+        return f"ready: unknown ({eta['unknown'].replace('_', ' ')})"
+    low, high = _duration(eta["finish_low_seconds"]), _duration(eta["finish_high_seconds"])
+    return f"ready in ~{_duration(eta['finish_seconds'])} ({low}-{high})"
+
+
 def _render(status: dict[str, Any]) -> str:
     parts = []
     for stage in STAGES:
@@ -71,7 +86,8 @@ def _render(status: dict[str, Any]) -> str:
         parts.append(f"{stage:>6} {_bar(st['progress'])} {st['status']:<9}")
     pos = status.get("position")
     tail = f" #{pos['position']} in {pos['queue']}" if pos else ""
-    return " | ".join(parts) + tail
+    finish = finish_text(status)
+    return " | ".join(parts) + tail + (f", {finish}" if finish else "")
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -85,7 +101,11 @@ def submit(args: argparse.Namespace) -> int:
         _out(json.dumps(created, indent=2))
         return 1
     movie_id = created["movie_id"]
-    _out(f"movie {movie_id} queued at position {created['position']}")
+    finish = finish_text(created)
+    _out(
+        f"movie {movie_id} queued at position {created['position']}"
+        + (f", {finish}" if finish else "")
+    )
     if not args.wait:
         return 0
     tty = sys.stdout.isatty()

@@ -39,7 +39,7 @@ from deepflix.handlers.schemas import (
     MovieView,
     Queues,
 )
-from deepflix.handlers.views import MovieViews, links, position_view, summary_view
+from deepflix.handlers.views import MovieViews, eta_view, links, position_view, summary_view
 from deepflix.handlers.writes import (
     CancelMovie,
     CreateMovie,
@@ -198,7 +198,8 @@ class Api:
         return await self._read(self._created, await self._write(write))
 
     def _created(self, movie: Movie) -> Response:
-        view = position_view(self.pipeline.position(movie))
+        pos = self.pipeline.position(movie)
+        view = position_view(pos)
         body_out = {
             "movie_id": movie.id,
             "job_id": movie.id,
@@ -206,6 +207,7 @@ class Api:
             "position": view["position"] if view else None,
             "ahead": view["ahead"] if view else None,
             "eta_seconds": view["eta_seconds"] if view else None,
+            **eta_view(self.pipeline.eta(movie, pos)),
             "links": links(movie.id),
         }
         return json_answer(body_out, 202, {"Location": f"/api/movies/{movie.id}"})
@@ -246,7 +248,8 @@ class Api:
     )
     def status(self, request: Request) -> Response:
         movie = self.pipeline.get(request.path_params["movie_id"])
-        return json_answer(self.views(movie, self.pipeline.position(movie)))
+        pos = self.pipeline.position(movie)
+        return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)))
 
     @OPERATIONS(
         "POST",
@@ -272,7 +275,8 @@ class Api:
         return await self._read(self._retried, movie)
 
     def _retried(self, movie: Movie) -> Response:
-        return json_answer(self.views(movie, self.pipeline.position(movie)), 202)
+        pos = self.pipeline.position(movie)
+        return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)), 202)
 
     @OPERATIONS(
         "GET",
@@ -297,7 +301,8 @@ class Api:
     )
     def position(self, request: Request) -> Response:
         movie = self.pipeline.get(request.path_params["job_id"])
-        view = position_view(self.pipeline.position(movie))
+        pos = self.pipeline.position(movie)
+        view = position_view(pos)
         stage = movie.current_stage
         return json_answer(
             {
@@ -306,6 +311,7 @@ class Api:
                 "current_stage": stage.value if stage else None,
                 "waiting": view is not None,
                 **(view or {"position": None, "ahead": None, "eta_seconds": None}),
+                **eta_view(self.pipeline.eta(movie, pos)),
             }
         )
 

@@ -20,6 +20,35 @@ POSITION: dict[str, JsonValue] = {
     "running": 2,
     "eta_seconds": 14.5,
 }
+# A movie waiting for images, behind two running and two waiting, then the video queue.
+ETA: dict[str, JsonValue] = {
+    "eta_start_seconds": 9.8,
+    "eta_finish_seconds": 41.3,
+    "eta": {
+        "start_seconds": 9.8,
+        "start_low_seconds": 7.1,
+        "start_high_seconds": 14.0,
+        "finish_seconds": 41.3,
+        "finish_low_seconds": 30.2,
+        "finish_high_seconds": 58.6,
+        "unknown": None,
+    },
+}
+# Submitted while admission is paused: no estimate until it resumes.
+ETA_PAUSED: dict[str, JsonValue] = {
+    "eta_start_seconds": None,
+    "eta_finish_seconds": None,
+    "eta": {
+        "start_seconds": None,
+        "start_low_seconds": None,
+        "start_high_seconds": None,
+        "finish_seconds": None,
+        "finish_low_seconds": None,
+        "finish_high_seconds": None,
+        "unknown": "admission_paused",
+    },
+}
+NO_ETA: dict[str, JsonValue] = {"eta_start_seconds": None, "eta_finish_seconds": None, "eta": None}
 CREATE_REQUESTS: dict[str, dict[str, JsonValue]] = {
     "minimal": {"prompt": "A lighthouse keeper befriends a storm"},
     "everything": {
@@ -94,6 +123,7 @@ MOVIE_VIEW: list[dict[str, JsonValue]] = [
         },
         "position": POSITION,
         "eta_seconds": 14.5,
+        **ETA,
         "error": None,
         "links": LINKS,
     }
@@ -107,8 +137,19 @@ CREATED: list[dict[str, JsonValue]] = [
         "position": 4,
         "ahead": 3,
         "eta_seconds": 21.0,
+        **ETA,
         "links": LINKS,
-    }
+    },
+    {
+        "movie_id": MOVIE_ID,
+        "job_id": MOVIE_ID,
+        "status": "queued",
+        "position": 1,
+        "ahead": 0,
+        "eta_seconds": 6.1,
+        **ETA_PAUSED,
+        "links": LINKS,
+    },
 ]
 
 JOB_POSITIONS: list[dict[str, JsonValue]] = [
@@ -118,6 +159,7 @@ JOB_POSITIONS: list[dict[str, JsonValue]] = [
         "current_stage": "images",
         "waiting": True,
         **POSITION,
+        **ETA,
     },
     {
         "job_id": MOVIE_ID,
@@ -127,6 +169,7 @@ JOB_POSITIONS: list[dict[str, JsonValue]] = [
         "position": None,
         "ahead": None,
         "eta_seconds": None,
+        **NO_ETA,
     },
 ]
 

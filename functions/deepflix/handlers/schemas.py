@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from deepflix.handlers import examples
 from deepflix.pipeline.models import (
@@ -46,6 +46,36 @@ class Position(Answer):
     total_waiting: int
     running: int
     eta_seconds: float
+
+
+class EtaView(Answer):
+    """The estimate from the whole path ahead (the movies ahead in each stage still to run,
+    each stage's concurrency, durations learned per scene count), with its band: every
+    duration at its 10th and 90th percentile. `unknown` says why there is none:
+    `admission_paused`, or `no_history:<stage>` for a stage no run has finished in yet."""
+
+    start_seconds: float | None = Field(
+        description="Until the movie's next stage starts; null if unknown or none is left."
+    )
+    start_low_seconds: float | None
+    start_high_seconds: float | None
+    finish_seconds: float | None = Field(description="Until the film is ready; null if unknown.")
+    finish_low_seconds: float | None
+    finish_high_seconds: float | None
+    unknown: str | None
+
+
+def described(text: str) -> Any:
+    """A required field's description, for the document."""
+    return Field(description=text)
+
+
+ETA_START = "Seconds until the movie's next stage starts (see `eta`)."
+ETA_FINISH = "Seconds until the film is ready (see `eta`)."
+ETA_QUEUE = (
+    "The older estimate: the rounds of the queue the movie waits in, then each remaining "
+    "stage's mean run, not counting the queues of later stages."
+)
 
 
 class StageView(Answer):
@@ -89,7 +119,10 @@ class MovieView(Answer):
     stages: dict[Stage, StageView]
     artifacts: Artifacts
     position: Position | None
-    eta_seconds: float | None
+    eta_seconds: float | None = described(ETA_QUEUE)
+    eta_start_seconds: float | None = described(ETA_START)
+    eta_finish_seconds: float | None = described(ETA_FINISH)
+    eta: EtaView | None
     error: StageError | None
     links: Links
 
@@ -104,7 +137,10 @@ class Created(Answer):
     status: MovieStatus
     position: int | None
     ahead: int | None
-    eta_seconds: float | None
+    eta_seconds: float | None = described(ETA_QUEUE)
+    eta_start_seconds: float | None = described(ETA_START)
+    eta_finish_seconds: float | None = described(ETA_FINISH)
+    eta: EtaView | None
     links: Links
 
 
@@ -119,7 +155,10 @@ class JobPosition(Answer):
     waiting: bool
     position: int | None
     ahead: int | None
-    eta_seconds: float | None
+    eta_seconds: float | None = described(ETA_QUEUE)
+    eta_start_seconds: float | None = described(ETA_START)
+    eta_finish_seconds: float | None = described(ETA_FINISH)
+    eta: EtaView | None
     queue: Stage | None = None
     total_waiting: int | None = None
     running: int | None = None

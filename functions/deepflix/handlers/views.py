@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from deepflix.pipeline.eta import Eta
 from deepflix.pipeline.models import CAPTIONS, STAGES, STORY, VIDEO, Movie, StageState
 from deepflix.pipeline.position import QueuePosition
 
@@ -36,6 +37,31 @@ def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
         "total_waiting": pos.total_waiting,
         "running": pos.running,
         "eta_seconds": round(pos.eta_s, 2),
+    }
+
+
+def _s(seconds: float | None) -> float | None:
+    return round(seconds, 2) if seconds is not None else None
+
+
+def eta_view(eta: Eta | None) -> dict[str, Any]:
+    """`eta_start_seconds` and `eta_finish_seconds` (None while unknown or, for the start,
+    with no stage left to start), and `eta` with their bands and why either is unknown;
+    `eta` is None for a movie that is done."""
+    if eta is None:
+        return {"eta_start_seconds": None, "eta_finish_seconds": None, "eta": None}
+    return {
+        "eta_start_seconds": _s(eta.start_s),
+        "eta_finish_seconds": _s(eta.finish_s),
+        "eta": {
+            "start_seconds": _s(eta.start_s),
+            "start_low_seconds": _s(eta.start_low),
+            "start_high_seconds": _s(eta.start_high),
+            "finish_seconds": _s(eta.finish_s),
+            "finish_low_seconds": _s(eta.finish_low),
+            "finish_high_seconds": _s(eta.finish_high),
+            "unknown": eta.unknown,
+        },
     }
 
 
@@ -69,7 +95,10 @@ def artifact_view(movie: Movie, url: Callable[[str], str]) -> dict[str, Any]:
 
 
 def movie_view(
-    movie: Movie, position: QueuePosition | None, url: Callable[[str], str]
+    movie: Movie,
+    position: QueuePosition | None,
+    url: Callable[[str], str],
+    eta: Eta | None = None,
 ) -> dict[str, Any]:
     stage = movie.current_stage
     return {
@@ -86,6 +115,7 @@ def movie_view(
         "artifacts": artifact_view(movie, url),
         "position": position_view(position),
         "eta_seconds": round(position.eta_s, 2) if position else None,
+        **eta_view(eta),
         "error": movie.error.model_dump(mode="json") if movie.error else None,
         "links": links(movie.id),
     }
@@ -102,7 +132,9 @@ class MovieViews:
         self._views: dict[str, tuple[Movie, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, movie: Movie, position: QueuePosition | None) -> dict[str, Any]:
+    def __call__(
+        self, movie: Movie, position: QueuePosition | None, eta: Eta | None = None
+    ) -> dict[str, Any]:
         hit = self._views.get(movie.id)
         if hit is None or hit[0] is not movie:
             hit = (movie, movie_view(movie, None, self.url))
@@ -113,6 +145,7 @@ class MovieViews:
         view = dict(hit[1])  # the keys stay in movie_view's order
         view["position"] = position_view(position)
         view["eta_seconds"] = round(position.eta_s, 2) if position else None
+        view.update(eta_view(eta))
         return view
 
 

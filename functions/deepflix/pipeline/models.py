@@ -166,6 +166,16 @@ class Outgoing(BaseModel):
     since: datetime
 
 
+class CreatedEta(BaseModel):
+    """The finish estimate a movie was given at its creation, kept to measure it against
+    its `finished_at` (seconds from `created_at`)."""
+
+    finish_s: float | None
+    low_s: float | None
+    high_s: float | None
+    unknown: str | None = None
+
+
 class QueueFields(NamedTuple):
     """What a store indexes beside a movie's document: where it stands in the queues, and
     since when messages wait in its outbox."""
@@ -196,6 +206,7 @@ class Movie(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict)  # name -> storage path
     error: StageError | None = None
     outbox: tuple[Outgoing, ...] = ()  # saved with the change that sends them, until sent
+    eta_at_create: CreatedEta | None = None
 
     @property
     def seed(self) -> int:

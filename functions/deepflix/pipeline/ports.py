@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from deepflix.pipeline.eta import History
 from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.transitions import Decision
 
@@ -67,6 +68,10 @@ class MovieStore(Protocol):
 
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""
+
+    def duration_history(self) -> History:
+        """Successful stage runs per (stage, scene count) and duration bin (pipeline/eta.py);
+        may be a few seconds old."""
 
     def admission_paused(self) -> bool: ...
 

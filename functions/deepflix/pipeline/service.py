@@ -11,6 +11,7 @@ from typing import Literal
 
 from deepflix.pipeline import outbox
 from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
+from deepflix.pipeline.eta import Durations, Eta, PathAhead, estimate
 from deepflix.pipeline.events import (
     Admit,
     CancelExecution,
@@ -27,7 +28,15 @@ from deepflix.pipeline.events import (
     RetryRequested,
     RunStage,
 )
-from deepflix.pipeline.models import STAGES, Movie, MovieCreate, Stage, StageState, StageStatus
+from deepflix.pipeline.models import (
+    STAGES,
+    CreatedEta,
+    Movie,
+    MovieCreate,
+    Stage,
+    StageState,
+    StageStatus,
+)
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import (
     EventBus,
@@ -72,6 +81,14 @@ def stage_topic(stage: Stage) -> str:
 
 def fingerprint(request: MovieCreate) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+def as_waiting_in(movie: Movie, stage: Stage) -> Movie:
+    """The movie as if it waited in `stage`: a store counts the movies ahead of it there by
+    its key (priority, arrival), as for any waiting movie."""
+    stages = {s: StageState() for s in STAGES}
+    stages[stage] = StageState(status=StageStatus.waiting, ready_at=movie.created_at)
+    return movie.model_copy(update={"stages": stages})
 
 
 class Pipeline:
@@ -143,6 +160,41 @@ class Pipeline:
 
     def retry(self, movie_id: str) -> Movie:
         return self.unit_of_work(lambda: self._client_event(movie_id, RetryRequested(self.clock())))
+
+    def eta(self, movie: Movie, position: QueuePosition | None = None) -> Eta | None:
+        """Until the movie's next stage starts and until it finishes, from the whole path
+        ahead (pipeline/eta.py); None for a movie that is done. `position` saves the read
+        where the caller has it."""
+        stage = movie.current_stage
+        if stage is None:
+            return None
+        running = movie.running_stage is not None
+        ahead = 0
+        if not running:
+            position = position or self.position(movie)
+            ahead = position.ahead if position is not None else 0
+        return self._eta(movie, stage, running=running, ahead=ahead)
+
+    def _eta(self, movie: Movie, stage: Stage, *, running: bool, ahead: int) -> Eta:
+        counts = self.store.counts()
+        # The movies ahead in each later stage's queue, by the key that orders it: a
+        # position costs the same at any depth (ADR 0008).
+        later = STAGES[STAGES.index(stage) + 1 :]
+        started = movie.stages[stage].started_at
+        elapsed = (self.clock() - started).total_seconds() if running and started else 0.0
+        path = PathAhead(
+            stage=stage,
+            running=running,
+            elapsed_s=max(elapsed, 0.0),
+            ahead=ahead,
+            scenes=movie.request.scene_count,
+            waiting={s: self.store.position(as_waiting_in(movie, s), s)[0] for s in later},
+            busy={s: c.running for s, c in counts.items()},
+            concurrency={s: self.config[s].concurrency for s in STAGES},
+        )
+        durations = Durations(self.store.duration_history())
+        paused = stage is Stage.story and not running and self.store.admission_paused()
+        return estimate(path, durations, admission_paused=paused)
 
     def position(self, movie: Movie) -> QueuePosition | None:
         stage = movie.waiting_stage
@@ -222,6 +274,7 @@ class Pipeline:
             updated_at=now,
             stages=stages,
         )
+        movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
         if self.admission == "task":
             # The name makes a repeated enqueue harmless.
             movie = movie.model_copy(update={"outbox": outbox.outgoing([Admit(movie.id)], now)})
@@ -240,6 +293,19 @@ class Pipeline:
             else:
                 self._send(saved)
         return saved
+
+    def _created_eta(self, movie: Movie) -> CreatedEta | None:
+        """The finish estimate recorded with a new movie; its key places it in the queue
+        before it is saved. An estimate must never fail a create."""
+        try:
+            ahead, _, _ = self.store.position(movie, Stage.story)
+            e = self._eta(movie, Stage.story, running=False, ahead=ahead)
+        except Exception:
+            log.warning("no estimate for a new movie", exc_info=True)
+            return None
+        return CreatedEta(
+            finish_s=e.finish_s, low_s=e.finish_low, high_s=e.finish_high, unknown=e.unknown
+        )
 
     def _resume_admission(self) -> None:
         self.store.set_admission_paused(False)

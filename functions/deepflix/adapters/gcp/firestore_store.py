@@ -16,6 +16,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
+from deepflix.adapters.gcp.eta_durations import DurationHistograms
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
@@ -31,6 +32,7 @@ from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
+from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
@@ -93,6 +95,7 @@ class FirestoreMovieStore:
         )
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
         self.counters = QueueCounters(db=self.db, rpc=self.rpc)
+        self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -287,6 +290,10 @@ class FirestoreMovieStore:
             if got.get("n"):
                 out[stage] = float(got["sum_s"]) / float(got["n"])
         return out
+
+    @translate_outages("firestore")
+    def duration_history(self) -> DurationHistory:
+        return self.eta_durations.read()
 
     @translate_outages("firestore")
     def admission_paused(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from deepflix.adapters.gcp import eta_durations
 from deepflix.adapters.gcp.firestore_docs import (
     MOVIES,
     Doc,
@@ -86,6 +87,9 @@ class Txn:
         seq = len(entries)
         for stage, seconds in durations:
             self._observe(stage, seconds, new.id)
+            self.writes += eta_durations.record(
+                self.batch, self.db, stage, new.request.scene_count, seconds
+            )
         slot = old_doc.get("slot_shard")
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:

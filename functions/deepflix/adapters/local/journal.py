@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from deepflix.adapters.local.db import Database, json_rows, json_table
+from deepflix.pipeline.eta import duration_bin
 from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie
 from deepflix.pipeline.policy import EWMA_WEIGHT, running_mean
@@ -19,6 +20,10 @@ STATEMENTS = {
     f" samples = samples + v.n FROM {_STATS} AS v WHERE stage_stats.stage = v.stage;\n"
     f"INSERT INTO stage_stats SELECT stage, first, n FROM {_STATS} WHERE true"
     " ON CONFLICT (stage) DO NOTHING",
+    # The duration histograms behind ETAs (pipeline/eta.py): one count per run and bin.
+    "eta_durations": "INSERT INTO eta_durations (stage, scenes, bin, runs) "
+    + json_rows(4, "NEW.eta_durations")
+    + " ON CONFLICT (stage, scenes, bin) DO UPDATE SET runs = runs + excluded.runs",
 }
 
 
@@ -33,6 +38,7 @@ class History:
         self.db = db
         self._journal: list[tuple[str, str, int, str, str, str]] = []
         self._durations: dict[str, list[float]] = {}
+        self._bins: dict[tuple[str, int, int], int] = {}
         db.buffer(self)
 
     def saved(self, old: Movie, new: Movie) -> None:
@@ -47,6 +53,8 @@ class History:
             )
         for stage, seconds in durations:
             self._durations.setdefault(stage.value, []).append(seconds)
+            key = (stage.value, new.request.scene_count, duration_bin(seconds))
+            self._bins[key] = self._bins.get(key, 0) + 1
 
     def rows(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -67,9 +75,12 @@ class History:
                     for stage, samples in self._durations.items()
                 ]
             ).decode()
+        if self._bins:
+            out["eta_durations"] = orjson.dumps([(*k, n) for k, n in self._bins.items()]).decode()
         self.discard()
         return out
 
     def discard(self) -> None:
         self._journal.clear()
         self._durations.clear()
+        self._bins.clear()

@@ -14,6 +14,7 @@ from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
+from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
     STAGES,
@@ -60,6 +61,11 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_movie ON journal (movie_id, seq);
 CREATE TABLE IF NOT EXISTS stage_stats (
     stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
+);
+-- Successful stage runs per (stage, scene count, duration bin): the ETA's histograms.
+CREATE TABLE IF NOT EXISTS eta_durations (
+    stage TEXT NOT NULL, scenes INTEGER NOT NULL, bin INTEGER NOT NULL, runs INTEGER NOT NULL,
+    PRIMARY KEY (stage, scenes, bin)
 );
 """
 # How long the stage means behind ETAs are reused before they are read again.
@@ -120,6 +126,7 @@ class SqliteMovieStore:
 
     def __init__(self, where: Path | Database) -> None:
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
+        self._history: tuple[float, DurationHistory] = (-MEANS_TTL_S, {})
         self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
         self._cache = MovieCache(self.db)
@@ -268,6 +275,17 @@ class SqliteMovieStore:
             means = {Stage(stage): float(mean) for stage, mean in rows}
             self._means = (time.monotonic(), means)
         return means
+
+    def duration_history(self) -> DurationHistory:
+        at, history = self._history
+        if time.monotonic() - at >= MEANS_TTL_S:
+            rows = self.db.conn().execute("SELECT stage, scenes, bin, runs FROM eta_durations")
+            out: dict[tuple[Stage, int], dict[int, int]] = {}
+            for stage, scenes, b, runs in rows:
+                out.setdefault((Stage(stage), scenes), {})[b] = runs
+            history = out
+            self._history = (time.monotonic(), history)
+        return history
 
     def prune(self) -> int:
         """Housekeeping for the sweep: emptied queue-count rows."""
