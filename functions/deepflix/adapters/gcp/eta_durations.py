@@ -1,8 +1,8 @@
-"""The ETA's duration histograms on Firestore: a document per (stage, scene count), its bins
-counted up by blind increments in the batch that records a run's success (pipeline/eta.py).
+"""The ETA's duration histograms on Firestore, read from the stage statistics' shards.
 
-Their own collection, apart from the stage statistics, so a success adds one increment and
-reads nothing: bounded at 3 stages x 24 scene counts documents of at most ~200 bins each.
+A success counts its run into a bin of `bins.{scene count}` in the stats shard it already adds
+its duration to (firestore_txn.Txn._observe): no write of its own and no document every movie
+writes. Reading sums the bins of every shard of every stage (pipeline/eta.py).
 """
 
 from __future__ import annotations
@@ -11,27 +11,13 @@ import threading
 import time
 from typing import Any
 
-from google.cloud import firestore
-
+from deepflix.adapters.gcp.firestore_docs import STATS
 from deepflix.metering import METER
-from deepflix.pipeline.eta import History, duration_bin
+from deepflix.pipeline.eta import History
 from deepflix.pipeline.models import Stage
 
-ETA_DURATIONS = "eta_durations"
 # How long an instance reuses the histograms it read: one query per this many seconds.
 TTL_S = 10.0
-
-
-def record(batch: Any, db: Any, stage: Stage, scenes: int, seconds: float) -> int:
-    """Count one run into `batch` (no read, no precondition); returns the writes added."""
-    ref = db.collection(ETA_DURATIONS).document(f"{stage.value}-{scenes}")
-    data = {
-        "stage": stage.value,
-        "scenes": scenes,
-        "bins": {str(duration_bin(seconds)): firestore.Increment(1)},
-    }
-    batch.set(ref, data, merge=True)
-    return 1
 
 
 class DurationHistograms:
@@ -47,16 +33,18 @@ class DurationHistograms:
         at, history = self._cached
         if time.monotonic() - at < TTL_S:
             return history
-        snaps = list(self.db().collection(ETA_DURATIONS).stream(**self.rpc))
+        snaps = list(self.db().collection(STATS).stream(**self.rpc))
         METER.add("firestore.reads", max(1, len(snaps)))
         out: dict[tuple[Stage, int], dict[int, int]] = {}
         for s in snaps:
             doc = s.to_dict() or {}
             if doc.get("stage") not in Stage.__members__:
                 continue
-            bins = doc.get("bins") or {}
-            key = (Stage(doc["stage"]), int(doc["scenes"]))
-            out[key] = {int(b): int(n) for b, n in bins.items()}
+            stage = Stage(doc["stage"])
+            for scenes, bins in (doc.get("bins") or {}).items():
+                counts = out.setdefault((stage, int(scenes)), {})
+                for b, n in bins.items():
+                    counts[int(b)] = counts.get(int(b), 0) + int(n)
         with self._lock:
             self._cached = (time.monotonic(), out)
         return out

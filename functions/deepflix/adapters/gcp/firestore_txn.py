@@ -8,7 +8,6 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp import eta_durations
 from deepflix.adapters.gcp.firestore_docs import (
     MOVIES,
     Doc,
@@ -19,6 +18,7 @@ from deepflix.adapters.gcp.firestore_docs import (
 )
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
+from deepflix.pipeline.eta import duration_bin
 from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie, Stage
 
@@ -50,7 +50,7 @@ class Txn:
         # The slot shard a claim gives each movie it saves (set by the claim before save).
         self.slot_for: dict[str, int] = {}
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
-        self.durations: dict[tuple[Stage, int, str], float] = {}
+        self.durations: dict[tuple[Stage, int, str | tuple[str, str, str]], float] = {}
 
     def get(self, ref: Any) -> Any:
         snap = ref.get(**self.rpc)
@@ -86,10 +86,7 @@ class Txn:
         entries = list(old_doc.get("journal") or []) + [e.document() for e in journal]
         seq = len(entries)
         for stage, seconds in durations:
-            self._observe(stage, seconds, new.id)
-            self.writes += eta_durations.record(
-                self.batch, self.db, stage, new.request.scene_count, seconds
-            )
+            self._observe(stage, seconds, new.id, new.request.scene_count)
         slot = old_doc.get("slot_shard")
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
@@ -104,11 +101,13 @@ class Txn:
         self.replace(ref, doc)
         self.count(old, new)
 
-    def _observe(self, stage: Stage, seconds: float, movie_id: str) -> None:
-        """Add a duration to its stage's sums: blind increments, which read nothing and so
-        contend with nothing; a mean is the sum over the count (mean_durations)."""
+    def _observe(self, stage: Stage, seconds: float, movie_id: str, scenes: int) -> None:
+        """Add a duration to its stage's sums and to the ETA's histogram of its scene count
+        (pipeline/eta.py), in one of the stage's stats shards: blind increments, which read
+        nothing and so contend with nothing; a mean is the sum over the count."""
         shard = stable_shard(movie_id, self.stats_shards)
-        for name, v in (("sum_s", seconds), ("n", 1)):
+        bin_ = ("bins", str(scenes), str(duration_bin(seconds)))
+        for name, v in (("sum_s", seconds), ("n", 1), (bin_, 1)):
             key = (stage, shard, name)
             self.durations[key] = self.durations.get(key, 0) + v
 
@@ -116,7 +115,11 @@ class Txn:
         docs: dict[tuple[Stage, int], dict[str, Any]] = {}
         for (stage, shard, name), v in self.durations.items():
             doc = docs.setdefault((stage, shard), {"stage": stage.value})
-            doc[name] = firestore.Increment(v)
+            if isinstance(name, tuple):  # a histogram bin: nested maps, merged field by field
+                _, scenes, bin_ = name
+                doc.setdefault("bins", {}).setdefault(scenes, {})[bin_] = firestore.Increment(v)
+            else:
+                doc[name] = firestore.Increment(v)
         for (stage, shard), data in docs.items():
             self.batch.set(stats_ref(self.db, stage, shard), data, merge=True)
             self.writes += 1
