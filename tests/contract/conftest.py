@@ -22,7 +22,7 @@ from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.models import STAGES
 from deepflix.pipeline.ports import EventBus, MovieStore, TaskQueue
-from deepflix.pipeline.service import stage_topic
+from deepflix.pipeline.sender import stage_topic
 from devtools.emulators import PROJECT
 from tests.gcp_fakes import http_sink
 

@@ -29,7 +29,7 @@ def test_a_claim_whose_message_fails_is_rolled_back_with_it(tmp_path: Path) -> N
     def broken_publish(*args: Any) -> None:
         raise OSError("disk full")
 
-    pipeline.events.publish = broken_publish  # type: ignore[method-assign,assignment]
+    pipeline.sender.events.publish = broken_publish  # type: ignore[method-assign,assignment]
     pipeline.store.set_admission_paused(False)
     with pytest.raises(OSError):
         pipeline.dispatch(Stage.story)
@@ -117,7 +117,7 @@ def test_a_create_whose_claim_fails_is_not_stored(tmp_path: Path) -> None:
     def broken_publish(*args: Any) -> None:
         raise OSError("disk full")
 
-    pipeline.events.publish = broken_publish  # type: ignore[method-assign,assignment]
+    pipeline.sender.events.publish = broken_publish  # type: ignore[method-assign,assignment]
     with pytest.raises(OSError):
         pipeline.create(MovieCreate(prompt="half"), owner="u", idempotency_key=None)
     assert runtime.store.db.conn().execute("SELECT COUNT(*) FROM movies").fetchone() == (0,)

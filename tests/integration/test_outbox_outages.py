@@ -90,8 +90,8 @@ def test_embedded_every_movie_finishes_after_the_bus_was_down(tmp_path: Path) ->
     runtime = build_embedded(settings)
     pubsub, cloud_tasks = Outage(), Outage()
     pipeline = runtime.pipeline
-    pipeline.events = Bus(pubsub, pipeline.events)
-    pipeline.tasks = Tasks(cloud_tasks, pipeline.tasks)
+    pipeline.sender.events = Bus(pubsub, pipeline.sender.events)
+    pipeline.sender.tasks = Tasks(cloud_tasks, pipeline.sender.tasks)
     runtime.start()
     try:
         first = pipeline.create(request(scene_count=1), owner="u", idempotency_key=None)

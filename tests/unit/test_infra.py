@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from deepflix.adapters.gcp.pubsub import topic_id
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
 from deepflix.pipeline.models import STAGES, Stage
-from deepflix.pipeline.service import stage_topic
+from deepflix.pipeline.sender import stage_topic
 from deepflix.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -14,11 +14,8 @@ from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
 from deepflix.pipeline.eta import Durations, Eta, PathAhead, estimate
 from deepflix.pipeline.events import (
     Admit,
-    CancelExecution,
     CancelRequested,
-    CheckDeadline,
     Claimed,
-    Command,
     DeadlinePassed,
     Dispatch,
     Event,
@@ -26,7 +23,6 @@ from deepflix.pipeline.events import (
     JobStartFailed,
     JobStarting,
     RetryRequested,
-    RunStage,
 )
 from deepflix.pipeline.models import (
     STAGES,
@@ -50,6 +46,7 @@ from deepflix.pipeline.ports import (
     each_step_alone,
 )
 from deepflix.pipeline.position import QueuePosition, estimate_eta
+from deepflix.pipeline.sender import Sender
 from deepflix.pipeline.transitions import Decision, apply
 
 log = logging.getLogger("deepflix.pipeline")
@@ -60,23 +57,8 @@ Clock = Callable[[], datetime]
 Admission = Literal["inline", "task"]
 
 
-# Admission kicks are coalesced: the creates of one window of this many seconds share one
-# dispatch task, named after the window and run at its end (after every create in it).
-ADMIT_WINDOW_S = 1.0
-
-
-def admit_task(now: datetime) -> tuple[str, datetime]:
-    """The name and time of the admission task that covers a create sent at `now`."""
-    end = (int(now.timestamp() // ADMIT_WINDOW_S) + 1) * ADMIT_WINDOW_S
-    return f"admit-story-{int(end * 1000)}", datetime.fromtimestamp(end, UTC)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def stage_topic(stage: Stage) -> str:
-    return f"{stage.value}.requested"
 
 
 def fingerprint(request: MovieCreate) -> str:
@@ -118,14 +100,13 @@ class Pipeline:
         admission: Admission = "task",
     ) -> None:
         self.store = store
-        self.tasks = tasks
-        self.events = events
         self.jobs = jobs
         self.config = config
         self.clock = clock
         self.unit_of_work = unit_of_work
         self.admission = admission
-        self.health = outbox.Health()
+        self.sender = Sender(store=store, tasks=tasks, events=events, jobs=jobs, clock=clock)
+        self.health = self.sender.health
 
     # -- client operations ---------------------------------------------------------------
 
@@ -291,7 +272,7 @@ class Pipeline:
             if self.admission == "inline":
                 self._dispatch(Stage.story)
             else:
-                self._send(saved)
+                self.sender.send(saved)
         return saved
 
     def _created_eta(self, movie: Movie) -> CreatedEta | None:
@@ -332,7 +313,7 @@ class Pipeline:
         return decision
 
     def _sweep(self) -> None:
-        self._drain()
+        self.sender.drain()
         for movie in self.store.overdue(self.clock()):
             stage = movie.running_stage
             if stage is not None:
@@ -354,11 +335,11 @@ class Pipeline:
 
     def _follow(self, decision: Decision) -> None:
         if decision.applied:
-            self._send(decision.movie)
+            self.sender.send(decision.movie)
         else:  # a stray execution to stop: nothing was saved, so this is the only try
             for c in decision.commands:
                 if not isinstance(c, Dispatch):
-                    self._try(decision.movie.id, c)
+                    self.sender.try_send(decision.movie.id, c)
         for c in decision.commands:
             if isinstance(c, Dispatch) and c.at is None:
                 self._refill(c.stage)
@@ -368,95 +349,4 @@ class Pipeline:
             self._dispatch(stage)
         except Unavailable as e:  # the change is saved; the sweep dispatches every stage
             log.warning("dispatching %s after a change failed: %s", stage.value, e.message)
-            self._ask_for_sweep()
-
-    def _send(self, movie: Movie, down: set[str] | None = None) -> None:
-        """Send what waits in the movie's outbox, then take it out. A transport that fails
-        (or failed lately in this process, or earlier in this pass: `down`) keeps its
-        messages waiting there."""
-        if not movie.outbox:
-            return
-        down = self.health.resting() if down is None else down
-        done = []
-        for entry in movie.outbox:
-            if not outbox.stale(movie, entry):
-                command = outbox.command(movie.id, entry)
-                way = outbox.transport(command)
-                if way in down or not self._try(movie.id, command):
-                    down.add(way)
-                    continue
-            done.append(entry)
-        if done:
-            try:
-                self.store.sent(movie.id, done)
-            except Unavailable as e:  # sent again later, which every receiver takes well
-                log.warning("could not mark messages sent: %s", e.message)
-        if len(done) == len(movie.outbox) and self.health.drain_due():
-            self._drain()  # this one went out: so may what an outage left in others
-
-    def _drain(self) -> None:
-        """Send what waits in every outbox (the sweep; the first write after an outage)."""
-        self.health.draining()
-        down: set[str] = set()
-        movies = self.store.unsent(outbox.DRAIN_BATCH)
-        for movie in movies:
-            if movie.outbox:
-                self._send(movie, down)
-            else:  # sent, but the store's index did not know it yet
-                self.store.mutate(movie.id, lambda m: Decision(m))
-        self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
-
-    def _try(self, movie_id: str, command: Command) -> bool:
-        """Perform one message; False if its transport is unavailable."""
-        try:
-            self._perform(command)
-        except Unavailable as e:
-            log.warning("could not send %s: %s", command, e.message, extra={"movie_id": movie_id})
-            self.health.failed(outbox.transport(command))
-            self._ask_for_sweep()
-            return False
-        self.health.worked(outbox.transport(command))
-        return True
-
-    def _ask_for_sweep(self) -> None:
-        """Have a sweep run soon (a named task), to send what an outage held back; if the
-        task queue is down too, the scheduled sweep does it."""
-        self.health.backlog = True
-        ask = self.health.retry_sweep(self.clock())
-        if ask is None:
-            return
-        name, at = ask
-        try:
-            self.tasks.enqueue("sweep", {}, name=name, at=at)
-        except Unavailable as e:
-            log.warning("could not schedule a sweep: %s", e.message)
-
-    def _perform(self, c: Command) -> None:
-        """Send one message (Dispatch now is no message: see _refill)."""
-        if isinstance(c, RunStage):
-            self.events.publish(
-                stage_topic(c.stage),
-                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
-                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": str(c.attempt)},
-            )
-        elif isinstance(c, CheckDeadline):
-            self.tasks.enqueue(
-                "deadline",
-                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
-                name=f"deadline-{c.movie_id}-{c.stage.value}-{c.attempt}",
-                at=c.at,
-            )
-        elif isinstance(c, Dispatch) and c.at is not None:
-            stamp = int(c.at.timestamp() * 1000)
-            self.tasks.enqueue(
-                "dispatch",
-                {"stage": c.stage.value},
-                name=f"dispatch-{c.stage.value}-{stamp}",
-                at=c.at,
-            )
-        elif isinstance(c, CancelExecution):
-            self.jobs.cancel(c.execution)
-        elif isinstance(c, Admit):
-            # One task per window, not per movie: a burst of creates costs a task a second.
-            name, at = admit_task(self.clock())
-            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)
+            self.sender.ask_for_sweep()

@@ -21,7 +21,8 @@ from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.events import StageFailed
 from deepflix.pipeline.models import STAGES, Stage
 from deepflix.pipeline.policy import outage_backoff_s
-from deepflix.pipeline.service import Pipeline, stage_topic
+from deepflix.pipeline.sender import stage_topic
+from deepflix.pipeline.service import Pipeline
 from deepflix.settings import Settings
 from deepflix.stages.runner import StageRunner
 
