@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -36,8 +36,8 @@ def rec() -> Recorder:
     return Recorder()
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
+def build(tmp_path: Path, rec: Recorder, **options: Any) -> Pipeline:
+    """The service over a fresh SQLite store, with `rec` for every transport and job."""
     return Pipeline(
         store=SqliteMovieStore(tmp_path / "m.db"),
         tasks=rec,
@@ -45,7 +45,13 @@ def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
         jobs=rec,
         config=CONFIG,
         clock=Clock(),
+        **options,
     )
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, rec: Recorder) -> Pipeline:
+    return build(tmp_path, rec)
 
 
 def test_creates_in_one_window_share_one_admission_task(pipeline: Pipeline, rec: Recorder) -> None:
@@ -145,15 +151,7 @@ class Units:
 
 def test_each_state_change_is_one_unit_of_work(tmp_path: Path, rec: Recorder) -> None:
     units = Units()
-    pipeline = Pipeline(
-        store=SqliteMovieStore(tmp_path / "m.db"),
-        tasks=rec,
-        events=rec,
-        jobs=rec,
-        config=CONFIG,
-        clock=Clock(),
-        unit_of_work=units,
-    )
+    pipeline = build(tmp_path, rec, unit_of_work=units)
     movie = pipeline.create(request(), owner="u", idempotency_key=None)
     pipeline.dispatch(Stage.story)
     # A success saves, refills the slot and claims the next stage: still one unit.
@@ -167,15 +165,7 @@ def test_each_state_change_is_one_unit_of_work(tmp_path: Path, rec: Recorder) ->
 
 
 def test_inline_admission_claims_in_the_create_itself(tmp_path: Path, rec: Recorder) -> None:
-    pipeline = Pipeline(
-        store=SqliteMovieStore(tmp_path / "m.db"),
-        tasks=rec,
-        events=rec,
-        jobs=rec,
-        config=CONFIG,
-        clock=Clock(),
-        admission="inline",
-    )
+    pipeline = build(tmp_path, rec, admission="inline")
     movie = pipeline.create(request(), owner="u", idempotency_key=None)
     assert pipeline.get(movie.id).status is MovieStatus.story
     assert rec.events == [
