@@ -9,12 +9,15 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from deepflix.adapters.local.api_keys import ApiKeys
 from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.writes import PipelineWrites
 from deepflix.pipeline.service import Pipeline
+from deepflix.runtime import auth
 from deepflix.settings import Settings
 from tests.pipeline_fakes import Recorder
 
@@ -25,6 +28,7 @@ class InProcess:
     api: Api
     pipeline: Pipeline
     artifacts: LocalArtifactStore
+    keys: ApiKeys  # none at first: every request is the local user, as `deepflix serve`'s
 
 
 # The service's own address, as `deepflix serve` would be bound to, and the header of a
@@ -36,8 +40,10 @@ SCRIPT = {"X-DeepFlix-Client": "tests"}
 @contextmanager
 def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterator[InProcess]:
     work = Recorder()
+    db = Database(tmp_path / "movies.db")
+    keys = ApiKeys(db)
     pipeline = Pipeline(
-        store=SqliteMovieStore(tmp_path / "movies.db"),
+        store=SqliteMovieStore(db),
         tasks=work,
         events=work,
         jobs=work,
@@ -49,8 +55,9 @@ def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterat
         writes=PipelineWrites(pipeline),
         artifacts=artifacts,
         guard=RequestGuard.local(host="127.0.0.1", port=8080, allowed_hosts=[], allowed_origins=[]),
+        auth=auth.embedded(Settings(), keys),  # bound to 127.0.0.1, as by default
         local_file=artifacts.resolve,
     )
     app = api.app()
     with TestClient(app, BASE_URL, raise_server_exceptions=False, headers=dict(headers)) as client:
-        yield InProcess(client, api, pipeline, artifacts)
+        yield InProcess(client, api, pipeline, artifacts, keys)

@@ -41,6 +41,21 @@ def test_idempotency_key_returns_the_first_movie_or_conflicts(store: MovieStore)
     assert info.value.movie_id == first.id
 
 
+def test_idempotency_keys_are_each_owners_own(store: MovieStore) -> None:
+    """Another owner's same key (and body) makes their own movie: it never returns, nor
+    (by a conflict) names, the first owner's."""
+    alice = movie().model_copy(update={"owner": "alice"})
+    bob, bob_again = (movie().model_copy(update={"owner": "bob"}) for _ in range(2))
+    assert store.create(alice, idempotency_key="shared", fingerprint="a").id == alice.id
+    assert store.create(bob, idempotency_key="shared", fingerprint="a").id == bob.id
+    assert store.get(bob.id) == bob
+    # Bob's key now names Bob's movie; a new body conflicts with it, not with Alice's.
+    with pytest.raises(IdempotencyConflict) as info:
+        store.create(bob_again, idempotency_key="shared", fingerprint="b")
+    assert info.value.movie_id == bob.id
+    assert store.create(bob_again, idempotency_key="shared", fingerprint="a").id == bob.id
+
+
 def test_mutate_saves_only_applied_transitions(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")

@@ -24,6 +24,7 @@ from deepflix.handlers.task_requests import handle_task
 from deepflix.handlers.writes import PipelineWrites
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
+from deepflix.runtime import auth
 from deepflix.runtime.compose import CloudRuntime, build
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
@@ -54,6 +55,7 @@ def service() -> EmbeddedRuntime | CloudRuntime:
                     allowed_hosts=settings.allowed_hosts,
                     allowed_origins=settings.allowed_origins,
                 ),
+                auth=auth.of_service(settings, _service),
                 local_file=_service.local_file,
                 read_in_threads=True,  # a Firestore read waits on the network
             ).app()

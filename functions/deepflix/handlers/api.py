@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
-from deepflix.handlers.operations import Operation, Operations, Param
+from deepflix.handlers.identity import OWNER, Authenticator, caller, listed_owner, visible
+from deepflix.handlers.operations import Access, Operation, Operations, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
     idempotency_key,
@@ -54,7 +55,6 @@ from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
-ANONYMOUS = "anonymous"
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 OPERATIONS = Operations()
 T = TypeVar("T")
@@ -76,7 +76,8 @@ class Api:
     write channel to the runtime's. Reads run on the event loop, as a local SQLite read is
     cheaper than a thread hand-off (docs/decisions/0009); `read_in_threads` moves them off
     it where they wait on the network (Firestore). `guard` refuses, before any route, a
-    Host it does not serve and a write another site's page could have sent.
+    Host it does not serve and a write another site's page could have sent. `auth` names
+    the caller of every operation that is not public (handlers/identity.py).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class Api:
         writes: Writes,
         artifacts: ArtifactStore,
         guard: RequestGuard,
+        auth: Authenticator,
         local_file: Callable[[str], Path] | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         read_in_threads: bool = False,
@@ -95,6 +97,7 @@ class Api:
         self.writes = writes
         self.artifacts = artifacts
         self.guard = guard
+        self.auth = auth
         self.local_file = local_file
         self.extra_metrics = extra_metrics
         self.read_in_threads = read_in_threads
@@ -123,6 +126,9 @@ class Api:
         async def endpoint(request: Request) -> Response:
             op = ops.get(request.method) or ops["GET"]  # HEAD: the GET without its body
             try:
+                if op.access is not Access.public:
+                    header = request.headers.get("authorization")
+                    request.state.principal = await self._read(self.auth.admit, op.access, header)
                 if op.is_async:
                     answer: Response = await op.handler(self, request)
                     return answer
@@ -146,11 +152,15 @@ class Api:
 
     # -- operations --------------------------------------------------------------------------
 
-    @OPERATIONS("GET", "/", summary="The dashboard page.", media_type="text/html")
+    @OPERATIONS(
+        "GET", "/", summary="The dashboard page.", media_type="text/html", access=Access.public
+    )
     def dashboard(self, request: Request) -> Response:
         return HTMLResponse(DASHBOARD.read_bytes())
 
-    @OPERATIONS("GET", "/openapi.json", summary="This API's OpenAPI document.")
+    @OPERATIONS(
+        "GET", "/openapi.json", summary="This API's OpenAPI document.", access=Access.public
+    )
     def openapi(self, request: Request) -> Response:
         if self._document is None:
             doc = openapi.document(OPERATIONS, title="DeepFlix Queue Service", version="1")
@@ -163,6 +173,7 @@ class Api:
         summary="Liveness, with each queue's depth; 503 while the service is degraded.",
         answer=Health,
         errors=(503,),
+        access=Access.public,
     )
     def health(self, request: Request) -> Response:
         counts = self.pipeline.counts()
@@ -194,7 +205,7 @@ class Api:
     async def create(self, request: Request) -> Response:
         create = movie_request(await json_body(request))
         key = idempotency_key(request)
-        write = CreateMovie(request=create, owner=ANONYMOUS, idempotency_key=key)
+        write = CreateMovie(request=create, owner=caller(request).owner, idempotency_key=key)
         return await self._read(self._created, await self._write(write))
 
     def _created(self, movie: Movie) -> Response:
@@ -216,17 +227,17 @@ class Api:
         "GET",
         "/api/movies",
         summary="The movies, newest first, a page at a time.",
-        query=(LIMIT, CURSOR),
+        query=(LIMIT, CURSOR, OWNER),
         answer=MovieList,
-        errors=(400, 503),
+        errors=(400, 403, 503),
     )
     def list_movies(self, request: Request) -> Response:
         raw = request.query_params.get("limit", "20")
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
-        page = self.pipeline.list_movies(
-            owner=None, limit=int(raw), cursor=request.query_params.get("cursor") or None
-        )
+        owner = listed_owner(caller(request), request.query_params.get("owner"))
+        cursor = request.query_params.get("cursor") or None
+        page = self.pipeline.list_movies(owner=owner, limit=int(raw), cursor=cursor)
         return json_answer(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
         )
@@ -247,7 +258,7 @@ class Api:
         errors=(404, 503),
     )
     def status(self, request: Request) -> Response:
-        movie = self.pipeline.get(request.path_params["movie_id"])
+        movie = self._movie(request, request.path_params["movie_id"])
         pos = self.pipeline.position(movie)
         return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)))
 
@@ -259,7 +270,8 @@ class Api:
         errors=(404, 409, 503),
     )
     async def cancel(self, request: Request) -> Response:
-        movie = await self._write(CancelMovie(movie_id=request.path_params["movie_id"]))
+        owner, movie_id = caller(request).limited_to, request.path_params["movie_id"]
+        movie = await self._write(CancelMovie(movie_id=movie_id, owner=owner))
         return json_answer(self.views(movie, None))
 
     @OPERATIONS(
@@ -271,7 +283,8 @@ class Api:
         errors=(404, 409, 503),
     )
     async def retry(self, request: Request) -> Response:
-        movie = await self._write(RetryMovie(movie_id=request.path_params["movie_id"]))
+        owner, movie_id = caller(request).limited_to, request.path_params["movie_id"]
+        movie = await self._write(RetryMovie(movie_id=movie_id, owner=owner))
         return await self._read(self._retried, movie)
 
     def _retried(self, movie: Movie) -> Response:
@@ -287,7 +300,7 @@ class Api:
     )
     def artifact(self, request: Request) -> Response:
         movie_id, name = request.path_params["movie_id"], request.path_params["name"]
-        path = self.pipeline.get(movie_id).artifacts.get(name)
+        path = self._movie(request, movie_id).artifacts.get(name)
         if path is None or self.local_file is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
         return file_answer(self.local_file(path))
@@ -300,7 +313,7 @@ class Api:
         errors=(404, 503),
     )
     def position(self, request: Request) -> Response:
-        movie = self.pipeline.get(request.path_params["job_id"])
+        movie = self._movie(request, request.path_params["job_id"])
         pos = self.pipeline.position(movie)
         view = position_view(pos)
         stage = movie.current_stage
@@ -315,7 +328,13 @@ class Api:
             }
         )
 
-    @OPERATIONS("GET", "/api/queues", summary="Each stage queue, and admission.", answer=Queues)
+    @OPERATIONS(
+        "GET",
+        "/api/queues",
+        summary="Each stage queue, and admission (operators).",
+        answer=Queues,
+        access=Access.admin,
+    )
     def queues(self, request: Request) -> Response:
         return self._queues()
 
@@ -341,9 +360,10 @@ class Api:
     @OPERATIONS(
         "POST",
         "/api/admission/pause",
-        summary="Pause admission: new movies wait; admitted ones go on.",
+        summary="Pause admission: new movies wait; admitted ones go on (operators).",
         answer=Queues,
         errors=(503,),
+        access=Access.admin,
     )
     async def pause(self, request: Request) -> Response:
         await self.writes(PauseAdmission())
@@ -352,13 +372,17 @@ class Api:
     @OPERATIONS(
         "POST",
         "/api/admission/resume",
-        summary="Resume admission.",
+        summary="Resume admission (operators).",
         answer=Queues,
         errors=(503,),
+        access=Access.admin,
     )
     async def resume(self, request: Request) -> Response:
         await self.writes(ResumeAdmission())
         return await self._read(self._queues)
+
+    def _movie(self, request: Request, movie_id: str) -> Movie:
+        return visible(self.pipeline.find(movie_id), caller(request), movie_id)
 
     async def _write(self, write: Write) -> Movie:
         movie = await self.writes(write)

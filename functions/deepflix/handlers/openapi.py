@@ -9,10 +9,21 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from deepflix.handlers.guard import CLIENT_HEADER, SAFE_METHODS
-from deepflix.handlers.operations import Operation, Param
+from deepflix.handlers.operations import Access, Operation, Param
 from deepflix.handlers.schemas import ErrorAnswer
 
 REF = "#/components/schemas/{model}"
+BEARER = "bearerAuth"
+SECURITY_SCHEMES = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A Firebase Authentication ID token (owner: its uid; operators carry "
+        "the custom claim `admin: true`), or an API key `dfx_...` from `deepflix keys "
+        "create` (embedded). Embedded on 127.0.0.1 with no API key created, a request "
+        "without one is the local user `local`, an operator.",
+    }
+}
 CLIENT = Param(
     CLIENT_HEADER,
     "Any value: says the request comes from a script or the dashboard, not from a form of "
@@ -20,8 +31,10 @@ CLIENT = Param(
 )
 ERRORS = {
     400: "The request is malformed (JSON, a parameter, a header).",
-    403: "`Origin` (or `Sec-Fetch-Site: cross-site`) names another site, not allowed to write.",
-    404: "No such movie, artifact or route.",
+    401: "No bearer token, or one that is not valid (`WWW-Authenticate: Bearer`).",
+    403: "The caller is no operator (admin) and this is an operator's; or `Origin` (or "
+    "`Sec-Fetch-Site: cross-site`) names another site, not allowed to write.",
+    404: "No such movie (or another user's), artifact or route.",
     405: "The path does not take this method; `Allow` lists those it takes.",
     408: "The request body did not all arrive within 10 s.",
     409: "The movie's state refuses this, or the Idempotency-Key was used with another body.",
@@ -46,7 +59,7 @@ def document(operations: Iterable[Operation], *, title: str, version: str) -> di
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": top.get("$defs", {})},
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -56,6 +69,8 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": op.name, "summary": op.summary}
+    # Public operations say so: an empty list overrides any default a client assumes.
+    out["security"] = [] if op.access is Access.public else [{BEARER: []}]
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in op.path_params
@@ -82,8 +97,10 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.answer_headers:
         answer["headers"] = _headers(op.answer_headers)
     responses: dict[str, Any] = {str(op.status): answer}
-    # Every operation is behind the request guard (handlers/guard.py).
-    for status in sorted({*op.errors, 421, *((403, 415) if writes else ())}):
+    # Every operation is behind the request guard (handlers/guard.py), and all but the
+    # public ones behind authentication (handlers/identity.py).
+    auth = {Access.public: (), Access.user: (401,), Access.admin: (401, 403)}[op.access]
+    for status in sorted({*op.errors, 421, *auth, *((403, 415) if writes else ())}):
         responses[str(status)] = {
             "description": ERRORS[status],
             "content": {"application/json": {"schema": _ref(ErrorAnswer)}},

@@ -6,11 +6,21 @@ import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Access(StrEnum):
+    """Who may call an operation: anyone; any authenticated caller (who then sees only
+    their own movies unless admin); an operator (the `admin` claim or an admin API key)."""
+
+    public = "public"
+    user = "user"
+    admin = "admin"
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class Operation:
     headers: tuple[Param, ...] = ()
     answer_headers: Mapping[str, str] = field(default_factory=dict)  # name -> meaning
     errors: tuple[int, ...] = ()  # the error statuses it may answer
+    # Who may call it, enforced by the endpoint and shown in the document (401, 403);
+    # any authenticated caller unless said otherwise.
+    access: Access = Access.user
 
     @property
     def is_async(self) -> bool:

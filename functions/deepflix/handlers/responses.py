@@ -45,6 +45,12 @@ class RequestTimeout(DeepflixError):
     code = "request_timeout"
 
 
+class Unauthenticated(DeepflixError):
+    """No credential, or one that is not valid: 401 (ADR 0017)."""
+
+    code = "unauthenticated"
+
+
 class Forbidden(DeepflixError):
     code = "forbidden"
 
@@ -63,6 +69,7 @@ class MisdirectedRequest(DeepflixError):
 # listed ancestor, and anything unlisted is an internal error.
 HTTP_STATUS: dict[type[DeepflixError], int] = {
     BadRequest: 400,
+    Unauthenticated: 401,
     Forbidden: 403,
     CrossSiteRequest: 403,
     NotFound: 404,
@@ -113,6 +120,8 @@ def error_answer(err: DeepflixError) -> Response:
     headers = {}
     if isinstance(err, Unavailable):
         headers["Retry-After"] = str(err.retry_after_s)
+    elif isinstance(err, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(err, MethodNotAllowed):
         headers["Allow"] = err.details["allowed"]
     body = {"error": {"code": err.code, "message": err.message, "details": err.details}}

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from deepflix.pipeline.errors import NotFound
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.service import Pipeline
 
@@ -21,11 +22,13 @@ class CreateMovie(BaseModel):
 class CancelMovie(BaseModel):
     op: Literal["cancel"] = "cancel"
     movie_id: str
+    owner: str | None = None  # the only owner whose movie it may be; None: any (operators)
 
 
 class RetryMovie(BaseModel):
     op: Literal["retry"] = "retry"
     movie_id: str
+    owner: str | None = None  # as CancelMovie's
 
 
 class PauseAdmission(BaseModel):
@@ -51,14 +54,23 @@ def perform(pipeline: Pipeline, write: Write) -> Movie | None:
                 write.request, owner=write.owner, idempotency_key=write.idempotency_key
             )
         case CancelMovie():
+            _check_owner(pipeline, write.movie_id, write.owner)
             return pipeline.cancel(write.movie_id)
         case RetryMovie():
+            _check_owner(pipeline, write.movie_id, write.owner)
             return pipeline.retry(write.movie_id)
         case PauseAdmission():
             pipeline.pause_admission()
         case ResumeAdmission():
             pipeline.resume_admission()
     return None
+
+
+def _check_owner(pipeline: Pipeline, movie_id: str, owner: str | None) -> None:
+    """Another owner's movie is not found, as a missing one (no 403: ids are not probed).
+    The owner never changes, so the check holds for the write that follows."""
+    if owner is not None and pipeline.get(movie_id).owner != owner:
+        raise NotFound(f"no movie with id {movie_id!r}")
 
 
 class Writes(Protocol):

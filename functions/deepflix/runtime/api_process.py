@@ -18,6 +18,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from deepflix import logs
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
+from deepflix.runtime import auth
 from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
@@ -40,6 +41,7 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
             allowed_hosts=settings.allowed_hosts,
             allowed_origins=settings.allowed_origins,
         ),
+        auth=auth.embedded(settings, reader.keys),
         local_file=reader.artifacts.resolve,
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepflix import logs
+from deepflix.adapters.local.api_keys import ApiKeys
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.inline_jobs import InlineJobRunner
@@ -217,6 +218,7 @@ class Reader:
     pipeline: Pipeline  # its reads only: the ports it would write through refuse
     artifacts: LocalArtifactStore
     queue: SqliteQueue  # its reads only: dead letters, stored messages
+    keys: ApiKeys  # the API keys its requests carry (runtime/auth.py)
 
 
 class _NoWrites:
@@ -240,4 +242,4 @@ def build_reader(settings: Settings) -> Reader:
         config=settings.pipeline_config(),
     )
     artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
-    return Reader(pipeline, artifacts, queue)
+    return Reader(pipeline, artifacts, queue, ApiKeys(db))

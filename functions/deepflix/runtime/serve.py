@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from deepflix import logs
+from deepflix.adapters.local.api_keys import ApiKeys
 from deepflix.pipeline.service import Pipeline
+from deepflix.runtime.auth import refuse_open_without_keys
 from deepflix.runtime.compose import build_embedded
 from deepflix.runtime.instance import check_port, lock_data_dir
 from deepflix.runtime.status_channel import StatusSender
@@ -125,6 +127,8 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     runtime = build_embedded(settings)
+    # After the build, which makes the keys' table the API process reads; before the start.
+    refuse_open_without_keys(settings, ApiKeys(runtime.store.db))
     runtime.start()
     api = ApiProcess(settings, runtime.pipeline, runtime.status)
     try:

@@ -49,10 +49,11 @@ class FirestoreMovieStore:
     """`MovieStore` on Firestore.
 
     Collections: `movies/{id}` (the movie as JSON plus its index fields and its
-    `journal`, a list), `idempotency/{sha256(key)}`, `queues/{stage}-{k}` (slot shards: the ids
-    running in the k-th share of the stage's concurrency), `stats/{stage}-{k}` (sums of
-    stage durations, by blind increments), `control/admission` (paused flag), and the
-    queue counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
+    `journal`, a list), `idempotency/{sha256(owner, key)}`, `queues/{stage}-{k}` (slot
+    shards: the ids running in the k-th share of the stage's concurrency),
+    `stats/{stage}-{k}` (sums of stage durations, by blind increments), `control/admission`
+    (paused flag), and the queue counters `queue_counts/{stage}-{shard}` and
+    `queue_buckets/...` (queue_counts.py).
 
     No document is written by every movie: a stage's concurrency is split over K slot shards
     (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
@@ -126,7 +127,11 @@ class FirestoreMovieStore:
                 if self.get(movie.id) != movie:
                     raise
             return movie
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        # Each owner's keys are their own (ADR 0017): another owner's same key is another
+        # document, so it can neither return nor reveal their movie. The owner's length
+        # first keeps ("a:b", "c") and ("a", "b:c") apart.
+        scoped = f"{len(movie.owner)}:{movie.owner}:{idempotency_key}"
+        digest = hashlib.sha256(scoped.encode()).hexdigest()
         key_ref = self.db().collection(IDEMPOTENCY).document(digest)
 
         def body(tx: Txn) -> Movie:

@@ -49,8 +49,12 @@ CREATE INDEX IF NOT EXISTS movies_outbox ON movies (outbox_since)
     WHERE outbox_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS movies_newest ON movies (arrival, id);
 CREATE INDEX IF NOT EXISTS movies_owner ON movies (owner, arrival, id);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY, movie_id TEXT NOT NULL, fingerprint TEXT NOT NULL
+-- Each owner's Idempotency-Keys are their own (ADR 0017): another owner's same key is
+-- another row, so it can neither return nor reveal their movie. (The table `idempotency`
+-- of databases from before owners held keys of the one anonymous owner: left unread.)
+CREATE TABLE IF NOT EXISTS owner_idempotency (
+    owner TEXT NOT NULL, key TEXT NOT NULL, movie_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    PRIMARY KEY (owner, key)
 );
 CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 -- Every change of a stage's status, in order: the audit trail of what was applied.
@@ -148,8 +152,9 @@ class SqliteMovieStore:
         def write(conn: sqlite3.Connection) -> Movie:
             if idempotency_key is not None:
                 row = conn.execute(
-                    "SELECT movie_id, fingerprint FROM idempotency WHERE key = ?",
-                    (idempotency_key,),
+                    "SELECT movie_id, fingerprint FROM owner_idempotency"
+                    " WHERE owner = ? AND key = ?",
+                    (movie.owner, idempotency_key),
                 ).fetchone()
                 if row is not None:
                     if row[1] != fingerprint:
@@ -158,8 +163,8 @@ class SqliteMovieStore:
                     assert existing is not None
                     return existing
                 conn.execute(
-                    "INSERT INTO idempotency VALUES (?, ?, ?)",
-                    (idempotency_key, movie.id, fingerprint),
+                    "INSERT INTO owner_idempotency VALUES (?, ?, ?, ?)",
+                    (movie.owner, idempotency_key, movie.id, fingerprint),
                 )
             version = new_version()
             self.index.created(conn, movie)
