@@ -143,6 +143,9 @@ class Settings(BaseSettings):
             problems.append(f"DEEPFLIX_GCP_PROJECT={self.gcp_project} (demo- is emulator-only)")
         if not self.tasks_service_account:
             problems.append("DEEPFLIX_TASKS_SERVICE_ACCOUNT is missing (the tasks' OIDC identity)")
+        if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+            # firebase-admin would take any unsigned token for any user (ADR 0017).
+            problems.append("FIREBASE_AUTH_EMULATOR_HOST is set (ID tokens would go unchecked)")
         if problems:
             refused = "; ".join(problems)
             raise ValueError(f"DEEPFLIX_BACKEND=gcp, no emulator (production) refuses: {refused}")

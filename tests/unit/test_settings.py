@@ -110,6 +110,8 @@ def test_production_profile_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None
         ({"DEEPFLIX_JOB_RUNNER": None}, "DEEPFLIX_JOB_RUNNER=subprocess"),
         ({"DEEPFLIX_GCP_PROJECT": "demo-deepflix"}, "DEEPFLIX_GCP_PROJECT=demo-deepflix"),
         ({"DEEPFLIX_TASKS_SERVICE_ACCOUNT": None}, "DEEPFLIX_TASKS_SERVICE_ACCOUNT"),
+        # Unsigned emulator ID tokens accepted in production would let anyone be anyone.
+        ({"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "FIREBASE_AUTH_EMULATOR_HOST"),
     ],
 )
 def test_production_refuses_local_stand_ins(

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deepflix.entrypoints import keys_cli
+
 DEFAULT_URL = "http://127.0.0.1:{port}"
 CLIENT_HEADER = "X-DeepFlix-Client"
 STAGES = ("story", "images", "video")
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("movie_id")
         else:
             p.add_argument("--limit", type=int, default=20)
+    keys_cli.register(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))
