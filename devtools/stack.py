@@ -35,6 +35,7 @@ STAGE_FUNCTIONS = {
 FUNCTIONS = ("api", "tasks", *STAGE_FUNCTIONS.values())
 # Cloud Scheduler's schedule of the sweep (infra: every minute).
 SWEEP_EVERY_S = 60.0
+AUTH_EMULATOR_PORT = 9099  # the Auth emulator's usual port
 
 
 @dataclass
@@ -114,6 +115,9 @@ def stack_env(
     env |= {
         "FIRESTORE_EMULATOR_HOST": firestore.address,
         "PUBSUB_EMULATOR_HOST": pubsub.address,
+        # The api function then takes the Auth emulator's unsigned ID tokens
+        # (devtools/firebase_tokens.py); checking one contacts nothing at this address.
+        "FIREBASE_AUTH_EMULATOR_HOST": f"{HOST}:{AUTH_EMULATOR_PORT}",
         "METADATA_SERVER_DETECTION": "none",
         "NO_GCE_CHECK": "true",
         "DEEPFLIX_BACKEND": "gcp",

@@ -18,9 +18,12 @@ import pytest
 from deepflix.adapters.gcp.pubsub import topic_id
 from deepflix.metering import totals
 from devtools import emulators, stack
+from devtools.firebase_tokens import emulator_id_token
 
 pytestmark = pytest.mark.emulator
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# The tests' own requests: an operator's, as the local user is embedded (ADR 0017).
+OPERATOR = emulator_id_token("tester", admin=True)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +44,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
     s.stop()
 
 
-def call(s: stack.Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(
+    s: stack.Stack, method: str, path: str, body: Any = None, *, token: str | None = OPERATOR
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(s.api_url + path, data=data, method=method)
     req.add_header("X-DeepFlix-Client", "tests")  # a script's writes (handlers/guard.py)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
@@ -185,6 +192,27 @@ def test_cancel_and_retry(running: stack.Stack) -> None:
     assert code == 202
     done = wait(running, movie["movie_id"])
     assert done["status"] == "succeeded" and done["stages"]["story"]["attempts"] == 1
+
+
+def test_owners_and_operators_on_the_api_function(running: stack.Stack) -> None:
+    """ADR 0017's matrix on the deployed shape: Firebase ID tokens (the Auth emulator's)."""
+    alice, bob = emulator_id_token("alice-uid"), emulator_id_token("bob-uid")
+    body = {"prompt": "A kite that belongs to Alice", "scene_count": 1}
+    assert call(running, "GET", "/api/movies", token=None)[0] == 401
+    code, created = call(running, "POST", "/api/movies", body, token=alice)
+    assert code == 202, created
+    movie_id = created["movie_id"]
+    for path in (f"/api/movies/{movie_id}/status", f"/api/queue/{movie_id}/position"):
+        assert call(running, "GET", path, token=alice)[0] == 200
+        code, answer = call(running, "GET", path, token=bob)
+        assert code == 404 and answer["error"]["code"] == "not_found", answer
+    for action in ("cancel", "retry"):
+        assert call(running, "POST", f"/api/movies/{movie_id}/{action}", token=bob)[0] == 404
+    code, page = call(running, "GET", "/api/movies", token=bob)
+    assert code == 200 and movie_id not in {m["movie_id"] for m in page["movies"]}
+    assert call(running, "POST", "/api/admission/pause", token=bob)[0] == 403
+    assert call(running, "GET", "/api/queues", token=OPERATOR)[0] == 200
+    assert wait(running, movie_id)["status"] == "succeeded"  # Bob's cancel changed nothing
 
 
 def test_a_pubsub_outage_ends_with_every_movie_finished_within_a_minute(
