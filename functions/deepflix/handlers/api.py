@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
-from deepflix.handlers.operations import Operation, Operations, Param
+from deepflix.handlers.operations import OPERATIONS, Operation, Param
+from deepflix.handlers.operator_api import FILTERS, OperatorApi, list_filter
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
     idempotency_key,
@@ -56,7 +57,6 @@ from deepflix.pipeline.service import Pipeline
 
 ANONYMOUS = "anonymous"
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-OPERATIONS = Operations()
 T = TypeVar("T")
 
 IDEMPOTENCY = Param(
@@ -68,7 +68,7 @@ LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api:
+class Api(OperatorApi):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -216,7 +216,7 @@ class Api:
         "GET",
         "/api/movies",
         summary="The movies, newest first, a page at a time.",
-        query=(LIMIT, CURSOR),
+        query=(LIMIT, CURSOR, *FILTERS),
         answer=MovieList,
         errors=(400, 503),
     )
@@ -225,7 +225,10 @@ class Api:
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
         page = self.pipeline.list_movies(
-            owner=None, limit=int(raw), cursor=request.query_params.get("cursor") or None
+            owner=None,
+            limit=int(raw),
+            cursor=request.query_params.get("cursor") or None,
+            where=list_filter(request),
         )
         return json_answer(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
@@ -265,7 +268,7 @@ class Api:
     @OPERATIONS(
         "POST",
         "/api/movies/{movie_id}/retry",
-        summary="Retry a failed movie from the stage that failed.",
+        summary="Retry a failed or cancelled movie from the stage it stopped in.",
         status=202,
         answer=MovieView,
         errors=(404, 409, 503),
@@ -322,6 +325,7 @@ class Api:
     def _queues(self) -> Response:
         counts = self.pipeline.counts()
         observed = self.pipeline.mean_durations()
+        paused = self.pipeline.operator.paused_stages()
         body: dict[str, Any] = {
             "admission_paused": self.pipeline.admission_paused(),
             "queues": {
@@ -330,6 +334,7 @@ class Api:
                     "running": c.running,
                     "concurrency": self.pipeline.config[s].concurrency,
                     "mean_duration_seconds": observed.get(s),
+                    "paused": s in paused,
                 }
                 for s, c in counts.items()
             },
@@ -362,6 +367,6 @@ class Api:
 
     async def _write(self, write: Write) -> Movie:
         movie = await self.writes(write)
-        if movie is None:
+        if not isinstance(movie, Movie):
             raise DeepflixError(f"the {write.op} write answered no movie")
         return movie

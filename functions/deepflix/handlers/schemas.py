@@ -189,6 +189,7 @@ class QueueView(Answer):
     running: int
     concurrency: int
     mean_duration_seconds: float | None
+    paused: bool = False  # an operator paused this queue: it starts nothing new
 
 
 class Queues(Answer):
