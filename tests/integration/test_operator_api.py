@@ -219,6 +219,8 @@ def test_job_logs_tail_the_attempts_in_order(api: InProcess, tmp_path: Path) -> 
     whole = api.client.get(f"/api/movies/{movie_id}/logs").text
     assert whole.index("story first") < whole.index("story retried") < whole.index("images one")
     assert "another movie" not in whole
+    status = MovieView.model_validate(api.client.get(f"/api/movies/{movie_id}").json())
+    assert status.logs_url == f"/api/movies/{movie_id}/logs"
     other = create(api, "quiet")
     assert api.client.get(f"/api/movies/{other}/logs").status_code == 404
     assert api.client.get("/api/movies/nope/logs").status_code == 404

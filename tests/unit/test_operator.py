@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import timedelta
 
 import pytest
 
+from deepflix.adapters.gcp.logging_links import movie_logs_url
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.events import CancelRequested, Claimed, StageFailed, StageSucceeded
 from deepflix.pipeline.models import Movie, MovieStatus, Priority, Stage
@@ -118,3 +120,11 @@ def test_about_reads_a_task_payload_or_a_topic_message() -> None:
     assert about(topic) == ("abc", Stage.images)
     assert about({"stage": "story"}) == (None, Stage.story)  # a dispatch task
     assert about({"stage": "nope", "movie_id": 3}) == (None, None)
+
+
+def test_the_cloud_logs_link_queries_the_movie_in_its_project() -> None:
+    url = movie_logs_url("films-prod", "3f2a9c0e")
+    assert url.startswith("https://console.cloud.google.com/logs/query;query=")
+    assert url.endswith("?project=films-prod")
+    query = urllib.parse.unquote(url.split(";query=")[1].split("?")[0])
+    assert query == 'jsonPayload.movie_id="3f2a9c0e"'

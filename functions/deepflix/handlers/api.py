@@ -101,7 +101,7 @@ class Api(OperatorApi):
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
-        self.views = MovieViews(artifacts.url)
+        self.views = MovieViews(artifacts.url, logs_url=pipeline.operator.logs_url)
         self._document: bytes | None = None
 
     def app(self) -> Starlette:

@@ -125,6 +125,8 @@ class MovieView(Answer):
     eta: EtaView | None
     error: StageError | None
     links: Links
+    # Where the movie's logs are read: the logs route (embedded), or Cloud Logging.
+    logs_url: str | None = None
 
 
 class Created(Answer):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -29,6 +29,9 @@ class OperatorPorts:
     artifacts: ArtifactStore | None = None
     dead_letters: DeadLetters | None = None
     job_logs: JobLogs | None = None
+    # Where a person reads a movie's logs, where it is not the API's logs route (the cloud's
+    # Cloud Logging).
+    logs_link: Callable[[str], str] | None = None
 
 
 class Pipeline(Protocol):
@@ -165,6 +168,12 @@ class Operator:
     def _replay(self, dead_letter_id: str) -> bool:
         assert self.ports.dead_letters is not None
         return self.ports.dead_letters.replay(dead_letter_id)
+
+    def logs_url(self, movie_id: str) -> str | None:
+        """Where the movie's logs are read: the logs route, or the platform's own view."""
+        if self.ports.logs_link is not None:
+            return self.ports.logs_link(movie_id)
+        return f"/api/movies/{movie_id}/logs" if self.ports.job_logs is not None else None
 
     def job_log_tail(self, movie_id: str, lines: int) -> str:
         """The movie's job log tail; NotFound for a movie with none here."""

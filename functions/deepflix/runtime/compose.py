@@ -147,6 +147,7 @@ def _runner(
 
 def build_cloud(settings: Settings) -> CloudRuntime:
     from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
+    from deepflix.adapters.gcp.logging_links import movie_logs_url
 
     ports = build_ports(settings)
     artifacts: ArtifactStore
@@ -163,7 +164,10 @@ def build_cloud(settings: Settings) -> CloudRuntime:
         events=ports.events,
         jobs=jobs,
         config=settings.pipeline_config(),
-        operator=OperatorPorts(artifacts=artifacts),
+        operator=OperatorPorts(
+            artifacts=artifacts,
+            logs_link=functools.partial(movie_logs_url, settings.gcp_project),
+        ),
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
