@@ -12,10 +12,14 @@ from starlette.testclient import TestClient
 from deepflix.adapters.local.api_keys import ApiKeys
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.dead_letters import QueueDeadLetters
+from deepflix.adapters.local.job_logs import JobLogFiles
+from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.writes import PipelineWrites
+from deepflix.pipeline.operations import OperatorPorts
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime import auth
 from deepflix.settings import Settings
@@ -29,6 +33,7 @@ class InProcess:
     pipeline: Pipeline
     artifacts: LocalArtifactStore
     keys: ApiKeys  # none at first: every request is the local user, as `deepflix serve`'s
+    queue: SqliteQueue  # the dead letters' queue
 
 
 # The service's own address, as `deepflix serve` would be bound to, and the header of a
@@ -42,14 +47,21 @@ def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterat
     work = Recorder()
     db = Database(tmp_path / "movies.db")
     keys = ApiKeys(db)
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    queue = SqliteQueue(db)
     pipeline = Pipeline(
         store=SqliteMovieStore(db),
         tasks=work,
         events=work,
         jobs=work,
         config=Settings().pipeline_config(),
+        unit_of_work=db.atomically,
+        operator=OperatorPorts(
+            artifacts=artifacts,
+            dead_letters=QueueDeadLetters(queue),
+            job_logs=JobLogFiles(tmp_path / "jobs"),
+        ),
     )
-    artifacts = LocalArtifactStore(tmp_path / "artifacts")
     api = Api(
         pipeline=pipeline,
         writes=PipelineWrites(pipeline),
@@ -60,4 +72,4 @@ def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterat
     )
     app = api.app()
     with TestClient(app, BASE_URL, raise_server_exceptions=False, headers=dict(headers)) as client:
-        yield InProcess(client, api, pipeline, artifacts, keys)
+        yield InProcess(client, api, pipeline, artifacts, keys, queue)

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from deepflix.handlers.api import OPERATIONS
-from deepflix.handlers.operations import Access
+from deepflix.handlers.operations import OPERATIONS, Access
 from deepflix.pipeline.transitions import Decision
 from tests.api_client import InProcess, in_process
 
@@ -117,6 +116,12 @@ def test_another_users_movie_is_not_found_on_every_route(callers: Callers, tmp_p
     # Its owner may cancel it.
     cancelled = client.post(f"/api/movies/{movie_id}/cancel", headers=callers.alice)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    # Its job logs and its removal are its owner's too.
+    assert client.get(f"/api/movies/{movie_id}/logs", headers=callers.bob).status_code == 404
+    assert client.delete(f"/api/movies/{movie_id}", headers=callers.bob).status_code == 404
+    assert callers.api.pipeline.find(movie_id) is not None
+    assert client.delete(f"/api/movies/{movie_id}", headers=callers.alice).status_code == 204
+    assert callers.api.pipeline.find(movie_id) is None
 
 
 def test_an_operator_sees_and_acts_on_every_movie(callers: Callers) -> None:

@@ -17,7 +17,8 @@ from starlette.routing import Route
 from deepflix.handlers import examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.identity import OWNER, Authenticator, caller, listed_owner, visible
-from deepflix.handlers.operations import Access, Operation, Operations, Param
+from deepflix.handlers.operations import OPERATIONS, Access, Operation, Param
+from deepflix.handlers.operator_api import FILTERS, OperatorApi, list_filter
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
     idempotency_key,
@@ -56,7 +57,6 @@ from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-OPERATIONS = Operations()
 T = TypeVar("T")
 
 IDEMPOTENCY = Param(
@@ -68,7 +68,7 @@ LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api:
+class Api(OperatorApi):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -104,7 +104,7 @@ class Api:
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
-        self.views = MovieViews(artifacts.url)
+        self.views = MovieViews(artifacts.url, logs_url=pipeline.operator.logs_url)
         self._document: bytes | None = None
 
     def app(self) -> Starlette:
@@ -227,7 +227,7 @@ class Api:
         "GET",
         "/api/movies",
         summary="The movies, newest first, a page at a time.",
-        query=(LIMIT, CURSOR, OWNER),
+        query=(LIMIT, CURSOR, OWNER, *FILTERS),
         answer=MovieList,
         errors=(400, 403, 503),
     )
@@ -236,8 +236,12 @@ class Api:
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
         owner = listed_owner(caller(request), request.query_params.get("owner"))
-        cursor = request.query_params.get("cursor") or None
-        page = self.pipeline.list_movies(owner=owner, limit=int(raw), cursor=cursor)
+        page = self.pipeline.list_movies(
+            owner=owner,
+            limit=int(raw),
+            cursor=request.query_params.get("cursor") or None,
+            where=list_filter(request),
+        )
         return json_answer(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
         )
@@ -277,7 +281,7 @@ class Api:
     @OPERATIONS(
         "POST",
         "/api/movies/{movie_id}/retry",
-        summary="Retry a failed movie from the stage that failed.",
+        summary="Retry a failed or cancelled movie from the stage it stopped in.",
         status=202,
         answer=MovieView,
         errors=(404, 409, 503),
@@ -341,6 +345,7 @@ class Api:
     def _queues(self) -> Response:
         counts = self.pipeline.counts()
         observed = self.pipeline.mean_durations()
+        paused = self.pipeline.operator.paused_stages()
         body: dict[str, Any] = {
             "admission_paused": self.pipeline.admission_paused(),
             "queues": {
@@ -349,6 +354,7 @@ class Api:
                     "running": c.running,
                     "concurrency": self.pipeline.config[s].concurrency,
                     "mean_duration_seconds": observed.get(s),
+                    "paused": s in paused,
                 }
                 for s, c in counts.items()
             },
@@ -386,6 +392,6 @@ class Api:
 
     async def _write(self, write: Write) -> Movie:
         movie = await self.writes(write)
-        if movie is None:
+        if not isinstance(movie, Movie):
             raise DeepflixError(f"the {write.op} write answered no movie")
         return movie
