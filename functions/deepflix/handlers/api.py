@@ -65,6 +65,11 @@ IDEMPOTENCY = Param(
     "returns the first one's movie instead of making another.",
 )
 LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
+RANGE = Param(
+    "Range",
+    "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-500`): answered 206 with "
+    "`Content-Range`; one that starts past the end, 416; several, the whole file.",
+)
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
@@ -283,14 +288,15 @@ class Api:
         "/api/movies/{movie_id}/artifacts/{name}",
         summary="One of a movie's files (embedded mode; in the cloud they have signed URLs).",
         media_type="application/octet-stream",
-        errors=(404,),
+        headers=(RANGE,),
+        errors=(404, 416),
     )
     def artifact(self, request: Request) -> Response:
         movie_id, name = request.path_params["movie_id"], request.path_params["name"]
         path = self.pipeline.get(movie_id).artifacts.get(name)
         if path is None or self.local_file is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return file_answer(self.local_file(path))
+        return file_answer(self.local_file(path), request.headers.get("range"))
 
     @OPERATIONS(
         "GET",
