@@ -16,7 +16,9 @@ from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
-from deepflix.handlers.operations import Operation, Operations, Param
+from deepflix.handlers.live import ChangeSource
+from deepflix.handlers.live_routes import LiveRoutes
+from deepflix.handlers.operations import OPERATIONS, Operation, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
     idempotency_key,
@@ -56,7 +58,6 @@ from deepflix.pipeline.service import Pipeline
 
 ANONYMOUS = "anonymous"
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-OPERATIONS = Operations()
 T = TypeVar("T")
 
 IDEMPOTENCY = Param(
@@ -73,7 +74,7 @@ RANGE = Param(
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api:
+class Api(LiveRoutes):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -95,6 +96,7 @@ class Api:
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         read_in_threads: bool = False,
         runtime_health: Callable[[], dict[str, Any]] | None = None,
+        changes: ChangeSource | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes
@@ -107,6 +109,9 @@ class Api:
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
         self.views = MovieViews(artifacts.url)
+        # What the live streams learn changes from: the store's change sequence, or else
+        # a poll of the newest movies (handlers/live.py).
+        self.changes = changes
         self._document: bytes | None = None
 
     def app(self) -> Starlette:

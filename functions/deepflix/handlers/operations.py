@@ -77,3 +77,7 @@ class Operations:
         for op in self._declared:
             paths.setdefault(op.path, {})[op.method] = op
         return paths
+
+
+# The API's operations: every handlers module that declares routes declares them here.
+OPERATIONS = Operations()

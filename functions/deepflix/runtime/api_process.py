@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
+from deepflix.adapters.local.changes import SqliteChanges
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.runtime.compose import Reader, build_reader
@@ -43,6 +44,7 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         local_file=reader.artifacts.resolve,
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
+        changes=SqliteChanges(settings.data_dir.resolve() / "movies.db"),
     )
 
 
@@ -99,6 +101,19 @@ class HttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, ending the API's open event streams as it stops: they never end
+    by themselves, and would otherwise hold the stop up for all its grace."""
+
+    def __init__(self, config: uvicorn.Config, api: Api) -> None:
+        super().__init__(config)
+        self.api = api
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.api.close_streams()
+        await super().shutdown(sockets)
+
+
 def http_server(api: Api) -> uvicorn.Server:
     """uvicorn on this process's event loop, with httptools parsing HTTP: the only Python
     thread here, so no other competes with it for the GIL (docs/decisions/0009, 0011)."""
@@ -115,7 +130,7 @@ def http_server(api: Api) -> uvicorn.Server:
         logging.getLogger(name).handlers[:] = ours.handlers
         logging.getLogger(name).propagate = False
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
-    return uvicorn.Server(config)
+    return ApiServer(config, api)
 
 
 async def serve(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepflix import logs
+from deepflix.adapters.local import changes
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.inline_jobs import InlineJobRunner
@@ -178,6 +179,7 @@ def build_embedded(
     # Documents and queues: one transaction per change.
     db = Database(data / "movies.db", busy_timeout_ms=round(settings.sqlite_busy_timeout_s * 1000))
     store = SqliteMovieStore(db)
+    changes.install(db)  # the change sequence the API process's live streams read
     queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(media / "artifacts")
     jobs = _jobs(settings)
