@@ -52,7 +52,7 @@ def test_a_movies_events_follow_it_to_its_end(make_service: Callable[..., Servic
     stream = EventStream(svc, f"/api/movies/{movie_id}/events")
     assert stream.response.status == 200
     assert stream.response.getheader("Content-Type", "").startswith("text/event-stream")
-    seen = []
+    seen: list[str] = []
     for name, view in stream.events():
         assert name == "movie" and view["movie_id"] == movie_id
         if not seen:

@@ -42,6 +42,7 @@ class SqliteChanges:
     only then are the moved rows read."""
 
     interval_s = 0.25
+    complete = True  # every change of a movie's row is in the sequence
 
     def __init__(self, path: Path) -> None:
         self.path = path
