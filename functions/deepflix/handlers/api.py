@@ -18,6 +18,7 @@ from deepflix.handlers import examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.live import ChangeSource
 from deepflix.handlers.live_routes import LiveRoutes
+from deepflix.handlers.metrics import MetricsRoutes
 from deepflix.handlers.operations import OPERATIONS, Operation, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
@@ -52,6 +53,7 @@ from deepflix.handlers.writes import (
     Writes,
 )
 from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavailable
+from deepflix.pipeline.figures import Figures
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
@@ -74,7 +76,7 @@ RANGE = Param(
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api(LiveRoutes):
+class Api(LiveRoutes, MetricsRoutes):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -97,6 +99,7 @@ class Api(LiveRoutes):
         read_in_threads: bool = False,
         runtime_health: Callable[[], dict[str, Any]] | None = None,
         changes: ChangeSource | None = None,
+        figures: Callable[[], Figures] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes
@@ -112,6 +115,7 @@ class Api(LiveRoutes):
         # What the live streams learn changes from: the store's change sequence, or else
         # a poll of the newest movies (handlers/live.py).
         self.changes = changes
+        self.figures = figures  # the stage figures behind /metrics, where the store has them
         self._document: bytes | None = None
 
     def app(self) -> Starlette:

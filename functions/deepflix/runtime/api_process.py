@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
 from deepflix.adapters.local.changes import SqliteChanges
+from deepflix.adapters.local.figures import SqliteFigures
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.runtime.compose import Reader, build_reader
@@ -45,6 +46,7 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
         changes=SqliteChanges(settings.data_dir.resolve() / "movies.db"),
+        figures=SqliteFigures(reader.queue.db),
     )
 
 
