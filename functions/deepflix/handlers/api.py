@@ -53,7 +53,7 @@ from deepflix.handlers.writes import (
     Writes,
 )
 from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavailable
-from deepflix.pipeline.figures import Figures
+from deepflix.pipeline.figures import ServiceFigures
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
@@ -99,7 +99,7 @@ class Api(LiveRoutes, MetricsRoutes):
         read_in_threads: bool = False,
         runtime_health: Callable[[], dict[str, Any]] | None = None,
         changes: ChangeSource | None = None,
-        figures: Callable[[], Figures] | None = None,
+        figures: Callable[[], ServiceFigures] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from deepflix.handlers.operations import OPERATIONS
-from deepflix.pipeline.figures import DURATION_BUCKETS, Figures
+from deepflix.pipeline.figures import DURATION_BUCKETS, Figures, ServiceFigures
 from deepflix.pipeline.service import Pipeline
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -35,7 +34,7 @@ def _number(value: float) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def exposition(pipeline: Pipeline, figures: Figures | None, extra: dict[str, Any] | None) -> str:
+def exposition(pipeline: Pipeline, figures: ServiceFigures | None) -> str:
     """The text exposition format (0.0.4); names as in the README's metrics section."""
     counts = pipeline.counts()
     out = family(
@@ -56,17 +55,17 @@ def exposition(pipeline: Pipeline, figures: Figures | None, extra: dict[str, Any
         "1 while admission is paused.",
         [({}, int(pipeline.admission_paused()))],
     )
-    if figures is not None:
-        out += _stage_families(figures)
-    extra = extra or {}
-    if "dead_letters" in extra:
+    figures = figures or ServiceFigures()
+    if figures.stages:
+        out += _stage_families(figures.stages)
+    if figures.dead_letters is not None:
         out += family(
             "deepflix_dead_letters",
             "gauge",
             "Messages given up on after their deliveries failed.",
-            [({}, extra["dead_letters"])],
+            [({}, figures.dead_letters)],
         )
-    webhooks = extra.get("webhooks")
+    webhooks = figures.webhooks
     if webhooks is not None:
         out += family(
             "deepflix_webhook_deliveries",
@@ -121,8 +120,7 @@ class MetricsRoutes:
     """The `/metrics` route, a part of the Api (which provides the attributes below)."""
 
     pipeline: Pipeline
-    figures: Callable[[], Figures] | None
-    extra_metrics: Callable[[], dict[str, Any]] | None
+    figures: Callable[[], ServiceFigures] | None
 
     @OPERATIONS(
         "GET",
@@ -134,6 +132,5 @@ class MetricsRoutes:
     )
     def metrics(self, request: Request) -> Response:
         figures = self.figures() if self.figures is not None else None
-        extra = self.extra_metrics() if self.extra_metrics is not None else None
-        text = exposition(self.pipeline, figures, extra)
+        text = exposition(self.pipeline, figures)
         return Response(text, media_type=CONTENT_TYPE)

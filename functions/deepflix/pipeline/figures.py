@@ -33,3 +33,12 @@ class StageFigures:
 
 
 Figures = dict[str, StageFigures]  # by stage name
+
+
+@dataclass
+class ServiceFigures:
+    """What `/metrics` adds to the queue counts, where the service has it."""
+
+    stages: Figures = field(default_factory=dict)
+    dead_letters: int | None = None
+    webhooks: dict[str, int] | None = None  # attempts by result, since the runtime started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -20,6 +21,7 @@ from deepflix.adapters.local.changes import SqliteChanges
 from deepflix.adapters.local.figures import SqliteFigures
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
+from deepflix.pipeline.figures import ServiceFigures
 from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
@@ -46,7 +48,7 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
         changes=SqliteChanges(settings.data_dir.resolve() / "movies.db"),
-        figures=SqliteFigures(reader.queue.db),
+        figures=functools.partial(service_figures, SqliteFigures(reader.queue.db), reader, status),
     )
 
 
@@ -60,6 +62,14 @@ def queue_metrics(reader: Reader, status: StatusReader | None) -> dict[str, Any]
         messages = asdict(reader.queue.stored())
         metrics["delivery"] = {**report.get("delivery", {}), "messages": messages}
     return metrics
+
+
+def service_figures(
+    stages: SqliteFigures, reader: Reader, status: StatusReader | None
+) -> ServiceFigures:
+    """/metrics' figures: the stages' from the database, the webhooks' from the runtime."""
+    report = (status.latest() if status is not None else None) or {}
+    return ServiceFigures(stages(), len(reader.queue.dead_letters()), report.get("webhooks"))
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -9,8 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import orjson
+
 from deepflix import logs
-from deepflix.adapters.local import changes
+from deepflix.adapters.local import changes, webhook_post
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.inline_jobs import InlineJobRunner
@@ -18,8 +20,10 @@ from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
+from deepflix.handlers.views import MovieViews
 from deepflix.pipeline.ports import ArtifactStore, JobRunner
 from deepflix.pipeline.service import Pipeline, utcnow
+from deepflix.pipeline.webhooks import WebhookSetup
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
@@ -138,6 +142,17 @@ def _runner(
     )
 
 
+def webhook_setup(settings: Settings, artifacts: ArtifactStore) -> WebhookSetup:
+    """Webhook bodies are the movie's status view, as `GET /api/movies/{id}` answers it."""
+    views = MovieViews(artifacts.url)
+    return WebhookSetup(
+        post=webhook_post.post,
+        render=lambda movie: orjson.dumps(views(movie, None)),
+        config=settings.webhook_config(),
+        default_url=settings.webhook_url,
+    )
+
+
 def build_cloud(settings: Settings) -> CloudRuntime:
     from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
 
@@ -156,6 +171,7 @@ def build_cloud(settings: Settings) -> CloudRuntime:
         events=ports.events,
         jobs=jobs,
         config=settings.pipeline_config(),
+        webhooks=webhook_setup(settings, artifacts),
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
@@ -195,6 +211,7 @@ def build_embedded(
         # story slot is claimed in its create's own write.
         unit_of_work=db.atomically,
         admission="inline",
+        webhooks=webhook_setup(settings, artifacts),
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
     work = media / "work"
