@@ -156,14 +156,18 @@ class Webhooks:
         return decision
 
     def _count(self, movie: Movie, attempt: int) -> None:
+        """Counted here for /metrics, and logged (`webhook delivered|failed|gave up`) for a
+        log-based metric in the cloud."""
         state = movie.webhook
         assert state is not None
+        ids = {"movie_id": movie.id, "attempt": attempt}
         if state.delivered:
             self.counts["delivered"] += 1
+            log.info("webhook delivered", extra=ids)
             return
         self.counts["failed"] += 1
+        last = state.attempts[-1]
+        log.info("webhook failed: %s", last.error or f"HTTP {last.status_code}", extra=ids)
         if not any(o.kind == "webhook" for o in movie.outbox):
             self.counts["gave_up"] += 1
-            log.warning(
-                "gave up on the webhook after %d attempts", attempt, extra={"movie_id": movie.id}
-            )
+            log.warning("webhook gave up after %d attempts", attempt, extra=ids)
