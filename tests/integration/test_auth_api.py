@@ -116,7 +116,8 @@ def test_another_users_movie_is_not_found_on_every_route(callers: Callers, tmp_p
     # Its owner may cancel it.
     cancelled = client.post(f"/api/movies/{movie_id}/cancel", headers=callers.alice)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    # Its job logs and its removal are its owner's too.
+    # Its job logs, its live events and its removal are its owner's too.
+    assert client.get(f"/api/movies/{movie_id}/events", headers=callers.bob).status_code == 404
     assert client.get(f"/api/movies/{movie_id}/logs", headers=callers.bob).status_code == 404
     assert client.delete(f"/api/movies/{movie_id}", headers=callers.bob).status_code == 404
     assert callers.api.pipeline.find(movie_id) is not None
