@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     tasks_url: str = ""  # base URL of the `tasks` function; /dispatch, /deadline are appended
     tasks_service_account: str | None = None  # OIDC identity the tasks carry
     tasks_emulator_host: str | None = None
+    # -- Internal endpoints (/dispatch, /deadline, /sweep, the Pub/Sub pushes): comma-separated
+    # service accounts whose Google ID tokens they accept (tasks, scheduler, push), and the
+    # audiences (this deployment's function URLs; empty: DEEPFLIX_TASKS_URL). Production
+    # refuses to start without callers; with none elsewhere nothing is checked.
+    internal_callers: Annotated[list[str], NoDecode] = []
+    internal_audiences: Annotated[list[str], NoDecode] = []
+    # Emulator runs only: a local test issuer's certificates, and the key a stand-in for Cloud
+    # Tasks signs its tokens with (devtools/stack.py writes both).
+    oidc_certs_url: str | None = None
+    test_token_key_file: Path | None = None
+    # -- Quotas (0: no limit): movies one owner has active at once, creates one owner makes
+    # per minute, and movies waiting in all the queues together.
+    quota_active_movies: int = Field(0, ge=0)
+    quota_creates_per_minute: int = Field(0, ge=0, le=10_000)
+    queue_cap: int = Field(0, ge=0)
     topic_prefix: str = "deepflix"
     run_job_prefix: str = "deepflix"
     artifacts: Literal["local", "gcs"] = "local"
@@ -88,7 +103,9 @@ class Settings(BaseSettings):
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "internal_callers", "internal_audiences", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -143,9 +160,17 @@ class Settings(BaseSettings):
             problems.append(f"DEEPFLIX_GCP_PROJECT={self.gcp_project} (demo- is emulator-only)")
         if not self.tasks_service_account:
             problems.append("DEEPFLIX_TASKS_SERVICE_ACCOUNT is missing (the tasks' OIDC identity)")
+        if not self.internal_callers:
+            problems.append("DEEPFLIX_INTERNAL_CALLERS is missing (who may call /dispatch, ...)")
+        if self.oidc_certs_url or self.test_token_key_file:
+            problems.append("DEEPFLIX_OIDC_CERTS_URL, DEEPFLIX_TEST_TOKEN_KEY_FILE (emulator only)")
         if problems:
             refused = "; ".join(problems)
             raise ValueError(f"DEEPFLIX_BACKEND=gcp, no emulator (production) refuses: {refused}")
+
+    def audiences(self) -> list[str]:
+        """The audiences the internal endpoints accept: their service URLs."""
+        return self.internal_audiences or [self.tasks_url]
 
     def media_root(self) -> Path:
         return (self.media_dir or self.data_dir).resolve()
