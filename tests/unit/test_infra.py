@@ -193,6 +193,14 @@ def test_function_environment_is_the_production_profile() -> None:
     assert env["DEEPFLIX_ARTIFACTS"] == "gcs"
     assert env["DEEPFLIX_JOB_RUNNER"] == "cloudrun"
     assert "DEEPFLIX_TASKS_SERVICE_ACCOUNT" in env and "DEEPFLIX_TASKS_URL" in env
+    # The internal endpoints accept the tasks, scheduler and push identities, for the URLs
+    # of the functions they call.
+    callers = env["DEEPFLIX_INTERNAL_CALLERS"]
+    for account in ("tasks_invoker", "scheduler", "push"):
+        assert f"google_service_account.{account}.email" in callers
+    audiences = env["DEEPFLIX_INTERNAL_AUDIENCES"]
+    for fn in ("tasks", "story_requested", "images_requested", "video_requested"):
+        assert f'"{fn}"' in audiences and "local.function_url[f]" in audiences
 
 
 def test_every_queue_has_rate_limits_and_retry_config() -> None:
