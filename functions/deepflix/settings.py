@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from deepflix.pipeline.models import Stage
 from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.quotas import Quotas
 
 
 class Settings(BaseSettings):
@@ -171,6 +172,13 @@ class Settings(BaseSettings):
     def audiences(self) -> list[str]:
         """The audiences the internal endpoints accept: their service URLs."""
         return self.internal_audiences or [self.tasks_url]
+
+    def quotas(self) -> Quotas:
+        return Quotas(
+            active_per_owner=self.quota_active_movies,
+            creates_per_window=self.quota_creates_per_minute,
+            queue_cap=self.queue_cap,
+        )
 
     def media_root(self) -> Path:
         return (self.media_dir or self.data_dir).resolve()

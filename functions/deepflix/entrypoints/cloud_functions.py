@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepflix import logs
 from deepflix.handlers.api import Api
+from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.internal_auth import InternalCallers
 from deepflix.handlers.stage_requests import handle_push
@@ -60,6 +61,8 @@ def service() -> EmbeddedRuntime | CloudRuntime:
                 ),
                 local_file=_service.local_file,
                 read_in_threads=True,  # a Firestore read waits on the network
+                quotas=settings.quotas(),
+                cors=Cors.configured(settings.allowed_origins),
             ).app()
         return _service
 

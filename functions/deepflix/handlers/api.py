@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
+from deepflix.handlers.cors import Cors, CorsMiddleware
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.operations import Operation, Operations, Param
 from deepflix.handlers.parsing import (
@@ -52,9 +53,11 @@ from deepflix.handlers.writes import (
 from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavailable
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
-from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.quotas import Quotas
+from deepflix.pipeline.service import Pipeline, utcnow
 
 ANONYMOUS = "anonymous"
+NO_QUOTAS = Quotas()
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 OPERATIONS = Operations()
 T = TypeVar("T")
@@ -90,6 +93,8 @@ class Api:
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         read_in_threads: bool = False,
         runtime_health: Callable[[], dict[str, Any]] | None = None,
+        quotas: Quotas = NO_QUOTAS,
+        cors: Cors | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes
@@ -101,6 +106,8 @@ class Api:
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
+        self.quotas = quotas  # checked before a create (429 rate_limited)
+        self.cors = cors or Cors(frozenset())
         self.views = MovieViews(artifacts.url)
         self._document: bytes | None = None
 
@@ -116,6 +123,7 @@ class Api:
         )
         app.router.redirect_slashes = False  # a trailing slash is forgiven below instead
         app.add_middleware(ForgiveTrailingSlash)
+        app.add_middleware(CorsMiddleware, cors=self.cors)
         app.add_middleware(Guarded, guard=self.guard)  # added last: the outermost
         return app
 
@@ -189,12 +197,14 @@ class Api:
         headers=(IDEMPOTENCY,),
         answer=Created,
         answer_headers={"Location": "The movie's status."},
-        errors=(400, 408, 409, 413, 415, 422, 503),
+        errors=(400, 408, 409, 413, 415, 422, 429, 503),
     )
     async def create(self, request: Request) -> Response:
         create = movie_request(await json_body(request))
         key = idempotency_key(request)
         write = CreateMovie(request=create, owner=ANONYMOUS, idempotency_key=key)
+        if self.quotas.enabled:
+            await self._read(self.quotas.check, self.pipeline.store, write.owner, utcnow())
         return await self._read(self._created, await self._write(write))
 
     def _created(self, movie: Movie) -> Response:

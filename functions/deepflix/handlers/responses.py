@@ -18,6 +18,7 @@ from deepflix.pipeline.errors import (
     Unavailable,
     ValidationFailed,
 )
+from deepflix.pipeline.quotas import RateLimited
 
 log = logs.get("api")
 MEDIA_TYPES = {
@@ -73,6 +74,7 @@ HTTP_STATUS: dict[type[DeepflixError], int] = {
     UnsupportedMediaType: 415,
     MisdirectedRequest: 421,
     ValidationFailed: 422,
+    RateLimited: 429,
     Unavailable: 503,
     DeepflixError: 500,
 }
@@ -111,7 +113,7 @@ def file_answer(path: Path) -> Response:
 
 def error_answer(err: DeepflixError) -> Response:
     headers = {}
-    if isinstance(err, Unavailable):
+    if isinstance(err, Unavailable | RateLimited):
         headers["Retry-After"] = str(err.retry_after_s)
     elif isinstance(err, MethodNotAllowed):
         headers["Allow"] = err.details["allowed"]

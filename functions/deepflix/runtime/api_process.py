@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
 from deepflix.handlers.api import Api
+from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
 from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
@@ -43,6 +44,8 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         local_file=reader.artifacts.resolve,
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
+        quotas=settings.quotas(),
+        cors=Cors.configured(settings.allowed_origins),
     )
 
 

@@ -29,6 +29,7 @@ from deepflix.adapters.gcp.firestore_docs import (
     to_document,
 )
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
+from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
@@ -36,6 +37,7 @@ from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
+from deepflix.pipeline.quotas import OwnerUsage
 from deepflix.pipeline.transitions import Decision
 
 R = TypeVar("R")
@@ -312,6 +314,10 @@ class FirestoreMovieStore:
         METER.add("firestore.reads")
         entries = (snap.to_dict() or {}).get(JOURNAL) or [] if snap.exists else []
         return [{k: e.get(k) for k in JournalEntry._fields} for e in entries]
+
+    @translate_outages("firestore")
+    def owner_usage(self, owner: str, since: datetime) -> OwnerUsage:
+        return owner_usage(self.movies(), owner, since, self.rpc)
 
     @translate_outages("firestore")
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:

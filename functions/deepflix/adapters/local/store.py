@@ -14,6 +14,7 @@ from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
+from deepflix.adapters.local.owner_usage import owner_usage
 from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
@@ -25,6 +26,7 @@ from deepflix.pipeline.models import (
     encode_cursor,
 )
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
+from deepflix.pipeline.quotas import OwnerUsage
 from deepflix.pipeline.transitions import Decision
 
 SCHEMA = """
@@ -318,6 +320,9 @@ class SqliteMovieStore:
             (movie_id,),
         )
         return [dict(zip(JournalEntry._fields, row, strict=True)) for row in rows]
+
+    def owner_usage(self, owner: str, since: datetime) -> OwnerUsage:
+        return owner_usage(self._current(), owner, since)
 
     def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
         where, args = [], []
