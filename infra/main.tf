@@ -58,7 +58,10 @@ locals {
       google_service_account.scheduler.email,
       google_service_account.push.email,
     ])
-    DEEPFLIX_INTERNAL_AUDIENCES = join(",", [for f in ["tasks", "story_requested", "images_requested", "video_requested"] : local.function_url[f]])
+    DEEPFLIX_QUOTA_ACTIVE_MOVIES      = tostring(var.quotas.active_movies)
+    DEEPFLIX_QUOTA_CREATES_PER_MINUTE = tostring(var.quotas.creates_per_minute)
+    DEEPFLIX_QUEUE_CAP                = tostring(var.quotas.queue_cap)
+    DEEPFLIX_INTERNAL_AUDIENCES       = join(",", [for f in ["tasks", "story_requested", "images_requested", "video_requested"] : local.function_url[f]])
   }
 
   labels = { app = "deepflix", env = var.env }
@@ -80,6 +83,7 @@ resource "google_project_service" "apis" {
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "storage.googleapis.com",
   ])
   service            = each.value

@@ -11,7 +11,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
@@ -40,7 +40,14 @@ from deepflix.handlers.schemas import (
     MovieView,
     Queues,
 )
-from deepflix.handlers.views import MovieViews, eta_view, links, position_view, summary_view
+from deepflix.handlers.views import (
+    MovieViews,
+    artifact_link,
+    eta_view,
+    links,
+    position_view,
+    summary_view,
+)
 from deepflix.handlers.writes import (
     CancelMovie,
     CreateMovie,
@@ -108,7 +115,7 @@ class Api:
         self.runtime_health = runtime_health
         self.quotas = quotas  # checked before a create (429 rate_limited)
         self.cors = cors or Cors(frozenset())
-        self.views = MovieViews(artifacts.url)
+        self.views = MovieViews(artifact_link)  # links to the artifact route: nothing signed
         self._document: bytes | None = None
 
     def app(self) -> Starlette:
@@ -291,16 +298,21 @@ class Api:
     @OPERATIONS(
         "GET",
         "/api/movies/{movie_id}/artifacts/{name}",
-        summary="One of a movie's files (embedded mode; in the cloud they have signed URLs).",
+        summary="One of a movie's files: the file itself (embedded), or in the cloud a 307 "
+        "redirect to a signed URL that lives 15 minutes, signed for this request.",
         media_type="application/octet-stream",
-        errors=(404,),
+        errors=(404, 503),
     )
     def artifact(self, request: Request) -> Response:
         movie_id, name = request.path_params["movie_id"], request.path_params["name"]
         path = self.pipeline.get(movie_id).artifacts.get(name)
-        if path is None or self.local_file is None:
+        if path is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return file_answer(self.local_file(path))
+        if self.local_file is not None:
+            return file_answer(self.local_file(path))
+        # Signed now, for this download only: the link in a status answer is this route.
+        signed = self.artifacts.url(path)
+        return RedirectResponse(signed, 307, headers={"Cache-Control": "private, no-store"})
 
     @OPERATIONS(
         "GET",

@@ -27,6 +27,13 @@ def links(movie_id: str) -> dict[str, str]:
     }
 
 
+def artifact_link(path: str) -> str:
+    """The owner-checked route of a stored artifact (`{movie_id}/{name}` locally,
+    `movies/{movie_id}/{name}` in a bucket): a client never sees a storage path."""
+    movie_id, name = path.rsplit("/", 2)[-2:]
+    return f"/api/movies/{movie_id}/artifacts/{name}"
+
+
 def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
     if pos is None:
         return None
