@@ -136,6 +136,8 @@ class Settings(BaseSettings):
         if self.generators == "http":
             if not self.model_server_url:
                 raise ValueError("DEEPFLIX_GENERATORS=http needs DEEPFLIX_MODEL_SERVER_URL")
+            if not self.model_server_url.startswith(("http://", "https://")):
+                raise ValueError("DEEPFLIX_MODEL_SERVER_URL is an http:// or https:// URL")
             if self.model_server_timeout_s >= self.story_timeout_s:
                 raise ValueError(
                     "DEEPFLIX_MODEL_SERVER_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"

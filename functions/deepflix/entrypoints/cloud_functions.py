@@ -90,7 +90,7 @@ async def api(request: Request) -> Response:
     same ASGI app as `deepflix serve`'s, under functions-framework's."""
     METER.add("invocations.api")
     service()
-    assert _app is not None
+    assert _app is not None  # nosec B101 # an invariant, not a check of input
     return _AnsweredBy(_app)
 
 

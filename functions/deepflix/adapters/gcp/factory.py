@@ -104,5 +104,5 @@ def cloud_run_jobs(settings: Settings) -> CloudRunJobRunner:
 
 
 def gcs_artifacts(settings: Settings) -> GcsArtifactStore:
-    assert settings.artifacts_bucket is not None
+    assert settings.artifacts_bucket is not None  # nosec B101 # an invariant, not a check of input
     return GcsArtifactStore(bucket=settings.artifacts_bucket)

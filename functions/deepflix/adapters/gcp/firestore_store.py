@@ -184,7 +184,7 @@ class FirestoreMovieStore:
             ready = self._ready(stage, now, min(limit, self.scan_page))
             if not ready:
                 return []
-            order = random.sample(range(len(caps)), len(caps))
+            order = random.sample(range(len(caps)), len(caps))  # nosec B311 # spreads claims over shards, not a secret
             hint = self._freed_hint.pop(stage, None)
             if hint is not None and hint < len(caps):
                 order.remove(hint)
@@ -380,5 +380,5 @@ class FirestoreMovieStore:
                     self._freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
-            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret
         raise Unavailable(f"firestore: lost {self.max_attempts} races for the same documents")

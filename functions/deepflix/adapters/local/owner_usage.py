@@ -10,7 +10,7 @@ from deepflix.pipeline.quotas import DONE, OwnerUsage
 
 # Both over the owner's rows only (the movies_owner index): a count, no document written.
 ACTIVE_SQL = (
-    "SELECT count(*) FROM movies WHERE owner = ? "
+    "SELECT count(*) FROM movies WHERE owner = ? "  # nosec B608 # constant names; values are bound parameters
     f"AND json_extract(doc, '$.status') NOT IN ({', '.join('?' * len(DONE))})"
 )
 RECENT_SQL = "SELECT count(*) FROM movies WHERE owner = ? AND arrival >= ?"
