@@ -207,3 +207,31 @@ def test_settings_build_the_check_or_none_outside_production(local_issuer: TestI
     assert built is not None
     assert built.audiences == {SERVICE_URL} and built.allowed == {TASKS_SA, PUSH_SA}
     assert built.refusal(f"Bearer {tokens(local_issuer, PUSH_SA)(SERVICE_URL)}") is None
+
+
+def test_tasks_carry_the_service_url_audience_and_test_tokens_only_on_emulators(
+    local_issuer: TestIssuer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepflix.adapters.gcp.factory import build_ports, test_tokens
+
+    key = local_issuer.write_key(tmp_path / "key.json", TASKS_SA)
+    base = {
+        "backend": "gcp",
+        "tasks_url": SERVICE_URL + "/",
+        "tasks_service_account": TASKS_SA,
+        "test_token_key_file": str(key),
+    }
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    emulated = Settings.model_validate(base | {"tasks_emulator_host": "127.0.0.1:1"})
+    # The same settings without the emulator (production refuses them; built unvalidated).
+    outside = emulated.model_copy(update={"tasks_emulator_host": None})
+    assert not outside.emulated() and test_tokens(outside) is None  # no emulator: no minting
+    queue = build_ports(emulated).tasks
+    task = queue.build_task("dispatch", {"stage": "story"})
+    http = task.http_request
+    assert http.url == SERVICE_URL + "/dispatch"
+    assert http.oidc_token.audience == SERVICE_URL  # the service URL, not the task's
+    token = http.headers["Authorization"].removeprefix("Bearer ")
+    verify = GoogleIdTokens(certs_url=local_issuer.certs_url)
+    assert verify(token, [SERVICE_URL]) == TASKS_SA
