@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration e2e emulator emulators bench clean deploy
+.PHONY: run test lint typecheck security unit integration e2e emulator emulators bench clean deploy
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(BULLMQ): bench/bullmq/package-lock.json
 run: $(STAMP)
 	$(BIN)/deepflix serve
 
-test: $(STAMP) $(BULLMQ) lint typecheck
+test: $(STAMP) $(BULLMQ) lint typecheck security
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Bandit over the deploy unit: clean, each finding answered where it is (`# nosec Bnnn - why`).
+security: $(STAMP)
+	$(BIN)/bandit -q -r functions
 
 # One tier each (markers in pyproject.toml). `make test` runs them all, with the bench smoke.
 # unit: pure and fast, starts nothing (no database file, process or emulator).

@@ -152,13 +152,25 @@ def _once(name: str, start: Callable[[], Emulator]) -> Emulator:
         return _running[name]
 
 
-def firestore() -> Emulator:
+def _firestore_argv(port: int) -> list[str]:
     binary = sdk_root() / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
     if not binary.exists() or shutil.which("java") is None:
         raise EmulatorMissing(f"Google Cloud CLI emulators not installed: no {binary} (or java)")
+    return [str(binary), "start", f"--host={HOST}", f"--port={port}"]
+
+
+def firestore() -> Emulator:
     port = free_port()
-    argv = [str(binary), "start", f"--host={HOST}", f"--port={port}"]
+    argv = _firestore_argv(port)
     return _once("firestore", lambda: _start("firestore", argv, port, _http_ok(port)))
+
+
+def firestore_with_rules(rules: Path) -> Emulator:
+    """A Firestore emulator of its own that enforces `rules` on client requests (the
+    service's admin requests bypass them, as the Admin SDK does); the caller stops it."""
+    port = free_port()
+    argv = [*_firestore_argv(port), f"--rules={rules}"]
+    return _start("firestore-rules", argv, port, _http_ok(port))
 
 
 def pubsub() -> Emulator:

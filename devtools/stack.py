@@ -21,6 +21,7 @@ from typing import Any
 
 from devtools import emulators
 from devtools.emulators import HOST, PROJECT, Emulator
+from devtools.test_issuer import PushProxy, TestIssuer
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "functions"
@@ -36,6 +37,11 @@ FUNCTIONS = ("api", "tasks", *STAGE_FUNCTIONS.values())
 # Cloud Scheduler's schedule of the sweep (infra: every minute).
 SWEEP_EVERY_S = 60.0
 AUTH_EMULATOR_PORT = 9099  # the Auth emulator's usual port
+# The identities whose ID tokens the internal endpoints accept (infra/iam.tf's three).
+CALLERS = {
+    name: f"deepflix-{name}@{PROJECT}.iam.gserviceaccount.com"
+    for name in ("tasks-oidc", "scheduler", "push")
+}
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Scheduler:
 
     url: str
     every_s: float
+    token: Any = None  # audience -> an ID token, as Cloud Scheduler's OIDC token
+    audience: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -55,9 +63,10 @@ class Scheduler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            request = urllib.request.Request(
-                self.url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}
-            )
+            headers = {"Content-Type": "application/json"}
+            if self.token is not None:
+                headers["Authorization"] = f"Bearer {self.token(self.audience)}"
+            request = urllib.request.Request(self.url, data=b"{}", method="POST", headers=headers)
             try:  # like Cloud Scheduler, whatever the answer, it tries again next time
                 with urllib.request.urlopen(request, timeout=max(self.every_s, 60.0)):
                     pass
@@ -88,6 +97,8 @@ class Stack:
     env: dict[str, str]
     functions: dict[str, Function] = field(default_factory=dict)
     scheduler: Scheduler | None = None
+    issuer: TestIssuer | None = None
+    proxies: list[PushProxy] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -100,6 +111,15 @@ class Stack:
             self.scheduler.stop()
         for fn in self.functions.values():
             fn.stop()
+        for proxy in self.proxies:
+            proxy.stop()
+        if self.issuer is not None:
+            self.issuer.stop()
+
+    def token(self, caller: str, audience: str) -> str:
+        """An ID token of one of CALLERS for `audience`, as Google would sign it."""
+        assert self.issuer is not None
+        return self.issuer.tokens(CALLERS[caller], self.env)(audience)
 
 
 def stack_env(
@@ -133,8 +153,9 @@ def stack_env(
     return env | {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
 
 
-def _provision(stack: Stack, ports: dict[str, int]) -> None:
-    """Queue, topics and push subscriptions — what Terraform declares in the cloud."""
+def _provision(stack: Stack, push_endpoints: dict[str, str]) -> None:
+    """Queue, topics and push subscriptions — what Terraform declares in the cloud. Each
+    subscription pushes to its function through a proxy that adds the push identity's token."""
     import grpc
     from google.cloud import tasks_v2
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -156,7 +177,7 @@ def _provision(stack: Stack, ports: dict[str, int]) -> None:
         subscriber.create_subscription(
             name=subscriber.subscription_path(PROJECT, f"{tid}-push"),
             topic=topic_path,
-            push_config={"push_endpoint": f"http://{HOST}:{ports[fn]}/"},
+            push_config={"push_endpoint": push_endpoints[fn]},
             ack_deadline_seconds=60,
         )
     subscriber.close()
@@ -167,16 +188,28 @@ def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: A
     firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
     ports = {name: emulators.free_port() for name in FUNCTIONS}
     data_dir.mkdir(parents=True, exist_ok=True)
+    issuer = TestIssuer.create().start()
+    key = issuer.write_key(data_dir / "test-token-key.json", CALLERS["tasks-oidc"])
+    urls = {name: f"http://{HOST}:{port}" for name, port in ports.items()}
+    internal = {
+        "internal_callers": ",".join(CALLERS.values()),
+        "internal_audiences": ",".join(urls[n] for n in FUNCTIONS if n != "api"),
+        "oidc_certs_url": issuer.certs_url,
+        "test_token_key_file": str(key),
+    }
     env = stack_env(
         firestore=firestore,
         pubsub=pubsub,
         tasks=tasks,
         tasks_port=ports["tasks"],
         data_dir=data_dir,
-        settings={k: str(v) for k, v in settings.items()},
+        settings=internal | {k: str(v) for k, v in settings.items()},
     )
-    stack = Stack(firestore, pubsub, tasks, data_dir, env)
-    _provision(stack, ports)
+    stack = Stack(firestore, pubsub, tasks, data_dir, env, issuer=issuer)
+    push = issuer.tokens(CALLERS["push"], env)
+    proxies = {fn: PushProxy(urls[fn], push) for fn in STAGE_FUNCTIONS.values()}
+    stack.proxies = list(proxies.values())
+    _provision(stack, {fn: proxy.url for fn, proxy in proxies.items()})
     for name, port in ports.items():
         log = open(data_dir / f"function-{name}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
@@ -199,7 +232,9 @@ def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: A
         stack.functions[name] = Function(name, port, proc)
     for fn in stack.functions.values():
         emulators.wait_for_port(fn.port, fn.proc)
-    stack.scheduler = Scheduler(f"{stack.functions['tasks'].url}/sweep", sweep_every_s)
+    tasks_url = stack.functions["tasks"].url
+    scheduler_token = issuer.tokens(CALLERS["scheduler"], env)
+    stack.scheduler = Scheduler(f"{tasks_url}/sweep", sweep_every_s, scheduler_token, tasks_url)
     stack.scheduler.start()
     return stack
 

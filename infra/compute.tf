@@ -36,7 +36,23 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.runtime[each.value.sa].email
-    environment_variables            = local.common_env
+    # Only what runs a model (the story function, the jobs) uses var.generators: the others
+    # never generate, so they neither need nor may read the key.
+    environment_variables = merge(
+      local.common_env,
+      each.key == "story_requested" ? { DEEPFLIX_GENERATORS = var.generators } : {},
+    )
+
+    # The story function calls the text model: its key from Secret Manager (infra/secrets.tf).
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "story_requested" && var.generators == "gemini" ? [1] : []
+      content {
+        key        = "DEEPFLIX_GENAI_API_KEY"
+        project_id = var.project
+        secret     = google_secret_manager_secret.genai_api_key.secret_id
+        version    = "latest"
+      }
+    }
   }
 
   depends_on = [google_project_service.apis]
@@ -83,6 +99,25 @@ resource "google_cloud_run_v2_job" "stage" {
           content {
             name  = env.key
             value = env.value
+          }
+        }
+
+        env {
+          name  = "DEEPFLIX_GENERATORS"
+          value = var.generators
+        }
+
+        # The jobs call the image model: the key from Secret Manager (infra/secrets.tf).
+        dynamic "env" {
+          for_each = var.generators == "gemini" ? ["DEEPFLIX_GENAI_API_KEY"] : []
+          content {
+            name = env.value
+            value_source {
+              secret_key_ref {
+                secret  = google_secret_manager_secret.genai_api_key.secret_id
+                version = "latest"
+              }
+            }
           }
         }
       }

@@ -50,6 +50,18 @@ locals {
     DEEPFLIX_IMAGES_TIMEOUT_S      = tostring(var.stage_timeout_s["images"])
     DEEPFLIX_VIDEO_TIMEOUT_S       = tostring(var.stage_timeout_s["video"])
     DEEPFLIX_LOG_LEVEL             = "INFO"
+
+    # Checked in the code as well as by IAM (docs/decisions/0018): who may call the internal
+    # endpoints, and the audiences their tokens carry (each function's own URL).
+    DEEPFLIX_INTERNAL_CALLERS = join(",", [
+      google_service_account.tasks_invoker.email,
+      google_service_account.scheduler.email,
+      google_service_account.push.email,
+    ])
+    DEEPFLIX_QUOTA_ACTIVE_MOVIES      = tostring(var.quotas.active_movies)
+    DEEPFLIX_QUOTA_CREATES_PER_MINUTE = tostring(var.quotas.creates_per_minute)
+    DEEPFLIX_QUEUE_CAP                = tostring(var.quotas.queue_cap)
+    DEEPFLIX_INTERNAL_AUDIENCES       = join(",", [for f in ["tasks", "story_requested", "images_requested", "video_requested"] : local.function_url[f]])
   }
 
   labels = { app = "deepflix", env = var.env }
@@ -71,6 +83,7 @@ resource "google_project_service" "apis" {
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "storage.googleapis.com",
   ])
   service            = each.value

@@ -144,3 +144,27 @@ variable "sweep_schedule" {
   type        = string
   default     = "* * * * *"
 }
+
+variable "generators" {
+  description = "DEEPFLIX_GENERATORS: cpu (no model, no key) or gemini (the Gemini API, its key from Secret Manager)"
+  type        = string
+  default     = "cpu"
+  validation {
+    condition     = contains(["cpu", "gemini"], var.generators)
+    error_message = "generators is cpu or gemini."
+  }
+}
+
+variable "quotas" {
+  description = "Per-owner movies in progress and creates per minute, and the global queue cap (0: none)"
+  type = object({
+    active_movies      = number
+    creates_per_minute = number
+    queue_cap          = number
+  })
+  default = {
+    active_movies      = 5
+    creates_per_minute = 10
+    queue_cap          = 10000
+  }
+}

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from deepflix.pipeline.models import MovieCreate, Stage
 from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.quotas import Quotas
 from deepflix.pipeline.webhooks import WebhookConfig, secret_bytes
 
 
@@ -76,6 +77,21 @@ class Settings(BaseSettings):
     tasks_url: str = ""  # base URL of the `tasks` function; /dispatch, /deadline are appended
     tasks_service_account: str | None = None  # OIDC identity the tasks carry
     tasks_emulator_host: str | None = None
+    # -- Internal endpoints (/dispatch, /deadline, /sweep, the Pub/Sub pushes): comma-separated
+    # service accounts whose Google ID tokens they accept (tasks, scheduler, push), and the
+    # audiences (this deployment's function URLs; empty: DEEPFLIX_TASKS_URL). Production
+    # refuses to start without callers; with none elsewhere nothing is checked.
+    internal_callers: Annotated[list[str], NoDecode] = []
+    internal_audiences: Annotated[list[str], NoDecode] = []
+    # Emulator runs only: a local test issuer's certificates, and the key a stand-in for Cloud
+    # Tasks signs its tokens with (devtools/stack.py writes both).
+    oidc_certs_url: str | None = None
+    test_token_key_file: Path | None = None
+    # -- Quotas (0: no limit): movies one owner has active at once, creates one owner makes
+    # per minute, and movies waiting in all the queues together.
+    quota_active_movies: int = Field(0, ge=0)
+    quota_creates_per_minute: int = Field(0, ge=0, le=10_000)
+    queue_cap: int = Field(0, ge=0)
     topic_prefix: str = "deepflix"
     run_job_prefix: str = "deepflix"
     artifacts: Literal["local", "gcs"] = "local"
@@ -113,7 +129,9 @@ class Settings(BaseSettings):
             raise ValueError("a whsec_ secret must be base64 after its prefix") from e
         return v
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "internal_callers", "internal_audiences", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -143,6 +161,8 @@ class Settings(BaseSettings):
         if self.generators == "http":
             if not self.model_server_url:
                 raise ValueError("DEEPFLIX_GENERATORS=http needs DEEPFLIX_MODEL_SERVER_URL")
+            if not self.model_server_url.startswith(("http://", "https://")):
+                raise ValueError("DEEPFLIX_MODEL_SERVER_URL is an http:// or https:// URL")
             if self.model_server_timeout_s >= self.story_timeout_s:
                 raise ValueError(
                     "DEEPFLIX_MODEL_SERVER_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
@@ -171,9 +191,24 @@ class Settings(BaseSettings):
         if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
             # firebase-admin would take any unsigned token for any user (ADR 0017).
             problems.append("FIREBASE_AUTH_EMULATOR_HOST is set (ID tokens would go unchecked)")
+        if not self.internal_callers:
+            problems.append("DEEPFLIX_INTERNAL_CALLERS is missing (who may call /dispatch, ...)")
+        if self.oidc_certs_url or self.test_token_key_file:
+            problems.append("DEEPFLIX_OIDC_CERTS_URL, DEEPFLIX_TEST_TOKEN_KEY_FILE (emulator only)")
         if problems:
             refused = "; ".join(problems)
             raise ValueError(f"DEEPFLIX_BACKEND=gcp, no emulator (production) refuses: {refused}")
+
+    def audiences(self) -> list[str]:
+        """The audiences the internal endpoints accept: their service URLs."""
+        return self.internal_audiences or [self.tasks_url]
+
+    def quotas(self) -> Quotas:
+        return Quotas(
+            active_per_owner=self.quota_active_movies,
+            creates_per_window=self.quota_creates_per_minute,
+            queue_cap=self.queue_cap,
+        )
 
     def media_root(self) -> Path:
         return (self.media_dir or self.data_dir).resolve()

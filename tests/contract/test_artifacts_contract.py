@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.adapters.local.artifacts import LocalArtifactStore
-from deepflix.pipeline.errors import NotFound
+from deepflix.pipeline.errors import NotFound, Unavailable
 from deepflix.pipeline.ports import ArtifactStore
 from tests.gcp_fakes import FakeGcs, fake_gcs
 
@@ -98,8 +99,9 @@ def test_gcs_uploads_the_object_under_the_movie_prefix(tmp_path: Path) -> None:
             "data": source.read_bytes(),
             "content_type": "video/mp4",
         }
-        # Without signing credentials a client gets the object's gs:// address.
-        assert store.url("movies/m7/video.mp4") == f"gs://{BUCKET}/movies/m7/video.mp4"
+        # Without signing credentials there is no link to give, and never a gs:// path.
+        with pytest.raises(Unavailable):
+            store.url("movies/m7/video.mp4")
 
 
 def test_gcs_signs_urls_with_a_service_account_key() -> None:
@@ -127,4 +129,6 @@ def test_gcs_signs_urls_with_a_service_account_key() -> None:
     url = store.url("movies/m7/poster.jpg")
     assert url.startswith(f"https://storage.googleapis.com/{BUCKET}/movies/m7/poster.jpg?")
     assert "X-Goog-Algorithm=GOOG4-RSA-SHA256" in url
-    assert "X-Goog-Expires=3600" in url and "X-Goog-Signature=" in url
+    assert "X-Goog-Expires=900" in url and "X-Goog-Signature=" in url  # 15 minutes
+    with pytest.raises(ValueError, match="at most"):
+        GcsArtifactStore(bucket=BUCKET, url_ttl=timedelta(hours=1))

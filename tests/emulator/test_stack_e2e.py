@@ -158,11 +158,13 @@ def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
     message = {"movie_id": ids[0], "stage": "story", "attempt": 1}
     publisher.publish(topic, json.dumps(message).encode(), movie_id=ids[0]).result(timeout=30)
     task_body = json.dumps({"movie_id": ids[1], "stage": "video", "attempt": 1}).encode()
+    tasks_url = running.functions["tasks"].url
+    token = running.token("tasks-oidc", tasks_url)
     req = urllib.request.Request(
-        running.functions["tasks"].url + "/deadline",
+        tasks_url + "/deadline",
         data=task_body,
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200

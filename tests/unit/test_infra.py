@@ -193,6 +193,14 @@ def test_function_environment_is_the_production_profile() -> None:
     assert env["DEEPFLIX_ARTIFACTS"] == "gcs"
     assert env["DEEPFLIX_JOB_RUNNER"] == "cloudrun"
     assert "DEEPFLIX_TASKS_SERVICE_ACCOUNT" in env and "DEEPFLIX_TASKS_URL" in env
+    # The internal endpoints accept the tasks, scheduler and push identities, for the URLs
+    # of the functions they call.
+    callers = env["DEEPFLIX_INTERNAL_CALLERS"]
+    for account in ("tasks_invoker", "scheduler", "push"):
+        assert f"google_service_account.{account}.email" in callers
+    audiences = env["DEEPFLIX_INTERNAL_AUDIENCES"]
+    for fn in ("tasks", "story_requested", "images_requested", "video_requested"):
+        assert f'"{fn}"' in audiences and "local.function_url[f]" in audiences
 
 
 def test_every_queue_has_rate_limits_and_retry_config() -> None:
@@ -327,3 +335,31 @@ def test_dockerfile_runs_the_job_as_non_root_on_a_pinned_base() -> None:
     user = [ln for ln in lines if ln.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
     assert lines[-1] == 'CMD ["python", "-m", "deepflix.entrypoints.job"]'
+
+
+def test_the_generator_key_comes_from_secret_manager_to_what_runs_models_only() -> None:
+    (secret,) = _resources("google_secret_manager_secret").values()
+    assert secret["secret_id"].endswith("-genai-api-key")
+    readers = _module()["locals"]["genai_key_readers"]
+    assert '["story", "job"]' in readers and 'var.generators == "gemini"' in readers
+    (grant,) = _resources("google_secret_manager_secret_iam_member").values()
+    assert grant["role"] == "roles/secretmanager.secretAccessor"
+    fn = _resources("google_cloudfunctions2_function")["fn"]
+    (mount,) = _walk(fn, "secret_environment_variables")
+    mount = mount[0] if isinstance(mount, list) else mount
+    assert 'each.key == "story_requested"' in mount["for_each"]
+    assert mount["content"][0]["key"] == "DEEPFLIX_GENAI_API_KEY"
+    assert mount["content"][0]["version"] == "latest"
+    job_refs = _walk(_resources("google_cloud_run_v2_job"), "secret_key_ref")
+    assert job_refs and "genai_api_key" in str(job_refs)
+    # No key value anywhere in the Terraform: only the secret's name is declared.
+    text = "\n".join(p.read_text() for p in INFRA.glob("*.tf"))
+    assert "google_secret_manager_secret_version" not in text
+    assert "secret_data" not in text
+
+
+def test_the_functions_get_the_quotas() -> None:
+    env = _module()["locals"]["common_env"]
+    for name in ("QUOTA_ACTIVE_MOVIES", "QUOTA_CREATES_PER_MINUTE", "QUEUE_CAP"):
+        assert f"DEEPFLIX_{name}" in env
+    assert all(v > 0 for v in _default("quotas").values())

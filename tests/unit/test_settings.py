@@ -80,6 +80,8 @@ PRODUCTION = {
     "DEEPFLIX_ARTIFACTS_BUCKET": "acme-prod-deepflix-artifacts",
     "DEEPFLIX_JOB_RUNNER": "cloudrun",
     "DEEPFLIX_TASKS_SERVICE_ACCOUNT": "deepflix-tasks-oidc@acme-prod.iam.gserviceaccount.com",
+    "DEEPFLIX_INTERNAL_CALLERS": "deepflix-tasks-oidc@acme-prod.iam.gserviceaccount.com,"
+    "deepflix-scheduler@acme-prod.iam.gserviceaccount.com",
 }
 EMULATOR_HOSTS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "DEEPFLIX_TASKS_EMULATOR_HOST")
 
@@ -98,6 +100,8 @@ def test_production_profile_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None
     _production(monkeypatch)
     s = Settings()
     assert s.backend == "gcp" and not s.emulated()
+    assert len(s.internal_callers) == 2
+    assert s.audiences() == ["https://us-central1-acme-prod.cloudfunctions.net/tasks"]
 
 
 @pytest.mark.parametrize(
@@ -112,6 +116,9 @@ def test_production_profile_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None
         ({"DEEPFLIX_TASKS_SERVICE_ACCOUNT": None}, "DEEPFLIX_TASKS_SERVICE_ACCOUNT"),
         # Unsigned emulator ID tokens accepted in production would let anyone be anyone.
         ({"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "FIREBASE_AUTH_EMULATOR_HOST"),
+        ({"DEEPFLIX_INTERNAL_CALLERS": None}, "DEEPFLIX_INTERNAL_CALLERS is missing"),
+        ({"DEEPFLIX_OIDC_CERTS_URL": "http://127.0.0.1:1/certs"}, "DEEPFLIX_OIDC_CERTS_URL"),
+        ({"DEEPFLIX_TEST_TOKEN_KEY_FILE": "/tmp/key.json"}, "DEEPFLIX_TEST_TOKEN_KEY_FILE"),
     ],
 )
 def test_production_refuses_local_stand_ins(

@@ -6,7 +6,7 @@ import pytest
 
 from deepflix.entrypoints.cli import finish_text
 from deepflix.handlers.examples import ETA, ETA_PAUSED, NO_ETA
-from deepflix.handlers.views import MovieViews, movie_view
+from deepflix.handlers.views import MovieViews, artifact_link, movie_view
 from deepflix.pipeline.models import Stage, StageStatus
 from deepflix.pipeline.position import QueuePosition
 from tests import factories
@@ -55,3 +55,11 @@ def test_the_cli_says_when_a_film_will_be_ready_or_why_it_cannot() -> None:
     assert finish_text(ETA) == "ready in ~41s (30s-59s)"
     assert finish_text(ETA_PAUSED) == "ready: unknown (admission paused)"
     assert finish_text(NO_ETA) == ""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["m-1/movie.mp4", "movies/m-1/movie.mp4", "movies/m-1/a3/movie.mp4"],
+)
+def test_an_artifact_links_to_its_movies_route_never_to_storage(path: str) -> None:
+    assert artifact_link(path) == "/api/movies/m-1/artifacts/movie.mp4"

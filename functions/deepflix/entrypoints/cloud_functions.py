@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deepflix import logs
 from deepflix.handlers.api import Api
+from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
+from deepflix.handlers.internal_auth import InternalCallers
 from deepflix.handlers.stage_requests import handle_push
 from deepflix.handlers.task_requests import handle_task
 from deepflix.handlers.writes import PipelineWrites
@@ -26,6 +28,7 @@ from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 from deepflix.runtime import auth
 from deepflix.runtime.compose import CloudRuntime, build
+from deepflix.runtime.edge import internal_callers
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
 
@@ -34,15 +37,17 @@ R = TypeVar("R")
 _lock = threading.Lock()
 _service: EmbeddedRuntime | CloudRuntime | None = None
 _app: Starlette | None = None
+_callers: InternalCallers | None = None
 
 
 def service() -> EmbeddedRuntime | CloudRuntime:
     """Built on the first request of an instance, once: nothing runs at import time."""
-    global _service, _app
+    global _service, _app, _callers
     with _lock:
         if _service is None:
             settings = get_settings()
             logs.setup(settings.log_level)
+            _callers = internal_callers(settings)
             _service = build(settings)
             _service.start()
             _app = Api(
@@ -58,6 +63,8 @@ def service() -> EmbeddedRuntime | CloudRuntime:
                 auth=auth.of_service(settings, _service),
                 local_file=_service.local_file,
                 read_in_threads=True,  # a Firestore read waits on the network
+                quotas=settings.quotas(),
+                cors=Cors.configured(settings.allowed_origins),
             ).app()
         return _service
 
@@ -85,7 +92,7 @@ async def api(request: Request) -> Response:
     same ASGI app as `deepflix serve`'s, under functions-framework's."""
     METER.add("invocations.api")
     service()
-    assert _app is not None
+    assert _app is not None  # nosec B101 # an invariant, not a check of input
     return _AnsweredBy(_app)
 
 
@@ -103,41 +110,57 @@ class _AnsweredBy(Response):
             METER.flush(get_settings().ops_dir)
 
 
+def _json(body: Any, status: int, headers: dict[str, str]) -> flask.Response:
+    return flask.Response(orjson.dumps(body), status, headers, mimetype="application/json")
+
+
+def _refused(request: flask.Request) -> flask.Response | None:
+    """401/403 unless the caller's ID token is one the internal endpoints accept."""
+    service()
+    refused = _callers.refusal(request.headers.get("Authorization")) if _callers else None
+    return None if refused is None else _json(refused.body(), refused.status, refused.headers())
+
+
 @functions_framework.http
 @_metered("tasks")
 def tasks(request: flask.Request) -> flask.Response:
     """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`."""
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     svc = service()
     body: Any = request.get_json(silent=True) or {}
     answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
-    return flask.Response(
-        orjson.dumps(answer.body),
-        answer.status,
-        answer.headers,
-        mimetype="application/json",
-    )
+    return _json(answer.body, answer.status, answer.headers)
 
 
-def _stage_event(stage: Stage, event: Any) -> None:
-    handle_push(stage, event.data, lambda data: service().runner.handle(data))
+def _stage_push(stage: Stage, request: flask.Request) -> flask.Response:
+    """A push subscription's request (or a CloudEvent carrying one): HTTP, so that its
+    token can be checked; an outage raises, and the 500 makes Pub/Sub deliver again."""
+    refused = _refused(request)
+    if refused is not None:
+        return refused
+    envelope: Any = request.get_json(force=True, silent=True)
+    handle_push(stage, envelope, lambda data: service().runner.handle(data))
+    return flask.Response(status=204)
 
 
-@functions_framework.cloud_event
+@functions_framework.http
 @_metered("story_requested")
-def story_requested(event: Any) -> None:
+def story_requested(request: flask.Request) -> flask.Response:
     """Pub/Sub `story.requested`: writes the story in this function."""
-    _stage_event(Stage.story, event)
+    return _stage_push(Stage.story, request)
 
 
-@functions_framework.cloud_event
+@functions_framework.http
 @_metered("images_requested")
-def images_requested(event: Any) -> None:
+def images_requested(request: flask.Request) -> flask.Response:
     """Pub/Sub `images.requested`: starts the images job (Cloud Run, or a local process)."""
-    _stage_event(Stage.images, event)
+    return _stage_push(Stage.images, request)
 
 
-@functions_framework.cloud_event
+@functions_framework.http
 @_metered("video_requested")
-def video_requested(event: Any) -> None:
+def video_requested(request: flask.Request) -> flask.Response:
     """Pub/Sub `video.requested`: starts the video job (Cloud Run, or a local process)."""
-    _stage_event(Stage.video, event)
+    return _stage_push(Stage.video, request)

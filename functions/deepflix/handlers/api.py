@@ -11,10 +11,11 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
+from deepflix.handlers.cors import Cors, CorsMiddleware
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.identity import OWNER, Authenticator, caller, listed_owner, visible
 from deepflix.handlers.live import ChangeSource
@@ -44,7 +45,14 @@ from deepflix.handlers.schemas import (
     MovieView,
     Queues,
 )
-from deepflix.handlers.views import MovieViews, eta_view, links, position_view, summary_view
+from deepflix.handlers.views import (
+    MovieViews,
+    artifact_link,
+    eta_view,
+    links,
+    position_view,
+    summary_view,
+)
 from deepflix.handlers.writes import (
     CancelMovie,
     CreateMovie,
@@ -58,8 +66,10 @@ from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavai
 from deepflix.pipeline.figures import ServiceFigures
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
-from deepflix.pipeline.service import Pipeline
+from deepflix.pipeline.quotas import Quotas
+from deepflix.pipeline.service import Pipeline, utcnow
 
+NO_QUOTAS = Quotas()
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 T = TypeVar("T")
 
@@ -103,6 +113,8 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
         runtime_health: Callable[[], dict[str, Any]] | None = None,
         changes: ChangeSource | None = None,
         figures: Callable[[], ServiceFigures] | None = None,
+        quotas: Quotas = NO_QUOTAS,
+        cors: Cors | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes
@@ -115,11 +127,13 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
-        self.views = MovieViews(artifacts.url, logs_url=pipeline.operator.logs_url)
+        self.views = MovieViews(artifact_link, logs_url=pipeline.operator.logs_url)
         # What the live streams learn changes from: the store's change sequence, or else
         # a poll of the newest movies (handlers/live.py).
         self.changes = changes
         self.figures = figures  # the stage figures behind /metrics, where the store has them
+        self.quotas = quotas  # checked before a create (429 rate_limited)
+        self.cors = cors or Cors(frozenset())
         self._document: bytes | None = None
 
     def app(self) -> Starlette:
@@ -134,6 +148,7 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
         )
         app.router.redirect_slashes = False  # a trailing slash is forgiven below instead
         app.add_middleware(ForgiveTrailingSlash)
+        app.add_middleware(CorsMiddleware, cors=self.cors)
         app.add_middleware(Guarded, guard=self.guard)  # added last: the outermost
         return app
 
@@ -215,12 +230,14 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
         headers=(IDEMPOTENCY,),
         answer=Created,
         answer_headers={"Location": "The movie's status."},
-        errors=(400, 408, 409, 413, 415, 422, 503),
+        errors=(400, 408, 409, 413, 415, 422, 429, 503),
     )
     async def create(self, request: Request) -> Response:
         create = movie_request(await json_body(request))
         key = idempotency_key(request)
         write = CreateMovie(request=create, owner=caller(request).owner, idempotency_key=key)
+        if self.quotas.enabled:
+            await self._read(self.quotas.check, self.pipeline.store, write.owner, utcnow())
         return await self._read(self._created, await self._write(write))
 
     def _created(self, movie: Movie) -> Response:
@@ -313,17 +330,22 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
     @OPERATIONS(
         "GET",
         "/api/movies/{movie_id}/artifacts/{name}",
-        summary="One of a movie's files (embedded mode; in the cloud they have signed URLs).",
+        summary="One of a movie's files: the file itself (embedded), or in the cloud a 307 "
+        "redirect to a signed URL that lives 15 minutes, signed for this request.",
         media_type="application/octet-stream",
         headers=(RANGE,),
-        errors=(404, 416),
+        errors=(404, 416, 503),
     )
     def artifact(self, request: Request) -> Response:
         movie_id, name = request.path_params["movie_id"], request.path_params["name"]
         path = self._movie(request, movie_id).artifacts.get(name)
-        if path is None or self.local_file is None:
+        if path is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return file_answer(self.local_file(path), request.headers.get("range"))
+        if self.local_file is not None:
+            return file_answer(self.local_file(path), request.headers.get("range"))
+        # Signed now, for this download only: the link in a status answer is this route.
+        signed = self.artifacts.url(path)
+        return RedirectResponse(signed, 307, headers={"Cache-Control": "private, no-store"})
 
     @OPERATIONS(
         "GET",

@@ -43,6 +43,8 @@ ERRORS = {
     415: f"The request is not application/json and carries no `{CLIENT_HEADER}` header.",
     421: "The `Host` is not one this service answers to (DEEPFLIX_ALLOWED_HOSTS).",
     422: "The request body is JSON but not a valid movie request; `details` names each field.",
+    429: "`rate_limited`: over a quota (movies in progress, creates per minute) or the queue "
+    "is full; `details` says which. Retry after `Retry-After`.",
     503: "A backing service is unreachable; nothing was half-done. Retry after `Retry-After`.",
 }
 
@@ -106,8 +108,8 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": ERRORS[status],
             "content": {"application/json": {"schema": _ref(ErrorAnswer)}},
         }
-        if status == 503:
-            responses["503"]["headers"] = _headers({"Retry-After": "Seconds to wait."})
+        if status in (429, 503):
+            responses[str(status)]["headers"] = _headers({"Retry-After": "Seconds to wait."})
     out["responses"] = responses
     return out
 

@@ -18,6 +18,7 @@ from deepflix.pipeline.errors import (
     Unavailable,
     ValidationFailed,
 )
+from deepflix.pipeline.quotas import RateLimited
 
 log = logs.get("api")
 MEDIA_TYPES = {
@@ -87,6 +88,7 @@ HTTP_STATUS: dict[type[DeepflixError], int] = {
     MisdirectedRequest: 421,
     RangeUnsatisfiable: 416,
     ValidationFailed: 422,
+    RateLimited: 429,
     Unavailable: 503,
     DeepflixError: 500,
 }
@@ -150,7 +152,7 @@ def file_answer(path: Path, range_header: str | None = None) -> Response:
 
 def error_answer(err: DeepflixError) -> Response:
     headers = {}
-    if isinstance(err, Unavailable):
+    if isinstance(err, Unavailable | RateLimited):
         headers["Retry-After"] = str(err.retry_after_s)
     elif isinstance(err, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"

@@ -27,6 +27,15 @@ def links(movie_id: str) -> dict[str, str]:
     }
 
 
+def artifact_link(path: str) -> str:
+    """The owner-checked route of a stored artifact (`{movie_id}/{name}` locally,
+    `movies/{movie_id}/{name}` in a bucket): a client never sees a storage path."""
+    parts = path.split("/")
+    # In a bucket the movie's folder may hold a folder per attempt: movies/{id}/a{n}/{name}.
+    movie_id = parts[1] if parts[0] == "movies" and len(parts) > 2 else parts[0]
+    return f"/api/movies/{movie_id}/artifacts/{parts[-1]}"
+
+
 def position_view(pos: QueuePosition | None) -> dict[str, Any] | None:
     if pos is None:
         return None

@@ -58,20 +58,20 @@ def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ..
 def command(movie_id: str, entry: Outgoing) -> Command:
     """The command an outbox entry of the movie `movie_id` stands for."""
     if entry.kind == "cancel_execution":
-        assert entry.execution is not None
+        assert entry.execution is not None  # nosec B101 # an invariant, not a check of input
         return CancelExecution(entry.execution)
     if entry.kind == "admit":
         return Admit(movie_id)
     if entry.kind == "webhook":
-        assert entry.attempt is not None and entry.at is not None
+        assert entry.attempt is not None and entry.at is not None  # nosec B101 # an invariant
         return DeliverWebhook(movie_id, entry.attempt, entry.at)
-    assert entry.stage is not None
+    assert entry.stage is not None  # nosec B101 # an invariant, not a check of input
     if entry.kind == "dispatch":
         return Dispatch(entry.stage, at=entry.at)
-    assert entry.attempt is not None
+    assert entry.attempt is not None  # nosec B101 # an invariant, not a check of input
     if entry.kind == "run_stage":
         return RunStage(movie_id, entry.stage, entry.attempt)
-    assert entry.at is not None
+    assert entry.at is not None  # nosec B101 # an invariant, not a check of input
     return CheckDeadline(movie_id, entry.stage, entry.attempt, entry.at)
 
 
@@ -86,7 +86,7 @@ def stale(movie: Movie, entry: Outgoing) -> bool:
     dropped unsent (its receiver would ignore it anyway)."""
     if entry.kind not in ("run_stage", "check_deadline"):
         return False
-    assert entry.stage is not None
+    assert entry.stage is not None  # nosec B101 # an invariant, not a check of input
     st = movie.stages[entry.stage]
     return st.status is not StageStatus.running or st.attempts != entry.attempt
 

@@ -20,6 +20,7 @@ from deepflix import logs
 from deepflix.adapters.local.changes import SqliteChanges
 from deepflix.adapters.local.figures import SqliteFigures
 from deepflix.handlers.api import Api
+from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
 from deepflix.pipeline.figures import ServiceFigures
 from deepflix.runtime import auth
@@ -51,6 +52,8 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         runtime_health=status.health if status is not None else None,
         changes=SqliteChanges(settings.data_dir.resolve() / "movies.db"),
         figures=functools.partial(service_figures, SqliteFigures(reader.queue.db), reader, status),
+        quotas=settings.quotas(),
+        cors=Cors.configured(settings.allowed_origins),
     )
 
 

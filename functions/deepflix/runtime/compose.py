@@ -23,7 +23,7 @@ from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
-from deepflix.handlers.views import MovieViews
+from deepflix.handlers.views import MovieViews, artifact_link
 from deepflix.pipeline.operations import OperatorPorts
 from deepflix.pipeline.ports import ArtifactStore, JobRunner
 from deepflix.pipeline.service import Pipeline, utcnow
@@ -153,7 +153,7 @@ def _runner(
 
 def webhook_setup(settings: Settings, artifacts: ArtifactStore) -> WebhookSetup:
     """Webhook bodies are the movie's status view, as `GET /api/movies/{id}` answers it."""
-    views = MovieViews(artifacts.url)
+    views = MovieViews(artifact_link)  # links to the owner-checked route, never a path
     return WebhookSetup(
         post=webhook_post.post,
         render=lambda movie: orjson.dumps(views(movie, None)),

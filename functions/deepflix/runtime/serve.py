@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # our own programs, argument lists, no shell
 import sys
 import threading
 import time
@@ -62,7 +62,7 @@ class ApiProcess:
         ours, theirs = socket.socketpair()
         status_in, status_out = os.pipe()
         with theirs:
-            self.child = subprocess.Popen(
+            self.child = subprocess.Popen(  # nosec B603 # our own program and paths, no shell, no request text
                 [
                     sys.executable,
                     "-m",
@@ -91,7 +91,7 @@ class ApiProcess:
     def _keep_priority(self) -> None:
         """A process started by a thread of ours gets that thread's priority, lowered once
         the runtime runs: raised back at once, where the system lets a process do that."""
-        assert self.child is not None
+        assert self.child is not None  # nosec B101 # an invariant, not a check of input
         if os.getpriority(os.PRIO_PROCESS, 0) == self.nice:
             return
         try:

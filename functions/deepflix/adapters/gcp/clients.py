@@ -58,7 +58,7 @@ class Lazy(Generic[T]):
         if self._value is None:
             with self._lock:
                 if self._value is None:
-                    assert self._factory is not None
+                    assert self._factory is not None  # nosec B101 # an invariant, not a check of input
                     with outages(f"creating a client with {self._factory!r}"):
                         self._value = self._factory()
         return self._value

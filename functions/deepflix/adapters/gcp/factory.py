@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+from deepflix.adapters.gcp.oidc import GoogleIdTokens, TestTokens
 from deepflix.adapters.gcp.pubsub import PubSubEventBus
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
 from deepflix.adapters.gcp.storage import GcsArtifactStore
@@ -56,6 +57,20 @@ def publisher_client(settings: Settings) -> Any:
     return pubsub_v1.PublisherClient(**_anonymous_if_emulated("PUBSUB_EMULATOR_HOST"))
 
 
+def test_tokens(settings: Settings) -> TestTokens | None:
+    """The emulator stack's token minting; never outside an emulator run."""
+    if settings.test_token_key_file is None or not settings.emulated():
+        return None
+    return TestTokens.from_file(str(settings.test_token_key_file))
+
+
+def internal_verifier(settings: Settings) -> GoogleIdTokens:
+    """Google's certificates; a local issuer's where set (Settings refuses that in production)."""
+    if settings.oidc_certs_url:
+        return GoogleIdTokens(certs_url=settings.oidc_certs_url)
+    return GoogleIdTokens()
+
+
 def build_ports(settings: Settings) -> GcpPorts:
     """Adapters whose clients are built lazily, on first use, once per instance."""
     return GcpPorts(
@@ -67,6 +82,9 @@ def build_ports(settings: Settings) -> GcpPorts:
             target_base_url=settings.tasks_url,
             client=lambda: tasks_client(settings),
             service_account_email=settings.tasks_service_account,
+            # The service URL, as the tasks function checks it (and Cloud Run's IAM accepts).
+            audience=settings.tasks_url.rstrip("/"),
+            test_tokens=test_tokens(settings),
             dispatch_deadlines={"deadline": 60.0, "dispatch": 60.0},
         ),
         events=PubSubEventBus(
@@ -86,5 +104,5 @@ def cloud_run_jobs(settings: Settings) -> CloudRunJobRunner:
 
 
 def gcs_artifacts(settings: Settings) -> GcsArtifactStore:
-    assert settings.artifacts_bucket is not None
+    assert settings.artifacts_bucket is not None  # nosec B101 # an invariant, not a check of input
     return GcsArtifactStore(bucket=settings.artifacts_bucket)

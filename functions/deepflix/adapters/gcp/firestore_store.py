@@ -30,6 +30,7 @@ from deepflix.adapters.gcp.firestore_docs import (
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
+from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
@@ -37,6 +38,7 @@ from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
+from deepflix.pipeline.quotas import OwnerUsage
 from deepflix.pipeline.transitions import Decision
 
 R = TypeVar("R")
@@ -189,7 +191,7 @@ class FirestoreMovieStore(FirestoreOperator):
             ready = self._ready(stage, now, min(limit, self.scan_page))
             if not ready:
                 return []
-            order = random.sample(range(len(caps)), len(caps))
+            order = random.sample(range(len(caps)), len(caps))  # nosec B311 # spreads claims over shards, not a secret
             hint = self._freed_hint.pop(stage, None)
             if hint is not None and hint < len(caps):
                 order.remove(hint)
@@ -320,6 +322,10 @@ class FirestoreMovieStore(FirestoreOperator):
         entries = (snap.to_dict() or {}).get(JOURNAL) or [] if snap.exists else []
         return [{k: e.get(k) for k in JournalEntry._fields} for e in entries]
 
+    @translate_outages("firestore")
+    def owner_usage(self, owner: str, since: datetime) -> OwnerUsage:
+        return owner_usage(self.movies(), owner, since, self.rpc)
+
     def _waiting(self, stage: Stage) -> Any:
         return self.movies().where(filter=eq("waiting_stage", stage.value))
 
@@ -366,5 +372,5 @@ class FirestoreMovieStore(FirestoreOperator):
                     self._freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
-            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret
         raise Unavailable(f"firestore: lost {self.max_attempts} races for the same documents")

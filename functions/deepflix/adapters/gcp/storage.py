@@ -18,10 +18,13 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from deepflix import logs
 from deepflix.adapters.gcp.clients import OUTAGES, Lazy, translate_outages
-from deepflix.pipeline.errors import NotFound
+from deepflix.metering import METER
+from deepflix.pipeline.errors import NotFound, Unavailable
 
 log = logs.get("gcs")
 PREFIX = "movies"
+# A download link outlives its status read by minutes, not hours.
+URL_TTL = timedelta(minutes=15)
 SIGNING_ERRORS: tuple[type[BaseException], ...] = (
     *OUTAGES,
     gexc.GoogleAPICallError,
@@ -32,12 +35,13 @@ SIGNING_ERRORS: tuple[type[BaseException], ...] = (
 class GcsArtifactStore:
     """`ArtifactStore` on one bucket; a storage path is the object name `movies/{id}/{name}`.
 
-    `url()` hands out a V4 signed GET URL valid for `url_ttl` when the client's credentials
-    can sign: a service account key signs locally; the metadata-server identity of Cloud Run
-    and Cloud Functions signs through the IAM signBlob API (the account needs
-    roles/iam.serviceAccountTokenCreator on itself). Credentials that cannot sign (anonymous,
-    user credentials) get the `gs://bucket/object` path instead, which only a caller with
-    bucket access can read.
+    `url()` hands out a V4 signed GET URL valid for `url_ttl` (at most 15 minutes): a
+    service account key signs locally; the metadata-server identity of Cloud Run and Cloud
+    Functions signs through the IAM signBlob API (the account needs
+    roles/iam.serviceAccountTokenCreator on itself). It is called once per download, by the
+    owner-checked artifact route, never for a status read. Credentials that cannot sign
+    (anonymous, user credentials) or a failed signing answer Unavailable: a client never
+    gets a `gs://` path it could not use anyway.
     """
 
     def __init__(
@@ -45,9 +49,11 @@ class GcsArtifactStore:
         *,
         bucket: str,
         client: Any | Callable[[], Any] = StorageClient,
-        url_ttl: timedelta = timedelta(hours=1),
+        url_ttl: timedelta = URL_TTL,
         rpc_timeout_s: float = 60.0,
     ) -> None:
+        if not timedelta(0) < url_ttl <= URL_TTL:
+            raise ValueError(f"a signed URL lives at most {URL_TTL}, not {url_ttl}")
         self.bucket_name = bucket
         self.url_ttl = url_ttl
         self.rpc_timeout_s = rpc_timeout_s
@@ -91,6 +97,7 @@ class GcsArtifactStore:
         return len(blobs)
 
     def url(self, path: str) -> str:
+        METER.add("gcs.signings")
         blob = self._blob(path)
         # The storage client keeps its credentials only as this attribute (google-cloud-core).
         credentials = self._client.get()._credentials
@@ -110,6 +117,7 @@ class GcsArtifactStore:
                     )
                 )
         except SIGNING_ERRORS as e:
-            # A URL the client cannot use is better than no status page at all.
             log.warning("could not sign a URL for %s: %s", path, e)
-        return f"gs://{self.bucket_name}/{self.object_name(path)}"
+            raise Unavailable("the download link cannot be signed just now") from e
+        log.error("credentials of type %s cannot sign URLs", type(credentials).__name__)
+        raise Unavailable("this deployment cannot sign download links", retry_after_s=60)

@@ -37,8 +37,8 @@ class CloudTasksQueue:
     """`TaskQueue` on one Cloud Tasks queue; each task kind goes to its own URL.
 
     The URL of a kind is `targets[kind]` if given, else `{target_base_url}/{kind}`. With a
-    service account email every task carries an OIDC token for it (audience: the URL unless
-    `audience` is given), which the target's IAM check or handler verifies.
+    service account email every task carries an OIDC token for it, for `audience` (the
+    service URL, which the target's handler checks; the task URL if none is given).
     """
 
     def __init__(
@@ -55,6 +55,7 @@ class CloudTasksQueue:
         dispatch_deadline_s: float = 60.0,
         dispatch_deadlines: Mapping[str, float] | None = None,
         rpc_timeout_s: float = 10.0,
+        test_tokens: Callable[[str], str] | None = None,
     ) -> None:
         self.queue_path = f"projects/{project}/locations/{location}/queues/{queue}"
         self.target_base_url = target_base_url.rstrip("/")
@@ -64,6 +65,8 @@ class CloudTasksQueue:
         self.dispatch_deadline_s = dispatch_deadline_s
         self.dispatch_deadlines = dict(dispatch_deadlines or {})
         self.rpc_timeout_s = rpc_timeout_s
+        # Emulator runs only: the emulator attaches no OIDC token, so the task carries one.
+        self.test_tokens = test_tokens
         self._client: Lazy[Any] = Lazy(client)
 
     def url(self, kind: str) -> str:
@@ -81,10 +84,13 @@ class CloudTasksQueue:
         at: datetime | None = None,
     ) -> tasks_v2.Task:
         url = self.url(kind)
+        headers = {"Content-Type": "application/json"}
+        if self.test_tokens is not None:
+            headers["Authorization"] = f"Bearer {self.test_tokens(self.audience or url)}"
         http = tasks_v2.HttpRequest(
             url=url,
             http_method=tasks_v2.HttpMethod.POST,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             body=json.dumps(dict(payload), separators=(",", ":")).encode(),
         )
         if self.service_account_email is not None:

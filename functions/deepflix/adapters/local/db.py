@@ -61,13 +61,13 @@ def json_rows(width: int, source: str) -> str:
     """A SELECT of the rows of a JSON array of `width`-item arrays (`source`: a parameter or
     a buffer's NEW.<name>): many rows written by one statement."""
     columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
-    return f"SELECT {columns} FROM json_each({source}) WHERE true"
+    return f"SELECT {columns} FROM json_each({source}) WHERE true"  # nosec B608 # constant names; values are bound parameters
 
 
 def json_table(names: Sequence[str], source: str) -> str:
     """The same rows as a table of columns `names`, for an UPDATE ... FROM."""
     columns = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
-    return f"(SELECT {columns} FROM json_each({source}))"
+    return f"(SELECT {columns} FROM json_each({source}))"  # nosec B608 # constant names; values are bound parameters
 
 
 class Buffer(Protocol):
@@ -155,7 +155,7 @@ class Database:
             return fn(self.conn())  # a write from inside a write joins its transaction
         w = _Write(fn, wait=True)
         self._submit(w)
-        assert w.done is not None
+        assert w.done is not None  # nosec B101 # an invariant, not a check of input
         w.done.acquire()
         if w.error is not None:
             raise w.error
@@ -191,7 +191,7 @@ class Database:
         for b in self._buffers:
             rows.update(b.rows())
         if rows:
-            assert self._end is not None, "the batch-end view is made before each batch"
+            assert self._end is not None, "the batch-end view is made before each batch"  # nosec B101 # an invariant, not a check of input
             names, insert = self._end
             conn.execute(insert, [rows.get(n) for n in names])
 
@@ -374,7 +374,7 @@ def _make_end(conn: sqlite3.Connection, buffers: list[Buffer]) -> tuple[list[str
     """The TEMP view and INSERT trigger that write every buffer's rows (outside a
     transaction, so no rollback takes them away)."""
     statements = {n: sql for b in buffers for n, sql in b.statements.items()}
-    assert len(statements) == sum(len(b.statements) for b in buffers), "names are unique"
+    assert len(statements) == sum(len(b.statements) for b in buffers), "names are unique"  # nosec B101 # an invariant, not a check of input
     names = list(statements)
     conn.execute(f"DROP VIEW IF EXISTS temp.{_END}")  # its trigger goes with it
     if not names:
@@ -384,7 +384,7 @@ def _make_end(conn: sqlite3.Connection, buffers: list[Buffer]) -> tuple[list[str
     body = "".join(f"{sql};\n" for sql in statements.values())
     conn.execute(f"CREATE TEMP TRIGGER {_END}_rows INSTEAD OF INSERT ON {_END} BEGIN\n{body}END")
     marks = ", ".join("?" * len(names))
-    return names, f"INSERT INTO {_END} ({', '.join(names)}) VALUES ({marks})"
+    return names, f"INSERT INTO {_END} ({', '.join(names)}) VALUES ({marks})"  # nosec B608 # constant names; values are bound parameters
 
 
 def _call(fn: Callable[[], None]) -> None:

@@ -16,14 +16,14 @@ _STATS = json_table(("stage", "first", "n", "keep", "plus"), "NEW.stage_stats")
 STATEMENTS = {
     "journal": "INSERT INTO journal (movie_id, stage, attempt, before, after, at) "
     + json_rows(6, "NEW.journal"),
-    "stage_stats": f"UPDATE stage_stats SET mean_s = mean_s * v.keep + v.plus,"
+    "stage_stats": f"UPDATE stage_stats SET mean_s = mean_s * v.keep + v.plus,"  # nosec B608 # constant names; values are bound parameters
     f" samples = samples + v.n FROM {_STATS} AS v WHERE stage_stats.stage = v.stage;\n"
     f"INSERT INTO stage_stats SELECT stage, first, n FROM {_STATS} WHERE true"
     " ON CONFLICT (stage) DO NOTHING",
     # The duration histograms behind ETAs (pipeline/eta.py): one count per run and bin.
-    "eta_durations": "INSERT INTO eta_durations (stage, scenes, bin, runs) "
+    "eta_durations": "INSERT INTO eta_durations (stage, scenes, bin, runs) "  # nosec B608 # constant names; values are bound parameters
     + json_rows(4, "NEW.eta_durations")
-    + " ON CONFLICT (stage, scenes, bin) DO UPDATE SET runs = runs + excluded.runs",
+    + " ON CONFLICT (stage, scenes, bin) DO UPDATE SET runs = runs + excluded.runs",  # nosec B608 # constant names; values are bound parameters
 }
 
 

@@ -15,7 +15,7 @@ CACHE_SIZE = 20_000
 def new_version() -> int:
     """A version no other save will write, so a cached parse can never be confused with a
     rolled-back one that reused a number."""
-    return random.getrandbits(62)
+    return random.getrandbits(62)  # nosec B311 # a cache version tag, not a secret
 
 
 class MovieCache:

@@ -159,7 +159,7 @@ class SqliteQueue:
 
         def write(conn: sqlite3.Connection) -> list[Any]:
             rows = conn.execute(
-                f"SELECT id, queue, body, deliveries FROM messages WHERE eta <= ?"
+                f"SELECT id, queue, body, deliveries FROM messages WHERE eta <= ?"  # nosec B608 # constant names; values are bound parameters
                 f" AND (lease_until IS NULL OR lease_until < ?) AND queue IN ({marks})"
                 " ORDER BY eta, id LIMIT ?",
                 (now, now, *sorted(queues), limit),
@@ -220,7 +220,7 @@ class SqliteQueue:
         row = (
             self.db.conn()
             .execute(
-                "SELECT MIN(MAX(eta, COALESCE(lease_until, 0))) FROM messages"
+                "SELECT MIN(MAX(eta, COALESCE(lease_until, 0))) FROM messages"  # nosec B608 # constant names; values are bound parameters
                 f" WHERE queue IN ({marks})",
                 sorted(queues),
             )

@@ -36,14 +36,14 @@ Where = tuple[str, int]  # (stage, priority rank) where a movie waits or runs
 # Written at each batch's end (a Buffer): rows of (stage, prio, bucket, n), (stage, prio,
 # waiting, running) and (bucket, created), each added to what the table holds.
 STATEMENTS = {
-    "bucket_counts": "INSERT INTO bucket_counts "
+    "bucket_counts": "INSERT INTO bucket_counts "  # nosec B608 # constant names; values are bound parameters
     + json_rows(4, "NEW.bucket_counts")
-    + " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-    "queue_counts": "INSERT INTO queue_counts "
+    + " ON CONFLICT DO UPDATE SET n = n + excluded.n",  # nosec B608 # constant names; values are bound parameters
+    "queue_counts": "INSERT INTO queue_counts "  # nosec B608 # constant names; values are bound parameters
     + json_rows(4, "NEW.queue_counts")
-    + " ON CONFLICT DO UPDATE"
+    + " ON CONFLICT DO UPDATE"  # nosec B608 # constant names; values are bound parameters
     " SET waiting = waiting + excluded.waiting, running = running + excluded.running",
-    "bucket_created": "UPDATE bucket_starts SET created = created + v.n FROM "
+    "bucket_created": "UPDATE bucket_starts SET created = created + v.n FROM "  # nosec B608 # constant names; values are bound parameters
     + json_table(("bucket", "n"), "NEW.bucket_created")
     + " AS v WHERE bucket_starts.bucket = v.bucket",
 }
@@ -163,7 +163,7 @@ class Counts:
         for arrival, movie_id, n in rows:
             self._starts.append((str(arrival), str(movie_id)))
             self._created.append(int(n))
-        assert self._starts, "bucket 0 starts before every key: first_bucket() was not run"
+        assert self._starts, "bucket 0 starts before every key: first_bucket() was not run"  # nosec B101 # an invariant, not a check of input
         newest = conn.execute(
             "SELECT arrival, id FROM movies ORDER BY arrival DESC, id DESC LIMIT 1"
         ).fetchone()
@@ -175,7 +175,7 @@ class Counts:
         self.db.staged()
         before, after = _waiting(old), _waiting(new)
         if before != after:
-            assert bucket is not None
+            assert bucket is not None  # nosec B101 # an invariant, not a check of input
             for where, sign in ((before, -1), (after, 1)):
                 if where is not None:
                     self._add(where, "waiting", sign)
@@ -232,7 +232,7 @@ def position(conn: sqlite3.Connection, m: Movie, stage: str) -> tuple[int, int, 
         POSITION,
         {"stage": stage, "prio": where[1], "arrival": arrival_key(m.created_at), "id": m.id},
     ).fetchone()
-    assert bucket is not None, "bucket 0 starts before every key: first_bucket() was not run"
+    assert bucket is not None, "bucket 0 starts before every key: first_bucket() was not run"  # nosec B101 # an invariant, not a check of input
     return int(ahead), int(waiting), int(running)
 
 

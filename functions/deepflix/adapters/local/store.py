@@ -15,6 +15,7 @@ from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
 from deepflix.adapters.local.operator_rows import OperatorRows
+from deepflix.adapters.local.owner_usage import owner_usage
 from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
@@ -24,6 +25,7 @@ from deepflix.pipeline.models import (
     Stage,
 )
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
+from deepflix.pipeline.quotas import OwnerUsage
 from deepflix.pipeline.transitions import Decision
 
 SCHEMA = """
@@ -83,7 +85,7 @@ COLUMNS = (
 STATEMENTS = {
     "movies_new": f"INSERT INTO movies ({', '.join(COLUMNS)}) "
     + json_rows(len(COLUMNS), "NEW.movies_new"),
-    "movies_saved": f"UPDATE movies SET {', '.join(f'{c} = v.{c}' for c in COLUMNS[:-1])} FROM "
+    "movies_saved": f"UPDATE movies SET {', '.join(f'{c} = v.{c}' for c in COLUMNS[:-1])} FROM "  # nosec B608 # constant names; values are bound parameters
     + json_table(COLUMNS, "NEW.movies_saved")
     + " AS v WHERE movies.id = v.id",
 }
@@ -159,7 +161,7 @@ class SqliteMovieStore(OperatorRows):
                     if row[1] != fingerprint:
                         raise IdempotencyConflict(row[0])
                     existing = self._load(conn, row[0])
-                    assert existing is not None
+                    assert existing is not None  # nosec B101 # an invariant, not a check of input
                     return existing
                 conn.execute(
                     "INSERT INTO owner_idempotency VALUES (?, ?, ?, ?)",
@@ -322,6 +324,9 @@ class SqliteMovieStore(OperatorRows):
             (movie_id,),
         )
         return [dict(zip(JournalEntry._fields, row, strict=True)) for row in rows]
+
+    def owner_usage(self, owner: str, since: datetime) -> OwnerUsage:
+        return owner_usage(self._current(), owner, since)
 
     def rows(self) -> dict[str, str]:
         """The rows of the movies this batch created and saved (the Database's flush)."""

@@ -6,7 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404 # our own programs, argument lists, no shell
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -91,7 +91,7 @@ class SubprocessJobRunner:
             with open(self.log_dir / f"{execution}.log", "ab") as out:
                 # Its own session, so a cancel signals its whole group; no preexec_fn (see
                 # die_with_parent), so the child runs no Python before exec.
-                proc = subprocess.Popen(
+                proc = subprocess.Popen(  # nosec B603 # our own program and paths, no shell, no request text
                     [sys.executable, "-m", "deepflix.entrypoints.job"],
                     env=env,
                     stdin=subprocess.DEVNULL,

@@ -62,7 +62,7 @@ def _schema() -> dict[str, object]:
         return node
 
     out = inline(schema)
-    assert isinstance(out, dict)
+    assert isinstance(out, dict)  # nosec B101 # an invariant, not a check of input
     return out
 
 

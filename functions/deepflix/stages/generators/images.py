@@ -83,7 +83,7 @@ class CpuImageGenerator:
     threads = 2
 
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
-        rng = random.Random(stable_hash(f"{story.seed}:{story.prompt}:{scene.index}"))
+        rng = random.Random(stable_hash(f"{story.seed}:{story.prompt}:{scene.index}"))  # nosec B311 # seeded drawing from the request's seed, not a secret
         sky_top, sky_low, land, accent, night = _PALETTES.get(scene.mood, _PALETTES["hopeful"])
         horizon = int(HEIGHT * rng.uniform(0.52, 0.66))
 

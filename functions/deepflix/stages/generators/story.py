@@ -204,7 +204,7 @@ class CpuStoryGenerator:
     ) -> Story:
         if scene_count < 1:
             raise ValueError("scene_count must be at least 1")
-        rng = random.Random(seed ^ stable_hash(prompt))
+        rng = random.Random(seed ^ stable_hash(prompt))  # nosec B311 # seeded story from the request's seed, not a secret
         kws = keywords(prompt)
         characters = self._characters(rng, kws)
         names = [c.name for c in characters]

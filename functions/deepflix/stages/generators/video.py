@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import subprocess  # nosec B404 # our own programs, argument lists, no shell
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +288,7 @@ class CpuVideoGenerator:
         except (ImportError, RuntimeError) as exc:
             raise RenderError(f"ffmpeg binary not available: {exc}") from exc
         try:
-            proc = subprocess.run(
+            proc = subprocess.run(  # nosec B603 # our own program and paths, no shell, no request text
                 [exe, *args], capture_output=True, timeout=self.timeout_s, check=False
             )
         except subprocess.TimeoutExpired as exc:
