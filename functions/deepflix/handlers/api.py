@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
+from deepflix.handlers.admission_routes import AdmissionRoutes
 from deepflix.handlers.cors import Cors, CorsMiddleware
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.identity import OWNER, Authenticator, caller, listed_owner, visible
@@ -43,7 +44,6 @@ from deepflix.handlers.schemas import (
     JobPosition,
     MovieList,
     MovieView,
-    Queues,
 )
 from deepflix.handlers.views import (
     MovieViews,
@@ -56,8 +56,6 @@ from deepflix.handlers.views import (
 from deepflix.handlers.writes import (
     CancelMovie,
     CreateMovie,
-    PauseAdmission,
-    ResumeAdmission,
     RetryMovie,
     Write,
     Writes,
@@ -87,7 +85,7 @@ RANGE = Param(
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api(OperatorApi, LiveRoutes, MetricsRoutes):
+class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -369,61 +367,6 @@ class Api(OperatorApi, LiveRoutes, MetricsRoutes):
                 **eta_view(self.pipeline.eta(movie, pos)),
             }
         )
-
-    @OPERATIONS(
-        "GET",
-        "/api/queues",
-        summary="Each stage queue, and admission (operators).",
-        answer=Queues,
-        access=Access.admin,
-    )
-    def queues(self, request: Request) -> Response:
-        return self._queues()
-
-    def _queues(self) -> Response:
-        counts = self.pipeline.counts()
-        observed = self.pipeline.mean_durations()
-        paused = self.pipeline.operator.paused_stages()
-        body: dict[str, Any] = {
-            "admission_paused": self.pipeline.admission_paused(),
-            "queues": {
-                s.value: {
-                    "waiting": c.waiting,
-                    "running": c.running,
-                    "concurrency": self.pipeline.config[s].concurrency,
-                    "mean_duration_seconds": observed.get(s),
-                    "paused": s in paused,
-                }
-                for s, c in counts.items()
-            },
-        }
-        if self.extra_metrics is not None:
-            body |= self.extra_metrics()
-        return json_answer(body)
-
-    @OPERATIONS(
-        "POST",
-        "/api/admission/pause",
-        summary="Pause admission: new movies wait; admitted ones go on (operators).",
-        answer=Queues,
-        errors=(503,),
-        access=Access.admin,
-    )
-    async def pause(self, request: Request) -> Response:
-        await self.writes(PauseAdmission())
-        return await self._read(self._queues)
-
-    @OPERATIONS(
-        "POST",
-        "/api/admission/resume",
-        summary="Resume admission (operators).",
-        answer=Queues,
-        errors=(503,),
-        access=Access.admin,
-    )
-    async def resume(self, request: Request) -> Response:
-        await self.writes(ResumeAdmission())
-        return await self._read(self._queues)
 
     def _movie(self, request: Request, movie_id: str) -> Movie:
         return visible(self.pipeline.find(movie_id), caller(request), movie_id)
