@@ -88,7 +88,8 @@ class Pipeline:
     Every state-changing operation runs in `unit_of_work`, so with adapters that share one
     database a save and what it sends commit together. `admission` says how a new movie is
     dispatched (see Admission). Reads (find, list_movies, counts, ...) go straight to the
-    store.
+    store. `operator` (pipeline/operations.py) has the operator's operations, each made of
+    these units of work, with the ports only they need (`OperatorPorts`).
     """
 
     def __init__(

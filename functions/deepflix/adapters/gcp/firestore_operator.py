@@ -78,7 +78,8 @@ class FirestoreOperator:
     def _scan(self, q: Any, limit: int, where: MovieFilter) -> Page:
         picked: list[Movie] = []
         scanned, last, last_movie = 0, None, None
-        q = q.limit(FILTER_PAGE)
+        size = max(1, min(FILTER_PAGE, self.max_scan))
+        q = q.limit(size)
         while scanned < self.max_scan:
             page = self._stream(q if last is None else q.start_after(last))
             for snap in page:
@@ -89,7 +90,7 @@ class FirestoreOperator:
                         return Page(picked[:limit], encode_cursor(picked[limit - 1]))
                 last_movie = movie
             scanned += len(page)
-            if len(page) < FILTER_PAGE:
+            if len(page) < size:
                 return Page(picked, None)  # read to the end
             last = page[-1]
         # Out of reads for this page: the next goes on after the last movie read.

@@ -87,16 +87,17 @@ class OperatorRows:
 
     def delete(self, movie_id: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            # This batch's saves first: a save of the movie written after its delete would
-            # find no row, but its journal rows would stay behind.
-            self.db.flush(conn)
-            movie = self._load(conn, movie_id)
+            movie = self._load(conn, movie_id)  # as this batch left it
             if movie is None:
                 return False
             if movie.waiting_stage is not None or movie.running_stage is not None:
                 raise Conflict(
                     "only a finished movie can be removed", details={"status": movie.status.value}
                 )
+            # This batch's saves first (refused before any change, so a refusal undoes no
+            # other write of the batch): a save of the movie written after its delete would
+            # find no row, but its journal rows would stay behind.
+            self.db.flush(conn)
             for sql in (
                 "DELETE FROM movies WHERE id = ?",
                 "DELETE FROM journal WHERE movie_id = ?",
