@@ -19,7 +19,7 @@ from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.live import ChangeSource
 from deepflix.handlers.live_routes import LiveRoutes
 from deepflix.handlers.metrics import MetricsRoutes
-from deepflix.handlers.operations import OPERATIONS as OPERATIONS  # declared here too
+from deepflix.handlers.operations import OPERATIONS as OPERATIONS  # the routes of every module
 from deepflix.handlers.operations import Operation, Param
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
