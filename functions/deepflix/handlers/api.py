@@ -22,7 +22,8 @@ from deepflix.handlers.identity import OWNER, Authenticator, caller, listed_owne
 from deepflix.handlers.live import ChangeSource
 from deepflix.handlers.live_routes import LiveRoutes
 from deepflix.handlers.metrics import MetricsRoutes
-from deepflix.handlers.operations import OPERATIONS, Access, Operation, Param
+from deepflix.handlers.operations import OPERATIONS as OPERATIONS  # the routes of every module
+from deepflix.handlers.operations import Access, Operation, Param
 from deepflix.handlers.operator_api import FILTERS, OperatorApi, list_filter
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,

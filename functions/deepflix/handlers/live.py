@@ -10,9 +10,14 @@ from typing import Any, Protocol
 
 import orjson
 
+from deepflix import logs
+from deepflix.pipeline.errors import NotFound
 from deepflix.pipeline.service import Pipeline
 
+log = logs.get("api")
+
 HEARTBEAT_S = 15.0
+FAILED_S = 2.0  # after the feed failed, before the next look
 # Items a stream may fall behind by; past that, the dashboard's drop (the next change
 # carries the queues anew) and a movie's stream has a re-read waiting already.
 BACKLOG = 64
@@ -122,23 +127,36 @@ class Hub:
             self._task.cancel()
 
     async def _run(self) -> None:
-        seq: int = await self.read(self.source.latest)
+        seq: int | None = None
         while self.streams and not self.closed:
-            await asyncio.sleep(self.source.interval_s)
-            changed: Changed | None = await self.read(functools.partial(self.source.since, seq))
-            if changed is None:
-                continue
-            seq, ids = changed
-            if ids and any(s.movie_id is None for s in self.streams):
-                frames = await self.read(functools.partial(self.dashboard, ids))
-                for s in [s for s in self.streams if s.movie_id is None]:
-                    for frame in frames:
-                        s.hand(frame)
-            moved = set(ids)
-            for s in [s for s in self.streams if s.movie_id is not None]:
-                if s.movie_id in moved or s.waiting or not self.source.complete:
-                    s.hand(True)
+            try:
+                if seq is None:
+                    seq = await self.read(self.source.latest)
+                await asyncio.sleep(self.source.interval_s)
+                seq = await self._look(seq)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a locked or missing database: the streams wait, and we again
+                log.warning("the change feed failed; trying again", exc_info=True)
+                await asyncio.sleep(FAILED_S)
         self._task = None
+
+    async def _look(self, seq: int) -> int:
+        """One look at the feed: the dashboard's events, the movie streams woken."""
+        changed: Changed | None = await self.read(functools.partial(self.source.since, seq))
+        if changed is None:
+            return seq
+        seq, ids = changed
+        if ids and any(s.movie_id is None for s in self.streams):
+            frames = await self.read(functools.partial(self.dashboard, ids))
+            for s in [s for s in self.streams if s.movie_id is None]:
+                for frame in frames:
+                    s.hand(frame)
+        moved = set(ids)
+        for s in [s for s in self.streams if s.movie_id is not None]:
+            if s.movie_id in moved or s.waiting or not self.source.complete:
+                s.hand(True)
+        return seq
 
 
 def frame(event: str, data: Any) -> bytes:
@@ -166,7 +184,10 @@ async def follow(
             if item is None:
                 yield HEARTBEAT
                 continue
-            view, final = await render()
+            try:
+                view, final = await render()
+            except NotFound:  # deleted while followed: nothing more will come
+                return
             if view != last:
                 yield view
                 last = view
