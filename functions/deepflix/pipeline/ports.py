@@ -158,10 +158,12 @@ def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:
 
 
 class ArtifactStore(Protocol):
-    def put(self, movie_id: str, name: str, source: Path) -> str:
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
         """Store a file under the movie's prefix; returns its storage path.
 
-        The store takes the file: a local store moves it into place.
+        The store takes the file: a local store moves it into place. A store that a stale
+        execution could still write to after its attempt was given up (Cloud Storage) keeps
+        each `attempt`'s files apart, so the attempt recorded in the movie keeps its own.
         """
 
     def fetch(self, path: str, dest: Path) -> None: ...

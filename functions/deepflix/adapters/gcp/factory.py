@@ -82,6 +82,8 @@ def cloud_run_jobs(settings: Settings) -> CloudRunJobRunner:
         project=settings.gcp_project,
         location=settings.gcp_location,
         job_prefix=settings.run_job_prefix,
+        # Set by Cloud Run in a job's container only: a job never cancels its own execution.
+        own_execution=os.environ.get("CLOUD_RUN_EXECUTION"),
     )
 
 

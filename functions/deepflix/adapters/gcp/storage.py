@@ -29,7 +29,12 @@ SIGNING_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class GcsArtifactStore:
-    """`ArtifactStore` on one bucket; a storage path is the object name `movies/{id}/{name}`.
+    """`ArtifactStore` on one bucket; a storage path is the object name
+    `movies/{id}/a{attempt}/{name}` (`movies/{id}/{name}` when no attempt is given).
+
+    A Cloud Run execution given up after its deadline may still be uploading when the next
+    attempt runs: with the attempt in the name it can only write files no movie points to
+    (the lifecycle rule removes them), never the recorded attempt's (ADR 0023).
 
     `url()` hands out a V4 signed GET URL valid for `url_ttl` when the client's credentials
     can sign: a service account key signs locally; the metadata-server identity of Cloud Run
@@ -61,11 +66,12 @@ class GcsArtifactStore:
         return self._client.get().bucket(self.bucket_name).blob(self.object_name(path))
 
     @translate_outages("cloud storage")
-    def put(self, movie_id: str, name: str, source: Path) -> str:
-        path = f"{PREFIX}/{movie_id}/{name}"
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
+        scope = "" if attempt is None else f"a{attempt}/"
+        path = f"{PREFIX}/{movie_id}/{scope}{name}"
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        # Retried even though not conditional: rewriting the same bytes to the same name
-        # is harmless, and a stage should not fail on a transient upload error.
+        # Retried even though not conditional: only this attempt writes this name, so a
+        # rewrite is of its own bytes; a stage should not fail on a transient upload error.
         self._blob(path).upload_from_filename(
             str(source), content_type=content_type, retry=DEFAULT_RETRY, timeout=self.rpc_timeout_s
         )
