@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deepflix import logs
+from deepflix import logs, tracing
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.stage_requests import handle_push
@@ -24,7 +24,7 @@ from deepflix.handlers.task_requests import handle_task
 from deepflix.handlers.writes import PipelineWrites
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
-from deepflix.runtime.compose import CloudRuntime, build
+from deepflix.runtime.compose import CloudRuntime, build, export_traces
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
 
@@ -41,7 +41,8 @@ def service() -> EmbeddedRuntime | CloudRuntime:
     with _lock:
         if _service is None:
             settings = get_settings()
-            logs.setup(settings.log_level)
+            logs.setup(settings.log_level, settings.gcp_project)
+            export_traces(settings)
             _service = build(settings)
             _service.start()
             _app = Api(
@@ -95,8 +96,11 @@ class _AnsweredBy(Response):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # The caller's trace: the request's log lines, and the movie it creates, join it.
         try:
-            await self.app(scope, receive, send)
+            with tracing.start(f"{scope['method']} {scope['path']}", tracing.from_headers(headers)):
+                await self.app(scope, receive, send)
         finally:
             METER.flush(get_settings().ops_dir)
 
@@ -107,7 +111,9 @@ def tasks(request: flask.Request) -> flask.Response:
     """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`."""
     svc = service()
     body: Any = request.get_json(silent=True) or {}
-    answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
+    # The task carries the trace of the work that enqueued it (the movie's, for its own).
+    with tracing.start(f"tasks {request.path}", tracing.from_headers(dict(request.headers))):
+        answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
     return flask.Response(
         orjson.dumps(answer.body),
         answer.status,
@@ -117,7 +123,8 @@ def tasks(request: flask.Request) -> flask.Response:
 
 
 def _stage_event(stage: Stage, event: Any) -> None:
-    handle_push(stage, event.data, lambda data: service().runner.handle(data))
+    runner = service().runner  # first: it sets up the logs the handler writes to
+    handle_push(stage, event.data, runner.handle)
 
 
 @functions_framework.cloud_event

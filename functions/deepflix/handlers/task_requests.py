@@ -33,6 +33,8 @@ def handle_task(
     runs the store's housekeeping (`prune`: emptied queue buckets lengthen position sums).
     """
     kind = path.rstrip("/").rsplit("/", 1)[-1]
+    # A line per task, in the trace its sender gave it (a movie's deadline, say).
+    log.info("task %s received", kind, extra={"movie_id": _movie_of(body)})
     try:
         if kind == "dispatch":
             pipeline.dispatch(DispatchTask.model_validate(body).stage)
@@ -52,3 +54,8 @@ def handle_task(
         log.warning("task %s deferred: %s", kind, e.message)
         return TaskAnswer(503, {"error": e.message}, {"Retry-After": str(e.retry_after_s)})
     return TaskAnswer(200, {"ok": True})
+
+
+def _movie_of(body: Any) -> str | None:
+    movie_id = body.get("movie_id") if isinstance(body, dict) else None
+    return movie_id if isinstance(movie_id, str) else None

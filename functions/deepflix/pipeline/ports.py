@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from deepflix import tracing
 from deepflix.pipeline.eta import History
 from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.transitions import Decision
@@ -139,12 +140,16 @@ def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dic
     Every JobRunner passes these (a Cloud Run execution gets CLOUD_RUN_EXECUTION from Cloud
     Run itself); the job entry point reads them back with job_from_env().
     """
-    return {
+    env = {
         "DEEPFLIX_JOB_STAGE": stage.value,
         "DEEPFLIX_JOB_MOVIE_ID": movie_id,
         "DEEPFLIX_JOB_ATTEMPT": str(attempt),
         "CLOUD_RUN_EXECUTION": execution,
     }
+    parent = tracing.traceparent()  # the job's spans and log lines join the movie's trace
+    if parent is not None:
+        env[tracing.ENV] = parent
+    return env
 
 
 def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:

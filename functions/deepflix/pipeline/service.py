@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from deepflix import tracing
 from deepflix.pipeline import outbox
 from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
 from deepflix.pipeline.eta import Durations, Eta, PathAhead, estimate
@@ -254,6 +255,7 @@ class Pipeline:
             created_at=now,
             updated_at=now,
             stages=stages,
+            trace=tracing.traceparent(),
         )
         movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
         if self.admission == "task":

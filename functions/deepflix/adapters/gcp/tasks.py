@@ -11,6 +11,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
+from deepflix import tracing
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.metering import METER
 
@@ -81,10 +82,14 @@ class CloudTasksQueue:
         at: datetime | None = None,
     ) -> tasks_v2.Task:
         url = self.url(kind)
+        headers = {"Content-Type": "application/json"}
+        parent = tracing.traceparent()  # the task's handler joins the sender's trace
+        if parent is not None:
+            headers[tracing.HEADER] = parent
         http = tasks_v2.HttpRequest(
             url=url,
             http_method=tasks_v2.HttpMethod.POST,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             body=json.dumps(dict(payload), separators=(",", ":")).encode(),
         )
         if self.service_account_email is not None:
