@@ -14,7 +14,7 @@ from deepflix import tracing
 TRACE_FIELD = "logging.googleapis.com/trace"
 SPAN_FIELD = "logging.googleapis.com/spanId"
 SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
-_FIELDS = ("movie_id", "stage", "attempt", "execution", "trace")
+_FIELDS = ("movie_id", "stage", "attempt", "execution", "trace", "oldest_waiting_age_s")
 
 
 class JsonFormatter(logging.Formatter):

@@ -46,7 +46,8 @@ def call(
     s: stack.Stack, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(s.api_url + path, data=data, method=method, headers=headers or {})
+    url = path if path.startswith("http") else s.api_url + path  # artifacts: the storage's
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     req.add_header("X-DeepFlix-Client", "tests")  # a script's writes (handlers/guard.py)
     if data is not None:
         req.add_header("Content-Type", "application/json")
@@ -135,6 +136,10 @@ def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
     for d in done:
         # A retry under load (a slow emulator) is legitimate; completion is what counts.
         assert all(d["stages"][s]["status"] == "succeeded" for s in ("story", "images", "video"))
+        # Served by the Cloud Storage emulator, under the attempt that made it.
+        attempt = d["stages"]["video"]["attempts"]
+        assert d["artifacts"]["video"].startswith(running.env["STORAGE_EMULATOR_HOST"])
+        assert f"%2Fa{attempt}%2F" in d["artifacts"]["video"]
         code, video = call(running, "GET", d["artifacts"]["video"])
         assert code == 200
         (tmp_path / "v.mp4").write_bytes(video)

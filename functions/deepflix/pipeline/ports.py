@@ -57,6 +57,9 @@ class MovieStore(Protocol):
 
     def running(self, stage: Stage) -> list[Movie]: ...
 
+    def waiting_heads(self, stage: Stage) -> list[Movie]:
+        """The first waiting movie of each priority's queue in `stage` (by arrival)."""
+
     def overdue(self, now: datetime) -> list[Movie]:
         """Movies with a running stage whose deadline has passed."""
 

@@ -132,6 +132,16 @@ class Pipeline:
     def mean_durations(self) -> dict[Stage, float]:
         return self.store.mean_durations()
 
+    def oldest_waiting_s(self) -> dict[Stage, float]:
+        """Per stage, how long the head of its queues has waited since it was ready (0 when
+        none waits, or its backoff is not over): the gauge the waiting-time alert reads."""
+        now = self.clock()
+        ages: dict[Stage, float] = {}
+        for stage in STAGES:
+            ready = [m.stages[stage].ready_at or now for m in self.store.waiting_heads(stage)]
+            ages[stage] = max([(now - r).total_seconds() for r in ready] + [0.0])
+        return ages
+
     def admission_paused(self) -> bool:
         return self.store.admission_paused()
 

@@ -87,6 +87,18 @@ def cloud_run_jobs(settings: Settings) -> CloudRunJobRunner:
     )
 
 
+def storage_client(settings: Settings) -> Any:
+    from google.cloud.storage import Client
+
+    # STORAGE_EMULATOR_HOST is honoured by the client itself.
+    extra = _anonymous_if_emulated("STORAGE_EMULATOR_HOST")
+    return Client(project=settings.gcp_project, **extra)
+
+
 def gcs_artifacts(settings: Settings) -> GcsArtifactStore:
     assert settings.artifacts_bucket is not None
-    return GcsArtifactStore(bucket=settings.artifacts_bucket)
+    return GcsArtifactStore(
+        bucket=settings.artifacts_bucket,
+        client=lambda: storage_client(settings),
+        emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import urllib.parse
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -51,8 +52,10 @@ class GcsArtifactStore:
         client: Any | Callable[[], Any] = StorageClient,
         url_ttl: timedelta = timedelta(hours=1),
         rpc_timeout_s: float = 60.0,
+        emulator_host: str | None = None,
     ) -> None:
         self.bucket_name = bucket
+        self.emulator_host = emulator_host.rstrip("/") if emulator_host else None
         self.url_ttl = url_ttl
         self.rpc_timeout_s = rpc_timeout_s
         self._client: Lazy[Any] = Lazy(client)
@@ -107,4 +110,9 @@ class GcsArtifactStore:
         except SIGNING_ERRORS as e:
             # A URL the client cannot use is better than no status page at all.
             log.warning("could not sign a URL for %s: %s", path, e)
+        if self.emulator_host:  # the emulator serves objects to anyone: its media URL
+            name = urllib.parse.quote(self.object_name(path), safe="")
+            return (
+                f"{self.emulator_host}/download/storage/v1/b/{self.bucket_name}/o/{name}?alt=media"
+            )
         return f"gs://{self.bucket_name}/{self.object_name(path)}"
