@@ -50,6 +50,7 @@ locals {
     DEEPFLIX_IMAGES_TIMEOUT_S      = tostring(var.stage_timeout_s["images"])
     DEEPFLIX_VIDEO_TIMEOUT_S       = tostring(var.stage_timeout_s["video"])
     DEEPFLIX_LOG_LEVEL             = "INFO"
+    DEEPFLIX_TRACE_EXPORT          = tostring(var.trace_export)
   }
 
   labels = { app = "deepflix", env = var.env }
@@ -62,6 +63,7 @@ resource "google_project_service" "apis" {
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
+    "cloudtrace.googleapis.com",
     "eventarc.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
