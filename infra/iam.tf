@@ -83,8 +83,9 @@ resource "google_project_iam_custom_role" "execution_canceller" {
 }
 
 locals {
+  # Not the job's own identity: a job never cancels an execution (not even its own, ADR 0023).
   canceller_pairs = {
-    for pair in setproduct(local.runtime_identities, local.job_stages) : "${pair[0]}-${pair[1]}" => {
+    for pair in setproduct(setsubtract(local.runtime_identities, ["job"]), local.job_stages) : "${pair[0]}-${pair[1]}" => {
       identity = pair[0]
       stage    = pair[1]
     }

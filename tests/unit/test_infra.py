@@ -327,3 +327,10 @@ def test_dockerfile_runs_the_job_as_non_root_on_a_pinned_base() -> None:
     user = [ln for ln in lines if ln.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
     assert lines[-1] == 'CMD ["python", "-m", "deepflix.entrypoints.job"]'
+
+
+def test_the_job_identity_cannot_cancel_executions() -> None:
+    """A job records its own failure and exits; it never cancels an execution (ADR 0023)."""
+    pairs = _module()["locals"]["canceller_pairs"]
+    assert 'setsubtract(local.runtime_identities, ["job"])' in pairs
+    assert "job" in _module()["locals"]["runtime_identities"]
