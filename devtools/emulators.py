@@ -218,6 +218,31 @@ def cloud_tasks() -> Emulator:
     return _once("cloud-tasks", start)
 
 
+STORAGE_BUCKET = "deepflix-artifacts"
+
+
+def storage() -> Emulator:
+    """Cloud Storage's JSON API (gcp-storage-emulator, pure Python), in memory, with the
+    artifacts bucket made: multipart and resumable uploads, downloads, listing."""
+    import importlib.util
+
+    if importlib.util.find_spec("gcp_storage_emulator") is None:
+        raise EmulatorMissing("gcp-storage-emulator is not installed (requirements.txt)")
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "gcp_storage_emulator",
+        "start",
+        f"--host={HOST}",
+        f"--port={port}",
+        "--in-memory",
+        f"--default-bucket={STORAGE_BUCKET}",
+        "--quiet",
+    ]
+    return _once("storage", lambda: _start("storage", argv, port, _tcp_open(port)))
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     """Until something listens on `port`; fails early if `proc` (the server) has died."""
     ready = _tcp_open(port)

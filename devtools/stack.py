@@ -1,8 +1,9 @@
 """Emulator mode: the real GCP adapters and functions, wired to the Google emulators locally.
 
-Starts the Firestore, Pub/Sub and Cloud Tasks emulators, one functions-framework process per
-function, the Cloud Tasks queue, one Pub/Sub topic per stage with a push subscription to its
-function, the sweep's schedule (as Cloud Scheduler runs it), and prints the API address.
+Starts the Firestore, Pub/Sub, Cloud Tasks and Cloud Storage emulators, one functions-framework
+process per function, the Cloud Tasks queue, one Pub/Sub topic per stage with a push
+subscription to its function (the retry and dead-letter settings of infra/messaging.tf), the
+sweep's schedule (as Cloud Scheduler runs it), and prints the API address.
 `python -m devtools.stack` (or `make emulators`).
 """
 
@@ -42,6 +43,18 @@ CALLERS = {
     name: f"deepflix-{name}@{PROJECT}.iam.gserviceaccount.com"
     for name in ("tasks-oidc", "scheduler", "push")
 }
+# The push subscriptions' delivery settings, as infra/messaging.tf and infra/main.tf declare
+# them (tests/unit/test_stack_parity.py holds the two together).
+RETRY_BACKOFF_S = (5, 300)
+MAX_DELIVERY_ATTEMPTS = 10
+DEAD_LETTER = f"{TOPIC_PREFIX}-dead-letter"
+FUNCTION_MARGIN_S = 60  # a stage function's timeout over its stage's
+MAX_ACK_DEADLINE_S = 600  # Pub/Sub's cap
+
+
+def ack_deadline_s(stage_timeout_s: float) -> int:
+    """A push subscription's ack deadline: its function's timeout, within Pub/Sub's cap."""
+    return min(MAX_ACK_DEADLINE_S, int(stage_timeout_s) + FUNCTION_MARGIN_S)
 
 
 @dataclass
@@ -93,6 +106,7 @@ class Stack:
     firestore: Emulator
     pubsub: Emulator
     tasks: Emulator
+    storage: Emulator
     data_dir: Path
     env: dict[str, str]
     functions: dict[str, Function] = field(default_factory=dict)
@@ -127,6 +141,7 @@ def stack_env(
     firestore: Emulator,
     pubsub: Emulator,
     tasks: Emulator,
+    storage: Emulator,
     tasks_port: int,
     data_dir: Path,
     settings: dict[str, str],
@@ -138,6 +153,7 @@ def stack_env(
         # The api function then takes the Auth emulator's unsigned ID tokens
         # (devtools/firebase_tokens.py); checking one contacts nothing at this address.
         "FIREBASE_AUTH_EMULATOR_HOST": f"{HOST}:{AUTH_EMULATOR_PORT}",
+        "STORAGE_EMULATOR_HOST": f"http://{storage.address}",
         "METADATA_SERVER_DETECTION": "none",
         "NO_GCE_CHECK": "true",
         "DEEPFLIX_BACKEND": "gcp",
@@ -149,13 +165,18 @@ def stack_env(
         "DEEPFLIX_TOPIC_PREFIX": TOPIC_PREFIX,
         "DEEPFLIX_DATA_DIR": str(data_dir),
         "DEEPFLIX_OPS_DIR": str(data_dir / "ops"),
+        # Artifacts in Cloud Storage's API, as in the cloud (large videos upload resumably).
+        "DEEPFLIX_ARTIFACTS": "gcs",
+        "DEEPFLIX_ARTIFACTS_BUCKET": emulators.STORAGE_BUCKET,
     }
     return env | {f"DEEPFLIX_{k.upper()}": str(v) for k, v in settings.items()}
 
 
-def _provision(stack: Stack, push_endpoints: dict[str, str]) -> None:
-    """Queue, topics and push subscriptions — what Terraform declares in the cloud. Each
-    subscription pushes to its function through a proxy that adds the push identity's token."""
+def _provision(stack: Stack, push_endpoints: dict[str, str], timeouts: dict[str, float]) -> None:
+    """Queue, topics, push subscriptions and the dead-letter topic — what Terraform declares
+    in the cloud, with its delivery settings (the emulator keeps them; how closely it honours
+    them is its own affair). Each subscription pushes to its function through a proxy that
+    adds the push identity's token."""
     import grpc
     from google.cloud import tasks_v2
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -170,15 +191,33 @@ def _provision(stack: Stack, push_endpoints: dict[str, str]) -> None:
     tasks.create_queue(parent=parent, queue=tasks_v2.Queue(name=f"{parent}/queues/{QUEUE}"))
     with emulators.env("PUBSUB_EMULATOR_HOST", stack.pubsub.address):
         publisher, subscriber = PublisherClient(), SubscriberClient()
+    dead_letter = publisher.topic_path(PROJECT, DEAD_LETTER)
+    publisher.create_topic(name=dead_letter)
+    subscriber.create_subscription(
+        name=subscriber.subscription_path(PROJECT, DEAD_LETTER),
+        topic=dead_letter,
+        ack_deadline_seconds=60,
+    )
+    low, high = RETRY_BACKOFF_S
     for topic, fn in STAGE_FUNCTIONS.items():
         tid = topic_id(TOPIC_PREFIX, topic)
         topic_path = publisher.topic_path(PROJECT, tid)
         publisher.create_topic(name=topic_path)
         subscriber.create_subscription(
-            name=subscriber.subscription_path(PROJECT, f"{tid}-push"),
-            topic=topic_path,
-            push_config={"push_endpoint": push_endpoints[fn]},
-            ack_deadline_seconds=60,
+            request={
+                "name": subscriber.subscription_path(PROJECT, f"{tid}-push"),
+                "topic": topic_path,
+                "push_config": {"push_endpoint": push_endpoints[fn]},
+                "ack_deadline_seconds": ack_deadline_s(timeouts[topic.split(".")[0]]),
+                "retry_policy": {
+                    "minimum_backoff": {"seconds": low},
+                    "maximum_backoff": {"seconds": high},
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead_letter,
+                    "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+                },
+            }
         )
     subscriber.close()
 
@@ -186,6 +225,7 @@ def _provision(stack: Stack, push_endpoints: dict[str, str]) -> None:
 def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: Any) -> Stack:
     """Everything on free 127.0.0.1 ports; raises EmulatorMissing where it cannot run."""
     firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
+    storage = emulators.storage()
     ports = {name: emulators.free_port() for name in FUNCTIONS}
     data_dir.mkdir(parents=True, exist_ok=True)
     issuer = TestIssuer.create().start()
@@ -201,15 +241,23 @@ def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: A
         firestore=firestore,
         pubsub=pubsub,
         tasks=tasks,
+        storage=storage,
         tasks_port=ports["tasks"],
         data_dir=data_dir,
         settings=internal | {k: str(v) for k, v in settings.items()},
     )
-    stack = Stack(firestore, pubsub, tasks, data_dir, env, issuer=issuer)
+    stack = Stack(firestore, pubsub, tasks, storage, data_dir, env, issuer=issuer)
     push = issuer.tokens(CALLERS["push"], env)
     proxies = {fn: PushProxy(urls[fn], push) for fn in STAGE_FUNCTIONS.values()}
     stack.proxies = list(proxies.values())
-    _provision(stack, {fn: proxy.url for fn, proxy in proxies.items()})
+    from deepflix.settings import Settings
+
+    defaults = Settings.model_construct()  # the stage timeouts the functions run with
+    timeouts = {
+        stage: float(settings.get(f"{stage}_timeout_s", getattr(defaults, f"{stage}_timeout_s")))
+        for stage in ("story", "images", "video")
+    }
+    _provision(stack, {fn: proxy.url for fn, proxy in proxies.items()}, timeouts)
     for name, port in ports.items():
         log = open(data_dir / f"function-{name}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
@@ -259,7 +307,7 @@ def main() -> int:
     out.write(f"  /sweep every {args.sweep_every:g}s (as Cloud Scheduler)\n")
     out.write(
         f"  Firestore {stack.firestore.address}  Pub/Sub {stack.pubsub.address}"
-        f"  Cloud Tasks {stack.tasks.address}\n"
+        f"  Cloud Tasks {stack.tasks.address}  Cloud Storage {stack.storage.address}\n"
     )
     out.flush()
     stop = threading.Event()

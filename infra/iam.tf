@@ -35,6 +35,14 @@ resource "google_project_iam_member" "datastore_user" {
   member   = "serviceAccount:${google_service_account.runtime[each.key].email}"
 }
 
+# Writing spans to Cloud Trace, only when they are exported.
+resource "google_project_iam_member" "trace_agent" {
+  for_each = var.trace_export ? toset(local.runtime_identities) : toset([])
+  project  = var.project
+  role     = "roles/cloudtrace.agent"
+  member   = "serviceAccount:${google_service_account.runtime[each.key].email}"
+}
+
 resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
   for_each = toset(local.runtime_identities)
   name     = google_cloud_tasks_queue.dispatch.name
@@ -75,8 +83,9 @@ resource "google_project_iam_custom_role" "execution_canceller" {
 }
 
 locals {
+  # Not the job's own identity: a job never cancels an execution (not even its own, ADR 0023).
   canceller_pairs = {
-    for pair in setproduct(local.runtime_identities, local.job_stages) : "${pair[0]}-${pair[1]}" => {
+    for pair in setproduct(setsubtract(local.runtime_identities, ["job"]), local.job_stages) : "${pair[0]}-${pair[1]}" => {
       identity = pair[0]
       stage    = pair[1]
     }

@@ -62,6 +62,7 @@ locals {
     DEEPFLIX_QUOTA_CREATES_PER_MINUTE = tostring(var.quotas.creates_per_minute)
     DEEPFLIX_QUEUE_CAP                = tostring(var.quotas.queue_cap)
     DEEPFLIX_INTERNAL_AUDIENCES       = join(",", [for f in ["tasks", "story_requested", "images_requested", "video_requested"] : local.function_url[f]])
+    DEEPFLIX_TRACE_EXPORT             = tostring(var.trace_export)
   }
 
   labels = { app = "deepflix", env = var.env }
@@ -74,6 +75,7 @@ resource "google_project_service" "apis" {
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
+    "cloudtrace.googleapis.com",
     "eventarc.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",

@@ -147,18 +147,51 @@ resource "google_monitoring_alert_policy" "dropped_malformed" {
   }
 }
 
-# The gauge custom.googleapis.com/deepflix/oldest_waiting_age_s (per stage) is to be written
-# by the sweep; until it is, this policy has no data and stays quiet (see infra/README.md).
+# Every /sweep logs one line a stage, "queue age" with jsonPayload.oldest_waiting_age_s
+# (handlers/task_requests.py log_queue_ages): how long the head of its queues has waited.
+resource "google_logging_metric" "oldest_waiting_age" {
+  name        = "${var.name_prefix}/oldest_waiting_age_s"
+  description = "How long each stage's longest-waiting movie has waited, as the sweep measures it."
+  filter      = "jsonPayload.logger=~\"^deepflix\" AND jsonPayload.message=\"queue age\" AND jsonPayload.oldest_waiting_age_s>=0"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "s"
+    labels {
+      key        = "stage"
+      value_type = "STRING"
+    }
+  }
+  value_extractor = "EXTRACT(jsonPayload.oldest_waiting_age_s)"
+  label_extractors = {
+    stage = "EXTRACT(jsonPayload.stage)"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 1.5
+      scale              = 1
+    }
+  }
+}
+
 resource "google_monitoring_alert_policy" "oldest_waiting_movie" {
   display_name          = "${var.name_prefix} ${var.env}: oldest waiting movie over its objective"
   combiner              = "OR"
   notification_channels = var.notification_channels
   conditions {
     display_name = "a stage's oldest waiting movie waits longer than ${var.waiting_slo_s}s"
-    condition_prometheus_query_language {
-      query               = "max by (stage) (custom_googleapis_com:deepflix_oldest_waiting_age_s) > ${var.waiting_slo_s}"
-      duration            = "120s"
-      evaluation_interval = "60s"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.oldest_waiting_age.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.waiting_slo_s
+      duration        = "120s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["metric.label.stage"]
+      }
     }
   }
 }

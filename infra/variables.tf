@@ -133,6 +133,12 @@ variable "notification_channels" {
   default     = []
 }
 
+variable "trace_export" {
+  description = "Export OpenTelemetry spans to Cloud Trace (DEEPFLIX_TRACE_EXPORT); trace ids reach the logs either way."
+  type        = bool
+  default     = false
+}
+
 variable "waiting_slo_s" {
   description = "Objective: the oldest waiting movie of a stage waits no longer than this."
   type        = number

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Export OpenTelemetry spans (one a request, task, message and job) to Cloud Trace in
+    # gcp_project. Off by default: nothing local needs it, and the trace ids propagate and
+    # reach the logs either way.
+    trace_export: bool = False
 
     @field_validator("webhook_url")
     @classmethod

@@ -80,6 +80,16 @@ def test_claim_follows_priority_then_arrival_and_respects_the_limit(store: Movie
     assert [t.movie.id for t in claim(store, Stage.story, 4)] == [normal.id, low.id]
 
 
+def test_waiting_heads_are_each_prioritys_first_arrival(store: MovieStore) -> None:
+    first_low, low = movie(seconds=0, priority="low"), movie(seconds=1, priority="low")
+    high, high_late = movie(seconds=3, priority="high"), movie(seconds=4, priority="high")
+    for m in (low, high_late, first_low, high):
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    heads = store.waiting_heads(Stage.story)
+    assert sorted(h.id for h in heads) == sorted([first_low.id, high.id])
+    assert store.waiting_heads(Stage.images) == []
+
+
 def test_claim_skips_movies_still_backing_off(store: MovieStore) -> None:
     m = movie()
     store.create(m, idempotency_key=None, fingerprint="f")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import time
 import urllib.error
@@ -45,10 +46,17 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
 
 
 def call(
-    s: stack.Stack, method: str, path: str, body: Any = None, *, token: str | None = OPERATOR
+    s: stack.Stack,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    token: str | None = OPERATOR,
 ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(s.api_url + path, data=data, method=method)
+    url = path if path.startswith("http") else s.api_url + path  # artifacts: the storage's
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     req.add_header("X-DeepFlix-Client", "tests")  # a script's writes (handlers/guard.py)
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
@@ -61,6 +69,22 @@ def call(
             return resp.status, json.loads(raw) if is_json else raw
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def redirect_of(s: stack.Stack, path: str) -> str:
+    """Where the API's artifact route sends an operator: the storage's own URL."""
+    req = urllib.request.Request(s.api_url + path, headers={"Authorization": f"Bearer {OPERATOR}"})
+    try:
+        urllib.request.build_opener(_NoRedirects).open(req, timeout=60)
+    except urllib.error.HTTPError as e:
+        assert e.code == 307, e.code
+        return str(e.headers["Location"])
+    raise AssertionError("the artifact route did not redirect")
 
 
 def wait(s: stack.Stack, movie_id: str, timeout: float = 180) -> dict[str, Any]:
@@ -139,7 +163,14 @@ def test_movies_complete_with_real_artifacts_and_duplicates_change_nothing(
     for d in done:
         # A retry under load (a slow emulator) is legitimate; completion is what counts.
         assert all(d["stages"][s]["status"] == "succeeded" for s in ("story", "images", "video"))
-        code, video = call(running, "GET", d["artifacts"]["video"])
+        # Served by the Cloud Storage emulator, under the attempt that made it.
+        attempt = d["stages"]["video"]["attempts"]
+        link = d["artifacts"]["video"]  # the owner-checked route, never a storage path
+        assert link == f"/api/movies/{d['movie_id']}/artifacts/movie.mp4"
+        stored = redirect_of(running, link)
+        assert stored.startswith(running.env["STORAGE_EMULATOR_HOST"])
+        assert f"%2Fa{attempt}%2F" in stored
+        code, video = call(running, "GET", stored)
         assert code == 200
         (tmp_path / "v.mp4").write_bytes(video)
         with av.open(str(tmp_path / "v.mp4")) as container:
@@ -248,3 +279,33 @@ def test_a_pubsub_outage_ends_with_every_movie_finished_within_a_minute(
         left = back + 60 - time.monotonic()
         assert left > 0, "the movies did not finish within a minute of the outage's end"
         assert wait(running, movie_id, timeout=left)["status"] == "succeeded"
+
+
+def test_a_requests_trace_reaches_its_tasks_messages_and_jobs_and_their_log_lines(
+    running: stack.Stack,
+) -> None:
+    """The traceparent a client sends: the movie's tasks carry it as a header, its
+    stage requests as a Pub/Sub attribute, its jobs in their environment; each one's log
+    lines name the trace as Cloud Logging reads it."""
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    body = {"prompt": "A traced lantern", "scene_count": 1}
+    code, movie = call(running, "POST", "/api/movies", body, headers)
+    assert code == 202, movie
+    assert wait(running, movie["movie_id"])["status"] == "succeeded"
+    field = f"projects/{emulators.PROJECT}/traces/{trace_id}"
+    traced: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(running.data_dir.rglob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and field in line:
+                entry = json.loads(line)
+                assert entry["logging.googleapis.com/trace"] == field
+                assert len(entry["logging.googleapis.com/spanId"]) == 16
+                traced.setdefault(path.name, []).append(entry)
+    tasks = [e for e in traced.get("function-tasks.log", []) if e["message"].startswith("task ")]
+    # The admission task the create enqueued (its deadline tasks run minutes from now).
+    assert any(e["message"] == "task dispatch received" for e in tasks), traced.keys()
+    for fn in ("story_requested", "images_requested", "video_requested"):  # attribute
+        assert any(e["message"] == "stage request received" for e in traced[f"function-{fn}.log"])
+    jobs = [name for name in traced if name.startswith(("images-", "video-"))]  # environment
+    assert len(jobs) >= 2, traced.keys()

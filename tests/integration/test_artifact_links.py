@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 STORED = {
     "story.json": "movies/{id}/story.json",
     "scene-01.png": "movies/{id}/scene-01.png",
-    "movie.mp4": "movies/{id}/movie.mp4",
+    "movie.mp4": "movies/{id}/a2/movie.mp4",  # an attempt's own name (ADR 0023)
 }
 
 
@@ -34,7 +34,7 @@ class SigningBucket:
     def __init__(self) -> None:
         self.signed: list[str] = []
 
-    def put(self, movie_id: str, name: str, source: Path) -> str:
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
         raise AssertionError("the API stores nothing")
 
     def fetch(self, path: str, dest: Path) -> None:
@@ -80,6 +80,6 @@ def test_status_links_the_route_and_a_download_signs_once(tmp_path: Path) -> Non
         assert download.status_code == 307
         assert download.headers["Location"].startswith("https://storage.googleapis.com/")
         assert download.headers["Cache-Control"] == "private, no-store"
-        assert bucket.signed == [f"movies/{m.id}/movie.mp4"]  # one signing, this download's
+        assert bucket.signed == [f"movies/{m.id}/a2/movie.mp4"]  # one signing, this download's
         missing = client.get(f"/api/movies/{m.id}/artifacts/nothing.mp4", follow_redirects=False)
         assert missing.status_code == 404 and len(bucket.signed) == 1

@@ -19,6 +19,7 @@ WEB = ("flask", "werkzeug", "functions_framework", "starlette", "granian")
 # A layer may import its own modules and those of lower rank. Layers of one rank are
 # siblings and never import each other: the two adapter families, the handlers, the stages.
 RANK = {
+    "tracing": -1,
     "pipeline": 0,
     "logs": 0,
     "metering": 0,

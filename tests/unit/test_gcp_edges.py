@@ -91,7 +91,7 @@ def test_the_sweep_task_also_prunes_the_store(monkeypatch: pytest.MonkeyPatch) -
     calls: list[str] = []
 
     class Service:
-        pipeline = SimpleNamespace(sweep=lambda: calls.append("sweep"))
+        pipeline = SimpleNamespace(sweep=lambda: calls.append("sweep"), oldest_waiting_s=dict)
 
         def prune(self) -> int:
             calls.append("prune")

@@ -363,3 +363,10 @@ def test_the_functions_get_the_quotas() -> None:
     for name in ("QUOTA_ACTIVE_MOVIES", "QUOTA_CREATES_PER_MINUTE", "QUEUE_CAP"):
         assert f"DEEPFLIX_{name}" in env
     assert all(v > 0 for v in _default("quotas").values())
+
+
+def test_the_job_identity_cannot_cancel_executions() -> None:
+    """A job records its own failure and exits; it never cancels an execution (ADR 0023)."""
+    pairs = _module()["locals"]["canceller_pairs"]
+    assert 'setsubtract(local.runtime_identities, ["job"])' in pairs
+    assert "job" in _module()["locals"]["runtime_identities"]

@@ -38,6 +38,10 @@ class Recorder:
         self._record("prune")
         return 0
 
+    def oldest_waiting_s(self) -> dict[Stage, float]:
+        self._record("gauge")
+        return {}
+
 
 def run(path: str, body: Any, rec: Recorder) -> tuple[int, dict[str, Any], dict[str, str]]:
     pipeline: Pipeline = rec  # type: ignore[assignment]
@@ -55,6 +59,7 @@ def test_each_kind_runs_its_call() -> None:
         ("deadline", "m", Stage.video, 3),
         ("sweep",),
         ("prune",),
+        ("gauge",),
     ]
 
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deepflix import logs
+from deepflix import logs, tracing
 from deepflix.handlers.api import Api
 from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
@@ -27,7 +27,7 @@ from deepflix.handlers.writes import PipelineWrites
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 from deepflix.runtime import auth
-from deepflix.runtime.compose import CloudRuntime, build
+from deepflix.runtime.compose import CloudRuntime, build, export_traces
 from deepflix.runtime.edge import internal_callers
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import get_settings
@@ -46,7 +46,8 @@ def service() -> EmbeddedRuntime | CloudRuntime:
     with _lock:
         if _service is None:
             settings = get_settings()
-            logs.setup(settings.log_level)
+            logs.setup(settings.log_level, settings.gcp_project)
+            export_traces(settings)
             _callers = internal_callers(settings)
             _service = build(settings)
             _service.start()
@@ -104,8 +105,11 @@ class _AnsweredBy(Response):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # The caller's trace: the request's log lines, and the movie it creates, join it.
         try:
-            await self.app(scope, receive, send)
+            with tracing.start(f"{scope['method']} {scope['path']}", tracing.from_headers(headers)):
+                await self.app(scope, receive, send)
         finally:
             METER.flush(get_settings().ops_dir)
 
@@ -130,7 +134,9 @@ def tasks(request: flask.Request) -> flask.Response:
         return refused
     svc = service()
     body: Any = request.get_json(silent=True) or {}
-    answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
+    # The task carries the trace of the work that enqueued it (the movie's, for its own).
+    with tracing.start(f"tasks {request.path}", tracing.from_headers(dict(request.headers))):
+        answer = handle_task(request.path, body, pipeline=svc.pipeline, prune=svc.prune)
     return _json(answer.body, answer.status, answer.headers)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deepflix import logs
+from deepflix import logs, tracing
 from deepflix.pipeline.errors import BadRequest
 from deepflix.pipeline.messages import StageRequest
 from deepflix.pipeline.models import Stage
@@ -34,8 +34,10 @@ def handle_push(stage: Stage, envelope: Any, run: Callable[[dict[str, Any]], Non
         log.error("dropping malformed %s message: %s", stage.value, e)
         return
     extra = {"movie_id": request.movie_id, "stage": stage.value, "attempt": request.attempt}
-    log.info("stage request received", extra={**extra, "trace": attributes.get("trace")})
-    run(data)
+    # The publisher's trace (the movie's): this work, its log lines and its job join it.
+    with tracing.start(f"{stage.value}.requested", attributes.get(tracing.HEADER)):
+        log.info("stage request received", extra=extra)
+        run(data)
 
 
 def parse_push(envelope: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -243,6 +243,9 @@ class Movie(BaseModel):
     outbox: tuple[Outgoing, ...] = ()  # saved with the change that sends them, until sent
     eta_at_create: CreatedEta | None = None
     webhook: WebhookState | None = None
+    # The W3C traceparent of the request that created it: every message sent for the movie
+    # carries its trace, so Cloud Logging and Cloud Trace group the movie's work.
+    trace: str | None = None
 
     @property
     def seed(self) -> int:

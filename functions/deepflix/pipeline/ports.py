@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from deepflix import tracing
 from deepflix.pipeline.eta import History
 from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.operator import DeadLetter, MovieFilter
@@ -56,6 +57,9 @@ class MovieStore(Protocol):
     def counts(self) -> dict[Stage, QueueCounts]: ...
 
     def running(self, stage: Stage) -> list[Movie]: ...
+
+    def waiting_heads(self, stage: Stage) -> list[Movie]:
+        """The first waiting movie of each priority's queue in `stage` (by arrival)."""
 
     def overdue(self, now: datetime) -> list[Movie]:
         """Movies with a running stage whose deadline has passed."""
@@ -158,12 +162,16 @@ def job_env(*, stage: Stage, movie_id: str, attempt: int, execution: str) -> dic
     Every JobRunner passes these (a Cloud Run execution gets CLOUD_RUN_EXECUTION from Cloud
     Run itself); the job entry point reads them back with job_from_env().
     """
-    return {
+    env = {
         "DEEPFLIX_JOB_STAGE": stage.value,
         "DEEPFLIX_JOB_MOVIE_ID": movie_id,
         "DEEPFLIX_JOB_ATTEMPT": str(attempt),
         "CLOUD_RUN_EXECUTION": execution,
     }
+    parent = tracing.traceparent()  # the job's spans and log lines join the movie's trace
+    if parent is not None:
+        env[tracing.ENV] = parent
+    return env
 
 
 def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:
@@ -177,10 +185,12 @@ def job_from_env(env: Mapping[str, str]) -> tuple[Stage, str, int]:
 
 
 class ArtifactStore(Protocol):
-    def put(self, movie_id: str, name: str, source: Path) -> str:
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
         """Store a file under the movie's prefix; returns its storage path.
 
-        The store takes the file: a local store moves it into place.
+        The store takes the file: a local store moves it into place. A store that a stale
+        execution could still write to after its attempt was given up (Cloud Storage) keeps
+        each `attempt`'s files apart, so the attempt recorded in the movie keeps its own.
         """
 
     def fetch(self, path: str, dest: Path) -> None: ...

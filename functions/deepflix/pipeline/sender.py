@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from deepflix import tracing
 from deepflix.pipeline import outbox
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.events import (
@@ -75,7 +76,7 @@ class Sender:
             if not outbox.stale(movie, entry):
                 command = outbox.command(movie.id, entry)
                 way = outbox.transport(command)
-                if way in down or not self.try_send(movie.id, command):
+                if way in down or not self._send_traced(movie, command):
                     down.add(way)
                     continue
                 if entry.kind == "webhook":
@@ -102,6 +103,11 @@ class Sender:
             else:  # sent, but the store's index did not know it yet
                 self.store.mutate(movie.id, lambda m: Decision(m))
         self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
+
+    def _send_traced(self, movie: Movie, command: Command) -> bool:
+        # Sent in the movie's trace, whatever work (a sweep, another movie's dispatch) sends it.
+        with tracing.use(movie.trace):
+            return self.try_send(movie.id, command)
 
     def try_send(self, movie_id: str, command: Command) -> bool:
         """Perform one message; False if its transport is unavailable."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from deepflix import tracing
 from deepflix.pipeline import outbox
 from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
 from deepflix.pipeline.eta import Durations, Eta, PathAhead, estimate
@@ -155,6 +156,16 @@ class Pipeline:
     def mean_durations(self) -> dict[Stage, float]:
         return self.store.mean_durations()
 
+    def oldest_waiting_s(self) -> dict[Stage, float]:
+        """Per stage, how long the head of its queues has waited since it was ready (0 when
+        none waits, or its backoff is not over): the gauge the waiting-time alert reads."""
+        now = self.clock()
+        ages: dict[Stage, float] = {}
+        for stage in STAGES:
+            ready = [m.stages[stage].ready_at or now for m in self.store.waiting_heads(stage)]
+            ages[stage] = max([(now - r).total_seconds() for r in ready] + [0.0])
+        return ages
+
     def admission_paused(self) -> bool:
         return self.store.admission_paused()
 
@@ -287,6 +298,7 @@ class Pipeline:
             updated_at=now,
             stages=stages,
             webhook=WebhookState(url=url) if url else None,
+            trace=tracing.traceparent(),
         )
         movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
         if self.admission == "task":

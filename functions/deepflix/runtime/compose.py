@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from deepflix import logs
+from deepflix import logs, tracing
 from deepflix.adapters.local import changes, webhook_post
 from deepflix.adapters.local.api_keys import ApiKeys
 from deepflix.adapters.local.artifacts import LocalArtifactStore
@@ -196,6 +196,15 @@ def build_cloud(settings: Settings) -> CloudRuntime:
         ),
     )
     return CloudRuntime(settings, pipeline, runner, artifacts, local_file, ports.store.prune)
+
+
+def export_traces(settings: Settings) -> None:
+    """With DEEPFLIX_TRACE_EXPORT, each request's, task's, message's and job's span goes to
+    Cloud Trace (the trace ids reach the logs and the messages either way)."""
+    if settings.trace_export:
+        from deepflix.adapters.gcp.cloud_trace import span_starter
+
+        tracing.install(span_starter(settings.gcp_project))
 
 
 def build(settings: Settings) -> EmbeddedRuntime | CloudRuntime:

@@ -25,6 +25,13 @@ class StageContext:
 Outputs = dict[str, str]  # artifact name -> storage path
 
 
+def _put(ctx: StageContext, stage: Stage, name: str, local: Path) -> str:
+    """Stored under the attempt that made it: a stale run of an earlier attempt cannot
+    overwrite it, and later stages read the paths the winning attempt recorded."""
+    attempt = ctx.movie.stages[stage].attempts
+    return ctx.artifacts.put(ctx.movie.id, name, local, attempt=attempt)
+
+
 def _load_story(ctx: StageContext) -> Story:
     local = ctx.workdir / STORY
     ctx.artifacts.fetch(ctx.movie.artifacts[STORY], local)
@@ -43,7 +50,7 @@ def run_story(ctx: StageContext) -> Outputs:
     local = ctx.workdir / STORY
     # pydantic's own encoder, in Rust: the standard library's json module is much slower.
     local.write_text(story.model_dump_json(indent=2), encoding="utf-8")
-    return {STORY: ctx.artifacts.put(ctx.movie.id, STORY, local)}
+    return {STORY: _put(ctx, Stage.story, STORY, local)}
 
 
 def render_images(images: ImageGenerator, story: Story, workdir: Path) -> Generator[Path]:
@@ -67,7 +74,7 @@ def run_images(ctx: StageContext) -> Outputs:
     out: Outputs = {}
     with closing(render_images(ctx.generators.images, story, ctx.workdir)) as stills:
         for n, local in enumerate(stills, start=1):
-            out[local.name] = ctx.artifacts.put(ctx.movie.id, local.name, local)
+            out[local.name] = _put(ctx, Stage.images, local.name, local)
             ctx.progress(n * 100 // len(story.scenes))
     return out
 
@@ -85,9 +92,9 @@ def run_video(ctx: StageContext) -> Outputs:
     )
     poster = f"{POSTER}{result.poster.suffix}"
     return {
-        VIDEO: ctx.artifacts.put(ctx.movie.id, VIDEO, result.video),
-        poster: ctx.artifacts.put(ctx.movie.id, poster, result.poster),
-        CAPTIONS: ctx.artifacts.put(ctx.movie.id, CAPTIONS, result.captions),
+        VIDEO: _put(ctx, Stage.video, VIDEO, result.video),
+        poster: _put(ctx, Stage.video, poster, result.poster),
+        CAPTIONS: _put(ctx, Stage.video, CAPTIONS, result.captions),
     }
 
 

@@ -100,9 +100,23 @@ def cloud_run_jobs(settings: Settings) -> CloudRunJobRunner:
         project=settings.gcp_project,
         location=settings.gcp_location,
         job_prefix=settings.run_job_prefix,
+        # Set by Cloud Run in a job's container only: a job never cancels its own execution.
+        own_execution=os.environ.get("CLOUD_RUN_EXECUTION"),
     )
+
+
+def storage_client(settings: Settings) -> Any:
+    from google.cloud.storage import Client
+
+    # STORAGE_EMULATOR_HOST is honoured by the client itself.
+    extra = _anonymous_if_emulated("STORAGE_EMULATOR_HOST")
+    return Client(project=settings.gcp_project, **extra)
 
 
 def gcs_artifacts(settings: Settings) -> GcsArtifactStore:
     assert settings.artifacts_bucket is not None  # nosec B101 # an invariant, not a check of input
-    return GcsArtifactStore(bucket=settings.artifacts_bucket)
+    return GcsArtifactStore(
+        bucket=settings.artifacts_bucket,
+        client=lambda: storage_client(settings),
+        emulator_host=os.environ.get("STORAGE_EMULATOR_HOST"),
+    )

@@ -36,7 +36,12 @@ from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
-from deepflix.pipeline.models import Movie, Outgoing, Stage
+from deepflix.pipeline.models import (
+    Movie,
+    Outgoing,
+    Priority,
+    Stage,
+)
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
 from deepflix.pipeline.quotas import OwnerUsage
 from deepflix.pipeline.transitions import Decision
@@ -259,6 +264,15 @@ class FirestoreMovieStore(FirestoreOperator):
     def running(self, stage: Stage) -> Movies:
         q = self.movies().where(filter=eq("running_stage", stage.value))
         return [from_document(s.to_dict()) for s in self._stream(q)]
+
+    @translate_outages("firestore")
+    def waiting_heads(self, stage: Stage) -> Movies:
+        # One read a priority, on the queue's own index (waiting_stage, prio, arrival).
+        heads = []
+        for rank in sorted({p.rank for p in Priority}):
+            q = self._queue_order(self._waiting(stage).where(filter=eq("prio", rank)))
+            heads += [from_document(s.to_dict()) for s in self._stream(q.limit(1))]
+        return heads
 
     @translate_outages("firestore")
     def overdue(self, now: datetime) -> Movies:

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.cloud.pubsub_v1 import PublisherClient
 
+from deepflix import tracing
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.metering import METER
 
@@ -51,6 +52,9 @@ class PubSubEventBus:
     def publish(self, topic: str, data: Mapping[str, Any], attributes: Mapping[str, str]) -> None:
         attrs = {k: str(data[k]) for k in ROUTING_KEYS if data.get(k) is not None}
         attrs.update({k: str(v) for k, v in attributes.items()})
+        parent = tracing.traceparent()  # the subscriber's work joins the sender's trace
+        if parent is not None:
+            attrs.setdefault(tracing.HEADER, parent)
         body = json.dumps(dict(data), separators=(",", ":")).encode()
         future = self._publisher.get().publish(
             self.topic_path(topic), body, timeout=self.timeout_s, **attrs

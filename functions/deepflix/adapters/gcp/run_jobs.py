@@ -56,6 +56,7 @@ class CloudRunJobRunner:
         jobs_client: Any | Callable[[], Any] = run_v2.JobsClient,
         executions_client: Any | Callable[[], Any] = run_v2.ExecutionsClient,
         rpc_timeout_s: float = 30.0,
+        own_execution: str | None = None,
     ) -> None:
         self.parent = f"projects/{project}/locations/{location}"
         self.job_prefix = job_prefix
@@ -63,6 +64,8 @@ class CloudRunJobRunner:
         self.rpc_timeout_s = rpc_timeout_s
         self._jobs: Lazy[Any] = Lazy(jobs_client)
         self._executions: Lazy[Any] = Lazy(executions_client)
+        # Inside a job: the execution this process runs in (Cloud Run's CLOUD_RUN_EXECUTION).
+        self.own_execution = own_execution or None
 
     def job_name(self, stage: Stage) -> str:
         job = self.jobs.get(stage, f"{self.job_prefix}-{stage.value}")
@@ -108,8 +111,19 @@ class CloudRunJobRunner:
         `run` returns (a job start is claimed in the movie before, so one runs per attempt)."""
         return None
 
+    def is_own(self, execution: str) -> bool:
+        """The execution this process runs in: CLOUD_RUN_EXECUTION is its short name, the
+        pipeline records the full resource name."""
+        own = self.own_execution
+        return own is not None and execution.rsplit("/", 1)[-1] == own.rsplit("/", 1)[-1]
+
     @translate_outages("cloud run")
     def cancel(self, execution: str) -> None:
+        if self.is_own(execution):
+            # A job that records its own failure is about to exit: cancelling itself would
+            # show every retryable failure as a cancelled execution, and needs a permission
+            # (run.executions.cancel) the job has no other use for.
+            return
         # Gone, or finished already: nothing left to stop. Otherwise fire and forget:
         # cancelling is asynchronous and the attempt is already given up.
         with contextlib.suppress(gexc.NotFound, gexc.FailedPrecondition):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
+import urllib.parse
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +34,12 @@ SIGNING_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class GcsArtifactStore:
-    """`ArtifactStore` on one bucket; a storage path is the object name `movies/{id}/{name}`.
+    """`ArtifactStore` on one bucket; a storage path is the object name
+    `movies/{id}/a{attempt}/{name}` (`movies/{id}/{name}` when no attempt is given).
+
+    A Cloud Run execution given up after its deadline may still be uploading when the next
+    attempt runs: with the attempt in the name it can only write files no movie points to
+    (the lifecycle rule removes them), never the recorded attempt's (ADR 0023).
 
     `url()` hands out a V4 signed GET URL valid for `url_ttl` (at most 15 minutes): a
     service account key signs locally; the metadata-server identity of Cloud Run and Cloud
@@ -51,10 +57,12 @@ class GcsArtifactStore:
         client: Any | Callable[[], Any] = StorageClient,
         url_ttl: timedelta = URL_TTL,
         rpc_timeout_s: float = 60.0,
+        emulator_host: str | None = None,
     ) -> None:
         if not timedelta(0) < url_ttl <= URL_TTL:
             raise ValueError(f"a signed URL lives at most {URL_TTL}, not {url_ttl}")
         self.bucket_name = bucket
+        self.emulator_host = emulator_host.rstrip("/") if emulator_host else None
         self.url_ttl = url_ttl
         self.rpc_timeout_s = rpc_timeout_s
         self._client: Lazy[Any] = Lazy(client)
@@ -68,11 +76,12 @@ class GcsArtifactStore:
         return self._client.get().bucket(self.bucket_name).blob(self.object_name(path))
 
     @translate_outages("cloud storage")
-    def put(self, movie_id: str, name: str, source: Path) -> str:
-        path = f"{PREFIX}/{movie_id}/{name}"
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
+        scope = "" if attempt is None else f"a{attempt}/"
+        path = f"{PREFIX}/{movie_id}/{scope}{name}"
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        # Retried even though not conditional: rewriting the same bytes to the same name
-        # is harmless, and a stage should not fail on a transient upload error.
+        # Retried even though not conditional: only this attempt writes this name, so a
+        # rewrite is of its own bytes; a stage should not fail on a transient upload error.
         self._blob(path).upload_from_filename(
             str(source), content_type=content_type, retry=DEFAULT_RETRY, timeout=self.rpc_timeout_s
         )
@@ -119,5 +128,10 @@ class GcsArtifactStore:
         except SIGNING_ERRORS as e:
             log.warning("could not sign a URL for %s: %s", path, e)
             raise Unavailable("the download link cannot be signed just now") from e
+        if self.emulator_host:  # the emulator serves objects to anyone: its media URL
+            name = urllib.parse.quote(self.object_name(path), safe="")
+            return (
+                f"{self.emulator_host}/download/storage/v1/b/{self.bucket_name}/o/{name}?alt=media"
+            )
         log.error("credentials of type %s cannot sign URLs", type(credentials).__name__)
         raise Unavailable("this deployment cannot sign download links", retry_after_s=60)

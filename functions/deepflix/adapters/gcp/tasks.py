@@ -11,6 +11,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
+from deepflix import tracing
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.metering import METER
 
@@ -87,6 +88,9 @@ class CloudTasksQueue:
         headers = {"Content-Type": "application/json"}
         if self.test_tokens is not None:
             headers["Authorization"] = f"Bearer {self.test_tokens(self.audience or url)}"
+        parent = tracing.traceparent()  # the task's handler joins the sender's trace
+        if parent is not None:
+            headers[tracing.HEADER] = parent
         http = tasks_v2.HttpRequest(
             url=url,
             http_method=tasks_v2.HttpMethod.POST,

@@ -15,8 +15,9 @@ class LocalArtifactStore:
         root.mkdir(parents=True, exist_ok=True)
         self._made: set[str] = set()  # movie folders known to exist: a mkdir is a syscall
 
-    def put(self, movie_id: str, name: str, source: Path) -> str:
-        """Takes the file: moved into place when it is on the same file system."""
+    def put(self, movie_id: str, name: str, source: Path, *, attempt: int | None = None) -> str:
+        """Takes the file: moved into place when it is on the same file system. One name for
+        every attempt: a stale local job is killed when its attempt is given up (ADR 0023)."""
         path = f"{movie_id}/{_checked(name)}"
         dest = self.root / path
         if movie_id not in self._made:

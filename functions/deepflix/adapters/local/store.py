@@ -22,6 +22,7 @@ from deepflix.pipeline.models import (
     STAGES,
     Movie,
     Outgoing,
+    Priority,
     Stage,
 )
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
@@ -235,6 +236,22 @@ class SqliteMovieStore(OperatorRows):
             "SELECT id, version, doc FROM movies WHERE running_stage = ?", (stage.value,)
         )
         return [self._cache.parse(row) for row in rows]
+
+    def waiting_heads(self, stage: Stage) -> list[Movie]:
+        heads = []
+        for rank in sorted({p.rank for p in Priority}):
+            row = (
+                self._current()
+                .execute(
+                    "SELECT id, version, doc FROM movies WHERE waiting_stage = ? AND prio = ?"
+                    " ORDER BY arrival, id LIMIT 1",
+                    (stage.value, rank),
+                )
+                .fetchone()
+            )
+            if row is not None:
+                heads.append(self._cache.parse(row))
+        return heads
 
     def overdue(self, now: datetime) -> list[Movie]:
         rows = self._current().execute(
