@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from rich.live import Live
 from deepflix.entrypoints import cli_views as views
 from deepflix.entrypoints.cli_client import ApiError, Client
 
+PERCENT = re.compile(r" \(\d+%\)")
 POLL_S = 0.5
 WATCH_S = 1.0
 WATCH_ROWS = 15
@@ -57,7 +59,8 @@ def follow(client: Client, movie_id: str, console: Console) -> dict[str, Any]:
     else:
         said = ""
         for view in changes(client, movie_id):
-            line = views.state(view)
+            # A line per change of state, not per percent: these are read as a log.
+            line = PERCENT.sub("", views.state(view))
             if line != said:
                 console.print(f"{views.short_id(movie_id)} {line}", soft_wrap=True)
                 said = line
