@@ -192,12 +192,12 @@ def status_view(view: dict[str, Any]) -> RenderableType:
 
 def list_table(movies: list[dict[str, Any]], now: datetime | None = None) -> Table:
     """`deepflix list`: a header and a row per movie; the title column gives way to the width."""
-    table = Table(box=None, pad_edge=False, expand=False)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("PRIORITY", no_wrap=True)
-    table.add_column("AGE", no_wrap=True, justify="right")
-    table.add_column("TITLE / PROMPT", no_wrap=True, overflow="ellipsis", min_width=10)
+    table = Table(box=None, pad_edge=False, expand=True)
+    table.add_column("ID", no_wrap=True, width=SHORT_ID)
+    table.add_column("STATUS", no_wrap=True, width=9)
+    table.add_column("PRIORITY", no_wrap=True, width=8)
+    table.add_column("AGE", no_wrap=True, justify="right", width=6)
+    table.add_column("TITLE / PROMPT", no_wrap=True, overflow="ellipsis", ratio=1)
     for m in movies:
         table.add_row(
             short_id(m["movie_id"]),
