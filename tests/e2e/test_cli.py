@@ -97,6 +97,10 @@ def test_paused_admission_is_said_everywhere(make_service: Callable[..., Service
     assert view["admission_paused"] is True and view["status"] == "queued"
     status = deepflix("status", short, service=svc)
     assert "waiting for admission (paused)" in status.stdout
+    watch = deepflix("watch", "--rounds", "1", service=svc, env={"COLUMNS": "160"})
+    assert watch.stdout.startswith("admission PAUSED")
+    row = next(line for line in watch.stdout.splitlines() if line.startswith(short))
+    assert "waiting for admission (paused)" in row
     assert deepflix("resume", service=svc).returncode == 0
     assert svc.call("GET", "/healthz")[1]["admission_paused"] is False
     done = svc.wait_terminal(created["movie_id"])

@@ -76,6 +76,8 @@ def watch_views(client: Client, status: str | None) -> tuple[dict[str, Any], lis
     movies = page["movies"]
     if status is None:
         movies = [m for m in movies if m["status"] not in views.TERMINAL]
+    else:  # where the service does not filter yet, here
+        movies = [m for m in movies if m["status"] == status]
     shown = [client.get(f"/api/movies/{m['movie_id']}/status") for m in movies[:WATCH_ROWS]]
     return queues, shown
 
@@ -88,8 +90,16 @@ def watch(
     rounds: int | None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Redraw the queues and movies every WATCH_S until Ctrl-C (or `rounds` redraws)."""
+    """Redraw the queues and movies every WATCH_S until Ctrl-C (or `rounds` redraws); not
+    at a terminal, print them each time instead."""
     n = 0
+    if not console.is_terminal:
+        while rounds is None or n < rounds:
+            console.print(views.watch_table(*watch_views(client, status)))
+            n += 1
+            if rounds is None or n < rounds:
+                sleep(WATCH_S)
+        return
     with Live(console=console, auto_refresh=False, transient=False) as live:
         while rounds is None or n < rounds:
             queues, shown = watch_views(client, status)
