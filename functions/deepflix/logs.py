@@ -51,6 +51,11 @@ class HumanFormatter(logging.Formatter):
         return f"{at} {record.levelname.lower():<8} {message}{tail}"
 
 
+def for_people(log_format: str) -> bool:
+    """Whether logs are for a person: `text`, or `auto` where stdout is a terminal."""
+    return log_format == "text" or (log_format == "auto" and sys.stdout.isatty())
+
+
 def setup(level: str = "INFO", *, human: bool = False) -> None:
     """JSON lines on stderr; `human`: short lines for a person at a terminal, warnings and
     worse only unless `level` is DEBUG (what happens to movies is told by the narrator)."""

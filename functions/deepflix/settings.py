@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `auto`: short lines for people where stdout is a terminal, JSON lines elsewhere.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

@@ -26,11 +26,12 @@ class Terminal:
     """A process whose stdout and stderr are a pseudo-terminal; what it wrote so far."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.master, slave = pty.openpty()
+        self.master, self.slave = pty.openpty()
         self.proc = subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL
+            args, env=env, cwd=cwd, stdout=self.slave, stderr=self.slave, stdin=subprocess.DEVNULL
         )
-        os.close(slave)
+        # Our end of the terminal stays open: were the last one closed with the process,
+        # what it wrote just before its end could be lost to reads that fail with EIO.
         self.text = ""
 
     def read_until(self, needle: str, timeout: float = 90) -> str:
@@ -40,10 +41,7 @@ class Terminal:
             if left <= 0 or (self.proc.poll() is not None and not self._ready(0)):
                 raise AssertionError(f"never said {needle!r}; said:\n{self.text}")
             if self._ready(min(left, 0.5)):
-                try:
-                    self.text += os.read(self.master, 65536).decode("utf-8", "replace")
-                except OSError:  # the process is gone and its terminal closed
-                    continue
+                self.text += os.read(self.master, 65536).decode("utf-8", "replace")
         return self.text
 
     def _ready(self, timeout: float) -> bool:
@@ -53,6 +51,7 @@ class Terminal:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        os.close(self.slave)
         os.close(self.master)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -15,6 +16,8 @@ def serve(args: argparse.Namespace) -> int:
     from deepflix.runtime.instance import CannotStart
     from deepflix.settings import Settings
 
+    if args.json_logs:  # for the API process too, which reads the settings again
+        os.environ["DEEPFLIX_LOG_FORMAT"] = "json"
     for warning in startup.warnings():
         sys.stderr.write(f"deepflix serve: warning: {warning}\n")
     overrides = {"port": args.port} if args.port else {}
@@ -29,7 +32,7 @@ def serve(args: argparse.Namespace) -> int:
             where = f"invalid setting {name}{shown}: " if name else "invalid settings: "
             sys.stderr.write(f"deepflix serve: {where}{err['msg'].removeprefix('Value error, ')}\n")
         return 2
-    human = sys.stdout.isatty() and not args.json_logs
+    human = logs.for_people(settings.log_format)
     logs.setup(settings.log_level, human=human)
     try:
         startup.check(settings)
@@ -50,6 +53,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--json-logs",
         action="store_true",
-        help="JSON log lines even at a terminal (they are the default elsewhere)",
+        help="JSON log lines even at a terminal (DEEPFLIX_LOG_FORMAT=json)",
     )
     p.set_defaults(fn=serve, client=False)
