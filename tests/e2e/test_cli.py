@@ -195,3 +195,11 @@ def test_an_unknown_setting_is_warned_with_the_closest_name(tmp_path: Path) -> N
         "deepflix serve: warning: unknown setting DEEPFLIX_IMAGE_CONCURRENCY in the .env,"
         " ignored; did you mean DEEPFLIX_IMAGES_CONCURRENCY?"
     )
+
+
+def test_a_refused_request_is_one_line_in_the_clis_words(shared_service: Service) -> None:
+    run = deepflix("submit", "A kite", "--scenes", "99", service=shared_service)
+    assert run.returncode == 1 and run.stdout == ""
+    said = run.stderr
+    assert said.startswith("deepflix submit: --scenes: ") and "validation_failed" in said
+    assert len(run.stderr.splitlines()) == 1

@@ -42,3 +42,12 @@ def test_errors_name_the_clis_options_not_the_apis_fields() -> None:
         "--scenes: Input should be less than or equal to 24 (validation_failed)"
     )
     assert error_message(502, "not json", {}, False) == "the service answered HTTP 502"
+    detailed = envelope("validation_failed", "the request body is not a valid movie request")
+    detailed["error"]["details"] = [  # type: ignore[index]
+        {"field": "scene_count", "message": "Input should be less than or equal to 24"},
+        {"field": "promt", "message": "Extra inputs are not permitted"},
+    ]
+    assert error_message(422, detailed, {}, False) == (
+        "--scenes: Input should be less than or equal to 24;"
+        " promt: Extra inputs are not permitted (validation_failed)"
+    )

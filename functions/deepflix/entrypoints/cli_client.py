@@ -58,6 +58,18 @@ def _field_names(text: str) -> str:
     return text
 
 
+def _field_errors(details: Any) -> str | None:
+    """`--scenes: Input should be ...; ...` from a validation error's field details."""
+    if not isinstance(details, list):
+        return None
+    parts = [
+        f"{OPTION_OF_FIELD.get(str(d['field']), str(d['field']))}: {d['message']}"
+        for d in details
+        if isinstance(d, dict) and "field" in d and "message" in d
+    ]
+    return "; ".join(parts) or None
+
+
 def error_message(status: int, body: Any, headers: Mapping[str, str], has_token: bool) -> str:
     """One line for an error answer, saying what to do where there is something to do."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -78,7 +90,8 @@ def error_message(status: int, body: Any, headers: Mapping[str, str], has_token:
         return f"rate limited (429): {message or 'too many requests'}{after}"
     if not message:
         return f"the service answered HTTP {status}"
-    return f"{_field_names(message)} ({code or status})"
+    fields = _field_errors(error.get("details") if isinstance(error, dict) else None)
+    return f"{fields or _field_names(message)} ({code or status})"
 
 
 @dataclass
