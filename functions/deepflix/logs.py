@@ -1,4 +1,5 @@
-"""Structured JSON logs on stderr, with the fields Cloud Logging reads (severity, trace)."""
+"""Structured JSON logs on stderr, with the fields Cloud Logging reads (severity, trace); at
+a terminal, short lines for people instead."""
 
 from __future__ import annotations
 
@@ -46,12 +47,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup(level: str = "INFO", project: str | None = None) -> None:
+class HumanFormatter(logging.Formatter):
+    """`12:00:01 warning  <message> (movie 1a2b3c4d, video, attempt 2)`: the time, the
+    severity, the message and its movie, without a traceback (JSON lines keep those)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        about = []
+        movie = getattr(record, "movie_id", None)
+        if movie:
+            about.append(f"movie {str(movie)[:8]}")
+        for key in ("stage", "execution"):
+            value = getattr(record, key, None)
+            if value:
+                about.append(str(value))
+        attempt = getattr(record, "attempt", None)
+        if attempt:
+            about.append(f"attempt {attempt}")
+        tail = f" ({', '.join(about)})" if about else ""
+        message = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        return f"{at} {record.levelname.lower():<8} {message}{tail}"
+
+
+def for_people(log_format: str) -> bool:
+    """Whether logs are for a person: `text`, or `auto` where stdout is a terminal."""
+    return log_format == "text" or (log_format == "auto" and sys.stdout.isatty())
+
+
+def setup(level: str = "INFO", project: str | None = None, *, human: bool = False) -> None:
+    """JSON lines on stderr; `human`: short lines for a person at a terminal, warnings and
+    worse only unless `level` is DEBUG (what happens to movies is told by the narrator)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(project))
+    handler.setFormatter(HumanFormatter() if human else JsonFormatter(project))
     root = logging.getLogger("deepflix")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level if not human or level in ("DEBUG", "ERROR") else "WARNING")
     root.propagate = False
 
 

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # gcp_project. Off by default: nothing local needs it, and the trace ids propagate and
     # reach the logs either way.
     trace_export: bool = False
+    # `auto`: short lines for people where stdout is a terminal, JSON lines elsewhere.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator("webhook_url")
     @classmethod

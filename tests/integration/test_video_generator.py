@@ -242,7 +242,7 @@ def test_the_graph_converts_no_frame_to_another_pixel_format(
     # every frame to yuv444p and back, which cost about a quarter of the CPU time of a render.
     logs: list[str] = []
 
-    def run_verbose(self: CpuVideoGenerator, args: list[str]) -> None:
+    def run_verbose(self: CpuVideoGenerator, args: list[str], *_: object) -> None:
         at = args.index("-loglevel") + 1
         args = [*args[:at], "verbose", *args[at + 1 :]]
         exe = imageio_ffmpeg.get_ffmpeg_exe()

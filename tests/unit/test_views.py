@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from deepflix.entrypoints.cli import finish_text
-from deepflix.handlers.examples import ETA, ETA_PAUSED, NO_ETA
 from deepflix.handlers.views import MovieViews, artifact_link, movie_view
 from deepflix.pipeline.models import Stage, StageStatus
 from deepflix.pipeline.position import QueuePosition
@@ -49,12 +47,6 @@ def test_views_kept_are_bounded() -> None:
         views(m, None)
     assert len(views._views) == 3
     assert views(movies[0], None) == movie_view(movies[0], None, url)
-
-
-def test_the_cli_says_when_a_film_will_be_ready_or_why_it_cannot() -> None:
-    assert finish_text(ETA) == "ready in ~41s (30s-59s)"
-    assert finish_text(ETA_PAUSED) == "ready: unknown (admission paused)"
-    assert finish_text(NO_ETA) == ""
 
 
 @pytest.mark.parametrize(

@@ -1,182 +1,123 @@
-"""The `deepflix` command: serve the embedded service, submit prompts, watch progress."""
+"""The `deepflix` command: serve the embedded service, submit prompts, follow and manage movies."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from deepflix.entrypoints import cli_commands as commands
+from deepflix.entrypoints import cli_serve
+from deepflix.entrypoints.cli_client import CliError, default_url
 
-from deepflix.entrypoints import keys_cli
-
-DEFAULT_URL = "http://127.0.0.1:{port}"
-CLIENT_HEADER = "X-DeepFlix-Client"
-STAGES = ("story", "images", "video")
-TERMINAL = {"succeeded", "failed", "cancelled"}
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+# Other modules that add commands of their own: each has `register(subparsers)`.
+EXTRA_COMMANDS = ("deepflix.entrypoints.keys_cli",)
 
 
-def _out(text: str = "", end: str = "\n") -> None:
-    sys.stdout.write(text + end)
-    sys.stdout.flush()
-
-
-def serve(args: argparse.Namespace) -> int:
-    from deepflix import logs
-    from deepflix.runtime import serve as server
-    from deepflix.runtime.instance import CannotStart
-    from deepflix.settings import Settings
-
-    overrides = {"port": args.port} if args.port else {}
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as e:
-        for err in e.errors(include_url=False):
-            field = ".".join(str(p) for p in err["loc"])
-            sys.stderr.write(f"invalid setting {field.upper()}: {err['msg']}\n")
-        return 2
-    logs.setup(settings.log_level)
-    try:
-        return server.serve(settings, _out)
-    except CannotStart as e:
-        sys.stderr.write(f"deepflix serve: {e}\n")
-        return 1
-
-
-def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    # The header that tells the service this is no other site's page (handlers/guard.py).
-    req = urllib.request.Request(url, data=data, method=method, headers={CLIENT_HEADER: "cli"})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # nosec B310 # an http(s) URL from the operator's settings or flags
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def _bar(progress: int, width: int = 24) -> str:
-    filled = width * progress // 100
-    return "█" * filled + "·" * (width - filled)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}min"
-
-
-def finish_text(answer: dict[str, Any]) -> str:
-    """The finish estimate of a create, status or position answer, for people."""
-    eta = answer.get("eta")
-    if not eta:
-        return ""
-    if eta["unknown"]:
-        return f"ready: unknown ({eta['unknown'].replace('_', ' ')})"
-    low, high = _duration(eta["finish_low_seconds"]), _duration(eta["finish_high_seconds"])
-    return f"ready in ~{_duration(eta['finish_seconds'])} ({low}-{high})"
-
-
-def _render(status: dict[str, Any]) -> str:
-    parts = []
-    for stage in STAGES:
-        st = status["stages"][stage]
-        parts.append(f"{stage:>6} {_bar(st['progress'])} {st['status']:<9}")
-    pos = status.get("position")
-    tail = f" #{pos['position']} in {pos['queue']}" if pos else ""
-    finish = finish_text(status)
-    return " | ".join(parts) + tail + (f", {finish}" if finish else "")
-
-
-def submit(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"prompt": args.prompt, "priority": args.priority}
-    if args.scenes:
-        body["scene_count"] = args.scenes
-    if args.title:
-        body["title"] = args.title
-    code, created = _call(f"{args.url}/api/movies", "POST", body)
-    if code != 202:
-        _out(json.dumps(created, indent=2))
-        return 1
-    movie_id = created["movie_id"]
-    finish = finish_text(created)
-    _out(
-        f"movie {movie_id} queued at position {created['position']}"
-        + (f", {finish}" if finish else "")
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        default=None,
+        help="the service (default: DEEPFLIX_URL, else http://127.0.0.1:$PORT, PORT 8080)",
     )
-    if not args.wait:
-        return 0
-    tty = sys.stdout.isatty()
-    last = ""
-    while True:
-        _, status = _call(f"{args.url}/api/movies/{movie_id}/status")
-        line = _render(status)
-        if tty:
-            _out("\r" + line, end="")
-        elif line != last:
-            _out(line)
-        last = line
-        if status["status"] in TERMINAL:
-            break
-        time.sleep(0.25)
-    if tty:
-        _out()
-    _out(f"{status['status']}: {args.url}{status['artifacts']['video'] or ''}")
-    return 0 if status["status"] == "succeeded" else 1
+    p.add_argument(
+        "--token",
+        default=None,
+        help="a credential sent as `Authorization: Bearer` (default: DEEPFLIX_TOKEN)",
+    )
 
 
-def show_status(args: argparse.Namespace) -> int:
-    code, status = _call(f"{args.url}/api/movies/{args.movie_id}/status")
-    _out(json.dumps(status, indent=2))
-    return 0 if code == 200 else 1
+def _command(
+    sub: Subparsers, name: str, fn: Callable[..., int], helptext: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=helptext, description=helptext)
+    _client_options(p)
+    p.set_defaults(fn=fn, client=True)
+    return p
 
 
-def show_list(args: argparse.Namespace) -> int:
-    code, page = _call(f"{args.url}/api/movies?limit={args.limit}")
-    if code != 200:
-        _out(json.dumps(page, indent=2))
-        return 1
-    for m in page["movies"]:
-        _out(f"{m['movie_id']}  {m['status']:<10} {m['priority']:<6} {m['prompt'][:60]}")
-    return 0
+def _movie(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movie_id", help="the movie's id, or its start as `list` shows it")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="deepflix", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_serve.register(sub)
+    p = _command(sub, "submit", commands.submit, "ask for a movie")
+    p.add_argument("prompt")
+    p.add_argument("--style", choices=commands.STYLES, default="cinematic")
+    p.add_argument("--scenes", type=int, help="1-24 scenes (6)")
+    p.add_argument("--priority", choices=["low", "normal", "high"], default="normal")
+    p.add_argument("--title", help="the film's title (else the story's)")
+    p.add_argument("--seed", type=int, help="the same seed and prompt make the same film")
+    p.add_argument("--wait", action="store_true", help="follow its progress until it ends")
+    p.add_argument("--json", action="store_true", help="print the service's answer as JSON")
+    p = _command(sub, "status", commands.status, "show a movie's state, stages and files")
+    _movie(p)
+    p.add_argument("--json", action="store_true", help="the status document, for scripts")
+    p.add_argument("--wait", action="store_true", help="follow its progress until it ends")
+    p = _command(sub, "list", commands.show_list, "list movies, newest first")
+    p.add_argument("--status", choices=commands.STATUSES, help="only movies with this status")
+    p.add_argument("--limit", type=int, default=20, help="how many (1-100, 20)")
+    p.add_argument("--json", action="store_true")
+    p = _command(sub, "cancel", commands.cancel, "cancel a movie, waiting or running")
+    _movie(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = _command(sub, "retry", commands.retry, "retry a failed or cancelled movie")
+    _movie(p)
+    p.add_argument("--wait", action="store_true", help="follow its progress until it ends")
+    p = _command(sub, "delete", commands.delete, "delete a movie and its files")
+    _movie(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = _command(sub, "download", commands.download, "save a movie's film (or another file)")
+    _movie(p)
+    p.add_argument("--what", choices=commands.ARTIFACTS, default="video")
+    p.add_argument("--output", "-o", help="the file to write (<id>-<name> here)")
+    p = _command(sub, "logs", commands.logs, "the tail of a movie's job log")
+    _movie(p)
+    p.add_argument("--tail", type=int, default=200, help="lines (200)")
+    for name, fn in (("pause", commands.pause), ("resume", commands.resume)):
+        p = _command(sub, name, fn, f"{name} admission of new movies, or one stage's queue")
+        p.add_argument("stage", nargs="?", choices=("story", "images", "video"))
+    p = _command(sub, "watch", commands.watch, "a live table of the queues and active movies")
+    p.add_argument("--status", choices=commands.STATUSES, help="movies with this status instead")
+    p.add_argument("--rounds", type=int, help=argparse.SUPPRESS)  # tests: redraws, then stop
+    p = _command(sub, "queues", commands.queues, "each queue's depth and admission")
+    p.add_argument("--json", action="store_true")
+    for module in EXTRA_COMMANDS:
+        try:
+            extra: Any = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        extra.register(sub)
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    port = os.environ.get("PORT", "8080")
-    parser = argparse.ArgumentParser(prog="deepflix", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="run the service in embedded mode")
-    p.add_argument("--port", type=int, help="overrides PORT")
-    p.set_defaults(fn=serve)
-    for name, fn, helptext in (
-        ("submit", submit, "submit a prompt"),
-        ("status", show_status, "show a movie's status"),
-        ("list", show_list, "list movies, newest first"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--url", default=DEFAULT_URL.format(port=port))
-        p.set_defaults(fn=fn)
-        if name == "submit":
-            p.add_argument("prompt")
-            p.add_argument("--wait", action="store_true", help="follow progress until done")
-            p.add_argument("--priority", choices=["low", "normal", "high"], default="normal")
-            p.add_argument("--scenes", type=int)
-            p.add_argument("--title")
-        elif name == "status":
-            p.add_argument("movie_id")
-        else:
-            p.add_argument("--limit", type=int, default=20)
-    keys_cli.register(sub)
-    args = parser.parse_args(argv)
-    try:
+    args = parser().parse_args(argv)
+    if not getattr(args, "client", False):
         return int(args.fn(args))
-    except urllib.error.URLError as e:
-        sys.stderr.write(f"cannot reach the service at {args.url}: {e.reason}\n")
-        return 1
+    from rich.console import Console
+
+    args.url = (args.url or default_url()).rstrip("/")
+    args.token = args.token or os.environ.get("DEEPFLIX_TOKEN") or None
+    console = Console(highlight=False)
+    try:
+        return int(args.fn(args, console))
+    except CliError as e:
+        sys.stderr.write(f"deepflix {args.command}: {e.message}\n")
+        return e.code
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import examples, openapi
+from deepflix.handlers.admission import longest_wait, waits_for_admission
 from deepflix.handlers.admission_routes import AdmissionRoutes
 from deepflix.handlers.cors import Cors, CorsMiddleware
 from deepflix.handlers.guard import Guarded, RequestGuard
@@ -208,6 +209,7 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
         counts = self.pipeline.counts()
         body: dict[str, Any] = {
             "status": "ok",
+            "admission_paused": self.pipeline.admission_paused(),
             "queues": {s.value: c.waiting for s, c in counts.items()},
         }
         if self.runtime_health is not None:
@@ -242,14 +244,18 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     def _created(self, movie: Movie) -> Response:
         pos = self.pipeline.position(movie)
         view = position_view(pos)
+        paused = waits_for_admission(self.pipeline, movie)
         body_out = {
             "movie_id": movie.id,
             "job_id": movie.id,
             "status": movie.status.value,
             "position": view["position"] if view else None,
             "ahead": view["ahead"] if view else None,
-            "eta_seconds": view["eta_seconds"] if view else None,
+            # Frozen while admission is paused: none, and `eta` says why.
+            "eta_seconds": view["eta_seconds"] if view and not paused else None,
             **eta_view(self.pipeline.eta(movie, pos)),
+            "admission_paused": paused,
+            "longest_wait": longest_wait(self.pipeline, movie, pos),
             "links": links(movie.id),
         }
         return json_answer(body_out, 202, {"Location": f"/api/movies/{movie.id}"})
@@ -295,7 +301,11 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     def status(self, request: Request) -> Response:
         movie = self._movie(request, request.path_params["movie_id"])
         pos = self.pipeline.position(movie)
-        return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)))
+        view = self.views(movie, pos, self.pipeline.eta(movie, pos))
+        if waits_for_admission(self.pipeline, movie):
+            view["admission_paused"] = True
+            view["eta_seconds"] = None
+        return json_answer(view)
 
     @OPERATIONS(
         "POST",

@@ -138,6 +138,8 @@ CREATED: list[dict[str, JsonValue]] = [
         "ahead": 3,
         "eta_seconds": 21.0,
         **ETA,
+        "admission_paused": False,
+        "longest_wait": {"queue": "video", "ahead": 11, "wait_seconds": 33.0},
         "links": LINKS,
     },
     {
@@ -146,8 +148,10 @@ CREATED: list[dict[str, JsonValue]] = [
         "status": "queued",
         "position": 1,
         "ahead": 0,
-        "eta_seconds": 6.1,
+        "eta_seconds": None,
         **ETA_PAUSED,
+        "admission_paused": True,
+        "longest_wait": None,
         "links": LINKS,
     },
 ]
@@ -219,7 +223,7 @@ QUEUES: list[dict[str, JsonValue]] = [
 ]
 
 HEALTH: list[dict[str, JsonValue]] = [
-    {"status": "ok", "queues": {"story": 12, "images": 3, "video": 1}}
+    {"status": "ok", "admission_paused": False, "queues": {"story": 12, "images": 3, "video": 1}}
 ]
 
 ERROR: list[dict[str, JsonValue]] = [

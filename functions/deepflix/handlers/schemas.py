@@ -137,11 +137,23 @@ class MovieView(Answer):
     eta_start_seconds: float | None = described(ETA_START)
     eta_finish_seconds: float | None = described(ETA_FINISH)
     eta: EtaView | None
+    admission_paused: bool = Field(
+        False, description="It is not admitted yet and admission is paused: it waits for it."
+    )
     error: StageError | None
     webhook: WebhookView | None = None
     links: Links
     # Where the movie's logs are read: the logs route (embedded), or Cloud Logging.
     logs_url: str | None = None
+
+
+class LongestWait(Answer):
+    """Where a new movie should wait longest as things stand (a bottleneck later on, often),
+    which `position`, a place in the admission queue, does not show."""
+
+    queue: Stage
+    ahead: int
+    wait_seconds: float
 
 
 class Created(Answer):
@@ -158,6 +170,12 @@ class Created(Answer):
     eta_start_seconds: float | None = described(ETA_START)
     eta_finish_seconds: float | None = described(ETA_FINISH)
     eta: EtaView | None
+    admission_paused: bool = Field(
+        False, description="Admission is paused: the movie waits until it is resumed."
+    )
+    longest_wait: LongestWait | None = Field(
+        None, description="The queue on its way where it should wait longest; null: none."
+    )
     links: Links
 
 
@@ -226,6 +244,7 @@ class Health(Answer):
     model_config = examples_of(examples.HEALTH)
 
     status: Literal["ok", "degraded"]
+    admission_paused: bool = False
     queues: dict[Stage, int]
     # Where the runtime runs beside the API (deepflix serve): what stops work from moving,
     # and the state of its database and delivery threads.

@@ -125,6 +125,8 @@ def movie_view(
         "position": position_view(position),
         "eta_seconds": round(position.eta_s, 2) if position else None,
         **eta_view(eta),
+        # The API sets it where the movie waits for paused admission.
+        "admission_paused": False,
         "error": movie.error.model_dump(mode="json") if movie.error else None,
         "webhook": webhook_view(movie),
         "links": links(movie.id),

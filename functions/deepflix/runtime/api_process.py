@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
     """Run by `deepflix serve` with the file descriptors of its end of the write channel
     and of the runtime's status reports."""
     settings = Settings()
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, human=logs.for_people(settings.log_format))
     status = StatusReader(int(argv[1])) if len(argv) > 1 else None
     if status is not None:
         status.start()

@@ -21,6 +21,7 @@ from deepflix.pipeline.service import Pipeline
 from deepflix.runtime.auth import refuse_open_without_keys
 from deepflix.runtime.compose import build_embedded
 from deepflix.runtime.instance import check_port, lock_data_dir
+from deepflix.runtime.narrator import Narrator
 from deepflix.runtime.status_channel import StatusSender
 from deepflix.runtime.write_channel import WriteServer
 from deepflix.settings import Settings
@@ -117,10 +118,10 @@ class ApiProcess:
             self.child.wait()
 
 
-def serve(settings: Settings, out: Callable[[str], None]) -> int:
+def serve(settings: Settings, out: Callable[[str], None], *, narrate: bool = False) -> int:
     """Run until SIGTERM or SIGINT; 1 if the API process could not start serving. Raises
     CannotStart, before starting anything, where another service holds the data directory
-    or the port."""
+    or the port. `narrate`: say what happens to movies through `out` (runtime/narrator.py)."""
     lock_data_dir(settings.data_dir.resolve())
     check_port(settings.host, settings.port)
     stop = threading.Event()
@@ -131,6 +132,7 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
     refuse_open_without_keys(settings, ApiKeys(runtime.store.db))
     runtime.start()
     api = ApiProcess(settings, runtime.pipeline, runtime.status)
+    narrator: Narrator | None = None
     try:
         serving = api.start(stop)
         _lower_priority(settings.runtime_nice, runtime.runner.work.pids())
@@ -149,7 +151,14 @@ def serve(settings: Settings, out: Callable[[str], None]) -> int:
         out(f"  API:       {base}/api/movies")
         out(f"  Queues:    {base}/api/queues")
         out(f"  Health:    {base}/healthz")
+        if narrate:
+            out("  Stop with Ctrl-C; movies not finished go on at the next start.")
+            narrator = Narrator(runtime.queue.db, out)
+            narrator.start()
         _supervise(api, stop)
+        if narrator is not None:
+            narrator.stop()
+            out("stopping: movies not finished go on at the next start")
     finally:
         api.stop()  # before the runtime: what the API holds still reaches it
         runtime.stop()

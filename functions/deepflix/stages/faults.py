@@ -9,6 +9,8 @@ from pathlib import Path
 from deepflix.pipeline.errors import PermanentStageError, RetryableStageError
 from deepflix.pipeline.models import Movie, Stage
 
+KINDS = ("retryable", "permanent", "delay")
+
 
 class FaultPlan:
     """Reads `{"images": {"kind": "retryable", "match": "text in the prompt"}}` at each use.
@@ -25,6 +27,31 @@ class FaultPlan:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+
+    def validate(self) -> None:
+        """Raise ValueError, saying what is wrong, if the file is not a plan: checked at
+        start, so a typo stops the service in one line instead of failing every movie."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            rules = json.loads(self.path.read_text() or "{}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"not readable JSON: {e}") from None
+        if not isinstance(rules, dict):
+            raise ValueError("must be a JSON object of stage name to rule")
+        for name, rule in rules.items():
+            if name not in {s.value for s in Stage}:
+                raise ValueError(f"{name!r} is not a stage (story, images, video)")
+            if not isinstance(rule, dict):
+                raise ValueError(f"the rule for {name} must be an object")
+            kind = rule.get("kind", "retryable")
+            if kind not in KINDS:
+                raise ValueError(f"{name}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            if not isinstance(rule.get("match", ""), str):
+                raise ValueError(f"{name}: match must be text")
+            seconds = rule.get("seconds", 1)
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise ValueError(f"{name}: seconds must be a number of seconds")
 
     def check(self, stage: Stage, movie: Movie, *, deadline: float | None = None) -> None:
         """Apply the stage's rule, if any; `deadline` is on time.monotonic()'s clock."""

@@ -88,7 +88,11 @@ def run_video(ctx: StageContext) -> Outputs:
         images.append(local)
     ctx.progress(10)
     result = ctx.generators.video.assemble(
-        story=story, image_paths=images, out_dir=ctx.workdir / "render"
+        story=story,
+        image_paths=images,
+        out_dir=ctx.workdir / "render",
+        # The render is most of the stage: 10 % to 95 % as it goes, then storing the files.
+        progress=lambda share: ctx.progress(10 + int(85 * share)),
     )
     poster = f"{POSTER}{result.poster.suffix}"
     return {

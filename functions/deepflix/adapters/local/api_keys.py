@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 REVOKE = tuple(
-    f"UPDATE api_keys SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL RETURNING id"
+    f"UPDATE api_keys SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL RETURNING id"  # nosec B608 # constant column names; values are bound parameters
     for column in ("id", "name")
 )
 

@@ -17,7 +17,7 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS movie_changes (movie_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS movie_changes_seq ON movie_changes (seq)",
     *(
-        f"CREATE TRIGGER IF NOT EXISTS movie_changes_{when.lower()} AFTER {when} ON movies BEGIN"
+        f"CREATE TRIGGER IF NOT EXISTS movie_changes_{when.lower()} AFTER {when} ON movies BEGIN"  # nosec B608 # constant names, no input
         f" INSERT INTO movie_changes VALUES ({row}.id, {_NEXT}) {_UPSERT}; END"
         for when, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
     ),

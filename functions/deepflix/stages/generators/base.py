@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +65,16 @@ class ImageGenerator(Protocol):
 
 
 class VideoGenerator(Protocol):
-    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs: ...
+    def assemble(
+        self,
+        *,
+        story: Story,
+        image_paths: list[Path],
+        out_dir: Path,
+        progress: Callable[[float], None] | None = None,
+    ) -> VideoOutputs:
+        """The film from the stills; `progress` hears the share rendered (0 to 1) as it goes."""
+        ...
 
 
 class TextModel(Protocol):

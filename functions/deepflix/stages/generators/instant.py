@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from deepflix.stages.generators.base import Character, Scene, Story, VideoOutputs
@@ -101,7 +102,14 @@ class InstantVideoGenerator:
         self.scene_seconds = scene_seconds
         self.fps = fps
 
-    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs:
+    def assemble(
+        self,
+        *,
+        story: Story,
+        image_paths: list[Path],
+        out_dir: Path,
+        progress: Callable[[float], None] | None = None,
+    ) -> VideoOutputs:
         if not image_paths:
             raise ValueError("at least one image is needed")
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess  # nosec B404 # our own programs, argument lists, no shell
-from collections.abc import Iterable
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +214,14 @@ class CpuVideoGenerator:
         self.crf = crf
         self.timeout_s = timeout_s
 
-    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs:
+    def assemble(
+        self,
+        *,
+        story: Story,
+        image_paths: list[Path],
+        out_dir: Path,
+        progress: Callable[[float], None] | None = None,
+    ) -> VideoOutputs:
         if not image_paths:
             raise ValueError("at least one image is needed")
         if len(image_paths) != len(story.scenes):
@@ -230,7 +239,8 @@ class CpuVideoGenerator:
         # Render to temporary names and rename, so a failed or retried attempt never leaves
         # a half-written movie where a reader could pick it up.
         tmp_video, tmp_poster = out_dir / "movie.mp4.part", out_dir / "poster.jpg.part"
-        self._run(self._command(story, image_paths, timeline, tmp_video, tmp_poster))
+        command = self._command(story, image_paths, timeline, tmp_video, tmp_poster)
+        self._run(command, timeline.frames, progress)
         tmp_captions = out_dir / "captions.vtt.part"
         tmp_captions.write_text(webvtt(story, timeline), encoding="utf-8")
         for tmp, final in ((tmp_video, video), (tmp_poster, poster), (tmp_captions, captions)):
@@ -270,6 +280,8 @@ class CpuVideoGenerator:
         graph.append(f"[joined]{_TAG_BT709}[movie]")
         return [
             *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
+            # key=value lines on stdout as it renders (frame=N among them): the progress.
+            *("-nostats", "-progress", "pipe:1", "-stats_period", "0.25"),
             *inputs,
             *("-filter_complex", ";".join(graph)),
             *("-map", "[movie]", "-r", str(tl.fps)),
@@ -280,25 +292,46 @@ class CpuVideoGenerator:
             *("-f", "image2", str(poster)),
         ]
 
-    def _run(self, args: list[str]) -> None:
+    def _run(self, args: list[str], frames: int, progress: Callable[[float], None] | None) -> None:
         try:
             import imageio_ffmpeg  # imported lazily: resolving the binary touches the disk
 
             exe = imageio_ffmpeg.get_ffmpeg_exe()
         except (ImportError, RuntimeError) as exc:
             raise RenderError(f"ffmpeg binary not available: {exc}") from exc
-        try:
-            proc = subprocess.run(  # nosec B603 # our own program and paths, no shell, no request text
-                [exe, *args], capture_output=True, timeout=self.timeout_s, check=False
+        # stderr to a file, not a pipe nobody reads while stdout is read: it cannot fill up.
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(  # nosec B603 # our own program and paths, no shell, no request text
+                [exe, *args], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
             )
-        except subprocess.TimeoutExpired as exc:
-            tail = (exc.stderr or b"").decode("utf-8", "replace")[-_STDERR_TAIL:]
-            raise RenderError(f"ffmpeg timed out after {self.timeout_s:.0f}s: {tail}") from exc
-        if proc.returncode != 0:
-            tail = proc.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
+            timed_out = threading.Event()
+
+            def stop() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(self.timeout_s, stop)
+            timer.start()
+            try:
+                assert proc.stdout is not None  # nosec B101 # an invariant, not a check of input
+                for line in proc.stdout:
+                    if progress is not None and line.startswith(b"frame="):
+                        done = int(line[6:].strip() or 0)
+                        progress(min(1.0, done / max(1, frames)))
+                returncode = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:  # the progress callback raised: stop the render
+                    proc.kill()
+                    proc.wait()
+            errors.seek(0)
+            tail = errors.read().decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
+        if timed_out.is_set():
+            raise RenderError(f"ffmpeg timed out after {self.timeout_s:.0f}s: {tail}")
+        if returncode != 0:
             how = (
-                f"was killed by signal {-proc.returncode}"
-                if proc.returncode < 0
-                else f"exited with {proc.returncode}"
+                f"was killed by signal {-returncode}"
+                if returncode < 0
+                else f"exited with {returncode}"
             )
             raise RenderError(f"ffmpeg {how}: {tail or '(no stderr)'}")
