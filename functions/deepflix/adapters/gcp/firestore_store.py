@@ -32,7 +32,7 @@ from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.eta import History as DurationHistory
+from deepflix.pipeline.eta import WindowedRuns
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
 from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
@@ -292,7 +292,7 @@ class FirestoreMovieStore:
         return out
 
     @translate_outages("firestore")
-    def duration_history(self) -> DurationHistory:
+    def duration_history(self) -> WindowedRuns:
         return self.eta_durations.read()
 
     @translate_outages("firestore")
