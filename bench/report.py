@@ -91,6 +91,9 @@ def _api(doc: dict[str, Any]) -> list[str]:
             )
         cpu = r.get("service_cpu_ms_per_request")
         tail = f"; service CPU {med(cpu, 2)} ms/request" if cpu else ""
+        finished = r.get("movies_finished_per_s")
+        if finished and finished.get("median") is not None:
+            tail += f"; movies finished {med(finished, 1)}/s during the load"
         rows.append(
             [variant, "**all**", med(r["requests_per_s"]), "", f"errors: {r['errors']}{tail}"]
         )

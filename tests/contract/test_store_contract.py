@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from deepflix.pipeline.errors import BadRequest
-from deepflix.pipeline.eta import duration_bin
+from deepflix.pipeline.eta import (
+    HALF_LIFE_WINDOWS,
+    WINDOW_S,
+    Durations,
+    duration_bin,
+    recent,
+    window_of,
+)
 from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus, arrival_key
 from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
@@ -189,7 +196,8 @@ def test_running_overdue_and_observed_durations(store: MovieStore) -> None:
     store.mutate(m.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), CONFIG))
     assert store.mean_durations() == {Stage.story: pytest.approx(4.0)}
     scenes = m.request.scene_count
-    assert store.duration_history() == {(Stage.story, scenes): {duration_bin(4.0): 1}}
+    window = window_of(done)
+    assert store.duration_history() == {(Stage.story, scenes, window): {duration_bin(4.0): 1}}
     stored = store.get(m.id)
     assert stored is not None and stored.status is MovieStatus.images
     assert store.counts()[Stage.images].waiting == 1 and store.running(Stage.story) == []
@@ -213,3 +221,22 @@ def test_a_cursor_that_names_no_movie_is_refused(store: MovieStore) -> None:
     for raw in (b"no-separator", f"{arrival_key(T0)}|".encode()):
         with pytest.raises(BadRequest):
             store.list(owner=None, limit=10, cursor=base64.urlsafe_b64encode(raw).decode())
+
+
+def test_recent_runs_outweigh_older_ones_in_the_stored_history(store: MovieStore) -> None:
+    # Stage runs of 10 s three half-lives before runs of 1 s: twice as many, they would
+    # set the median if the store kept every run alike (pipeline/eta.recent).
+    def run(n: int, at: datetime, seconds: float) -> None:
+        ms = [movie(seconds=i) for i in range(n)]
+        for m in ms:
+            store.create(m, idempotency_key=None, fingerprint=m.id)
+        claimed = Claimed(Stage.story, at)
+        done = StageSucceeded(Stage.story, 1, (), at + timedelta(seconds=seconds))
+        for t in store.claim(Stage.story, n, at, lambda m: apply(m, claimed, CONFIG)):
+            store.mutate(t.movie.id, lambda x: apply(x, done, CONFIG))
+
+    run(8, LATER, 10.0)
+    run(4, LATER + timedelta(seconds=3 * HALF_LIFE_WINDOWS * WINDOW_S), 1.0)
+    durations = Durations(recent(store.duration_history()))
+    scenes = movie().request.scene_count
+    assert durations.own(Stage.story, scenes, 0.5) == pytest.approx(1.0, rel=0.06)

@@ -11,10 +11,11 @@ import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline.errors import Conflict, NotFound
+from deepflix.pipeline.eta_reads import as_waiting_in
 from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import STORY, MovieStatus, Stage
 from deepflix.pipeline.sender import admit_task
-from deepflix.pipeline.service import Pipeline, as_waiting_in
+from deepflix.pipeline.service import Pipeline
 from tests.factories import CONFIG, T0, request
 from tests.pipeline_fakes import Recorder
 

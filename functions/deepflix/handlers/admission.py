@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepflix.pipeline.eta_reads import as_waiting_in
 from deepflix.pipeline.models import STAGES, Movie, MovieStatus, Stage
 from deepflix.pipeline.position import QueuePosition, stage_seconds
-from deepflix.pipeline.service import Pipeline, as_waiting_in
+from deepflix.pipeline.service import Pipeline
 
 
 def longest_wait(

@@ -1,8 +1,9 @@
 """ETAs from the whole path ahead: until a movie's next stage starts and until it finishes.
 
-Stage durations are kept as histograms per (stage, scene count): log-spaced bins of 10 %
-counted up at each successful run, so both stores keep them with blind increments and a
-bounded size, and an estimate reads quantiles, not a mean an outlier can drag.
+Stage durations are kept as histograms per (stage, scene count, time window): log-spaced bins
+of 10 % counted up at each successful run, so both stores keep them with blind increments
+and a bounded size, and an estimate reads quantiles, not a mean an outlier can drag. Recent
+windows weigh more (`recent`): a stage that got slower or faster is learned within a half-life.
 """
 
 from __future__ import annotations
@@ -10,16 +11,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from deepflix.pipeline.models import STAGES, Stage
 
 BIN_RATIO = 1.1  # each bin 10 % wider than the last: quantiles to within about 5 %
 MIN_SECONDS = 0.001
 MAX_BIN = 200  # about 190 s x 1e3; longer runs count in the last bin
-# A scene count needs this many samples before its own histogram is used alone.
+# A scene count needs this many samples (weighted) before its own histogram is used alone.
 MIN_SAMPLES = 3
-# Histogram counts per (stage, scene count): bin -> runs.
-History = Mapping[tuple[Stage, int], Mapping[int, int]]
+# Runs are counted per window of this many seconds of their end time; a window's weight
+# halves every HALF_LIFE_WINDOWS windows older than the stage's newest, and only the newest
+# WINDOWS_KEPT of a stage are read (and kept by the stores): 10 min windows, a 30 min
+# half-life, two hours kept, where the oldest weighs 0.08 of the newest.
+WINDOW_S = 600
+HALF_LIFE_WINDOWS = 3.0
+WINDOWS_KEPT = 12
+# What a store keeps: runs per (stage, scene count, window) and bin.
+WindowedRuns = Mapping[tuple[Stage, int, int], Mapping[int, int]]
+# What an estimate reads: weighted runs per (stage, scene count) and bin.
+History = Mapping[tuple[Stage, int], Mapping[int, float]]
 
 
 def duration_bin(seconds: float) -> int:
@@ -33,17 +44,41 @@ def bin_seconds(b: int) -> float:
     return float(MIN_SECONDS * BIN_RATIO ** (b + 0.5))
 
 
+def window_of(at: datetime) -> int:
+    """The window a run that ended at `at` is counted in."""
+    return int(at.timestamp() // WINDOW_S)
+
+
+def recent(runs: WindowedRuns) -> History:
+    """Each stage's windows weighted by age, relative to its newest window rather than to
+    now: after an idle night a stage's last busy hours still count in full, while within
+    busy hours old runs fade. Windows older than WINDOWS_KEPT are left out."""
+    newest: dict[Stage, int] = {}
+    for stage, _, window in runs:
+        newest[stage] = max(window, newest.get(stage, window))
+    out: dict[tuple[Stage, int], dict[int, float]] = {}
+    for (stage, scenes, window), counts in runs.items():
+        age = newest[stage] - window
+        if age >= WINDOWS_KEPT:
+            continue
+        weight = 0.5 ** (age / HALF_LIFE_WINDOWS)
+        into = out.setdefault((stage, scenes), {})
+        for b, n in counts.items():
+            into[b] = into.get(b, 0.0) + n * weight
+    return out
+
+
 @dataclass(frozen=True)
 class Histogram:
-    counts: Mapping[int, int]
+    counts: Mapping[int, float]  # bin -> runs, weighted by their windows' age
 
     @property
-    def total(self) -> int:
+    def total(self) -> float:
         return sum(self.counts.values())
 
     def quantile(self, q: float) -> float:
         total = self.total
-        seen = 0
+        seen = 0.0
         for b in sorted(self.counts):
             seen += self.counts[b]
             if seen >= q * total:
@@ -58,8 +93,8 @@ class Histogram:
         return sum(bin_seconds(b) * c for b, c in kept.items()) / n if n else lo
 
 
-def merged(histograms: list[Mapping[int, int]]) -> Histogram:
-    out: dict[int, int] = {}
+def merged(histograms: list[Mapping[int, float]]) -> Histogram:
+    out: dict[int, float] = {}
     for h in histograms:
         for b, n in h.items():
             out[b] = out.get(b, 0) + n
@@ -77,6 +112,7 @@ class Durations:
         self.any: dict[Stage, Histogram] = {
             s: merged([h.counts for h in self.by_scenes[s].values()]) for s in STAGES
         }
+        self._typical: dict[Stage, float] = {}  # one Durations serves many estimates
 
     def known(self, stage: Stage) -> bool:
         return self.any[stage].total > 0
@@ -105,7 +141,9 @@ class Durations:
 
     def typical(self, stage: Stage) -> float:
         """A run of the movies ahead, whatever their scene counts (a trimmed mean)."""
-        return self.any[stage].trimmed_mean()
+        if stage not in self._typical:
+            self._typical[stage] = self.any[stage].trimmed_mean()
+        return self._typical[stage]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from deepflix import tracing
-from deepflix.pipeline.eta import History
+from deepflix.pipeline.eta import WindowedRuns
 from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.operator import DeadLetter, MovieFilter
 from deepflix.pipeline.transitions import Decision
@@ -74,9 +74,10 @@ class MovieStore(Protocol):
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""
 
-    def duration_history(self) -> History:
-        """Successful stage runs per (stage, scene count) and duration bin (pipeline/eta.py);
-        may be a few seconds old."""
+    def duration_history(self) -> WindowedRuns:
+        """Successful stage runs per (stage, scene count, window of their end) and duration
+        bin (pipeline/eta.py); may be a few seconds old, and may hold windows older than
+        the estimate reads (pipeline/eta.recent leaves them out)."""
 
     def admission_paused(self) -> bool: ...
 

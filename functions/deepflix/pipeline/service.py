@@ -12,7 +12,8 @@ from typing import Literal
 from deepflix import tracing
 from deepflix.pipeline import outbox
 from deepflix.pipeline.errors import Conflict, NotFound, Unavailable
-from deepflix.pipeline.eta import Durations, Eta, PathAhead, estimate
+from deepflix.pipeline.eta import Eta
+from deepflix.pipeline.eta_reads import EtaReads
 from deepflix.pipeline.events import (
     Admit,
     CancelRequested,
@@ -70,14 +71,6 @@ def fingerprint(request: MovieCreate) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
-def as_waiting_in(movie: Movie, stage: Stage) -> Movie:
-    """The movie as if it waited in `stage`: a store counts the movies ahead of it there by
-    its key (priority, arrival), as for any waiting movie."""
-    stages = {s: StageState() for s in STAGES}
-    stages[stage] = StageState(status=StageStatus.waiting, ready_at=movie.created_at)
-    return movie.model_copy(update={"stages": stages})
-
-
 class Pipeline:
     """The movie service: owns every movie's way from request to a final status.
 
@@ -130,11 +123,30 @@ class Pipeline:
             if webhooks is not None
             else None
         )
+        self.etas = EtaReads(store=store, config=config, clock=clock)
 
     # -- client operations ---------------------------------------------------------------
 
     def create(self, request: MovieCreate, *, owner: str, idempotency_key: str | None) -> Movie:
-        return self.unit_of_work(lambda: self._create(request, owner, idempotency_key))
+        # The movie and its estimate are made before the write: the estimate only reads,
+        # and with the embedded store a write runs on the one writer thread that every
+        # state change waits for (its reads were most of a create's time there).
+        now = self.clock()
+        stages = {s: StageState() for s in STAGES}
+        stages[Stage.story] = StageState(status=StageStatus.waiting, ready_at=now)
+        url = request.webhook or self.default_webhook
+        movie = Movie(
+            id=uuid.uuid4().hex,
+            owner=owner,
+            request=request,
+            created_at=now,
+            updated_at=now,
+            stages=stages,
+            webhook=WebhookState(url=url) if url else None,
+            trace=tracing.traceparent(),
+        )
+        movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
+        return self.unit_of_work(lambda: self._create(movie, idempotency_key))
 
     def get(self, movie_id: str) -> Movie:
         movie = self.store.get(movie_id)
@@ -189,28 +201,7 @@ class Pipeline:
         if not running:
             position = position or self.position(movie)
             ahead = position.ahead if position is not None else 0
-        return self._eta(movie, stage, running=running, ahead=ahead)
-
-    def _eta(self, movie: Movie, stage: Stage, *, running: bool, ahead: int) -> Eta:
-        counts = self.store.counts()
-        # The movies ahead in each later stage's queue, by the key that orders it: a
-        # position costs the same at any depth (ADR 0008).
-        later = STAGES[STAGES.index(stage) + 1 :]
-        started = movie.stages[stage].started_at
-        elapsed = (self.clock() - started).total_seconds() if running and started else 0.0
-        path = PathAhead(
-            stage=stage,
-            running=running,
-            elapsed_s=max(elapsed, 0.0),
-            ahead=ahead,
-            scenes=movie.request.scene_count,
-            waiting={s: self.store.position(as_waiting_in(movie, s), s)[0] for s in later},
-            busy={s: c.running for s, c in counts.items()},
-            concurrency={s: self.config[s].concurrency for s in STAGES},
-        )
-        durations = Durations(self.store.duration_history())
-        paused = stage is Stage.story and not running and self.store.admission_paused()
-        return estimate(path, durations, admission_paused=paused)
+        return self.etas.estimate(movie, stage, running=running, ahead=ahead)
 
     def position(self, movie: Movie) -> QueuePosition | None:
         stage = movie.waiting_stage
@@ -285,28 +276,14 @@ class Pipeline:
 
     # -- the operations' bodies, run inside their unit of work ---------------------------
 
-    def _create(self, request: MovieCreate, owner: str, idempotency_key: str | None) -> Movie:
-        now = self.clock()
-        stages = {s: StageState() for s in STAGES}
-        stages[Stage.story] = StageState(status=StageStatus.waiting, ready_at=now)
-        url = request.webhook or self.default_webhook
-        movie = Movie(
-            id=uuid.uuid4().hex,
-            owner=owner,
-            request=request,
-            created_at=now,
-            updated_at=now,
-            stages=stages,
-            webhook=WebhookState(url=url) if url else None,
-            trace=tracing.traceparent(),
-        )
-        movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
+    def _create(self, movie: Movie, idempotency_key: str | None) -> Movie:
+        now = movie.created_at
         if self.admission == "task":
             # The name makes a repeated enqueue harmless.
             movie = movie.model_copy(update={"outbox": outbox.outgoing([Admit(movie.id)], now)})
         try:
             saved = self.store.create(
-                movie, idempotency_key=idempotency_key, fingerprint=fingerprint(request)
+                movie, idempotency_key=idempotency_key, fingerprint=fingerprint(movie.request)
             )
         except IdempotencyConflict as e:
             raise Conflict(
@@ -325,7 +302,7 @@ class Pipeline:
         before it is saved. An estimate must never fail a create."""
         try:
             ahead, _, _ = self.store.position(movie, Stage.story)
-            e = self._eta(movie, Stage.story, running=False, ahead=ahead)
+            e = self.etas.estimate(movie, Stage.story, running=False, ahead=ahead)
         except Exception:
             log.warning("no estimate for a new movie", exc_info=True)
             return None

@@ -34,7 +34,7 @@ from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.eta import History as DurationHistory
+from deepflix.pipeline.eta import WindowedRuns
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
     Movie,
@@ -315,7 +315,7 @@ class FirestoreMovieStore(FirestoreOperator):
         return out
 
     @translate_outages("firestore")
-    def duration_history(self) -> DurationHistory:
+    def duration_history(self) -> WindowedRuns:
         return self.eta_durations.read()
 
     @translate_outages("firestore")

@@ -8,6 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from deepflix.adapters.gcp.eta_durations import RECENT, stale_windows
 from deepflix.adapters.gcp.firestore_docs import (
     MOVIES,
     Doc,
@@ -18,7 +19,7 @@ from deepflix.adapters.gcp.firestore_docs import (
 )
 from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
 from deepflix.metering import METER
-from deepflix.pipeline.eta import duration_bin
+from deepflix.pipeline.eta import duration_bin, window_of
 from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie, Stage
 
@@ -50,7 +51,7 @@ class Txn:
         # The slot shard a claim gives each movie it saves (set by the claim before save).
         self.slot_for: dict[str, int] = {}
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
-        self.durations: dict[tuple[Stage, int, str | tuple[str, str, str]], float] = {}
+        self.durations: dict[tuple[Stage, int, str | tuple[str, str, str, str]], float] = {}
 
     def get(self, ref: Any) -> Any:
         snap = ref.get(**self.rpc)
@@ -86,7 +87,9 @@ class Txn:
         entries = list(old_doc.get("journal") or []) + [e.document() for e in journal]
         seq = len(entries)
         for stage, seconds in durations:
-            self._observe(stage, seconds, new.id, new.request.scene_count)
+            self._observe(
+                stage, seconds, new.id, new.request.scene_count, window_of(new.updated_at)
+            )
         slot = old_doc.get("slot_shard")
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
@@ -101,12 +104,14 @@ class Txn:
         self.replace(ref, doc)
         self.count(old, new)
 
-    def _observe(self, stage: Stage, seconds: float, movie_id: str, scenes: int) -> None:
+    def _observe(
+        self, stage: Stage, seconds: float, movie_id: str, scenes: int, window: int
+    ) -> None:
         """Add a duration to its stage's sums and to the ETA's histogram of its scene count
-        (pipeline/eta.py), in one of the stage's stats shards: blind increments, which read
-        nothing and so contend with nothing; a mean is the sum over the count."""
+        and window (pipeline/eta.py), in one of the stage's stats shards: blind increments,
+        which read nothing and so contend with nothing; a mean is the sum over the count."""
         shard = stable_shard(movie_id, self.stats_shards)
-        bin_ = ("bins", str(scenes), str(duration_bin(seconds)))
+        bin_ = (RECENT, str(window), str(scenes), str(duration_bin(seconds)))
         for name, v in (("sum_s", seconds), ("n", 1), (bin_, 1)):
             key = (stage, shard, name)
             self.durations[key] = self.durations.get(key, 0) + v
@@ -116,8 +121,12 @@ class Txn:
         for (stage, shard, name), v in self.durations.items():
             doc = docs.setdefault((stage, shard), {"stage": stage.value})
             if isinstance(name, tuple):  # a histogram bin: nested maps, merged field by field
-                _, scenes, bin_ = name
-                doc.setdefault("bins", {}).setdefault(scenes, {})[bin_] = firestore.Increment(v)
+                _, window, scenes, bin_ = name
+                windows = doc.setdefault(RECENT, {})
+                windows.setdefault(window, {}).setdefault(scenes, {})[bin_] = firestore.Increment(v)
+                # Windows the ETA no longer reads go, blindly: a delete reads nothing either.
+                for old in stale_windows(int(window)):
+                    windows[old] = firestore.DELETE_FIELD
             else:
                 doc[name] = firestore.Increment(v)
         for (stage, shard), data in docs.items():

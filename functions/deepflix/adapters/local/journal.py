@@ -1,13 +1,16 @@
-"""The journal and the stage means: rows a batch gathers and writes once, before its commit."""
+"""The journal, stage means and ETA runs per window: rows a batch writes once, at its end."""
 
 from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
 
 import orjson
 
 from deepflix.adapters.local.db import Database, json_rows, json_table
-from deepflix.pipeline.eta import duration_bin
+from deepflix.pipeline.eta import WINDOWS_KEPT, WindowedRuns, duration_bin, window_of
 from deepflix.pipeline.journal import stage_changes
-from deepflix.pipeline.models import Movie
+from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.policy import EWMA_WEIGHT, running_mean
 
 _STATS = json_table(("stage", "first", "n", "keep", "plus"), "NEW.stage_stats")
@@ -20,10 +23,10 @@ STATEMENTS = {
     f" samples = samples + v.n FROM {_STATS} AS v WHERE stage_stats.stage = v.stage;\n"
     f"INSERT INTO stage_stats SELECT stage, first, n FROM {_STATS} WHERE true"
     " ON CONFLICT (stage) DO NOTHING",
-    # The duration histograms behind ETAs (pipeline/eta.py): one count per run and bin.
-    "eta_durations": "INSERT INTO eta_durations (stage, scenes, bin, runs) "  # nosec B608 # constant names; values are bound parameters
-    + json_rows(4, "NEW.eta_durations")
-    + " ON CONFLICT (stage, scenes, bin) DO UPDATE SET runs = runs + excluded.runs",  # nosec B608 # constant names; values are bound parameters
+    # The duration histograms behind ETAs (pipeline/eta.py): one count per run, window and bin.
+    "eta_runs": "INSERT INTO eta_runs (stage, scenes, window, bin, runs) "  # nosec B608 # constant names; values are bound parameters
+    + json_rows(5, "NEW.eta_runs")
+    + " ON CONFLICT (stage, scenes, window, bin) DO UPDATE SET runs = runs + excluded.runs",  # nosec B608 # constant names; values are bound parameters
 }
 
 
@@ -38,7 +41,7 @@ class History:
         self.db = db
         self._journal: list[tuple[str, str, int, str, str, str]] = []
         self._durations: dict[str, list[float]] = {}
-        self._bins: dict[tuple[str, int, int], int] = {}
+        self._bins: dict[tuple[str, int, int, int], int] = {}
         db.buffer(self)
 
     def saved(self, old: Movie, new: Movie) -> None:
@@ -51,9 +54,10 @@ class History:
             self._journal.append(
                 (new.id, e.stage.value, e.attempt, e.before.value, e.after.value, e.at.isoformat())
             )
+        window = window_of(new.updated_at)  # when the runs ended
         for stage, seconds in durations:
             self._durations.setdefault(stage.value, []).append(seconds)
-            key = (stage.value, new.request.scene_count, duration_bin(seconds))
+            key = (stage.value, new.request.scene_count, window, duration_bin(seconds))
             self._bins[key] = self._bins.get(key, 0) + 1
 
     def rows(self) -> dict[str, str]:
@@ -76,7 +80,7 @@ class History:
                 ]
             ).decode()
         if self._bins:
-            out["eta_durations"] = orjson.dumps([(*k, n) for k, n in self._bins.items()]).decode()
+            out["eta_runs"] = orjson.dumps([(*k, n) for k, n in self._bins.items()]).decode()
         self.discard()
         return out
 
@@ -84,3 +88,36 @@ class History:
         self._journal.clear()
         self._durations.clear()
         self._bins.clear()
+
+
+# A stage's windows older than the ETA reads (pipeline/eta.recent), from its newest.
+PRUNE_ETA_RUNS = """
+DELETE FROM eta_runs WHERE window <= (
+    SELECT MAX(e.window) FROM eta_runs AS e WHERE e.stage = eta_runs.stage
+) - ?
+"""
+
+
+def windowed_runs(conn: sqlite3.Connection) -> None:
+    """A file from before the windows: its runs count as of now, then its table goes."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'eta_durations'").fetchone():
+        window = window_of(datetime.now(UTC))
+        conn.execute(
+            "INSERT OR IGNORE INTO eta_runs SELECT stage, scenes, ?, bin, runs FROM eta_durations",
+            (window,),
+        )
+        conn.execute("DROP TABLE eta_durations")
+
+
+def eta_runs(conn: sqlite3.Connection) -> WindowedRuns:
+    """The ETA's histograms as stored: runs per (stage, scene count, window) and bin."""
+    out: dict[tuple[Stage, int, int], dict[int, int]] = {}
+    for stage, scenes, window, b, runs in conn.execute(
+        "SELECT stage, scenes, window, bin, runs FROM eta_runs"
+    ):
+        out.setdefault((Stage(stage), scenes, window), {})[b] = runs
+    return out
+
+
+def prune_eta_runs(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(PRUNE_ETA_RUNS, (WINDOWS_KEPT,)).rowcount)

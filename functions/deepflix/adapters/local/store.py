@@ -10,13 +10,13 @@ from pathlib import Path
 
 import orjson
 
-from deepflix.adapters.local import queue_counts
+from deepflix.adapters.local import journal, queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
 from deepflix.adapters.local.operator_rows import OperatorRows
 from deepflix.adapters.local.owner_usage import owner_usage
-from deepflix.pipeline.eta import History as DurationHistory
+from deepflix.pipeline.eta import WindowedRuns
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
     STAGES,
@@ -68,11 +68,12 @@ CREATE INDEX IF NOT EXISTS journal_movie ON journal (movie_id, seq);
 CREATE TABLE IF NOT EXISTS stage_stats (
     stage TEXT PRIMARY KEY, mean_s REAL NOT NULL, samples INTEGER NOT NULL
 );
--- Successful stage runs per (stage, scene count, duration bin): the ETA's histograms.
-CREATE TABLE IF NOT EXISTS eta_durations (
-    stage TEXT NOT NULL, scenes INTEGER NOT NULL, bin INTEGER NOT NULL, runs INTEGER NOT NULL,
-    PRIMARY KEY (stage, scenes, bin)
-);
+-- Successful stage runs per (stage, scene count, window of their end, duration bin): the
+-- ETA's histograms, recent windows weighing more (pipeline/eta.py).
+CREATE TABLE IF NOT EXISTS eta_runs (
+    stage TEXT NOT NULL, scenes INTEGER NOT NULL, window INTEGER NOT NULL, bin INTEGER NOT NULL,
+    runs INTEGER NOT NULL, PRIMARY KEY (stage, scenes, window, bin)
+) WITHOUT ROWID;
 """
 # How long the stage means behind ETAs are reused before they are read again.
 MEANS_TTL_S = 1.0
@@ -132,7 +133,7 @@ class SqliteMovieStore(OperatorRows):
 
     def __init__(self, where: Path | Database) -> None:
         self._means: tuple[float, dict[Stage, float]] = (-MEANS_TTL_S, {})
-        self._history: tuple[float, DurationHistory] = (-MEANS_TTL_S, {})
+        self._history: tuple[float, WindowedRuns] = (-MEANS_TTL_S, {})
         self._paused = (-1, False)  # (generation, flag), as the writer last read or wrote it
         self.db = where if isinstance(where, Database) else Database(where)
         self._cache = MovieCache(self.db)
@@ -149,6 +150,7 @@ class SqliteMovieStore(OperatorRows):
         self.db.conn().executescript(SCHEMA + queue_counts.SCHEMA)
         if not self.db.read_only:  # a reader's writer has set the file up already
             self.db.write(queue_counts.first_bucket)
+            self.db.write(journal.windowed_runs)
 
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
         def write(conn: sqlite3.Connection) -> Movie:
@@ -299,20 +301,21 @@ class SqliteMovieStore(OperatorRows):
             self._means = (time.monotonic(), means)
         return means
 
-    def duration_history(self) -> DurationHistory:
+    def duration_history(self) -> WindowedRuns:
         at, history = self._history
         if time.monotonic() - at >= MEANS_TTL_S:
-            rows = self.db.conn().execute("SELECT stage, scenes, bin, runs FROM eta_durations")
-            out: dict[tuple[Stage, int], dict[int, int]] = {}
-            for stage, scenes, b, runs in rows:
-                out.setdefault((Stage(stage), scenes), {})[b] = runs
-            history = out
+            history = journal.eta_runs(self.db.conn())
             self._history = (time.monotonic(), history)
         return history
 
     def prune(self) -> int:
-        """Housekeeping for the sweep: emptied queue-count rows."""
-        return self.db.write(queue_counts.prune)
+        """Housekeeping for the sweep: emptied queue-count rows, and the ETA's windows that
+        have fallen out of those it reads."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            return queue_counts.prune(conn) + journal.prune_eta_runs(conn)
+
+        return self.db.write(write)
 
     def admission_paused(self) -> bool:
         # Asked by every dispatch of the story stage, which runs on the writer thread.
