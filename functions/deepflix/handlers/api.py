@@ -226,7 +226,7 @@ class Api:
     @OPERATIONS(
         "GET",
         "/api/movies",
-        summary="The movies, newest first, a page at a time.",
+        summary="The caller's movies (operators: any owner's), newest first, a page at a time.",
         query=(LIMIT, CURSOR, OWNER),
         answer=MovieList,
         errors=(400, 403, 503),
