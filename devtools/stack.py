@@ -22,6 +22,7 @@ from typing import Any
 
 from devtools import emulators
 from devtools.emulators import HOST, PROJECT, Emulator
+from devtools.firebase_tokens import emulator_id_token
 from devtools.test_issuer import PushProxy, TestIssuer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -305,6 +306,8 @@ def main() -> int:
     for name, fn in stack.functions.items():
         out.write(f"  function {name:<17} {fn.url}\n")
     out.write(f"  /sweep every {args.sweep_every:g}s (as Cloud Scheduler)\n")
+    # The api function takes the Auth emulator's tokens here (README: who may do what).
+    out.write(f"  Operator's ID token: {emulator_id_token('operator', admin=True)}\n")
     out.write(
         f"  Firestore {stack.firestore.address}  Pub/Sub {stack.pubsub.address}"
         f"  Cloud Tasks {stack.tasks.address}  Cloud Storage {stack.storage.address}\n"

@@ -81,6 +81,7 @@ resource "google_project_service" "apis" {
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
+    "identitytoolkit.googleapis.com", # Firebase Authentication: the users behind ID tokens
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",

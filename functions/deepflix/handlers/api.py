@@ -263,7 +263,7 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     @OPERATIONS(
         "GET",
         "/api/movies",
-        summary="The movies, newest first, a page at a time.",
+        summary="The caller's movies (operators: any owner's), newest first, a page at a time.",
         query=(LIMIT, CURSOR, OWNER, *FILTERS),
         answer=MovieList,
         errors=(400, 403, 503),
