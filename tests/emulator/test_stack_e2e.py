@@ -309,3 +309,34 @@ def test_a_requests_trace_reaches_its_tasks_messages_and_jobs_and_their_log_line
         assert any(e["message"] == "stage request received" for e in traced[f"function-{fn}.log"])
     jobs = [name for name in traced if name.startswith(("images-", "video-"))]  # environment
     assert len(jobs) >= 2, traced.keys()
+
+
+def test_internal_endpoints_of_the_stack_take_only_its_callers_tokens(
+    running: stack.Stack,
+) -> None:
+    """The real functions-framework processes check tokens: 401 without or for another
+    audience, 403 for an account not allowed, 200 for the scheduler's."""
+    tasks_url = running.functions["tasks"].url
+    assert running.issuer is not None
+    stranger = running.issuer.tokens("someone@demo-deepflix.iam.gserviceaccount.com", running.env)
+
+    def sweep(token: str | None) -> int:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(f"{tasks_url}/sweep", b"{}", headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
+    assert sweep(None) == 401
+    assert sweep(running.token("scheduler", "http://127.0.0.1:1")) == 401
+    assert sweep(stranger(tasks_url)) == 403
+    assert sweep(running.token("scheduler", tasks_url)) == 200
+    story = running.functions["story_requested"].url
+    req = urllib.request.Request(story + "/", b"{}", {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 401  # a push without the push identity's token
