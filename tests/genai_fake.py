@@ -13,7 +13,7 @@ import io
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -158,6 +158,8 @@ class FakeGenai:
     polls_before_done: int = 2
     operations: dict[str, int] = field(default_factory=dict)  # name -> lookups left
     polls: list[str] = field(default_factory=list)
+    # The bytes of a finished operation's clip, from the operation's id.
+    clip: Callable[[str], bytes] = clip_bytes
 
     @property
     def url(self) -> str:
@@ -183,7 +185,7 @@ class FakeGenai:
         if left > 0:
             self.operations[name] = left - 1
             return Reply(200, {"name": name})
-        clip = base64.b64encode(clip_bytes(name.rpartition("/")[2])).decode()
+        clip = base64.b64encode(self.clip(name.rpartition("/")[2])).decode()
         response = {
             "@type": LRO_RESPONSE,
             "raiMediaFilteredCount": 0,

@@ -18,6 +18,7 @@ from deepflix.pipeline.models import Movie, MovieCreate, Stage, StageStatus
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
+from deepflix.stages.processors import GENERATOR
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ KITS = textwrap.dedent(
 
 
     def kit(root):
-        gens = Generators(Story(), InstantImageGenerator(), InstantVideoGenerator())
+        gens = Generators(Story(), InstantImageGenerator(), InstantVideoGenerator(), "instant")
         store = LocalArtifactStore(Path(root) / "artifacts")
         return InlineExecutor(gens, store, Path(root) / "work")
     """
@@ -89,6 +90,8 @@ def test_each_stage_runs_in_a_worker_and_its_artifacts_are_stored(
     images = pool.run(Stage.images, movie, progress.append, 30)
     movie = movie.model_copy(update={"artifacts": story | images})
     video = run(pool, Stage.video, movie)
+    # What made them comes with the outputs (the runner records it, not as an artifact).
+    assert images.pop(GENERATOR) == video.pop(GENERATOR) == story.pop(GENERATOR) == "instant"
     assert sorted(images) == ["scene-01.png", "scene-02.png", "scene-03.png"]
     assert progress == [33, 66, 100]  # reported in the worker, delivered here
     assert sorted(video) == ["captions.vtt", "movie.mp4", "poster.png"]
@@ -160,7 +163,7 @@ def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: Proces
         pool.run(Stage.images, movie, progress, 30)
     assert pool.pids() != [pid]
     # The rest of the images answer went with the old worker, not into this one's.
-    assert list(run(pool, Stage.story, story_movie("next"))) == ["story.json"]
+    assert sorted(run(pool, Stage.story, story_movie("next"))) == [GENERATOR, "story.json"]
 
 
 def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: ProcessExecutor) -> None:

@@ -63,8 +63,26 @@ class ImageGenerator(Protocol):
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None: ...
 
 
+class Ledger(Protocol):
+    """Where a stage keeps what it must find again after a restart (operation names by key):
+    on the movie, through the pipeline's store."""
+
+    def read(self) -> dict[str, str]: ...
+
+    def record(self, key: str, value: str) -> None:
+        """Durably recorded when this returns; raises if it could not be."""
+        ...
+
+
 class VideoGenerator(Protocol):
-    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs: ...
+    def assemble(
+        self,
+        *,
+        story: Story,
+        image_paths: list[Path],
+        out_dir: Path,
+        ledger: Ledger | None = None,
+    ) -> VideoOutputs: ...
 
 
 class TextModel(Protocol):
@@ -99,10 +117,12 @@ class VideoModel(Protocol):
 
 @dataclass(frozen=True)
 class Models:
-    """The hosted models the `gemini` generator set calls (built by the composition root)."""
+    """The hosted models the `gemini` generator set calls (built by the composition root);
+    `video` only where clips are filmed (DEEPFLIX_GENAI_VIDEO=veo)."""
 
     text: TextModel
     image: ImageModel
+    video: VideoModel | None = None
 
 
 @dataclass(frozen=True)
@@ -110,3 +130,10 @@ class Generators:
     story: StoryGenerator
     images: ImageGenerator
     video: VideoGenerator
+    kind: str = "cpu"  # the set's name: what made an artifact, unless its generator says
+
+
+def made_by(generator: object, kind: str) -> str:
+    """The name a status view shows for the generator: its `source` (a hosted model's
+    name), else the set's."""
+    return str(getattr(generator, "source", None) or kind)

@@ -7,7 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from deepflix.stages.generators.base import Character, Scene, Story, VideoOutputs
+from deepflix.stages.generators.base import Character, Ledger, Scene, Story, VideoOutputs
 
 # These exist to measure the queue itself (dispatch, retries, storage), not rendering:
 # the "movie" they produce is a 16x9 PNG and an MP4 with no video track. Never ship them.
@@ -101,7 +101,14 @@ class InstantVideoGenerator:
         self.scene_seconds = scene_seconds
         self.fps = fps
 
-    def assemble(self, *, story: Story, image_paths: list[Path], out_dir: Path) -> VideoOutputs:
+    def assemble(
+        self,
+        *,
+        story: Story,
+        image_paths: list[Path],
+        out_dir: Path,
+        ledger: Ledger | None = None,  # nothing to resume: a render starts over
+    ) -> VideoOutputs:
         if not image_paths:
             raise ValueError("at least one image is needed")
         out_dir.mkdir(parents=True, exist_ok=True)
