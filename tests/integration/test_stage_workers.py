@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from deepflix.pipeline.errors import StageWorkError
-from deepflix.pipeline.models import Movie, MovieCreate, Stage, StageStatus
+from deepflix.pipeline.models import ModelUsage, Movie, MovieCreate, Stage, StageStatus
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
-from deepflix.stages.processors import GENERATOR
+from deepflix.stages.processors import GENERATOR, WorkNote
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,9 @@ KITS = textwrap.dedent(
     from pathlib import Path
 
     from deepflix.adapters.local.artifacts import LocalArtifactStore
-    from deepflix.pipeline.errors import PermanentStageError
+    from deepflix.pipeline import usage
+    from deepflix.pipeline.errors import PermanentStageError, RetryableStageError
+    from deepflix.pipeline.models import ModelUsage
     from deepflix.stages.generators.base import Generators
     from deepflix.stages.generators.instant import InstantImageGenerator, InstantStoryGenerator
     from deepflix.stages.generators.instant import InstantVideoGenerator
@@ -43,6 +45,10 @@ KITS = textwrap.dedent(
                 raise PermanentStageError("the prompt is refused", code="refused")
             if prompt == "crash":
                 raise ValueError("a bug in the generator")
+            if prompt == "busy":
+                raise RetryableStageError("busy", code="model_rate_limited", retry_after_s=42)
+            if prompt == "metered":
+                usage.record(ModelUsage(model="m", calls=1, input_tokens=7))
             if prompt.startswith("sleep"):
                 time.sleep(float(prompt.split()[1]))
             return super().write_story(prompt=prompt, **kw)
@@ -229,3 +235,14 @@ def test_the_embedded_service_finishes_movies_with_stage_workers(tmp_path: Path)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_retry_hint_and_noted_usage_cross_from_the_worker(pool: ProcessExecutor) -> None:
+    with pytest.raises(StageWorkError) as busy:
+        run(pool, Stage.story, story_movie("busy"))
+    assert busy.value.code == "model_rate_limited"
+    assert getattr(busy.value, "retry_after_s", None) == 42
+    notes: list[WorkNote] = []
+    outputs = pool.run(Stage.story, story_movie("metered"), lambda pct: None, 30, notes.append)
+    assert "story.json" in outputs
+    assert notes == [WorkNote(usage=[ModelUsage(model="m", calls=1, input_tokens=7)])]

@@ -69,7 +69,7 @@ class ModelServer:
 
     def _http_error(self, route: str, e: urllib.error.HTTPError) -> StageWorkError:
         why = f"{self.name}/{route}: {e.code}: {_reason(e.read())}"
-        after = _retry_after_s(e.headers.get("Retry-After"))
+        after = retry_after_seconds(e.headers.get("Retry-After"))
         if e.code == 429:
             suffix = f" (the server asks to wait {after:g}s)" if after is not None else ""
             return RetryableStageError(why + suffix, code="model_rate_limited", retry_after_s=after)
@@ -78,7 +78,7 @@ class ModelServer:
         return PermanentStageError(why, code="model_rejected")
 
 
-def _retry_after_s(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Retry-After in seconds (its HTTP-date form counted from now); None if absent or bad."""
     if not value:
         return None
