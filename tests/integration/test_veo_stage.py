@@ -15,10 +15,15 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from deepflix.adapters.local.figures import SqliteFigures
 from deepflix.entrypoints.job import main
+from deepflix.handlers.metrics import exposition
+from deepflix.handlers.views import movie_view
 from deepflix.pipeline.models import VIDEO, Movie, MovieStatus, Stage, StageStatus
-from deepflix.runtime.compose import build_embedded
+from deepflix.runtime.api_process import service_figures
+from deepflix.runtime.compose import build_embedded, build_reader
 from deepflix.settings import get_settings
 from tests.factories import request
 from tests.genai_fake import FakeGenai, fake_genai
@@ -155,3 +160,45 @@ def test_a_safety_filtered_clip_fails_the_movie_with_the_models_reason(
     assert movie.status is MovieStatus.failed
     assert movie.error is not None and movie.error.code == "model_blocked"
     assert "violate the usage guidelines" in movie.error.message and VEO in movie.error.message
+
+
+def test_the_usage_is_summed_in_metrics_and_the_status_names_each_generator(
+    fake: FakeGenai, running_video: str
+) -> None:
+    fake.polls_before_done = 1
+    assert main() == 0
+    reader = build_reader(get_settings())
+    text = exposition(
+        reader.pipeline, service_figures(SqliteFigures(reader.queue.db), reader, None)
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def at(name: str, stage: str, model: str) -> float:
+        return samples[(name, (("model", model), ("stage", stage)))]
+
+    assert at("deepflix_model_video_seconds", "video", VEO) == 12.0
+    assert at("deepflix_model_calls", "video", VEO) == 3
+    assert at("deepflix_model_images", "images", "gemini-2.5-flash-image") == 3
+    assert at("deepflix_model_input_tokens", "story", "gemini-2.5-flash") == 120
+    assert at("deepflix_model_output_tokens", "story", "gemini-2.5-flash") == 640
+    view = movie_view(stored(running_video), None, str)
+    assert {s: v["generator"] for s, v in view["stages"].items()} == {
+        "story": "gemini-2.5-flash",
+        "images": "gemini-2.5-flash-image",
+        "video": f"{VEO}+ffmpeg",
+    }
+    assert view["stages"]["video"]["usage"] == [
+        {
+            "model": VEO,
+            "calls": 3,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "images": 0,
+            "video_seconds": 12.0,
+        }
+    ]
+    assert len(view["stages"]["video"]["notes"]) == 3
