@@ -4,7 +4,6 @@ into the film; usage and generators on the movie."""
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
@@ -26,30 +25,12 @@ from deepflix.runtime.api_process import service_figures
 from deepflix.runtime.compose import build_embedded, build_reader
 from deepflix.settings import get_settings
 from tests.factories import request
-from tests.genai_fake import FakeGenai, fake_genai
+from tests.genai_fake import FakeGenai, fake_genai, real_clip
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 VEO = "veo-3.0-fast-generate-001"
-
-
-@functools.cache
-def real_clip(seconds: float = 1.0) -> bytes:
-    """A small real H.264 MP4 (the join decodes what Veo sends)."""
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"deepflix-veo-clip-{os.getpid()}.mp4"
-    subprocess.run(
-        [
-            *(imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", f"testsrc=size=320x180:rate=24:duration={seconds}"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(out)),
-        ],
-        check=True,
-        timeout=60,
-    )
-    data = out.read_bytes()
-    out.unlink()
-    return data
 
 
 @pytest.fixture
