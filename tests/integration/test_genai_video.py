@@ -101,7 +101,12 @@ def test_clips_are_started_once_and_polled_with_growing_pauses(
     body = started(fake)[0]
     instance = body["instances"][0]  # type: ignore[index]
     assert instance["image"]["mimeType"] == "image/png" and instance["image"]["bytesBase64Encoded"]
-    assert body["parameters"] == {"aspectRatio": "16:9", "durationSeconds": 4, "sampleCount": 1}
+    assert body["parameters"] == {
+        "aspectRatio": "16:9",
+        "durationSeconds": 4,
+        "sampleCount": 1,
+        "generateAudio": False,
+    }
 
 
 def test_an_attempt_out_of_time_fails_retryable_and_the_next_resumes(

@@ -214,8 +214,10 @@ class VeoVideo(_Caller):
     process; the name is all a restarted job needs."""
 
     def start_clip(self, *, prompt: str, image: bytes, seconds: int) -> str:
+        # No sound: the film is joined without it (ffmpeg -an), and Veo prices video alone
+        # below video with audio.
         config = types.GenerateVideosConfig(
-            aspect_ratio="16:9", duration_seconds=seconds, number_of_videos=1
+            aspect_ratio="16:9", duration_seconds=seconds, number_of_videos=1, generate_audio=False
         )
         source = types.GenerateVideosSource(
             prompt=prompt, image=types.Image(image_bytes=image, mime_type="image/png")
