@@ -9,14 +9,18 @@ scripted replies first, then with a success built from the request.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
+import subprocess
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -36,6 +40,25 @@ class Reply:
 def clip_bytes(file_id: str) -> bytes:
     """Stand-in MP4 bytes (an ftyp box and the file's id): the tests never decode them."""
     return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + file_id.encode()
+
+
+@functools.cache
+def real_clip(seconds: float = 1.0) -> bytes:
+    """A small real H.264 MP4 for tests whose clips are decoded and joined."""
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "clip.mp4"
+        subprocess.run(
+            [
+                *(imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y"),
+                *("-f", "lavfi", "-i", f"testsrc=size=320x180:rate=24:duration={seconds}"),
+                *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(out)),
+            ],
+            check=True,
+            timeout=60,
+        )
+        return out.read_bytes()
 
 
 def rate_limited(retry_s: float | None = 1.0) -> Reply:
@@ -158,6 +181,8 @@ class FakeGenai:
     polls_before_done: int = 2
     operations: dict[str, int] = field(default_factory=dict)  # name -> lookups left
     polls: list[str] = field(default_factory=list)
+    # The bytes of a finished operation's clip, from the operation's id.
+    clip: Callable[[str], bytes] = clip_bytes
 
     @property
     def url(self) -> str:
@@ -183,7 +208,7 @@ class FakeGenai:
         if left > 0:
             self.operations[name] = left - 1
             return Reply(200, {"name": name})
-        clip = base64.b64encode(clip_bytes(name.rpartition("/")[2])).decode()
+        clip = base64.b64encode(self.clip(name.rpartition("/")[2])).decode()
         response = {
             "@type": LRO_RESPONSE,
             "raiMediaFilteredCount": 0,

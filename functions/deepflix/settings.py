@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # One model call's deadline; shorter than the story stage's timeout.
     genai_call_timeout_s: float = Field(45.0, gt=0)
     genai_base_url: str | None = None  # another endpoint (a proxy; the tests' fake server)
+    # The video stage of the gemini set: "stills" renders the generated stills with ffmpeg
+    # (cheap), "veo" films a clip per scene with Veo (Vertex AI) and joins the clips.
+    genai_video: Literal["stills", "veo"] = "stills"
+    genai_video_model: str = "veo-3.0-fast-generate-001"
+    genai_clip_seconds: int = Field(4, ge=1, le=8)  # Veo 3 takes 4, 6 or 8
+    # First pause between two lookups of running clip operations (growing to 30 s).
+    genai_poll_s: float = Field(5.0, gt=0, le=60)
     # -- A studio's own model server (DEEPFLIX_GENERATORS=http; README has the contract).
     model_server_url: str | None = None
     model_server_token: SecretStr | None = None
@@ -163,6 +170,11 @@ class Settings(BaseSettings):
             if self.genai_call_timeout_s >= self.story_timeout_s:
                 raise ValueError(
                     "DEEPFLIX_GENAI_CALL_TIMEOUT_S must be shorter than DEEPFLIX_STORY_TIMEOUT_S"
+                )
+            if self.genai_video == "veo" and not self.genai_vertex:
+                raise ValueError(
+                    "DEEPFLIX_GENAI_VIDEO=veo needs DEEPFLIX_GENAI_VERTEX=true (the SDK films"
+                    " on Vertex AI only)"
                 )
         if self.generators == "http":
             if not self.model_server_url:

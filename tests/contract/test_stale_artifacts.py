@@ -11,7 +11,7 @@ from deepflix.adapters.gcp.storage import GcsArtifactStore
 from deepflix.pipeline.models import STORY, Movie, Stage, StageStatus, scene_image
 from deepflix.stages.generators.base import Generators, Scene, Story
 from deepflix.stages.generators.instant import InstantStoryGenerator, InstantVideoGenerator
-from deepflix.stages.processors import StageContext, run_images
+from deepflix.stages.processors import GENERATOR, StageContext, run_images
 from tests.contract.test_artifacts_contract import BUCKET, gcs_client
 from tests.factories import movie as new_movie
 from tests.gcp_fakes import fake_gcs
@@ -39,9 +39,11 @@ def at_attempt(movie: Movie, attempt: int) -> Movie:
 
 
 def images(movie: Movie, store: GcsArtifactStore, mark: bytes, work: Path) -> dict[str, str]:
+    """The stills stored by one run of the images stage (its artifacts, not its generator)."""
     work.mkdir()
     generators = Generators(InstantStoryGenerator(), MarkedStills(mark), InstantVideoGenerator())
-    return run_images(StageContext(movie, generators, store, work, lambda _: None))
+    out = run_images(StageContext(movie, generators, store, work, lambda _: None))
+    return {name: path for name, path in out.items() if name != GENERATOR}
 
 
 def test_a_stale_attempt_cannot_overwrite_the_recorded_attempts_stills(tmp_path: Path) -> None:

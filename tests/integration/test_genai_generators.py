@@ -34,7 +34,7 @@ def fake() -> Iterator[FakeGenai]:
 
 
 def generators(fake: FakeGenai, *, call_timeout_s: float = 10.0) -> Generators:
-    text, image = models(
+    text, image, _ = models(
         GenaiConfig(
             api_key=API_KEY,
             vertex=False,
@@ -122,7 +122,7 @@ def test_an_invalid_argument_is_permanent_with_the_models_message(fake: FakeGena
 def test_a_dead_endpoint_is_retryable(tmp_path: Path) -> None:
     with fake_genai() as gone:
         url = gone.url
-    text, _ = models(
+    text, _, _ = models(
         GenaiConfig(
             api_key=API_KEY,
             vertex=False,

@@ -112,3 +112,30 @@ def test_instant_set_never_imports_pillow_or_ffmpeg() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_the_gemini_set_films_with_its_video_model_if_it_has_one() -> None:
+    from deepflix.stages.generators.base import Models, made_by
+    from deepflix.stages.generators.clips import ClipFilmGenerator
+    from deepflix.stages.generators.registry import ClipSettings
+
+    text, image, veo = _Named("t"), _Named("i"), _Named("veo")
+    stills = load_generators("gemini", models=Models(text, image))  # type: ignore[arg-type]
+    assert isinstance(stills.video, CpuVideoGenerator)
+    assert made_by(stills.video, stills.kind) == "ffmpeg"
+    assert made_by(stills.story, stills.kind) == "t" and made_by(stills.images, "x") == "i"
+    clips = ClipSettings(seconds=6, first_poll_s=2.0, deadline_s=100.0)
+    films = load_generators("gemini", models=Models(text, image, veo), clips=clips)  # type: ignore[arg-type]
+    assert isinstance(films.video, ClipFilmGenerator)
+    assert (films.video.seconds, films.video.first_poll_s, films.video.deadline_s) == (
+        6,
+        2.0,
+        100.0,
+    )
+    assert made_by(films.video, films.kind) == "veo+ffmpeg"
+    assert made_by(load_generators("cpu").story, "cpu") == "cpu"

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -97,20 +98,40 @@ def test_story_and_stills_follow_the_contract(studio: Studio, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "body", "retryable", "text"),
+    ("status", "headers", "body", "retryable", "text", "after"),
     [
-        (429, {"Retry-After": "12"}, b'{"error": {"message": "busy"}}', True, "wait 12s"),
-        (503, {}, b"overloaded", True, "overloaded"),
-        (400, {}, b'{"error": {"message": "prompt refused: unsafe"}}', False, "unsafe"),
+        (429, {"Retry-After": "12"}, b'{"error": {"message": "busy"}}', True, "wait 12s", 12.0),
+        (503, {"Retry-After": "7"}, b"overloaded", True, "overloaded", 7.0),
+        (503, {}, b"overloaded", True, "overloaded", None),
+        (400, {}, b'{"error": {"message": "prompt refused: unsafe"}}', False, "unsafe", None),
     ],
 )
 def test_errors_follow_the_retry_policy(
-    studio: Studio, status: int, headers: dict[str, str], body: bytes, retryable: bool, text: str
+    studio: Studio,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    retryable: bool,
+    text: str,
+    after: float | None,
 ) -> None:
     studio.failures.append((status, headers, body))
     with pytest.raises(StageWorkError) as err:
         gens(studio.url).story.write_story(prompt="p", title=None, style="s", scene_count=1, seed=1)
     assert err.value.retryable is retryable and text in err.value.message
+    # The server's Retry-After goes to the retry policy with the error.
+    assert getattr(err.value, "retry_after_s", None) == after
+
+
+def test_a_retry_after_date_counts_from_now() -> None:
+    from email.utils import format_datetime
+
+    from deepflix.stages.generators.http import retry_after_seconds
+
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    seconds = retry_after_seconds(later)
+    assert seconds is not None and 100 < seconds <= 120
+    assert retry_after_seconds("soon") is None and retry_after_seconds("-3") == 0.0
 
 
 def test_a_story_that_does_not_validate_is_retryable(studio: Studio) -> None:

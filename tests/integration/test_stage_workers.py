@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from deepflix.pipeline.errors import StageWorkError
-from deepflix.pipeline.models import Movie, MovieCreate, Stage, StageStatus
+from deepflix.pipeline.models import ModelUsage, Movie, MovieCreate, Stage, StageStatus
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from deepflix.stages.executors import WORKER_NICE, ProcessExecutor, WorkerDied, WorkTimedOut
+from deepflix.stages.processors import GENERATOR, WorkNote
 from tests.factories import movie as make_movie
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,9 @@ KITS = textwrap.dedent(
     from pathlib import Path
 
     from deepflix.adapters.local.artifacts import LocalArtifactStore
-    from deepflix.pipeline.errors import PermanentStageError
+    from deepflix.pipeline import usage
+    from deepflix.pipeline.errors import PermanentStageError, RetryableStageError
+    from deepflix.pipeline.models import ModelUsage
     from deepflix.stages.generators.base import Generators
     from deepflix.stages.generators.instant import InstantImageGenerator, InstantStoryGenerator
     from deepflix.stages.generators.instant import InstantVideoGenerator
@@ -42,13 +45,17 @@ KITS = textwrap.dedent(
                 raise PermanentStageError("the prompt is refused", code="refused")
             if prompt == "crash":
                 raise ValueError("a bug in the generator")
+            if prompt == "busy":
+                raise RetryableStageError("busy", code="model_rate_limited", retry_after_s=42)
+            if prompt == "metered":
+                usage.record(ModelUsage(model="m", calls=1, input_tokens=7))
             if prompt.startswith("sleep"):
                 time.sleep(float(prompt.split()[1]))
             return super().write_story(prompt=prompt, **kw)
 
 
     def kit(root):
-        gens = Generators(Story(), InstantImageGenerator(), InstantVideoGenerator())
+        gens = Generators(Story(), InstantImageGenerator(), InstantVideoGenerator(), "instant")
         store = LocalArtifactStore(Path(root) / "artifacts")
         return InlineExecutor(gens, store, Path(root) / "work")
     """
@@ -89,6 +96,8 @@ def test_each_stage_runs_in_a_worker_and_its_artifacts_are_stored(
     images = pool.run(Stage.images, movie, progress.append, 30)
     movie = movie.model_copy(update={"artifacts": story | images})
     video = run(pool, Stage.video, movie)
+    # What made them comes with the outputs (the runner records it, not as an artifact).
+    assert images.pop(GENERATOR) == video.pop(GENERATOR) == story.pop(GENERATOR) == "instant"
     assert sorted(images) == ["scene-01.png", "scene-02.png", "scene-03.png"]
     assert progress == [33, 66, 100]  # reported in the worker, delivered here
     assert sorted(video) == ["captions.vtt", "movie.mp4", "poster.png"]
@@ -160,7 +169,7 @@ def test_a_caller_that_stops_listening_mid_answer_gets_a_new_worker(pool: Proces
         pool.run(Stage.images, movie, progress, 30)
     assert pool.pids() != [pid]
     # The rest of the images answer went with the old worker, not into this one's.
-    assert list(run(pool, Stage.story, story_movie("next"))) == ["story.json"]
+    assert sorted(run(pool, Stage.story, story_movie("next"))) == [GENERATOR, "story.json"]
 
 
 def test_work_past_its_timeout_is_killed_and_the_worker_replaced(pool: ProcessExecutor) -> None:
@@ -226,3 +235,14 @@ def test_the_embedded_service_finishes_movies_with_stage_workers(tmp_path: Path)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_retry_hint_and_noted_usage_cross_from_the_worker(pool: ProcessExecutor) -> None:
+    with pytest.raises(StageWorkError) as busy:
+        run(pool, Stage.story, story_movie("busy"))
+    assert busy.value.code == "model_rate_limited"
+    assert getattr(busy.value, "retry_after_s", None) == 42
+    notes: list[WorkNote] = []
+    outputs = pool.run(Stage.story, story_movie("metered"), lambda pct: None, 30, notes.append)
+    assert "story.json" in outputs
+    assert notes == [WorkNote(usage=[ModelUsage(model="m", calls=1, input_tokens=7)])]

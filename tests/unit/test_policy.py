@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepflix.pipeline.models import Stage
-from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.policy import MAX_HINT_S, PipelineConfig, RetryPolicy, StagePolicy
 from tests.factories import CONFIG
 
 pytestmark = pytest.mark.unit
@@ -47,3 +47,12 @@ def test_config_needs_every_stage() -> None:
     with pytest.raises(ValueError, match="video"):
         PipelineConfig(stages={s: CONFIG[s] for s in (Stage.story, Stage.images)})
     assert CONFIG[Stage.images].runs_as_job and not CONFIG[Stage.story].runs_as_job
+
+
+def test_a_server_retry_hint_sets_the_least_delay_even_past_the_cap() -> None:
+    p = RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=5, jitter=0)
+    assert p.next_delay(1, hint_s=42) == 42  # the server's wait, though above max_delay_s
+    assert p.next_delay(2, hint_s=0.5) == 2  # a shorter hint leaves the schedule
+    assert p.next_delay(1, hint_s=None) == 1
+    assert p.next_delay(1, hint_s=10 * MAX_HINT_S) == MAX_HINT_S  # bounded
+    assert p.next_delay(3, hint_s=42) is None  # a hint buys no extra attempt

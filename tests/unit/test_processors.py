@@ -35,4 +35,4 @@ def test_the_story_file_is_indented_utf8_json_that_the_next_stages_read_back(
     assert json.loads(raw)["prompt"] == "Café au lait — 東京の夜"
     movie = movie.model_copy(update={"artifacts": story})
     images = work.run(Stage.images, movie, lambda pct: None, 30)
-    assert sorted(images) == ["scene-01.png", "scene-02.png"]
+    assert sorted(images) == ["@generator", "scene-01.png", "scene-02.png"]

@@ -61,6 +61,14 @@ def test_bad_values_are_refused_with_the_field_named(
         ({"DEEPFLIX_BACKEND": "gcp"}, "DEEPFLIX_TASKS_URL"),
         ({"DEEPFLIX_ARTIFACTS": "gcs"}, "DEEPFLIX_ARTIFACTS_BUCKET"),
         ({"DEEPFLIX_JOB_RUNNER": "cloudrun"}, "DEEPFLIX_BACKEND=gcp"),
+        (
+            {
+                "DEEPFLIX_GENERATORS": "gemini",
+                "DEEPFLIX_GENAI_API_KEY": "k",
+                "DEEPFLIX_GENAI_VIDEO": "veo",
+            },
+            "DEEPFLIX_GENAI_VIDEO=veo needs DEEPFLIX_GENAI_VERTEX=true",
+        ),
     ],
 )
 def test_incomplete_cloud_settings_are_refused(

@@ -18,9 +18,10 @@ from deepflix.pipeline.events import (
     RetryRequested,
     RunStage,
     StageFailed,
+    StageNoted,
     StageSucceeded,
 )
-from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.models import ModelUsage, MovieStatus, Stage, StageStatus
 from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
 from deepflix.pipeline.transitions import TRANSITIONS, apply
 from tests.factories import CONFIG, T0, movie
@@ -220,3 +221,44 @@ def test_retry_of_a_movie_cancelled_while_queued_goes_back_to_queued() -> None:
     assert t.applied and t.movie.status is MovieStatus.queued
     assert t.movie.stages[Stage.story].status is StageStatus.waiting
     assert t.commands == (Dispatch(Stage.story),)
+
+
+def test_a_retry_hint_on_a_failure_delays_the_next_attempt_at_least_as_long() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), CFG).movie
+    failed = StageFailed(Stage.story, 1, "model_rate_limited", "429", True, AT, retry_after_s=90)
+    st = apply(m, failed, CFG).movie.stages[Stage.story]
+    assert st.status is StageStatus.waiting and st.ready_at == AT + timedelta(seconds=90)
+    plain = StageFailed(Stage.story, 1, "model_rate_limited", "429", True, AT)
+    ready = apply(m, plain, CFG).movie.stages[Stage.story].ready_at
+    assert ready is not None and ready < AT + timedelta(seconds=90)
+
+
+def test_notes_merge_usage_adds_up_and_both_outlive_the_attempt() -> None:
+    m = run_through(movie(), Stage.story, Stage.images)
+    m = apply(m, Claimed(Stage.video, AT), CFG).movie
+    veo = ModelUsage(model="veo", calls=1, video_seconds=4)
+    for scene in ("scene-000", "scene-001"):
+        noted = StageNoted(Stage.video, 1, AT, notes=((scene, f"op-{scene}"),), usage=(veo,))
+        m = apply(m, noted, CFG).movie
+    st = m.stages[Stage.video]
+    assert st.notes == {"scene-000": "op-scene-000", "scene-001": "op-scene-001"}
+    assert st.usage["veo"].calls == 2 and st.usage["veo"].video_seconds == 8
+    assert not apply(m, StageNoted(Stage.video, 2, AT, notes=(("x", "y"),)), CFG).applied
+    m = apply(m, StageFailed(Stage.video, 1, "model_still_running", "x", True, AT), CFG).movie
+    m = apply(m, Claimed(Stage.video, AT + timedelta(seconds=99)), CFG).movie
+    assert m.stages[Stage.video].attempts == 2
+    assert m.stages[Stage.video].notes["scene-001"] == "op-scene-001"  # attempt 2 resumes
+    done = StageSucceeded(Stage.video, 2, (("movie.mp4", "p"),), AT, generator="veo+ffmpeg")
+    m = apply(m, done, CFG).movie
+    assert m.status is MovieStatus.succeeded and m.stages[Stage.video].generator == "veo+ffmpeg"
+
+
+def test_a_client_retry_keeps_the_usage_paid_for_and_drops_the_notes() -> None:
+    m = run_through(movie(), Stage.story, Stage.images)
+    m = apply(m, Claimed(Stage.video, AT), CFG).movie
+    veo = ModelUsage(model="veo", calls=1, video_seconds=4)
+    m = apply(m, StageNoted(Stage.video, 1, AT, notes=(("s", "op"),), usage=(veo,)), CFG).movie
+    m = apply(m, StageFailed(Stage.video, 1, "model_blocked", "no", False, AT), CFG).movie
+    assert m.status is MovieStatus.failed
+    m = apply(m, RetryRequested(AT), CFG).movie
+    assert m.stages[Stage.video].notes == {} and m.stages[Stage.video].usage == {"veo": veo}

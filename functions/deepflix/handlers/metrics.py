@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deepflix.handlers.operations import OPERATIONS, Access
-from deepflix.pipeline.figures import DURATION_BUCKETS, Figures, ServiceFigures
+from deepflix.pipeline.figures import DURATION_BUCKETS, Figures, ServiceFigures, UsageFigure
 from deepflix.pipeline.service import Pipeline
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -73,7 +73,30 @@ def exposition(pipeline: Pipeline, figures: ServiceFigures | None) -> str:
             "Webhook attempts by result: delivered, failed (to be retried), gave_up.",
             (({"result": r}, webhooks.get(r, 0)) for r in ("delivered", "failed", "gave_up")),
         )
+    if figures.usage:
+        out += _usage_families(figures.usage)
     return "\n".join(out) + "\n"
+
+
+_USAGE_FAMILIES = (
+    ("calls", "deepflix_model_calls", "Hosted model calls"),
+    ("input_tokens", "deepflix_model_input_tokens", "Tokens sent to hosted models"),
+    ("output_tokens", "deepflix_model_output_tokens", "Tokens hosted models answered"),
+    ("images", "deepflix_model_images", "Images hosted models made"),
+    ("video_seconds", "deepflix_model_video_seconds", "Seconds of video hosted models made"),
+)
+
+
+def _usage_families(usage: list[UsageFigure]) -> list[str]:
+    out: list[str] = []
+    for attr, name, text in _USAGE_FAMILIES:
+        out += family(
+            name,
+            "gauge",  # a sum over the movies held: deleting movies lowers it
+            f"{text}, by stage and model, summed over the movies the store holds.",
+            (({"stage": u.stage, "model": u.model}, getattr(u, attr)) for u in usage),
+        )
+    return out
 
 
 def _stage_families(figures: Figures) -> list[str]:

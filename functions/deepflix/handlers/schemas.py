@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from deepflix.handlers import examples
 from deepflix.pipeline.models import (
+    ModelUsage,
     MovieCreate,
     MovieStatus,
     Priority,
@@ -90,6 +91,11 @@ class StageView(Answer):
     duration_seconds: float | None
     ready_at: datetime | None
     last_error: StageError | None
+    # What made the stage's artifacts: "cpu", "instant", "http", "ffmpeg" (the stills
+    # renderer) or the hosted models' names.
+    generator: str | None = None
+    usage: list[ModelUsage] = []  # hosted model usage by model, over every attempt
+    notes: dict[str, str] = {}  # what the work recorded to resume (clip operation names)
 
 
 class Artifacts(Answer):

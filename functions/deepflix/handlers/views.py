@@ -88,6 +88,9 @@ def _stage_view(st: StageState) -> dict[str, Any]:
         "duration_seconds": st.duration_s,
         "ready_at": _time(st.ready_at),
         "last_error": st.last_error.model_dump(mode="json") if st.last_error else None,
+        "generator": st.generator,
+        "usage": [u.model_dump(mode="json") for _, u in sorted(st.usage.items())],
+        "notes": dict(st.notes),
     }
 
 

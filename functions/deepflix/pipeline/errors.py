@@ -56,7 +56,16 @@ class StageWorkError(Exception):
 
 
 class RetryableStageError(StageWorkError):
+    """`retry_after_s`: how long the far side asked to be left alone (a model's RetryInfo
+    or Retry-After); the retry policy waits at least that long before the next attempt."""
+
     retryable = True
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentStageError(StageWorkError):

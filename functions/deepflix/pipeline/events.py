@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline.models import ModelUsage, Stage
 
 # -- events: facts that happened to one movie ------------------------------------------------
 
@@ -62,6 +62,7 @@ class StageSucceeded:
     attempt: int
     artifacts: tuple[tuple[str, str], ...]
     at: datetime
+    generator: str | None = None  # what made the artifacts
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,21 @@ class StageFailed:
     # The attempt failed because the store or the bus was unavailable, not for its work: it
     # is retried without being charged to the movie (up to the policy's max_outage_retries).
     outage: bool = False
+    # The wait the failing service asked for (RetryInfo, Retry-After): the retry waits as long.
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StageNoted:
+    """Stage work recorded something before it ends: notes to resume from after a restart
+    (merged into the stage's), hosted model usage (added), the generator's name."""
+
+    stage: Stage
+    attempt: int
+    at: datetime
+    notes: tuple[tuple[str, str], ...] = ()
+    usage: tuple[ModelUsage, ...] = ()
+    generator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,7 @@ Event = (
     | JobStartFailed
     | JobStarted
     | Progressed
+    | StageNoted
     | StageSucceeded
     | StageFailed
     | DeadlinePassed

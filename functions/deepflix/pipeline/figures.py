@@ -35,6 +35,19 @@ class StageFigures:
 Figures = dict[str, StageFigures]  # by stage name
 
 
+@dataclass(frozen=True)
+class UsageFigure:
+    """Hosted model usage summed over the movies the store holds, for one stage and model."""
+
+    stage: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    images: int
+    video_seconds: float
+
+
 @dataclass
 class ServiceFigures:
     """What `/metrics` adds to the queue counts, where the service has it."""
@@ -42,3 +55,4 @@ class ServiceFigures:
     stages: Figures = field(default_factory=dict)
     dead_letters: int | None = None
     webhooks: dict[str, int] | None = None  # attempts by result, since the runtime started
+    usage: list[UsageFigure] | None = None

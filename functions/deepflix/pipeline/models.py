@@ -114,6 +114,29 @@ class StageError(BaseModel):
     at: datetime
 
 
+class ModelUsage(BaseModel):
+    """What one model was asked for in a stage, summed over its calls (the cost's inputs)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+
+    def __add__(self, other: ModelUsage) -> ModelUsage:
+        return ModelUsage(
+            model=self.model,
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            images=self.images + other.images,
+            video_seconds=self.video_seconds + other.video_seconds,
+        )
+
+
 class StageState(BaseModel):
     status: StageStatus = StageStatus.pending
     # The number of the stage's latest attempt. It counts on across a client's retries, so a
@@ -134,6 +157,13 @@ class StageState(BaseModel):
     # second delivery of the stage request then starts nothing.
     starting_at: datetime | None = None
     last_error: StageError | None = None
+    # Which generator made the stage's artifacts ("cpu", or the hosted models' names).
+    generator: str | None = None
+    # What the work recorded to resume after a restart (a hosted video model's operation
+    # names by scene), kept across the attempts of a run.
+    notes: dict[str, str] = Field(default_factory=dict)
+    # Hosted model usage by model name, summed over every attempt: each was paid for.
+    usage: dict[str, ModelUsage] = Field(default_factory=dict)
 
     @property
     def run_attempts(self) -> int:

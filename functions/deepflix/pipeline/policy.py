@@ -19,6 +19,11 @@ def running_mean(mean: float, samples: list[float]) -> float:
     return mean
 
 
+# The longest server retry hint honoured: a broken or hostile hint must not park a movie
+# for days.
+MAX_HINT_S = 3600.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 3
@@ -36,15 +41,22 @@ class RetryPolicy:
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError("jitter must be within [0, 1]")
 
-    def next_delay(self, attempts: int, *, key: str = "") -> float | None:
+    def next_delay(
+        self, attempts: int, *, key: str = "", hint_s: float | None = None
+    ) -> float | None:
         """Seconds to wait before the next attempt after `attempts` failed ones; None if spent.
 
         Jitter is derived from `key` (movie id, stage) so the decision is reproducible
-        while still spreading retries of different movies apart.
+        while still spreading retries of different movies apart. `hint_s` is the wait the
+        failing service asked for (a 429's retry hint): the delay is never shorter, even
+        past max_delay_s (trying sooner only earns another refusal), up to MAX_HINT_S.
         """
         if attempts >= self.max_attempts:
             return None
-        return self.backoff(attempts, key=key)
+        delay = self.backoff(attempts, key=key)
+        if hint_s is not None and hint_s > 0:
+            delay = max(delay, min(hint_s, MAX_HINT_S))
+        return delay
 
     def backoff(self, failures: int, *, key: str = "") -> float:
         """Seconds to wait after the `failures`-th failure in a row, spent or not."""

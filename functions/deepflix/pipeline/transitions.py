@@ -20,6 +20,7 @@ from deepflix.pipeline.events import (
     RetryRequested,
     RunStage,
     StageFailed,
+    StageNoted,
     StageSucceeded,
 )
 from deepflix.pipeline.models import (
@@ -113,6 +114,8 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
         return _claim(movie, event, config)
 
     st = movie.stages[event.stage]
+    if isinstance(event, StageNoted):
+        return _note(movie, event)
     current = st.status is StageStatus.running and st.attempts == event.attempt
     if not current:
         # A late job report for an attempt we gave up on: make sure its execution stops.
@@ -154,7 +157,9 @@ def _apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
             attempt=event.attempt,
             at=event.at,
         )
-        return _fail(movie, event.stage, error, config, outage=event.outage)
+        return _fail(
+            movie, event.stage, error, config, outage=event.outage, hint_s=event.retry_after_s
+        )
     if event.at < (st.deadline or event.at):
         return _skip(movie, "deadline not reached")
     error = StageError(
@@ -218,6 +223,7 @@ def _succeed(movie: Movie, event: StageSucceeded) -> Decision:
             "finished_at": event.at,
             "deadline": None,
             "execution": None,
+            "generator": event.generator or st.generator,
         }
     )
     nxt = event.stage.next
@@ -236,8 +242,29 @@ def _succeed(movie: Movie, event: StageSucceeded) -> Decision:
     return Decision(movie.model_copy(update=update), tuple(commands))
 
 
+def _note(movie: Movie, event: StageNoted) -> Decision:
+    """Notes of the stage's latest attempt, running or just ended (a job's report may land
+    after its deadline: the operation it started still exists and is still paid for)."""
+    st = movie.stages[event.stage]
+    if st.attempts != event.attempt or (movie.status.terminal and not event.usage):
+        return _skip(movie, "not the stage's latest attempt")
+    usage = dict(st.usage)
+    for u in event.usage:
+        usage[u.model] = usage[u.model] + u if u.model in usage else u
+    changes: dict[str, object] = {"notes": {**st.notes, **dict(event.notes)}, "usage": usage}
+    if event.generator is not None:
+        changes["generator"] = event.generator
+    return _update(movie, event.stage, event.at, **changes)
+
+
 def _fail(
-    movie: Movie, stage: Stage, error: StageError, config: PipelineConfig, *, outage: bool = False
+    movie: Movie,
+    stage: Stage,
+    error: StageError,
+    config: PipelineConfig,
+    *,
+    outage: bool = False,
+    hint_s: float | None = None,
 ) -> Decision:
     st = movie.stages[stage]
     commands: list[Command] = [Dispatch(stage)]  # the slot is free either way
@@ -251,7 +278,7 @@ def _fail(
     if free:
         delay: float | None = policy.backoff(uncharged, key=f"{key}:outage")
     else:
-        delay = policy.next_delay(st.run_attempts - uncharged, key=key)
+        delay = policy.next_delay(st.run_attempts - uncharged, key=key, hint_s=hint_s)
     stages = dict(movie.stages)
     update: dict[str, object] = {"stages": stages, "updated_at": error.at}
     common = {
@@ -325,6 +352,9 @@ def _retry(movie: Movie, at: datetime) -> Decision:
         attempts=failed.attempts,
         first_attempt=failed.attempts + 1,
         last_error=failed.last_error,
+        # What was paid stays counted; notes go: a new run starts its operations afresh
+        # (one that failed for good would fail again).
+        usage=failed.usage,
     )
     status = MovieStatus.queued if stage is Stage.story else STAGE_TO_MOVIE_STATUS[stage]
     update = {"stages": stages, "status": status, "finished_at": None, "error": None}

@@ -18,7 +18,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
 from deepflix.adapters.local.changes import SqliteChanges
-from deepflix.adapters.local.figures import SqliteFigures
+from deepflix.adapters.local.figures import SqliteFigures, usage_figures
 from deepflix.handlers.api import Api
 from deepflix.handlers.cors import Cors
 from deepflix.handlers.guard import RequestGuard
@@ -74,7 +74,12 @@ def service_figures(
 ) -> ServiceFigures:
     """/metrics' figures: the stages' from the database, the webhooks' from the runtime."""
     report = (status.latest() if status is not None else None) or {}
-    return ServiceFigures(stages(), len(reader.queue.dead_letters()), report.get("webhooks"))
+    return ServiceFigures(
+        stages(),
+        len(reader.queue.dead_letters()),
+        report.get("webhooks"),
+        usage_figures(stages.db),
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:

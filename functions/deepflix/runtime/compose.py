@@ -33,7 +33,7 @@ from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
 from deepflix.stages.faults import FaultPlan
 from deepflix.stages.generators.base import Models
-from deepflix.stages.generators.registry import load_generators
+from deepflix.stages.generators.registry import ClipSettings, load_generators
 from deepflix.stages.runner import StageRunner
 from deepflix.stages.threads import StageThreads
 
@@ -92,7 +92,8 @@ def hosted_models(settings: Settings) -> Models:
     from deepflix.adapters.gcp.genai_models import GenaiConfig, models
 
     key = settings.genai_api_key
-    text, image = models(
+    veo = settings.genai_video == "veo"
+    text, image, video = models(
         GenaiConfig(
             api_key=key.get_secret_value() if key else None,
             vertex=settings.genai_vertex,
@@ -102,9 +103,10 @@ def hosted_models(settings: Settings) -> Models:
             image_model=settings.genai_image_model,
             call_timeout_s=settings.genai_call_timeout_s,
             base_url=settings.genai_base_url,
+            video_model=settings.genai_video_model if veo else None,
         )
     )
-    return Models(text=text, image=image)
+    return Models(text=text, image=image, video=video)
 
 
 def model_server(settings: Settings) -> ModelServer:
@@ -127,6 +129,12 @@ def inline_executor(
         settings.generators,
         scene_seconds=settings.scene_seconds,
         fps=settings.fps,
+        clips=ClipSettings(
+            seconds=settings.genai_clip_seconds,
+            first_poll_s=settings.genai_poll_s,
+            # Polling stops in time for the join and the uploads within the stage's timeout.
+            deadline_s=settings.video_timeout_s * 0.75,
+        ),
         models=hosted_models(settings) if settings.generators == "gemini" else None,
         server=model_server(settings) if settings.generators == "http" else None,
     )

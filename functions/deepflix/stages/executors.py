@@ -25,11 +25,12 @@ from deepflix.pipeline.errors import StageWorkError
 from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.stages.generators.base import Generators
-from deepflix.stages.processors import PROCESSORS, Outputs, StageContext
+from deepflix.stages.processors import Outputs, StageContext, WorkNote, run_stage
 from deepflix.stages.scratch import Scratch
 
 log = logs.get("stages")
 Progress = Callable[[int], None]
+Note = Callable[[WorkNote], None]
 # How long an idle worker is given to exit when the pool closes.
 STOP_GRACE_S = 5.0
 # How far below its runtime a worker's CPU priority is: every state change passes through
@@ -39,8 +40,16 @@ WORKER_NICE = 10
 
 
 class StageExecutor(Protocol):
-    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
-        """Generate the stage's outputs and store them as the movie's artifacts."""
+    def run(
+        self,
+        stage: Stage,
+        movie: Movie,
+        progress: Progress,
+        timeout_s: float,
+        note: Note | None = None,
+    ) -> Outputs:
+        """Generate the stage's outputs and store them as the movie's artifacts; `note`
+        records what the work must keep on the movie as it goes (returns once it is)."""
         ...
 
     def start(self) -> None: ...
@@ -61,11 +70,19 @@ class InlineExecutor:
         self.artifacts = artifacts
         self.scratch = Scratch(workdir)
 
-    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
+    def run(
+        self,
+        stage: Stage,
+        movie: Movie,
+        progress: Progress,
+        timeout_s: float,
+        note: Note | None = None,
+    ) -> Outputs:
         with self.scratch.folder() as d:
-            return PROCESSORS[stage](
-                StageContext(movie, self.generators, self.artifacts, d, progress)
-            )
+            ctx = StageContext(movie, self.generators, self.artifacts, d, progress)
+            if note is not None:
+                ctx = StageContext(movie, self.generators, self.artifacts, d, progress, note)
+            return run_stage(stage, ctx)
 
     def start(self) -> None:
         """Nothing to start: the work runs on its callers' threads."""
@@ -90,9 +107,12 @@ class WorkTimedOut(StageWorkError):
 class _RemoteFailure(StageWorkError):
     """A failure in a worker, with the code and retry decision it had there."""
 
-    def __init__(self, message: str, code: str, retryable: bool) -> None:
+    def __init__(
+        self, message: str, code: str, retryable: bool, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message, code=code)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class ProcessExecutor:
@@ -130,13 +150,20 @@ class ProcessExecutor:
         with self._lock:
             return [w.process.pid for w in self._workers]
 
-    def run(self, stage: Stage, movie: Movie, progress: Progress, timeout_s: float) -> Outputs:
+    def run(
+        self,
+        stage: Stage,
+        movie: Movie,
+        progress: Progress,
+        timeout_s: float,
+        note: Note | None = None,
+    ) -> Outputs:
         if not self._started:
             raise RuntimeError("the stage workers were never started")
         worker = self._take(stage)
         ready = True  # after "done" or "failed", the worker waits for the next request
         try:
-            return self._ask(worker, stage, movie, progress, timeout_s)
+            return self._ask(worker, stage, movie, progress, timeout_s, note)
         except _RemoteFailure:
             raise
         except BaseException:
@@ -195,7 +222,13 @@ class ProcessExecutor:
         waiter.ready.release()
 
     def _ask(
-        self, worker: _Worker, stage: Stage, movie: Movie, progress: Progress, timeout_s: float
+        self,
+        worker: _Worker,
+        stage: Stage,
+        movie: Movie,
+        progress: Progress,
+        timeout_s: float,
+        note: Note | None,
     ) -> Outputs:
         deadline = time.monotonic() + timeout_s
         with _worker_io(worker):
@@ -207,6 +240,12 @@ class ProcessExecutor:
                 kind, value = orjson.loads(worker.conn.recv_bytes())
             if kind == "progress":
                 progress(value)
+            elif kind == "note":
+                if note is not None:
+                    note(WorkNote.model_validate(value))
+                # The worker waits for this: what it noted is recorded before it goes on.
+                with _worker_io(worker):
+                    worker.conn.send_bytes(b"noted")
             elif kind == "done":
                 return value  # type: ignore[no-any-return]
             else:
@@ -279,7 +318,8 @@ def _serve(conn: Connection) -> None:
     told to stop (an empty message) or its parent is gone (the socket closes).
 
     Requests are the stage and the movie's JSON; answers are JSON: ("progress", pct),
-    ("done", outputs) or ("failed", (message, code, retryable))."""
+    ("note", work note) which the parent acknowledges once recorded, ("done", outputs) or
+    ("failed", (message, code, retryable, retry_after_s))."""
     os.nice(WORKER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     try:
@@ -288,8 +328,18 @@ def _serve(conn: Connection) -> None:
         return
     work = kit()
 
+    # Image threads note their usage while the stage's own thread reports progress.
+    talking = threading.Lock()
+
     def progress(pct: int) -> None:
-        conn.send_bytes(orjson.dumps(("progress", pct)))
+        with talking:
+            conn.send_bytes(orjson.dumps(("progress", pct)))
+
+    def note(work_note: WorkNote) -> None:
+        with talking:
+            conn.send_bytes(orjson.dumps(("note", work_note.model_dump(mode="json"))))
+            if conn.recv_bytes() != b"noted":
+                raise RuntimeError("the stage's note was not acknowledged")
 
     try:
         while True:
@@ -302,7 +352,7 @@ def _serve(conn: Connection) -> None:
             stage, _, doc = request.partition(b" ")
             movie = Movie.model_validate_json(doc)
             try:
-                outputs = work.run(Stage(stage.decode()), movie, progress, 0)
+                outputs = work.run(Stage(stage.decode()), movie, progress, 0, note)
             except Exception as e:  # reported to the caller, which records the failure
                 if not isinstance(e, StageWorkError):
                     log.warning("stage work failed", exc_info=True, extra={"movie_id": movie.id})
@@ -313,10 +363,10 @@ def _serve(conn: Connection) -> None:
         work.close()
 
 
-def _failure(e: Exception) -> tuple[str, str, bool]:
+def _failure(e: Exception) -> tuple[str, str, bool, float | None]:
     if isinstance(e, StageWorkError):
-        return (e.message, e.code, e.retryable)
-    return (f"{type(e).__name__}: {e}", "unexpected_error", True)
+        return (e.message, e.code, e.retryable, getattr(e, "retry_after_s", None))
+    return (f"{type(e).__name__}: {e}", "unexpected_error", True, None)
 
 
 if __name__ == "__main__":

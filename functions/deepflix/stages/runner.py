@@ -9,7 +9,13 @@ from typing import Any
 
 from deepflix import logs
 from deepflix.pipeline.errors import StageWorkError, Unavailable
-from deepflix.pipeline.events import Event, Progressed, StageFailed, StageSucceeded
+from deepflix.pipeline.events import (
+    Event,
+    Progressed,
+    StageFailed,
+    StageNoted,
+    StageSucceeded,
+)
 from deepflix.pipeline.messages import StageRequest
 from deepflix.pipeline.models import Movie, Stage, StageStatus
 from deepflix.pipeline.policy import outage_backoff_s
@@ -17,6 +23,7 @@ from deepflix.pipeline.ports import JOB_EXIT_UNAVAILABLE
 from deepflix.pipeline.service import Pipeline
 from deepflix.stages.executors import StageExecutor
 from deepflix.stages.faults import FaultPlan
+from deepflix.stages.processors import GENERATOR, WorkNote
 from deepflix.stages.threads import StageThreads
 
 log = logs.get("stages")
@@ -118,10 +125,22 @@ class StageRunner:
                 except Unavailable as e:  # a progress bar may lag; the work goes on
                     log.warning("progress not recorded: %s", e, extra=ctx)
 
+        def note(work_note: WorkNote) -> None:
+            # Not throttled, and an outage is not swallowed: an operation name that is not
+            # on the movie would be started again by the next attempt, paid for twice.
+            event = StageNoted(
+                stage,
+                attempt,
+                clock(),
+                notes=tuple(sorted(work_note.notes.items())),
+                usage=tuple(work_note.usage),
+            )
+            self._record(movie_id, event, record_until)
+
         try:
             self.faults.check(stage, movie, deadline=deadline)
             timeout_s = self.pipeline.config[stage].timeout_s
-            outputs = self.work.run(stage, movie, progress, timeout_s)
+            outputs = self.work.run(stage, movie, progress, timeout_s, note)
         except Exception as e:  # every failure is recorded; the class decides retry
             work = e if isinstance(e, StageWorkError) else None
             # A backing service (the artifact store, say) that is away: not the work's fault.
@@ -131,10 +150,16 @@ class StageRunner:
             )
             retryable = work.retryable if work else True
             log.warning("stage failed: %s", e, exc_info=work is None and not outage, extra=ctx)
-            failed = StageFailed(stage, attempt, code, str(e), retryable, clock(), outage=outage)
+            hint = getattr(work, "retry_after_s", None)
+            failed = StageFailed(
+                stage, attempt, code, str(e), retryable, clock(), outage=outage, retry_after_s=hint
+            )
             self._record(movie_id, failed, record_until)
             return not retryable
-        outcome = StageSucceeded(stage, attempt, tuple(sorted(outputs.items())), clock())
+        made = outputs.pop(GENERATOR, None)
+        outcome = StageSucceeded(
+            stage, attempt, tuple(sorted(outputs.items())), clock(), generator=made
+        )
         self._record(movie_id, outcome, record_until)
         log.info("stage succeeded", extra=ctx)
         return True

@@ -18,7 +18,9 @@ from google import genai
 from google.genai import errors, types
 
 from deepflix import logs
+from deepflix.pipeline import usage
 from deepflix.pipeline.errors import PermanentStageError, RetryableStageError, StageWorkError
+from deepflix.pipeline.models import ModelUsage
 
 log = logs.get("genai")
 T = TypeVar("T")
@@ -37,6 +39,7 @@ class GenaiConfig:
     image_model: str
     call_timeout_s: float
     base_url: str | None = None  # a test's fake server
+    video_model: str | None = None  # Veo, where the video stage films clips
     # Vertex AI: google.auth credentials; None: the environment's (the service account's).
     credentials: Any = None
 
@@ -48,6 +51,9 @@ def client(cfg: GenaiConfig) -> genai.Client:
         base_url=cfg.base_url,
         retry_options=types.HttpRetryOptions(attempts=1),
     )
+    if cfg.vertex and cfg.api_key:
+        # Vertex AI express mode: a Vertex API key instead of a project's credentials.
+        return genai.Client(vertexai=True, api_key=cfg.api_key, http_options=http)
     if cfg.vertex:
         return genai.Client(
             vertexai=True,
@@ -79,9 +85,14 @@ def classify(err: Exception, model: str) -> StageWorkError:
         if err.code == 429 or err.status == "RESOURCE_EXHAUSTED":
             hint = retry_hint_s(err)
             suffix = f" (the server asks to wait {hint:g}s)" if hint is not None else ""
-            return RetryableStageError(reason + suffix, code="model_rate_limited")
+            return RetryableStageError(
+                reason + suffix, code="model_rate_limited", retry_after_s=hint
+            )
         if isinstance(err, errors.ServerError) or err.code in (408, 499):
-            return RetryableStageError(reason, code="model_unavailable")
+            # A 503 may carry a retry hint too (RetryInfo, like a 429's).
+            return RetryableStageError(
+                reason, code="model_unavailable", retry_after_s=retry_hint_s(err)
+            )
         return PermanentStageError(reason, code="model_rejected")
     if isinstance(err, httpx.TimeoutException):
         return RetryableStageError(f"{model}: no answer in time: {err}", code="model_timeout")
@@ -179,17 +190,17 @@ def _raise_if_blocked(resp: types.GenerateContentResponse, model: str) -> None:
         raise PermanentStageError(f"{model} stopped: {why}", code="model_blocked")
 
 
-def _log_usage(resp: types.GenerateContentResponse, model: str, **more: int) -> None:
+def _log_usage(resp: types.GenerateContentResponse, model: str, *, images: int = 0) -> None:
     u = resp.usage_metadata
-    log.info(
-        "model usage",
-        extra={
-            "model": model,
-            "input_tokens": u.prompt_token_count if u else None,
-            "output_tokens": u.candidates_token_count if u else None,
-            **more,
-        },
+    used = ModelUsage(
+        model=model,
+        calls=1,
+        input_tokens=(u.prompt_token_count or 0) if u else 0,
+        output_tokens=(u.candidates_token_count or 0) if u else 0,
+        images=images,
     )
+    log.info("model usage", extra=used.model_dump())
+    usage.record(used)  # onto the movie whose stage made the call
 
 
 # google.rpc.Code values of a failed operation worth another try: DEADLINE_EXCEEDED,
@@ -203,8 +214,10 @@ class VeoVideo(_Caller):
     process; the name is all a restarted job needs."""
 
     def start_clip(self, *, prompt: str, image: bytes, seconds: int) -> str:
+        # No sound: the film is joined without it (ffmpeg -an), and Veo prices video alone
+        # below video with audio.
         config = types.GenerateVideosConfig(
-            aspect_ratio="16:9", duration_seconds=seconds, number_of_videos=1
+            aspect_ratio="16:9", duration_seconds=seconds, number_of_videos=1, generate_audio=False
         )
         source = types.GenerateVideosSource(
             prompt=prompt, image=types.Image(image_bytes=image, mime_type="image/png")
@@ -214,6 +227,11 @@ class VeoVideo(_Caller):
         )
         if not op.name:
             raise RetryableStageError(f"{self.name} started no operation", code="model_bad_output")
+        # Veo bills the seconds asked for once the operation exists: counted at its start
+        # (which is never repeated), not at each lookup.
+        used = ModelUsage(model=self.name, calls=1, video_seconds=float(seconds))
+        log.info("model usage", extra=used.model_dump())
+        usage.record(used)
         return op.name
 
     def clip(self, operation: str) -> bytes | None:
@@ -243,11 +261,12 @@ class VeoVideo(_Caller):
             raise RetryableStageError(f"{self.name} finished with no clip", code="model_bad_output")
         if not video.video_bytes:  # a gcs uri only when an output bucket is asked for
             raise RetryableStageError(f"{self.name} clip is empty", code="model_bad_output")
-        log.info("model usage", extra={"model": self.name, "video_clips": 1})
         return bytes(video.video_bytes)
 
 
-def models(cfg: GenaiConfig) -> tuple[GeminiText, GeminiImages]:
-    """One SDK client (created now, no network until the first call) for both models."""
+def models(cfg: GenaiConfig) -> tuple[GeminiText, GeminiImages, VeoVideo | None]:
+    """One SDK client (created now, no network until the first call) for every model; Veo
+    only where a video model is named."""
     sdk = client(cfg)
-    return GeminiText(cfg, sdk, cfg.text_model), GeminiImages(cfg, sdk, cfg.image_model)
+    video = VeoVideo(cfg, sdk, cfg.video_model) if cfg.video_model else None
+    return GeminiText(cfg, sdk, cfg.text_model), GeminiImages(cfg, sdk, cfg.image_model), video

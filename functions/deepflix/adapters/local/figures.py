@@ -7,7 +7,7 @@ import threading
 import time
 
 from deepflix.adapters.local.db import Database
-from deepflix.pipeline.figures import Figures, StageFigures
+from deepflix.pipeline.figures import Figures, StageFigures, UsageFigure
 from deepflix.pipeline.models import STAGES
 
 # Each start, success and failure since `seq`; a success with its run's duration (from the
@@ -24,6 +24,25 @@ FROM journal s
 WHERE s.seq > ? AND s.after IN ('succeeded', 'failed', 'running')
 ORDER BY s.seq
 """
+
+
+# Each stage's usage by model, summed over every movie's document. A scan of the movies
+# per scrape: fine at the thousands a laptop holds; a counter table would be the next step.
+_USAGE = """
+SELECT st.key, u.key,
+  sum(json_extract(u.value, '$.calls')), sum(json_extract(u.value, '$.input_tokens')),
+  sum(json_extract(u.value, '$.output_tokens')), sum(json_extract(u.value, '$.images')),
+  sum(json_extract(u.value, '$.video_seconds'))
+FROM movies m, json_each(m.doc, '$.stages') st, json_each(st.value, '$.usage') u
+GROUP BY st.key, u.key ORDER BY st.key, u.key
+"""
+
+
+def usage_figures(db: Database) -> list[UsageFigure]:
+    return [
+        UsageFigure(stage, model, int(c), int(i), int(o), int(im), float(v))
+        for stage, model, c, i, o, im, v in db.conn().execute(_USAGE)
+    ]
 
 
 class SqliteFigures:

@@ -64,6 +64,17 @@ class ImageGenerator(Protocol):
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None: ...
 
 
+class Ledger(Protocol):
+    """Where a stage keeps what it must find again after a restart (operation names by key):
+    on the movie, through the pipeline's store."""
+
+    def read(self) -> dict[str, str]: ...
+
+    def record(self, key: str, value: str) -> None:
+        """Durably recorded when this returns; raises if it could not be."""
+        ...
+
+
 class VideoGenerator(Protocol):
     def assemble(
         self,
@@ -72,6 +83,7 @@ class VideoGenerator(Protocol):
         image_paths: list[Path],
         out_dir: Path,
         progress: Callable[[float], None] | None = None,
+        ledger: Ledger | None = None,
     ) -> VideoOutputs:
         """The film from the stills; `progress` hears the share rendered (0 to 1) as it goes."""
         ...
@@ -109,10 +121,12 @@ class VideoModel(Protocol):
 
 @dataclass(frozen=True)
 class Models:
-    """The hosted models the `gemini` generator set calls (built by the composition root)."""
+    """The hosted models the `gemini` generator set calls (built by the composition root);
+    `video` only where clips are filmed (DEEPFLIX_GENAI_VIDEO=veo)."""
 
     text: TextModel
     image: ImageModel
+    video: VideoModel | None = None
 
 
 @dataclass(frozen=True)
@@ -120,3 +134,10 @@ class Generators:
     story: StoryGenerator
     images: ImageGenerator
     video: VideoGenerator
+    kind: str = "cpu"  # the set's name: what made an artifact, unless its generator says
+
+
+def made_by(generator: object, kind: str) -> str:
+    """The name a status view shows for the generator: its `source` (a hosted model's
+    name), else the set's."""
+    return str(getattr(generator, "source", None) or kind)

@@ -89,6 +89,10 @@ class HostedStoryGenerator:
         self.text = text
         self.scene_seconds = scene_seconds
 
+    @property
+    def source(self) -> str:
+        return self.text.name
+
     def write_story(
         self, *, prompt: str, title: str | None, style: str, scene_count: int, seed: int
     ) -> Story:
@@ -186,6 +190,10 @@ class HostedImageGenerator:
     def __init__(self, *, image: ImageModel, threads: int = 4) -> None:
         self.image = image
         self.threads = threads
+
+    @property
+    def source(self) -> str:
+        return self.image.name
 
     def render_scene(self, *, story: Story, scene: Scene, out_path: Path) -> None:
         data = self.image.generate_image(prompt=image_prompt(story, scene), aspect_ratio="16:9")

@@ -10,9 +10,11 @@ with the server's `{"error": {"message"}}` or text; each call has a deadline.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +69,30 @@ class ModelServer:
 
     def _http_error(self, route: str, e: urllib.error.HTTPError) -> StageWorkError:
         why = f"{self.name}/{route}: {e.code}: {_reason(e.read())}"
+        after = retry_after_seconds(e.headers.get("Retry-After"))
         if e.code == 429:
-            after = e.headers.get("Retry-After")
-            suffix = f" (the server asks to wait {after}s)" if after else ""
-            return RetryableStageError(why + suffix, code="model_rate_limited")
+            suffix = f" (the server asks to wait {after:g}s)" if after is not None else ""
+            return RetryableStageError(why + suffix, code="model_rate_limited", retry_after_s=after)
         if e.code >= 500 or e.code == 408:
-            return RetryableStageError(why, code="model_unavailable")
+            return RetryableStageError(why, code="model_unavailable", retry_after_s=after)
         return PermanentStageError(why, code="model_rejected")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (its HTTP-date form counted from now); None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class HttpStoryGenerator:

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from deepflix.stages.generators.base import Character, Scene, Story, VideoOutputs
+from deepflix.stages.generators.base import Character, Ledger, Scene, Story, VideoOutputs
 
 # These exist to measure the queue itself (dispatch, retries, storage), not rendering:
 # the "movie" they produce is a 16x9 PNG and an MP4 with no video track. Never ship them.
@@ -109,6 +109,7 @@ class InstantVideoGenerator:
         image_paths: list[Path],
         out_dir: Path,
         progress: Callable[[float], None] | None = None,
+        ledger: Ledger | None = None,  # nothing to resume: a render starts over
     ) -> VideoOutputs:
         if not image_paths:
             raise ValueError("at least one image is needed")

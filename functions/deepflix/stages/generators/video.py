@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepflix.pipeline.errors import RetryableStageError
-from deepflix.stages.generators.base import Story, VideoOutputs
+from deepflix.stages.generators.base import Ledger, Story, VideoOutputs
 from deepflix.stages.generators.images import CAPTION_BAND
 from deepflix.stages.generators.story import stable_hash
 
@@ -28,9 +28,9 @@ MOTIONS = (
 _STDERR_TAIL = 2000
 # Convert the RGB stills to HD video colour once, explicitly: left to negotiation, ffmpeg
 # keeps the PNG's full range and the MP4 comes out as yuvj420p, which players treat unevenly.
-_TO_YUV = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+TO_YUV = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
 # Filters along the way drop primaries/transfer, so the finished stream is tagged at the end.
-_TAG_BT709 = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
+TAG_BT709 = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
 
 
 class RenderError(RetryableStageError):
@@ -136,7 +136,7 @@ def _repeat(tl: Timeline) -> str:
     return f"loop=loop={tl.scene_frames - 1}:size=1:start=0,{_retime(tl)}"
 
 
-def _join(scenes: list[str], tl: Timeline) -> list[str]:
+def join_scenes(scenes: list[str], tl: Timeline) -> list[str]:
     """Graph lines laying the scenes end to end into [joined], crossfading where they overlap.
 
     xfade takes no subsampled pixel format: fed yuv420p, ffmpeg converted every frame of
@@ -190,6 +190,8 @@ def _labels(names: Iterable[str]) -> str:
 class CpuVideoGenerator:
     """Assembles stills into an H.264 MP4 with libx264 from the imageio-ffmpeg binary."""
 
+    source = "ffmpeg"
+
     def __init__(
         self,
         scene_seconds: float = 3.0,
@@ -221,6 +223,7 @@ class CpuVideoGenerator:
         image_paths: list[Path],
         out_dir: Path,
         progress: Callable[[float], None] | None = None,
+        ledger: Ledger | None = None,  # nothing to resume: a render starts over
     ) -> VideoOutputs:
         if not image_paths:
             raise ValueError("at least one image is needed")
@@ -266,18 +269,18 @@ class CpuVideoGenerator:
             motion = _motion(MOTIONS[(first + i) % len(MOTIONS)], tl, pic_h)
             if self.caption_band:
                 graph += [
-                    f"[{i}:v]{_TO_YUV},split=2[pic{i}][cap{i}]",
+                    f"[{i}:v]{TO_YUV},split=2[pic{i}][cap{i}]",
                     f"[pic{i}]crop={WIDTH}:{pic_h}:0:0,{motion}[mov{i}]",
                     f"[cap{i}]crop={WIDTH}:{self.caption_band}:0:{pic_h},{_repeat(tl)}[band{i}]",
                     f"[mov{i}][band{i}]vstack,setsar=1[s{i}]",
                 ]
             else:
-                graph.append(f"[{i}:v]{_TO_YUV},{motion},setsar=1[s{i}]")
+                graph.append(f"[{i}:v]{TO_YUV},{motion},setsar=1[s{i}]")
         # The poster is the first scene's opening frame, taken from the same graph.
         graph.append("[s0]split=2[m0][p0]")
         graph.append("[p0]trim=end_frame=1[poster]")
-        graph += _join(["m0", *(f"s{i}" for i in range(1, len(images)))], tl)
-        graph.append(f"[joined]{_TAG_BT709}[movie]")
+        graph += join_scenes(["m0", *(f"s{i}" for i in range(1, len(images)))], tl)
+        graph.append(f"[joined]{TAG_BT709}[movie]")
         return [
             *("-nostdin", "-hide_banner", "-loglevel", "error", "-y"),
             # key=value lines on stdout as it renders (frame=N among them): the progress.
@@ -293,45 +296,55 @@ class CpuVideoGenerator:
         ]
 
     def _run(self, args: list[str], frames: int, progress: Callable[[float], None] | None) -> None:
+        run_ffmpeg(args, self.timeout_s, frames=frames, progress=progress)
+
+
+def run_ffmpeg(
+    args: list[str],
+    timeout_s: float,
+    *,
+    frames: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> None:
+    """ffmpeg with `args`; RenderError (retryable) with its stderr's tail if it fails.
+    `progress` hears the share of `frames` written as ffmpeg reports them (`-progress`)."""
+    try:
+        import imageio_ffmpeg  # imported lazily: resolving the binary touches the disk
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise RenderError(f"ffmpeg binary not available: {exc}") from exc
+    # stderr to a file, not a pipe nobody reads while stdout is read: it cannot fill up.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(  # nosec B603 # our own program and paths, no shell, no request text
+            [exe, *args], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
+        )
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout_s, stop)
+        timer.start()
         try:
-            import imageio_ffmpeg  # imported lazily: resolving the binary touches the disk
-
-            exe = imageio_ffmpeg.get_ffmpeg_exe()
-        except (ImportError, RuntimeError) as exc:
-            raise RenderError(f"ffmpeg binary not available: {exc}") from exc
-        # stderr to a file, not a pipe nobody reads while stdout is read: it cannot fill up.
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(  # nosec B603 # our own program and paths, no shell, no request text
-                [exe, *args], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL
-            )
-            timed_out = threading.Event()
-
-            def stop() -> None:
-                timed_out.set()
+            assert proc.stdout is not None  # nosec B101 # an invariant, not a check of input
+            for line in proc.stdout:
+                if progress is not None and line.startswith(b"frame="):
+                    done = int(line[6:].strip() or 0)
+                    progress(min(1.0, done / max(1, frames)))
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # the progress callback raised: stop the render
                 proc.kill()
-
-            timer = threading.Timer(self.timeout_s, stop)
-            timer.start()
-            try:
-                assert proc.stdout is not None  # nosec B101 # an invariant, not a check of input
-                for line in proc.stdout:
-                    if progress is not None and line.startswith(b"frame="):
-                        done = int(line[6:].strip() or 0)
-                        progress(min(1.0, done / max(1, frames)))
-                returncode = proc.wait()
-            finally:
-                timer.cancel()
-                if proc.poll() is None:  # the progress callback raised: stop the render
-                    proc.kill()
-                    proc.wait()
-            errors.seek(0)
-            tail = errors.read().decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
-        if timed_out.is_set():
-            raise RenderError(f"ffmpeg timed out after {self.timeout_s:.0f}s: {tail}")
-        if returncode != 0:
-            how = (
-                f"was killed by signal {-returncode}"
-                if returncode < 0
-                else f"exited with {returncode}"
-            )
-            raise RenderError(f"ffmpeg {how}: {tail or '(no stderr)'}")
+                proc.wait()
+        errors.seek(0)
+        tail = errors.read().decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
+    if timed_out.is_set():
+        raise RenderError(f"ffmpeg timed out after {timeout_s:.0f}s: {tail}")
+    if returncode != 0:
+        how = (
+            f"was killed by signal {-returncode}" if returncode < 0 else f"exited with {returncode}"
+        )
+        raise RenderError(f"ffmpeg {how}: {tail or '(no stderr)'}")
