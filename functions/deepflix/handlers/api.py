@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from deepflix.handlers import examples, openapi
+from deepflix.handlers import dashboard, examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
 from deepflix.handlers.operations import Operation, Operations, Param
 from deepflix.handlers.parsing import (
@@ -55,7 +55,6 @@ from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
 ANONYMOUS = "anonymous"
-DASHBOARD = Path(__file__).with_name("dashboard.html")
 OPERATIONS = Operations()
 T = TypeVar("T")
 
@@ -148,7 +147,7 @@ class Api:
 
     @OPERATIONS("GET", "/", summary="The dashboard page.", media_type="text/html")
     def dashboard(self, request: Request) -> Response:
-        return HTMLResponse(DASHBOARD.read_bytes())
+        return HTMLResponse(dashboard.page())
 
     @OPERATIONS("GET", "/openapi.json", summary="This API's OpenAPI document.")
     def openapi(self, request: Request) -> Response:
