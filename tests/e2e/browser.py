@@ -1,0 +1,70 @@
+"""Debian's Chromium driven by Playwright for the dashboard's tests, and what they share."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# One picture per state the tests reach, kept as a test artifact (build/ is ignored by git).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+
+
+def chromium_context() -> Iterator[Any]:
+    """A fresh profile in Debian's Chromium; skips, saying why, where either part is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs Debian's package as root")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (requirements.txt pins it)"
+    )
+    profile = tempfile.mkdtemp(prefix="deepflix-chromium-")
+    try:
+        with sync_api.sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1280, "height": 800},
+            )
+            context.set_default_timeout(30_000)
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def needs(service: Service, method: str, path: str) -> None:
+    """Skip unless this build's API has the route (routes the dashboard uses that another part
+    of the service brings)."""
+    code, doc = service.request("GET", "/openapi.json")
+    assert code == 200
+    if method.lower() not in doc["paths"].get(path, {}):
+        pytest.skip(f"this build's API has no {method} {path}")
+
+
+def row(page: Any, movie_id: str) -> Any:
+    return page.locator(f'#movies tr[data-id="{movie_id}"]')
