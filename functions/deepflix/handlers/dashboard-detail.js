@@ -146,7 +146,26 @@ async function openDetail(id) {
 
 // The page stream's summary of a change: the detail view refetches its own movie (where its
 // own stream is missing, the 2 s poll does it too).
-function detailChanged(m) { if (detail.id === m.movie_id && !detail.stream) refreshDetail(); }
+function detailChanged(m) {
+  if (detail.id !== m.movie_id) return;
+  // A movie retried after its own stream ended (at its terminal state): follow it again.
+  if (TERMINAL.includes(detail.view?.status) && !TERMINAL.includes(m.status)) openDetail(m.movie_id);
+  else if (!detail.stream) refreshDetail();
+}
+
+// A media element cannot send the token: where the server refuses it (keys configured), the
+// file is fetched with the token and shown from memory instead, once.
+document.addEventListener("error", async (e) => {
+  const el = e.target;
+  if (!["VIDEO", "IMG"].includes(el.tagName) || !token() || el.dataset.authed || !el.src) return;
+  if (new URL(el.src).origin !== location.origin) return;
+  el.dataset.authed = "1";
+  try {
+    const res = await fetch(el.src, { headers: headers() });
+    if (!res.ok) throw await errorOf(res);
+    el.src = URL.createObjectURL(await res.blob());
+  } catch (err) { toast(`Loading ${el.tagName === "VIDEO" ? "the film" : "a picture"} failed: ${err.message}`); }
+}, true);
 
 function closeDetailFeeds() {
   if (detail.stream) detail.stream.stop();
