@@ -57,12 +57,17 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def has(service: Service, method: str, path: str) -> bool:
+    """Whether this build's API declares the route (its OpenAPI document says)."""
+    code, doc = service.request("GET", "/openapi.json")
+    assert code == 200
+    return method.lower() in doc["paths"].get(path, {})
+
+
 def needs(service: Service, method: str, path: str) -> None:
     """Skip unless this build's API has the route (routes the dashboard uses that another part
     of the service brings)."""
-    code, doc = service.request("GET", "/openapi.json")
-    assert code == 200
-    if method.lower() not in doc["paths"].get(path, {}):
+    if not has(service, method, path):
         pytest.skip(f"this build's API has no {method} {path}")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import chromium_context, needs, row, shot
+from tests.e2e.browser import chromium_context, has, needs, row, shot
 from tests.e2e.conftest import Service, write_faults
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,9 @@ def test_a_movie_made_live_then_its_detail_and_film_that_seeks(
     shot(page, "list-movie-created")
     # The row turns succeeded with no reload: the page stream (or its polling fallback) says so.
     expect(row(page, movie_id)).to_have_attribute("data-status", "succeeded", timeout=90_000)
-    assert page.evaluate("document.body.dataset.live") in ("stream", "poll")
+    # One stream where the server has it; polling (every 5 s) only where the route is missing.
+    live = "stream" if has(svc, "GET", "/api/events") else "poll"
+    assert page.evaluate("document.body.dataset.live") == live
     shot(page, "list-movie-succeeded")
 
     row(page, movie_id).locator("[data-open]").click()
@@ -98,6 +100,10 @@ def test_a_failed_movie_says_why_and_retry_finishes_it(
     expect(error).to_contain_text("injected permanent fault")
     expect(error).to_contain_text("attempt 1")
     expect(dialog.locator("#movie-error")).to_contain_text("failed")
+    if has(svc, "GET", "/api/movies/{movie_id}/logs"):
+        expect(dialog.locator("#detail-log")).to_contain_text("[images #1] stage failed")
+    else:
+        expect(dialog.locator("#detail-log")).to_contain_text("no job log")
     shot(page, "detail-failed")
 
     write_faults(svc, {})
@@ -133,6 +139,17 @@ def test_cancel_asks_first_and_escape_keeps_the_movie(
     expect(row(page, movie_id).locator("[data-retry]")).to_be_visible()
     shot(page, "list-cancelled")
 
+    # Retrying a cancelled movie comes with the operator routes (DELETE among them).
+    needs(svc, "DELETE", "/api/movies/{movie_id}")
+    write_faults(svc, {})
+    row(page, movie_id).locator("[data-retry]").click()
+    expect(row(page, movie_id)).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    row(page, movie_id).locator("[data-delete]").click()
+    expect(page.locator("#confirm")).to_contain_text("cannot be undone")
+    page.click("#confirm-ok")
+    expect(row(page, movie_id)).to_have_count(0)
+    assert svc.request("GET", f"/api/movies/{movie_id}")[0] == 404
+
 
 def test_paging_filters_search_and_bulk_clean(
     make_service: Callable[..., Service], open_page: Callable[..., Page]
@@ -165,6 +182,13 @@ def test_paging_filters_search_and_bulk_clean(
     expect(row(page, ids[3])).to_be_visible()
     page.fill("#filters [name=q]", "")
     expect(page.locator("#movies tbody tr")).to_have_count(20)
+
+    page.click("#bulk-retry")
+    page.click("#confirm-ok")
+    expect(page.locator(".toast.info").last).to_contain_text("Retrying 1 movie")
+    again = svc.wait_terminal(doomed)
+    assert again["status"] == "failed"
+    assert again["stages"]["story"]["attempt"] == 2
 
     page.fill("#bulk-clean [name=minutes]", "0")
     page.click("#bulk-clean-submit")

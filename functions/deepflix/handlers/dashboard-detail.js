@@ -112,9 +112,20 @@ async function loadLog() {
   try { text = await api(`/api/movies/${id}/logs?tail=200`); } catch (e) { text = `(no job log: ${e.message})`; }
   if (detail.id === id) {
     const pre = $("#detail-log");
-    pre.textContent = String(text || "(the job log is empty)");
+    pre.textContent = String(text || "(the job log is empty)").split("\n").map(logLine).join("\n");
     pre.scrollTop = pre.scrollHeight;
   }
+}
+// A JSON log record as one readable line: time, severity, stage and attempt, message, the rest.
+function logLine(line) {
+  let r;
+  try { r = JSON.parse(line); } catch { return line; }
+  if (!r || typeof r !== "object" || !r.message) return line;
+  const { time, severity, message, stage, attempt, logger, movie_id, ...rest } = r;
+  const at = time ? new Date(time).toLocaleTimeString() : "";
+  const where = stage ? ` [${stage}${attempt ? ` #${attempt}` : ""}]` : "";
+  const more = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
+  return `${at} ${severity || ""}${where} ${message}${more}`;
 }
 function scheduleLog() { clearTimeout(detail.logTimer); detail.logTimer = setTimeout(loadLog, 700); }
 
