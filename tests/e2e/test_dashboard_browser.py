@@ -288,7 +288,16 @@ def test_paused_admission_shows_and_a_waiting_movie_changes_priority(
     svc = make_service(generators="instant")
     page = open_page(svc)
     expect(page.locator("#banner-paused")).to_be_hidden()
-    page.click("#admission-toggle")
+    # By keyboard: Tab from the skip link reaches the button, which shows where the focus is.
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip")).to_be_focused()
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "admission-toggle":
+            break
+    expect(page.locator("#admission-toggle")).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
     expect(page.locator("#admission")).to_have_text("admission paused")
     expect(page.locator("#banner-paused")).to_be_visible()
     assert svc.request("GET", "/api/queues")[1]["admission_paused"] is True

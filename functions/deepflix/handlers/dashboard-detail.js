@@ -10,7 +10,7 @@ function stageHtml(name, st) {
   const err = st.last_error;
   return `<li class="s-${esc(st.status)}" data-stage="${esc(name)}">
     <b>${esc(name)}</b> <span class="s-${esc(st.status)}">${esc(st.status)}</span>
-    <span class="muted small">· attempt ${esc(st.attempt ?? st.attempts)}${st.attempts != null ? ` (${esc(st.attempts)} this run)` : ""}</span>
+    ${st.status === "pending" ? "" : `<span class="muted small">· attempt ${esc(st.attempt ?? st.attempts)}${st.attempts != null ? ` (${esc(st.attempts)} this run)` : ""}</span>`}
     <div class="bar" role="progressbar" aria-label="${esc(name)} progress" aria-valuenow="${esc(st.progress)}"><i style="width:${Number(st.progress) || 0}%"></i></div>
     <span class="muted small">${when}${took}${backoff}</span>
     ${err ? `<div class="error-box stage-error"><b>${esc(err.code)}</b> on attempt ${esc(err.attempt)}${err.retryable ? " (retryable)" : ""}: ${esc(err.message)}</div>` : ""}
@@ -58,7 +58,7 @@ function webhookHtml(v) {
 
 function paintDetail(v) {
   detail.view = v;
-  $("#detail-title").textContent = `Movie ${short(v.movie_id)}${v.request?.title ? ` · ${v.request.title}` : ""}`;
+  if (!detail.storyTitle) $("#detail-title").textContent = `Movie ${short(v.movie_id)}${v.request?.title ? ` · ${v.request.title}` : ""}`;
   const body = $("#detail-body");
   if (!$("#detail-media", body)) {
     body.innerHTML = `<div class="detail-grid">
@@ -101,6 +101,10 @@ async function loadStory(url) {
     s = await res.json();
   } catch (e) { $("#detail-story").innerHTML = `<h3>Story</h3><p class="error-box"></p>`; $("#detail-story p").textContent = `Loading the story failed: ${e.message}`; return; }
   const scenes = Array.isArray(s.scenes) ? s.scenes : [];
+  if (s.title && detail.view && !detail.view.request?.title) {
+    detail.storyTitle = s.title;
+    $("#detail-title").textContent = `Movie ${short(detail.view.movie_id)} · ${s.title}`;
+  }
   $("#detail-story").innerHTML = `<h3>Story</h3><p><b id="story-title">${esc(s.title)}</b></p><p class="muted">${esc(s.logline)}</p>
     <ol>${scenes.map((c) => `<li><b>${esc(c.heading)}</b> — ${esc(c.description)}${c.narration ? `<br><i>“${esc(c.narration)}”</i>` : ""}</li>`).join("")}</ol>`;
 }
@@ -139,7 +143,7 @@ async function refreshDetail() {
 
 async function openDetail(id) {
   closeDetailFeeds();
-  detail.id = id; detail.view = null; detail.media = ""; detail.story = "";
+  detail.id = id; detail.view = null; detail.media = ""; detail.story = ""; detail.storyTitle = "";
   $("#detail-body").innerHTML = `<p class="muted">Loading…</p>`;
   $("#detail-title").textContent = `Movie ${short(id)}`;
   const d = $("#detail");
