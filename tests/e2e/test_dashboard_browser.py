@@ -343,3 +343,22 @@ def test_a_lost_server_shows_a_banner_until_it_is_back(
     shot(page, "server-lost")
     svc.start()  # the same port and data
     expect(page.locator("#banner-lost")).to_be_hidden(timeout=30_000)
+
+
+def test_without_the_stream_route_the_page_polls(
+    make_service: Callable[..., Service], context: Any
+) -> None:
+    svc = make_service(generators="instant")
+    page: Page = context.new_page()
+    try:
+        # As a server from before the stream (or a proxy that drops it) answers.
+        missing = {"error": {"code": "not_found", "message": "no route", "details": None}}
+        page.route("**/api/events", lambda route: route.fulfill(status=404, json=missing))
+        page.goto(svc.url + "/")
+        expect(page.locator("#live")).to_have_text("polling every 5 s")
+        assert page.evaluate("document.body.dataset.live") == "poll"
+        movie_id = svc.create("seen by polling")["movie_id"]
+        expect(row(page, movie_id)).to_have_attribute("data-status", "succeeded", timeout=20_000)
+        expect(page.locator("#banner-lost")).to_be_hidden()
+    finally:
+        page.close()

@@ -47,13 +47,15 @@ function actionsHtml(v) {
   </div>`;
 }
 
+// The webhook: where the final status goes, each attempt's answer or error, delivered or not.
 function webhookHtml(v) {
   const w = v.webhook;
   if (!w) return "";
-  const attempts = Array.isArray(w.attempts) ? w.attempts : Array.isArray(w) ? w : [];
-  return `<h3>Webhook</h3>${attempts.length ? `<ul class="small">${attempts.map((a) =>
-    `<li>${esc(a.status ?? a.status_code ?? "")} ${esc(a.error ?? "")} <span class="muted">${esc(ago(a.at ?? a.attempted_at))}</span></li>`).join("")}</ul>`
-    : `<pre class="log">${esc(JSON.stringify(w, null, 2))}</pre>`}`;
+  const tries = Array.isArray(w.attempts) ? w.attempts : [];
+  const state = w.delivered ? `<span class="s-succeeded">delivered</span>` : tries.length ? `<span class="s-failed">not delivered yet</span>` : `<span class="muted">not sent yet</span>`;
+  return `<h3>Webhook</h3><p class="small" id="webhook-state">${state} · <code>${esc(w.url)}</code></p>
+    ${tries.length ? `<ol class="small">${tries.map((a) => `<li>${a.status_code != null ? `HTTP ${esc(a.status_code)}` : `<span class="s-failed">${esc(a.error || "no answer")}</span>`}
+      <span class="muted">${esc(ago(a.at))}</span></li>`).join("")}</ol>` : ""}`;
 }
 
 function paintDetail(v) {
