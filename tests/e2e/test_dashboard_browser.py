@@ -329,6 +329,22 @@ def test_paused_admission_shows_and_a_waiting_movie_changes_priority(
     expect(page.locator("#dead")).to_contain_text("No dead letters")
     page.keyboard.press("Escape")
     expect(page.locator("#dead")).to_be_hidden()
+    # A listed letter (the list as the route answers it) replayed against the real route,
+    # which no longer has it: the envelope's message shows.
+    letter = {
+        "id": "dl-gone",
+        "topic": "run_stage",
+        "movie_id": movie_id,
+        "stage": "images",
+        "reason": "delivery failed 10 times",
+        "failed_at": "2026-12-07T08:00:00+00:00",
+    }
+    page.route("**/api/dead-letters", lambda route: route.fulfill(json={"dead_letters": [letter]}))
+    page.click("#dead-open")
+    expect(page.locator("#dead")).to_contain_text("delivery failed 10 times")
+    page.click("#dead [data-replay=dl-gone]")
+    expect(page.locator(".toast.error").last).to_contain_text("no dead letter with id")
+    shot(page, "dead-letters")
 
 
 def test_a_lost_server_shows_a_banner_until_it_is_back(
