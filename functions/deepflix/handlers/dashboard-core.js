@@ -55,9 +55,20 @@ function toast(text, kind = "error") {
   el.innerHTML = `<span></span><button type="button" aria-label="Dismiss">✕</button>`;
   el.firstChild.textContent = text;
   el.lastChild.onclick = () => el.remove();
+  placeToasts();
   $("#toasts").append(el);
   setTimeout(() => el.remove(), kind === "error" ? 15000 : 6000);
 }
+
+// A modal dialog makes the rest of the page inert and dim: toasts live in the open dialog
+// (the confirmation first, the one on top), back in the page once none is open.
+function placeToasts(closing = null) {
+  const box = $("#toasts");
+  const open = [...document.querySelectorAll("dialog[open]")].filter((d) => d !== closing);
+  const host = open.find((d) => d.id === "confirm") || open.pop() || document.body;
+  if (box.parentElement !== host) host.append(box);
+}
+document.addEventListener("close", (e) => { if (e.target.tagName === "DIALOG") placeToasts(e.target); }, true);
 
 // Runs an action; a failure is never silent: a toast says what failed and why.
 async function act(label, fn) {
