@@ -122,6 +122,8 @@ def test_cancel_asks_first_and_escape_keeps_the_movie(
     write_faults(svc, {"images": {"kind": "delay", "seconds": 120, "match": "SLOW"}})
     movie_id = svc.create("a SLOW render")["movie_id"]
     page = open_page(svc)
+    # Its status view tells the row it runs (the list's summary says only the stage).
+    expect(row(page, movie_id).locator("[data-state]")).to_have_text("images · running")
     cancel = row(page, movie_id).locator("[data-cancel]")
     cancel.click()
     confirm = page.locator("#confirm")

@@ -27,12 +27,19 @@ async function loadQueues() {
   }
 }
 
-// What a summary says of where the movie is: waiting and running apart where the view tells.
+// Where the movie is: the stage, and waiting (with its place) or running (with its progress)
+// where the view says; a list summary says only the stage until its status view comes.
 function stateText(m) {
   if (TERMINAL.includes(m.status)) return m.status;
-  if (m.status === "queued") return "queued for admission";
-  const sub = m.stage_status || m.stages?.[m.current_stage]?.status;
-  return sub ? `${m.current_stage} · ${sub}` : `in ${m.current_stage || m.status}`;
+  const place = m.position ? ` #${m.position.position}` : "";
+  if (m.status === "queued") return `queued for admission${place}`;
+  const st = m.stages?.[m.current_stage], sub = m.stage_status || st?.status;
+  if (!sub) return `in ${m.current_stage || m.status}`;
+  let text = `${m.current_stage} · ${sub}`;
+  if (sub === "running" && st?.progress) text += ` ${st.progress}%`;
+  if (sub === "waiting") text += place;
+  if (sub === "waiting" && st?.ready_at && Date.parse(st.ready_at) > Date.now()) text += " (backing off)";
+  return text;
 }
 function stateClass(m) {
   if (TERMINAL.includes(m.status)) return `s-${m.status}`;
@@ -52,12 +59,35 @@ function rowHtml(m) {
       <button type="button" data-delete="${id}">Delete</button></td>`;
 }
 
-function paintRow(m) {
-  let tr = list.rows.get(m.movie_id);
+function paintRow(m, fromView = false) {
+  const tr = list.rows.get(m.movie_id);
   if (!tr) return false;
   tr.innerHTML = rowHtml(m);
   tr.dataset.status = m.status;
+  if (!fromView && !TERMINAL.includes(m.status)) enrichSoon(m.movie_id);
   return true;
+}
+
+// An active row's status view (waiting or running, place, progress): fetched for the rows
+// shown whose movie changed, at most once a second each, never for finished ones.
+const enrich = { ids: new Set(), timer: null };
+function enrichSoon(id) {
+  enrich.ids.add(id);
+  if (!enrich.timer) enrich.timer = setTimeout(flushEnrich, 800);
+}
+async function flushEnrich() {
+  const ids = [...enrich.ids].filter((id) => list.rows.has(id));
+  enrich.ids.clear();
+  await Promise.all(ids.map(async (id) => {
+    try {
+      const v = await api(`/api/movies/${id}`);
+      // An event that came while this was asked may have finished the movie: that stands.
+      if (TERMINAL.includes(list.rows.get(id)?.dataset.status) && !TERMINAL.includes(v.status)) return;
+      paintRow({ ...v, prompt: v.request?.prompt, title: v.request?.title }, true);
+    } catch { /* a read: the lost-server banner tells of outages */ }
+  }));
+  enrich.timer = null;
+  if (enrich.ids.size) enrich.timer = setTimeout(flushEnrich, 800);
 }
 
 function filters() {
