@@ -71,5 +71,14 @@ def needs(service: Service, method: str, path: str) -> None:
         pytest.skip(f"this build's API has no {method} {path}")
 
 
+def box(page: Any, selector: str) -> dict[str, float]:
+    """The element's box; a live update may replace the element while it is measured."""
+    for _ in range(5):
+        found = page.locator(selector).bounding_box()
+        if found is not None:
+            return dict(found)
+    raise AssertionError(f"{selector} has no box")
+
+
 def row(page: Any, movie_id: str) -> Any:
     return page.locator(f'#movies tr[data-id="{movie_id}"]')

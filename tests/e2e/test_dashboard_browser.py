@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import chromium_context, has, needs, row, shot
+from tests.e2e.browser import box, chromium_context, has, needs, row, shot
 from tests.e2e.conftest import Service, write_faults
 
 pytestmark = pytest.mark.e2e
@@ -122,8 +122,11 @@ def test_cancel_asks_first_and_escape_keeps_the_movie(
     write_faults(svc, {"images": {"kind": "delay", "seconds": 120, "match": "SLOW"}})
     movie_id = svc.create("a SLOW render")["movie_id"]
     page = open_page(svc)
-    # Its status view tells the row it runs (the list's summary says only the stage).
+    row(page, movie_id).locator("[data-delete]").focus()
+    # Its status view tells the row it runs (the list's summary says only the stage); the
+    # repaint leaves the keyboard's focus where it was.
     expect(row(page, movie_id).locator("[data-state]")).to_have_text("images · running")
+    expect(row(page, movie_id).locator("[data-delete]")).to_be_focused()
     cancel = row(page, movie_id).locator("[data-cancel]")
     cancel.click()
     confirm = page.locator("#confirm")
@@ -225,9 +228,8 @@ def test_at_a_phone_width_every_key_control_is_on_screen(
         f'#movies tr[data-id="{movie_id}"] [data-delete]',
     ]
     for selector in controls:
-        box = page.locator(selector).bounding_box()
-        assert box is not None, selector
-        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        found = box(page, selector)
+        assert found["x"] >= 0 and found["x"] + found["width"] <= width, (selector, found)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"list-{width}px")
 
@@ -235,8 +237,8 @@ def test_at_a_phone_width_every_key_control_is_on_screen(
     dialog = page.locator("#detail")
     expect(dialog.locator("[data-dcancel]")).to_be_visible()
     for selector in ("#detail [data-close]", "#detail [data-dcancel]", "#detail-timeline"):
-        box = page.locator(selector).bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, selector
+        found = box(page, selector)
+        assert found["x"] >= 0 and found["x"] + found["width"] <= width, (selector, found)
     shot(page, f"detail-{width}px")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()

@@ -144,6 +144,24 @@ async function readEvents(body, onEvent, ctrl, stale) {
   } finally { clearTimeout(timer); }
 }
 
+// Painting changes only: an update that changes nothing leaves the element alone, and one that
+// does gives the focus back to the same control, so live updates never throw a keyboard user off.
+const painted = new WeakMap();
+function setHtml(el, html) {
+  if (!el || painted.get(el) === html) return;
+  painted.set(el, html);
+  const active = document.activeElement;
+  const key = active && active !== el && el.contains(active) ? focusKey(active) : null;
+  el.innerHTML = html;
+  const again = key && el.querySelector(key);
+  if (again) again.focus();
+}
+function focusKey(a) {
+  if (a.id) return `#${CSS.escape(a.id)}`;
+  const [k, v] = Object.entries(a.dataset)[0] || [];
+  return k ? `[data-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}="${String(v).replace(/["\\]/g, "\\$&")}"]` : null;
+}
+
 function ago(iso) {
   if (!iso) return "";
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);

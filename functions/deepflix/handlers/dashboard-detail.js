@@ -72,11 +72,11 @@ function paintDetail(v) {
       <section class="story" id="detail-story"></section>`;
     $("#log-refresh").onclick = loadLog;
   }
-  $("#detail-facts").innerHTML = factsHtml(v);
-  $("#detail-acts").innerHTML = actionsHtml(v);
-  $("#detail-error").innerHTML = v.error ? `<div class="error-box" id="movie-error"><b>${esc(v.status)}</b>: ${esc(v.error.code)} on attempt ${esc(v.error.attempt)}: ${esc(v.error.message)}</div>` : "";
-  $("#detail-timeline").innerHTML = STAGES.map((s) => stageHtml(s, v.stages?.[s])).join("");
-  $("#detail-webhook").innerHTML = webhookHtml(v);
+  setHtml($("#detail-facts"), factsHtml(v));
+  setHtml($("#detail-acts"), actionsHtml(v));
+  setHtml($("#detail-error"), v.error ? `<div class="error-box" id="movie-error"><b>${esc(v.status)}</b>: ${esc(v.error.code)} on attempt ${esc(v.error.attempt)}: ${esc(v.error.message)}</div>` : "");
+  setHtml($("#detail-timeline"), STAGES.map((s) => stageHtml(s, v.stages?.[s])).join(""));
+  setHtml($("#detail-webhook"), webhookHtml(v));
   paintMedia(v.artifacts || {});
   if (v.artifacts?.story && detail.story !== v.artifacts.story) loadStory(v.artifacts.story);
 }

@@ -10,14 +10,14 @@ function paintQueues(q) {
   $("#admission-toggle").dataset.paused = paused ? "1" : "";
   $("#banner-paused").hidden = !paused;
   $("#dead-count").textContent = q.dead_letters ? String(q.dead_letters) : "";
-  $("#queues").innerHTML = Object.entries(q.queues || {}).map(([stage, s]) => `
+  setHtml($("#queues"), Object.entries(q.queues || {}).map(([stage, s]) => `
     <div class="card${s.paused ? " paused" : ""}" data-stage="${esc(stage)}">
       <h3>${esc(stage)} ${s.paused ? `<span class="badge paused">paused</span>` : ""}</h3>
       <dl><dt>waiting</dt><dd>${s.waiting}</dd><dt>running</dt><dd>${s.running} of ${s.concurrency}</dd>
         <dt>mean</dt><dd>${secs(s.mean_duration_seconds)}</dd></dl>
       <button type="button" data-queue="${esc(stage)}" data-op="${s.paused ? "resume" : "pause"}"
         aria-label="${s.paused ? "Resume" : "Pause"} the ${esc(stage)} queue">${s.paused ? "Resume" : "Pause"} ${esc(stage)}</button>
-    </div>`).join("");
+    </div>`).join(""));
 }
 
 async function loadQueues() {
@@ -62,7 +62,7 @@ function rowHtml(m) {
 function paintRow(m, fromView = false) {
   const tr = list.rows.get(m.movie_id);
   if (!tr) return false;
-  tr.innerHTML = rowHtml(m);
+  setHtml(tr, rowHtml(m));
   tr.dataset.status = m.status;
   if (!fromView && !TERMINAL.includes(m.status)) enrichSoon(m.movie_id);
   return true;
