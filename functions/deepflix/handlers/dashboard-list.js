@@ -117,6 +117,7 @@ async function loadList() {
   }
   list.next = page.next_cursor;
   $("#movies-empty").hidden = page.movies.length > 0;
+  $("#movies-empty").textContent = f.q || f.status || f.stage ? "No movies match." : "No movies yet: create one above.";
   $("#page-prev").disabled = list.page === 0;
   $("#page-next").disabled = !list.next;
   $("#page-no").textContent = `page ${list.page + 1}`;
