@@ -385,3 +385,14 @@ def test_without_the_stream_route_the_page_polls(
         expect(page.locator("#banner-lost")).to_be_hidden()
     finally:
         page.close()
+
+    # The stream refused for the token: the banner says so rather than "lost".
+    refused = {"error": {"code": "unauthenticated", "message": "bad key", "details": None}}
+    page.route("**/api/events", refuse(401, refused))
+    page.evaluate("live.restart()")
+    expect(page.locator("#banner-lost")).to_contain_text("The live stream was refused")
+    expect(page.locator("#banner-lost")).to_contain_text("Set an API token")
+    shot(page, "stream-refused")
+    page.unroute("**/api/events")
+    page.evaluate("live.restart()")
+    expect(page.locator("#banner-lost")).to_be_hidden()

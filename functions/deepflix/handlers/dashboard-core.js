@@ -49,6 +49,8 @@ async function api(path, { method = "GET", body } = {}) {
 }
 
 function toast(text, kind = "error") {
+  // The same message already showing (a stream refused at each reconnect) is not repeated.
+  if ([...document.querySelectorAll(".toast span")].some((s) => s.textContent === text)) return;
   const el = document.createElement("div");
   el.className = `toast ${kind}`;
   el.setAttribute("role", kind === "error" ? "alert" : "status");

@@ -234,6 +234,8 @@ function setupList() {
   });
 }
 
+const LOST = "Lost the server: the figures below may be stale. Reconnecting…";
+
 // One stream for the whole page; polling every 5 s where the server has no stream route.
 const live = {
   stream: null, poll: null,
@@ -241,10 +243,11 @@ const live = {
     $("#live").textContent = "connecting…";
     this.stream = openStream("/api/events", {
       event: (name, data) => { if (name === "queues") paintQueues(data); else if (name === "movie") onMovieEvent(data); },
-      open: () => { $("#banner-lost").hidden = true; $("#live").textContent = "live"; document.body.dataset.live = "stream"; loadQueues(); loadList(); },
+      open: () => { $("#banner-lost").hidden = true; $("#banner-lost").textContent = LOST; $("#live").textContent = "live"; document.body.dataset.live = "stream"; loadQueues(); loadList(); },
       lost: (err) => {
         $("#banner-lost").hidden = false; $("#live").textContent = "reconnecting…";
-        if (err && [401, 403].includes(err.status)) toast(err.message);
+        // Refused, not lost: the banner says why (a token to set) instead.
+        $("#banner-lost").textContent = err && [401, 403, 429].includes(err.status) ? `The live stream was refused: ${err.message}` : LOST;
       },
       missing: () => this.startPolling(),
     });
