@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Service
+from devtools.service import Service
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -82,3 +82,12 @@ def box(page: Any, selector: str) -> dict[str, float]:
 
 def row(page: Any, movie_id: str) -> Any:
     return page.locator(f'#movies tr[data-id="{movie_id}"]')
+
+
+def refuse(status: int, envelope: dict[str, Any]) -> Callable[[Any], None]:
+    """A route handler answering `status` with the error envelope (and a Retry-After)."""
+
+    def answer(route: Any) -> None:
+        route.fulfill(status=status, json=envelope, headers={"Retry-After": "7"})
+
+    return answer
