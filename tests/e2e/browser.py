@@ -91,3 +91,27 @@ def refuse(status: int, envelope: dict[str, Any]) -> Callable[[Any], None]:
         route.fulfill(status=status, json=envelope, headers={"Retry-After": "7"})
 
     return answer
+
+
+# WCAG contrast of each element's text against the first opaque background behind it.
+CONTRAST_JS = """(selectors) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const channel = (v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const behind = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return selectors.map((s) => {
+    const el = document.querySelector(s);
+    const a = lum(rgb(getComputedStyle(el).color)), b = lum(behind(el));
+    return [s, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}"""
+
+
+def contrasts(page: Any, selectors: list[str]) -> dict[str, float]:
+    return dict(page.evaluate(CONTRAST_JS, selectors))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import box, needs, refuse, row, shot
+from tests.e2e.browser import box, contrasts, needs, refuse, row, shot
 from tests.e2e.conftest import Service, write_faults
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +41,10 @@ def test_at_a_phone_width_every_key_control_is_on_screen(
         found = box(page, selector)
         assert found["x"] >= 0 and found["x"] + found["width"] <= width, (selector, found)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    texts = ["h1", "h2", ".muted", "#create-submit", "#admission", "#admission-toggle"]
+    texts += ["#queues dt", "#queues dd", "td.prompt", "[data-state]", "[data-open]"]
+    low = {s: round(r, 1) for s, r in contrasts(page, texts).items() if r < 4.5}
+    assert not low, f"text below WCAG AA contrast (4.5:1): {low}"
     shot(page, f"list-{width}px")
 
     row(page, movie_id).locator("[data-open]").click()
