@@ -68,7 +68,11 @@ def test_a_failed_movie_says_why_and_retry_finishes_it(
 ) -> None:
     svc = make_service(generators="instant")
     write_faults(svc, {"images": {"kind": "permanent", "match": "DOOMED"}})
-    movie_id = svc.create("the DOOMED expedition")["movie_id"]
+    schemas = svc.request("GET", "/openapi.json")[1]["components"]["schemas"]
+    hooks = "webhook" in schemas.get("MovieCreate", {}).get("properties", {})
+    # A webhook to a port where nothing listens: its failed attempts show in the detail.
+    extra = {"webhook": "http://127.0.0.1:9/hook"} if hooks else {}
+    movie_id = svc.create("the DOOMED expedition", **extra)["movie_id"]
     page = open_page(svc)
     expect(row(page, movie_id)).to_have_attribute("data-status", "failed", timeout=30_000)
     row(page, movie_id).locator("[data-open]").click()
@@ -81,6 +85,9 @@ def test_a_failed_movie_says_why_and_retry_finishes_it(
         expect(dialog.locator("#detail-log")).to_contain_text("[images #1] stage failed")
     else:
         expect(dialog.locator("#detail-log")).to_contain_text("no job log")
+    if hooks:
+        expect(dialog.locator("#webhook-state")).to_contain_text("not delivered yet")
+        expect(dialog.locator("#detail-webhook li").first).to_contain_text("127.0.0.1:9")
     shot(page, "detail-failed")
 
     write_faults(svc, {})
