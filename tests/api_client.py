@@ -10,10 +10,15 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from deepflix.adapters.local.artifacts import LocalArtifactStore
+from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.dead_letters import QueueDeadLetters
+from deepflix.adapters.local.job_logs import JobLogFiles
+from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.writes import PipelineWrites
+from deepflix.pipeline.operations import OperatorPorts
 from deepflix.pipeline.service import Pipeline
 from deepflix.settings import Settings
 from tests.pipeline_fakes import Recorder
@@ -25,6 +30,7 @@ class InProcess:
     api: Api
     pipeline: Pipeline
     artifacts: LocalArtifactStore
+    queue: SqliteQueue  # the dead letters' queue
 
 
 # The service's own address, as `deepflix serve` would be bound to, and the header of a
@@ -36,14 +42,22 @@ SCRIPT = {"X-DeepFlix-Client": "tests"}
 @contextmanager
 def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterator[InProcess]:
     work = Recorder()
+    db = Database(tmp_path / "movies.db")
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    queue = SqliteQueue(db)
     pipeline = Pipeline(
-        store=SqliteMovieStore(tmp_path / "movies.db"),
+        store=SqliteMovieStore(db),
         tasks=work,
         events=work,
         jobs=work,
         config=Settings().pipeline_config(),
+        unit_of_work=db.atomically,
+        operator=OperatorPorts(
+            artifacts=artifacts,
+            dead_letters=QueueDeadLetters(queue),
+            job_logs=JobLogFiles(tmp_path / "jobs"),
+        ),
     )
-    artifacts = LocalArtifactStore(tmp_path / "artifacts")
     api = Api(
         pipeline=pipeline,
         writes=PipelineWrites(pipeline),
@@ -53,4 +67,4 @@ def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterat
     )
     app = api.app()
     with TestClient(app, BASE_URL, raise_server_exceptions=False, headers=dict(headers)) as client:
-        yield InProcess(client, api, pipeline, artifacts)
+        yield InProcess(client, api, pipeline, artifacts, queue)

@@ -179,12 +179,32 @@ def fake_gcs(bucket: str) -> Iterator[FakeGcs]:
         def do_GET(self) -> None:
             gcs = holder[0]
             url = urllib.parse.urlsplit(self.path)
+            if url.path == f"/storage/v1/b/{bucket}/o":  # a listing, by prefix
+                prefix = urllib.parse.parse_qs(url.query).get("prefix", [""])[0]
+                items = [
+                    json.loads(resource(name, data, "application/octet-stream"))
+                    for name, data in sorted(gcs.objects.items())
+                    if name.startswith(prefix)
+                ]
+                body = json.dumps({"kind": "storage#objects", "items": items}).encode()
+                self.reply(200, body, "application/json")
+                return
             for prefix in (f"/download/storage/v1/b/{bucket}/o/", f"/storage/v1/b/{bucket}/o/"):
                 if url.path.startswith(prefix):
                     name = urllib.parse.unquote(url.path[len(prefix) :])
                     if name in gcs.objects:
                         self.reply(200, gcs.objects[name], "application/octet-stream")
                         return
+            self.reply(404, b'{"error": {"code": 404, "message": "No such object"}}')
+
+        def do_DELETE(self) -> None:
+            gcs = holder[0]
+            url = urllib.parse.urlsplit(self.path)
+            prefix = f"/storage/v1/b/{bucket}/o/"
+            name = urllib.parse.unquote(url.path[len(prefix) :])
+            if url.path.startswith(prefix) and gcs.objects.pop(name, None) is not None:
+                self.reply(204)
+                return
             self.reply(404, b'{"error": {"code": 404, "message": "No such object"}}')
 
     with _serving(Handler) as server:

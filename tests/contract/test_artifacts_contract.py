@@ -70,6 +70,22 @@ def test_fetching_a_missing_artifact_is_not_found(artifacts: Artifacts, tmp_path
         artifacts.store.fetch("m1/nothing.mp4", tmp_path / "x.mp4")
 
 
+def test_delete_removes_every_file_of_the_movie_only(artifacts: Artifacts, tmp_path: Path) -> None:
+    paths = {}
+    for movie_id, name in (("m1", "story.json"), ("m1", "scene-01.png"), ("m2", "story.json")):
+        source = tmp_path / f"{movie_id}-{name}"
+        source.write_text(name)
+        paths[movie_id, name] = artifacts.store.put(movie_id, name, source)
+    assert artifacts.store.delete("m1") == 2
+    for name in ("story.json", "scene-01.png"):
+        with pytest.raises(NotFound):
+            artifacts.store.fetch(paths["m1", name], tmp_path / "gone")
+    artifacts.store.fetch(paths["m2", "story.json"], tmp_path / "kept.json")
+    assert (tmp_path / "kept.json").read_text() == "story.json"
+    assert artifacts.store.delete("m1") == 0  # nothing left: not an error
+    assert artifacts.store.delete("") == 0  # never the whole store
+
+
 def test_gcs_uploads_the_object_under_the_movie_prefix(tmp_path: Path) -> None:
     source = tmp_path / "video.mp4"
     source.write_bytes(bytes(range(256)) * 40)

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from deepflix.handlers.api import OPERATIONS
+from deepflix.handlers.operations import OPERATIONS
 from deepflix.handlers.schemas import (
     Created,
     ErrorAnswer,

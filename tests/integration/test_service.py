@@ -115,6 +115,8 @@ def test_cancel_running_job_and_errors(pipeline: Pipeline, rec: Recorder) -> Non
     assert rec.cancelled == ["exec-7"]
     with pytest.raises(Conflict):
         pipeline.cancel(movie.id)
+    # A cancelled movie can be retried, from the stage it was cancelled in; only once.
+    assert pipeline.retry(movie.id).status is MovieStatus.images
     with pytest.raises(Conflict):
         pipeline.retry(movie.id)
     with pytest.raises(NotFound):

@@ -38,11 +38,12 @@ def run_through(m, *stages):  # type: ignore[no-untyped-def]
     return m
 
 
-def test_every_status_has_a_row_and_only_retry_leaves_failed() -> None:
+def test_every_status_has_a_row_and_only_retry_leaves_failed_or_cancelled() -> None:
     assert set(TRANSITIONS) == set(MovieStatus)
     assert TRANSITIONS[MovieStatus.succeeded] == frozenset()
-    assert TRANSITIONS[MovieStatus.cancelled] == frozenset()
-    assert MovieStatus.succeeded not in TRANSITIONS[MovieStatus.failed]
+    # A retry goes back to the stage that stopped: never straight to an end.
+    for stopped in (MovieStatus.failed, MovieStatus.cancelled):
+        assert TRANSITIONS[stopped] == {MovieStatus.queued, MovieStatus.images, MovieStatus.video}
     for status, targets in TRANSITIONS.items():
         if not status.terminal:
             assert MovieStatus.cancelled in targets
@@ -196,3 +197,26 @@ def test_retry_of_a_story_failure_goes_back_to_queued() -> None:
 def test_only_failed_movies_can_be_retried() -> None:
     t = apply(movie(), RetryRequested(AT), CFG)
     assert not t.applied and "queued" in t.reason
+
+
+def test_retry_of_a_cancelled_movie_resumes_where_it_was_cancelled() -> None:
+    m = run_through(movie(), Stage.story)
+    m = apply(m, Claimed(Stage.images, AT), CFG).movie
+    m = apply(m, JobStarted(Stage.images, 1, "exec-1", AT), CFG).movie
+    cancelled = apply(m, CancelRequested(AT), CFG).movie
+    t = apply(cancelled, RetryRequested(AT), CFG)
+    assert t.applied and t.movie.status is MovieStatus.images
+    assert t.movie.finished_at is None
+    assert t.movie.stages[Stage.story].status is StageStatus.succeeded
+    images = t.movie.stages[Stage.images]
+    assert images.status is StageStatus.waiting and images.attempts == 1
+    assert images.first_attempt == 2  # a late report of the cancelled attempt matches nothing
+    assert t.commands == (Dispatch(Stage.images),)
+
+
+def test_retry_of_a_movie_cancelled_while_queued_goes_back_to_queued() -> None:
+    cancelled = apply(movie(), CancelRequested(AT), CFG).movie
+    t = apply(cancelled, RetryRequested(AT), CFG)
+    assert t.applied and t.movie.status is MovieStatus.queued
+    assert t.movie.stages[Stage.story].status is StageStatus.waiting
+    assert t.commands == (Dispatch(Stage.story),)

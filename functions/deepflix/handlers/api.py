@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from deepflix.handlers import dashboard, examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
-from deepflix.handlers.operations import Operation, Operations, Param
+from deepflix.handlers.operations import OPERATIONS, Operation, Param
+from deepflix.handlers.operator_api import FILTERS, OperatorApi, list_filter
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
     idempotency_key,
@@ -55,7 +56,6 @@ from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
 
 ANONYMOUS = "anonymous"
-OPERATIONS = Operations()
 T = TypeVar("T")
 
 IDEMPOTENCY = Param(
@@ -67,7 +67,7 @@ LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api:
+class Api(OperatorApi):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -100,7 +100,7 @@ class Api:
         # The runtime's verdict, where it runs beside this API: {"status": "ok" or
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
-        self.views = MovieViews(artifacts.url)
+        self.views = MovieViews(artifacts.url, logs_url=pipeline.operator.logs_url)
         self._document: bytes | None = None
 
     def app(self) -> Starlette:
@@ -215,7 +215,7 @@ class Api:
         "GET",
         "/api/movies",
         summary="The movies, newest first, a page at a time.",
-        query=(LIMIT, CURSOR),
+        query=(LIMIT, CURSOR, *FILTERS),
         answer=MovieList,
         errors=(400, 503),
     )
@@ -224,7 +224,10 @@ class Api:
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise BadRequest("limit must be an integer from 1 to 100", details={"limit": raw})
         page = self.pipeline.list_movies(
-            owner=None, limit=int(raw), cursor=request.query_params.get("cursor") or None
+            owner=None,
+            limit=int(raw),
+            cursor=request.query_params.get("cursor") or None,
+            where=list_filter(request),
         )
         return json_answer(
             {"movies": [summary_view(m) for m in page.movies], "next_cursor": page.next_cursor}
@@ -264,7 +267,7 @@ class Api:
     @OPERATIONS(
         "POST",
         "/api/movies/{movie_id}/retry",
-        summary="Retry a failed movie from the stage that failed.",
+        summary="Retry a failed or cancelled movie from the stage it stopped in.",
         status=202,
         answer=MovieView,
         errors=(404, 409, 503),
@@ -321,6 +324,7 @@ class Api:
     def _queues(self) -> Response:
         counts = self.pipeline.counts()
         observed = self.pipeline.mean_durations()
+        paused = self.pipeline.operator.paused_stages()
         body: dict[str, Any] = {
             "admission_paused": self.pipeline.admission_paused(),
             "queues": {
@@ -329,6 +333,7 @@ class Api:
                     "running": c.running,
                     "concurrency": self.pipeline.config[s].concurrency,
                     "mean_duration_seconds": observed.get(s),
+                    "paused": s in paused,
                 }
                 for s, c in counts.items()
             },
@@ -361,6 +366,6 @@ class Api:
 
     async def _write(self, write: Write) -> Movie:
         movie = await self.writes(write)
-        if movie is None:
+        if not isinstance(movie, Movie):
             raise DeepflixError(f"the {write.op} write answered no movie")
         return movie

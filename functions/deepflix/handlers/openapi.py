@@ -75,7 +75,9 @@ def _operation(op: Operation) -> dict[str, Any]:
             content["examples"] = {name: {"value": value} for name, value in op.examples.items()}
         out["requestBody"] = {"required": True, "content": {"application/json": content}}
     answer: dict[str, Any] = {"description": op.summary}
-    if op.answer is not None:
+    if op.status == 204:
+        pass  # No Content
+    elif op.answer is not None:
         answer["content"] = {op.media_type: {"schema": _ref(op.answer)}}
     else:
         answer["content"] = {op.media_type: {"schema": {"type": "string"}}}

@@ -77,3 +77,7 @@ class Operations:
         for op in self._declared:
             paths.setdefault(op.path, {})[op.method] = op
         return paths
+
+
+# Every operation of the API, in the order declared (api.py, operator_api.py).
+OPERATIONS = Operations()

@@ -125,6 +125,8 @@ class MovieView(Answer):
     eta: EtaView | None
     error: StageError | None
     links: Links
+    # Where the movie's logs are read: the logs route (embedded), or Cloud Logging.
+    logs_url: str | None = None
 
 
 class Created(Answer):
@@ -189,6 +191,7 @@ class QueueView(Answer):
     running: int
     concurrency: int
     mean_duration_seconds: float | None
+    paused: bool = False  # an operator paused this queue: it starts nothing new
 
 
 class Queues(Answer):

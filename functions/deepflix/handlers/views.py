@@ -126,8 +126,14 @@ class MovieViews:
     answer renders only its queue position: the store hands out one parsed Movie per row
     version, and a movie is never changed in place (a transition returns a copy)."""
 
-    def __init__(self, url: Callable[[str], str], size: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: Callable[[str], str],
+        size: int = 10_000,
+        logs_url: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.url = url
+        self.logs_url = logs_url
         self.size = size
         self._views: dict[str, tuple[Movie, dict[str, Any]]] = {}
         self._lock = threading.Lock()
@@ -146,6 +152,7 @@ class MovieViews:
         view["position"] = position_view(position)
         view["eta_seconds"] = round(position.eta_s, 2) if position else None
         view.update(eta_view(eta))
+        view["logs_url"] = self.logs_url(movie.id) if self.logs_url is not None else None
         return view
 
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from deepflix.pipeline.eta import History
 from deepflix.pipeline.models import Movie, Outgoing, Stage
+from deepflix.pipeline.operator import DeadLetter, MovieFilter
 from deepflix.pipeline.transitions import Decision
 
 Mutation = Callable[[Movie], Decision]
@@ -80,8 +81,26 @@ class MovieStore(Protocol):
     def journal(self, movie_id: str) -> list[dict[str, object]]:
         """Every stage status change of the movie, oldest first (the audit trail)."""
 
-    def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
-        """Newest first."""
+    def list(
+        self,
+        *,
+        owner: str | None,
+        limit: int,
+        cursor: str | None,
+        where: MovieFilter | None = None,
+    ) -> Page:
+        """Newest first; with `where`, only the movies operator.matches() picks. A page
+        may hold fewer than `limit` with a `next_cursor` where the store looks at a bounded
+        number of movies per page (Firestore): the cursor goes on after the last looked at."""
+
+    def delete(self, movie_id: str) -> bool:
+        """Remove a finished movie and what the store keeps of it (its journal); False if
+        absent. Refuses (Conflict) a movie that waits or runs: it is counted in the queues."""
+
+    def paused_stages(self) -> frozenset[Stage]:
+        """The stages whose queues admit nothing new (an operator paused them)."""
+
+    def set_stage_paused(self, stage: Stage, paused: bool) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -168,3 +187,26 @@ class ArtifactStore(Protocol):
 
     def url(self, path: str) -> str:
         """Where a client can download it (signed URL, or the API's download route)."""
+
+    def delete(self, movie_id: str) -> int:
+        """Remove every file under the movie's prefix; returns how many were removed."""
+
+
+class DeadLetters(Protocol):
+    """The messages the queue gave up delivering (embedded mode's queue keeps them)."""
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        """Oldest first."""
+
+    def replay(self, dead_letter_id: str) -> bool:
+        """Send the message again, as new, and forget the dead letter; False if absent."""
+
+
+class JobLogs(Protocol):
+    """What the stage jobs of a movie wrote (embedded mode's job log files)."""
+
+    def tail(self, movie_id: str, lines: int) -> str | None:
+        """The last `lines` lines of the movie's job logs, its attempts in order; None when
+        it has none."""
+
+    def remove(self, movie_id: str) -> None: ...

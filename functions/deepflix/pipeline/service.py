@@ -33,6 +33,8 @@ from deepflix.pipeline.models import (
     StageState,
     StageStatus,
 )
+from deepflix.pipeline.operations import Operator, OperatorPorts
+from deepflix.pipeline.operator import MovieFilter
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import (
     EventBus,
@@ -84,7 +86,8 @@ class Pipeline:
     Every state-changing operation runs in `unit_of_work`, so with adapters that share one
     database a save and what it sends commit together. `admission` says how a new movie is
     dispatched (see Admission). Reads (find, list_movies, counts, ...) go straight to the
-    store.
+    store. `operator` (pipeline/operations.py) has the operator's operations, each made of
+    these units of work, with the ports only they need (`OperatorPorts`).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class Pipeline:
         clock: Clock = utcnow,
         unit_of_work: UnitOfWork = each_step_alone,
         admission: Admission = "task",
+        operator: OperatorPorts | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -107,6 +111,7 @@ class Pipeline:
         self.admission = admission
         self.sender = Sender(store=store, tasks=tasks, events=events, jobs=jobs, clock=clock)
         self.health = self.sender.health
+        self.operator = Operator(self, operator or OperatorPorts())
 
     # -- client operations ---------------------------------------------------------------
 
@@ -122,8 +127,10 @@ class Pipeline:
     def find(self, movie_id: str) -> Movie | None:
         return self.store.get(movie_id)
 
-    def list_movies(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
-        return self.store.list(owner=owner, limit=limit, cursor=cursor)
+    def list_movies(
+        self, *, owner: str | None, limit: int, cursor: str | None, where: MovieFilter | None = None
+    ) -> Page:
+        return self.store.list(owner=owner, limit=limit, cursor=cursor, where=where)
 
     def counts(self) -> dict[Stage, QueueCounts]:
         return self.store.counts()
@@ -295,6 +302,8 @@ class Pipeline:
     def _dispatch(self, stage: Stage) -> int:
         if stage is Stage.story and self.store.admission_paused():
             return 0  # paused admission: new movies wait; movies already admitted go on
+        if stage in self.store.paused_stages():
+            return 0  # a paused queue: its movies wait; those running there go on
         now = self.clock()
         claimed = self.store.claim(
             stage,

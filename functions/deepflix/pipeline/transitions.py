@@ -50,7 +50,8 @@ TRANSITIONS: dict[MovieStatus, frozenset[MovieStatus]] = {
     MovieStatus.succeeded: frozenset(),
     # Only by an explicit retry, back to the stage that failed.
     MovieStatus.failed: frozenset({MovieStatus.queued, MovieStatus.images, MovieStatus.video}),
-    MovieStatus.cancelled: frozenset(),
+    # Only by an explicit retry too, back to the stage it was cancelled in.
+    MovieStatus.cancelled: frozenset({MovieStatus.queued, MovieStatus.images, MovieStatus.video}),
 }
 # How long a claimed job start keeps other deliveries of the stage request from starting one.
 # Past it, a start whose starter died before recording an execution may be claimed again.
@@ -299,10 +300,20 @@ def _cancel(movie: Movie, at: datetime) -> Decision:
     return Decision(movie.model_copy(update={**update, "updated_at": at}), tuple(commands))
 
 
+# What a retry starts again: the stage that failed, or the one the movie was cancelled in.
+_RETRYABLE = {
+    MovieStatus.failed: StageStatus.failed,
+    MovieStatus.cancelled: StageStatus.cancelled,
+}
+
+
 def _retry(movie: Movie, at: datetime) -> Decision:
-    if movie.status is not MovieStatus.failed:
-        return _skip(movie, f"only a failed movie can be retried, this one is {movie.status.value}")
-    stage = next(s for s in STAGES if movie.stages[s].status is StageStatus.failed)
+    stopped = _RETRYABLE.get(movie.status)
+    if stopped is None:
+        status = movie.status.value
+        return _skip(movie, f"only a failed or cancelled movie can be retried: it is {status}")
+    # A movie cancelled before it reached a stage (none cancelled) starts at the story.
+    stage = next((s for s in STAGES if movie.stages[s].status is stopped), Stage.story)
     stages = dict(movie.stages)
     failed = movie.stages[stage]
     # Finished stages keep their results; the failed one starts a new run, with the policy's

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from deepflix import logs
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
+from deepflix.adapters.local.dead_letters import QueueDeadLetters
 from deepflix.adapters.local.inline_jobs import InlineJobRunner
+from deepflix.adapters.local.job_logs import JobLogFiles
 from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
+from deepflix.pipeline.operations import OperatorPorts
 from deepflix.pipeline.ports import ArtifactStore, JobRunner
 from deepflix.pipeline.service import Pipeline, utcnow
 from deepflix.runtime.embedded import EmbeddedRuntime
@@ -52,6 +55,11 @@ class CloudRuntime:
         """Nothing runs in the background."""
 
 
+def job_log_dir(settings: Settings) -> Path:
+    """Where subprocess jobs write a log file per execution."""
+    return settings.data_dir.resolve() / "jobs"
+
+
 def _jobs(settings: Settings) -> JobRunner:
     if settings.job_runner == "inline":
         gpu = settings.images_concurrency + settings.video_concurrency
@@ -60,7 +68,7 @@ def _jobs(settings: Settings) -> JobRunner:
         from deepflix.adapters.gcp.factory import cloud_run_jobs
 
         return cloud_run_jobs(settings)
-    return SubprocessJobRunner(log_dir=settings.data_dir.resolve() / "jobs")
+    return SubprocessJobRunner(log_dir=job_log_dir(settings))
 
 
 def _connect_jobs(jobs: JobRunner, runner: StageRunner, on_exit: Callable[[JobExit], None]) -> None:
@@ -139,6 +147,7 @@ def _runner(
 
 def build_cloud(settings: Settings) -> CloudRuntime:
     from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
+    from deepflix.adapters.gcp.logging_links import movie_logs_url
 
     ports = build_ports(settings)
     artifacts: ArtifactStore
@@ -155,6 +164,10 @@ def build_cloud(settings: Settings) -> CloudRuntime:
         events=ports.events,
         jobs=jobs,
         config=settings.pipeline_config(),
+        operator=OperatorPorts(
+            artifacts=artifacts,
+            logs_link=functools.partial(movie_logs_url, settings.gcp_project),
+        ),
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
@@ -193,6 +206,7 @@ def build_embedded(
         # story slot is claimed in its create's own write.
         unit_of_work=db.atomically,
         admission="inline",
+        operator=_operator_ports(settings, queue, artifacts),
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
     work = media / "work"
@@ -232,12 +246,24 @@ def build_reader(settings: Settings) -> Reader:
     db = Database(settings.data_dir.resolve() / "movies.db", read_only=True)
     queue = SqliteQueue(db)
     none = _NoWrites()
+    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
     pipeline = Pipeline(
         store=SqliteMovieStore(db),
         tasks=none,
         events=none,
         jobs=none,
         config=settings.pipeline_config(),
+        operator=_operator_ports(settings, queue, artifacts),
     )
-    artifacts = LocalArtifactStore(settings.media_root() / "artifacts")
     return Reader(pipeline, artifacts, queue)
+
+
+def _operator_ports(
+    settings: Settings, queue: SqliteQueue, artifacts: ArtifactStore
+) -> OperatorPorts:
+    """The embedded queue's dead letters and the job runner's log files (ADR 0020)."""
+    return OperatorPorts(
+        artifacts=artifacts,
+        dead_letters=QueueDeadLetters(queue),
+        job_logs=JobLogFiles(job_log_dir(settings)),
+    )

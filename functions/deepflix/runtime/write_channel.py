@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from deepflix import logs
-from deepflix.handlers.writes import WRITE, Write, perform
+from deepflix.handlers.writes import WRITE, Outcome, Write, perform
 from deepflix.pipeline import errors
 from deepflix.pipeline.errors import DeepflixError, Unavailable
 from deepflix.pipeline.models import Movie
@@ -22,7 +22,8 @@ from deepflix.pipeline.service import Pipeline
 
 log = logs.get("write_channel")
 # A request is "<id> <the write's JSON>", or "ready" once the API process serves; an answer
-# is "<id> movie <the movie's JSON>", "<id> none" or "<id> error <the error's fields>".
+# is "<id> movie <the movie's JSON>", "<id> ids <a JSON list of movie ids>", "<id> none" or
+# "<id> error <the error's fields>".
 READY = b"ready"
 ERRORS: dict[str, type[DeepflixError]] = {
     cls.__name__: cls
@@ -87,8 +88,13 @@ class WriteServer:
     def _answer(self, request: bytes) -> None:
         n, _, doc = request.partition(b" ")
         try:
-            movie = perform(self.pipeline, WRITE.validate_json(doc))
-            answer = n + (b" movie " + movie.model_dump_json().encode() if movie else b" none")
+            outcome = perform(self.pipeline, WRITE.validate_json(doc))
+            if isinstance(outcome, Movie):
+                answer = n + b" movie " + outcome.model_dump_json().encode()
+            elif isinstance(outcome, list):
+                answer = n + b" ids " + orjson.dumps(outcome)
+            else:
+                answer = n + b" none"
         except DeepflixError as e:
             answer = n + b" error " + orjson.dumps(error_fields(e))
         except Exception:
@@ -132,7 +138,7 @@ class WriteClient:
             self._loop.remove_reader(self.conn.fileno())
         self._open = False
 
-    async def __call__(self, write: Write) -> Movie | None:
+    async def __call__(self, write: Write) -> Outcome:
         if not self._open or self._loop is None:
             raise Unavailable("the service is shutting down")
         n = str(next(self._ids)).encode()
@@ -141,6 +147,8 @@ class WriteClient:
         kind, _, doc = (await future).partition(b" ")
         if kind == b"error":
             raise error_from(orjson.loads(doc))
+        if kind == b"ids":
+            return [str(i) for i in orjson.loads(doc)]
         return Movie.model_validate_json(doc) if kind == b"movie" else None
 
     def _send(self, message: bytes) -> None:

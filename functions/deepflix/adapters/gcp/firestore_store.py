@@ -28,14 +28,15 @@ from deepflix.adapters.gcp.firestore_docs import (
     slots_ref,
     to_document,
 )
+from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
-from deepflix.pipeline.models import Movie, Outgoing, Stage, decode_cursor, encode_cursor
-from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
+from deepflix.pipeline.models import Movie, Outgoing, Stage
+from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
 from deepflix.pipeline.transitions import Decision
 
 R = TypeVar("R")
@@ -45,14 +46,15 @@ IDEMPOTENCY, CONTROL = "idempotency", "control"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class FirestoreMovieStore:
+class FirestoreMovieStore(FirestoreOperator):
     """`MovieStore` on Firestore.
 
     Collections: `movies/{id}` (the movie as JSON plus its index fields and its
     `journal`, a list), `idempotency/{sha256(key)}`, `queues/{stage}-{k}` (slot shards: the ids
     running in the k-th share of the stage's concurrency), `stats/{stage}-{k}` (sums of
-    stage durations, by blind increments), `control/admission` (paused flag), and the
-    queue counters `queue_counts/{stage}-{shard}` and `queue_buckets/...` (queue_counts.py).
+    stage durations, by blind increments), `control/admission` (paused flag), `control/stages`
+    (paused queues), and the queue counters `queue_counts/{stage}-{shard}` and
+    `queue_buckets/...` (queue_counts.py).
 
     No document is written by every movie: a stage's concurrency is split over K slot shards
     (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
@@ -312,21 +314,6 @@ class FirestoreMovieStore:
         METER.add("firestore.reads")
         entries = (snap.to_dict() or {}).get(JOURNAL) or [] if snap.exists else []
         return [{k: e.get(k) for k in JournalEntry._fields} for e in entries]
-
-    @translate_outages("firestore")
-    def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
-        q = self.movies()
-        if owner is not None:
-            q = q.where(filter=eq("owner", owner))
-        newest = firestore.Query.DESCENDING
-        q = q.order_by("arrival", direction=newest).order_by(DOC_ID, direction=newest)
-        if cursor is not None:
-            arrival, movie_id = decode_cursor(cursor)
-            q = q.start_after({"arrival": arrival, "__name__": movie_id})
-        snaps = self._stream(q.limit(limit + 1))
-        movies = [from_document(s.to_dict()) for s in snaps]
-        more = len(movies) > limit
-        return Page(movies[:limit], encode_cursor(movies[limit - 1]) if more else None)
 
     def _waiting(self, stage: Stage) -> Any:
         return self.movies().where(filter=eq("waiting_stage", stage.value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 from collections.abc import Callable
 from datetime import timedelta
@@ -78,6 +79,16 @@ class GcsArtifactStore:
         except gexc.NotFound as e:
             dest.unlink(missing_ok=True)  # the client leaves an empty file behind
             raise NotFound(f"no artifact {path!r}") from e
+
+    @translate_outages("cloud storage")
+    def delete(self, movie_id: str) -> int:
+        bucket = self._client.get().bucket(self.bucket_name)
+        blobs = list(bucket.list_blobs(prefix=f"{PREFIX}/{movie_id}/", timeout=self.rpc_timeout_s))
+        for blob in blobs:
+            # Gone already (a delete that ran before) is what was asked for.
+            with contextlib.suppress(gexc.NotFound):
+                blob.delete(timeout=self.rpc_timeout_s, retry=DEFAULT_RETRY)
+        return len(blobs)
 
     def url(self, path: str) -> str:
         blob = self._blob(path)

@@ -40,6 +40,18 @@ class LocalArtifactStore:
         except OSError:  # the name is taken, or no hard links here
             _link_or_copy(source, dest)
 
+    def delete(self, movie_id: str) -> int:
+        # One folder directly under the root, never the root itself.
+        if not movie_id or movie_id in (".", "..") or "/" in movie_id or "\0" in movie_id:
+            return 0
+        folder = self.root / movie_id
+        if not folder.is_dir():
+            return 0
+        removed = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        self._made.discard(movie_id)
+        return removed
+
     def url(self, path: str) -> str:
         movie_id, _, name = path.partition("/")
         return f"/api/movies/{movie_id}/artifacts/{name}"

@@ -61,6 +61,11 @@ class MovieCache:
                 self._movies.pop(next(iter(self._movies)))
             self._movies[movie.id] = (version, movie, generation)
 
+    def forget(self, movie_id: str) -> None:
+        """The movie's row is gone (deleted)."""
+        with self._lock:
+            self._movies.pop(movie_id, None)
+
     def clear(self) -> None:
         with self._lock:
             self._movies.clear()

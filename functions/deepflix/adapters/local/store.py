@@ -14,6 +14,7 @@ from deepflix.adapters.local import queue_counts
 from deepflix.adapters.local.db import Database, json_rows, json_table
 from deepflix.adapters.local.journal import History
 from deepflix.adapters.local.movie_cache import MovieCache, new_version
+from deepflix.adapters.local.operator_rows import OperatorRows
 from deepflix.pipeline.eta import History as DurationHistory
 from deepflix.pipeline.journal import JournalEntry
 from deepflix.pipeline.models import (
@@ -21,10 +22,8 @@ from deepflix.pipeline.models import (
     Movie,
     Outgoing,
     Stage,
-    decode_cursor,
-    encode_cursor,
 )
-from deepflix.pipeline.ports import IdempotencyConflict, Mutation, Page, QueueCounts
+from deepflix.pipeline.ports import IdempotencyConflict, Mutation, QueueCounts
 from deepflix.pipeline.transitions import Decision
 
 SCHEMA = """
@@ -112,7 +111,7 @@ def _ready(m: Movie, stage: Stage, now: datetime) -> bool:
     return m.waiting_stage is stage and ready_at is not None and ready_at <= now
 
 
-class SqliteMovieStore:
+class SqliteMovieStore(OperatorRows):
     """`MovieStore` on the embedded database: owns the movie rows (the JSON document with
     its queue fields as indexed columns), the idempotency keys, the admission flag, and the
     queue counts and journal it keeps in step with every save (queue_counts.Counts, History).
@@ -318,23 +317,6 @@ class SqliteMovieStore:
             (movie_id,),
         )
         return [dict(zip(JournalEntry._fields, row, strict=True)) for row in rows]
-
-    def list(self, *, owner: str | None, limit: int, cursor: str | None) -> Page:
-        where, args = [], []
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
-        if cursor is not None:
-            arrival, movie_id = decode_cursor(cursor)
-            where.append("(arrival, id) < (?, ?)")
-            args += [arrival, movie_id]
-        sql = "SELECT id, version, doc FROM movies"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY arrival DESC, id DESC LIMIT ?"
-        rows = self._current().execute(sql, (*args, limit + 1)).fetchall()
-        movies = [self._cache.parse(row) for row in rows[:limit]]
-        return Page(movies, encode_cursor(movies[-1]) if len(rows) > limit else None)
 
     def rows(self) -> dict[str, str]:
         """The rows of the movies this batch created and saved (the Database's flush)."""
