@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline.models import MovieCreate, Stage
 from deepflix.pipeline.policy import PipelineConfig, RetryPolicy, StagePolicy
+from deepflix.pipeline.webhooks import WebhookConfig, secret_bytes
 
 
 class Settings(BaseSettings):
@@ -57,6 +58,14 @@ class Settings(BaseSettings):
     # its lock, before it fails as unavailable (503; delivery tries again with backoff).
     sqlite_busy_timeout_s: float = Field(30.0, gt=0, le=3600)
     job_runner: Literal["subprocess", "inline", "cloudrun"] = "subprocess"
+    # Webhooks (pipeline/webhooks.py): the URL of movies that name none; the signing secret
+    # (`whsec_<base64>` or any text; empty: unsigned); attempts and their backoff.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_max_attempts: int = Field(5, ge=1, le=50)
+    webhook_base_delay_s: float = Field(2.0, ge=0)
+    webhook_max_delay_s: float = Field(300.0, ge=0)
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     # -- Google Cloud backend (DEEPFLIX_BACKEND=gcp): the same code on Firestore, Cloud Tasks,
     # Pub/Sub and, optionally, Cloud Run jobs and Cloud Storage. The emulators are reached
     # through FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST and DEEPFLIX_TASKS_EMULATOR_HOST.
@@ -87,6 +96,22 @@ class Settings(BaseSettings):
     faults_file: Path | None = None
     ops_dir: Path | None = None  # where each process flushes its operation counts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str | None) -> str | None:
+        if v:
+            MovieCreate(prompt="-", webhook=v)  # the same check as a movie's own URL
+        return v or None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: SecretStr) -> SecretStr:
+        try:
+            secret_bytes(v.get_secret_value())
+        except ValueError as e:
+            raise ValueError("a whsec_ secret must be base64 after its prefix") from e
+        return v
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -149,6 +174,15 @@ class Settings(BaseSettings):
 
     def media_root(self) -> Path:
         return (self.media_dir or self.data_dir).resolve()
+
+    def webhook_config(self) -> WebhookConfig:
+        return WebhookConfig(
+            secret=secret_bytes(self.webhook_secret.get_secret_value()),
+            max_attempts=self.webhook_max_attempts,
+            base_delay_s=self.webhook_base_delay_s,
+            max_delay_s=self.webhook_max_delay_s,
+            timeout_s=self.webhook_timeout_s,
+        )
 
     def pipeline_config(self) -> PipelineConfig:
         retry = RetryPolicy(

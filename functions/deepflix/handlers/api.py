@@ -16,7 +16,11 @@ from starlette.routing import Route
 
 from deepflix.handlers import dashboard, examples, openapi
 from deepflix.handlers.guard import Guarded, RequestGuard
-from deepflix.handlers.operations import OPERATIONS, Operation, Param
+from deepflix.handlers.live import ChangeSource
+from deepflix.handlers.live_routes import LiveRoutes
+from deepflix.handlers.metrics import MetricsRoutes
+from deepflix.handlers.operations import OPERATIONS as OPERATIONS  # the routes of every module
+from deepflix.handlers.operations import Operation, Param
 from deepflix.handlers.operator_api import FILTERS, OperatorApi, list_filter
 from deepflix.handlers.parsing import (
     ForgiveTrailingSlash,
@@ -51,6 +55,7 @@ from deepflix.handlers.writes import (
     Writes,
 )
 from deepflix.pipeline.errors import BadRequest, DeepflixError, NotFound, Unavailable
+from deepflix.pipeline.figures import ServiceFigures
 from deepflix.pipeline.models import Movie, MovieCreate
 from deepflix.pipeline.ports import ArtifactStore
 from deepflix.pipeline.service import Pipeline
@@ -64,10 +69,15 @@ IDEMPOTENCY = Param(
     "returns the first one's movie instead of making another.",
 )
 LIMIT = Param("limit", "Movies per page, 1-100 (20).", {"type": "integer"})
+RANGE = Param(
+    "Range",
+    "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-500`): answered 206 with "
+    "`Content-Range`; one that starts past the end, 416; several, the whole file.",
+)
 CURSOR = Param("cursor", "The `next_cursor` of the page before.")
 
 
-class Api(OperatorApi):
+class Api(OperatorApi, LiveRoutes, MetricsRoutes):
     """The public HTTP API. It owns the routes (each operation declared once, below, with
     its models), request parsing and the JSON answers; the service behind it does the work.
 
@@ -89,6 +99,8 @@ class Api(OperatorApi):
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         read_in_threads: bool = False,
         runtime_health: Callable[[], dict[str, Any]] | None = None,
+        changes: ChangeSource | None = None,
+        figures: Callable[[], ServiceFigures] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.writes = writes
@@ -101,6 +113,10 @@ class Api(OperatorApi):
         # "degraded", ...what it found}; "degraded" answers 503.
         self.runtime_health = runtime_health
         self.views = MovieViews(artifacts.url, logs_url=pipeline.operator.logs_url)
+        # What the live streams learn changes from: the store's change sequence, or else
+        # a poll of the newest movies (handlers/live.py).
+        self.changes = changes
+        self.figures = figures  # the stage figures behind /metrics, where the store has them
         self._document: bytes | None = None
 
     def app(self) -> Starlette:
@@ -285,14 +301,15 @@ class Api(OperatorApi):
         "/api/movies/{movie_id}/artifacts/{name}",
         summary="One of a movie's files (embedded mode; in the cloud they have signed URLs).",
         media_type="application/octet-stream",
-        errors=(404,),
+        headers=(RANGE,),
+        errors=(404, 416),
     )
     def artifact(self, request: Request) -> Response:
         movie_id, name = request.path_params["movie_id"], request.path_params["name"]
         path = self.pipeline.get(movie_id).artifacts.get(name)
         if path is None or self.local_file is None:
             raise NotFound(f"movie {movie_id} has no artifact {name!r}")
-        return file_answer(self.local_file(path))
+        return file_answer(self.local_file(path), request.headers.get("range"))
 
     @OPERATIONS(
         "GET",

@@ -26,6 +26,7 @@ ERRORS = {
     408: "The request body did not all arrive within 10 s.",
     409: "The movie's state refuses this, or the Idempotency-Key was used with another body.",
     413: "The request body is over 64 KiB.",
+    416: "The `Range` starts past the end of the file; `Content-Range` gives its size.",
     415: f"The request is not application/json and carries no `{CLIENT_HEADER}` header.",
     421: "The `Host` is not one this service answers to (DEEPFLIX_ALLOWED_HOSTS).",
     422: "The request body is JSON but not a valid movie request; `details` names each field.",

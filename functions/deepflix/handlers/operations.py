@@ -79,5 +79,5 @@ class Operations:
         return paths
 
 
-# Every operation of the API, in the order declared (api.py, operator_api.py).
+# The API's operations: every handlers module that declares routes declares them here.
 OPERATIONS = Operations()

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 
 from deepflix import logs
 from deepflix.pipeline.errors import (
@@ -45,6 +45,12 @@ class RequestTimeout(DeepflixError):
     code = "request_timeout"
 
 
+class RangeUnsatisfiable(DeepflixError):
+    """A `Range` that starts past the file's end; `details["size"]` is the file's size."""
+
+    code = "range_not_satisfiable"
+
+
 class Forbidden(DeepflixError):
     code = "forbidden"
 
@@ -72,6 +78,7 @@ HTTP_STATUS: dict[type[DeepflixError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     MisdirectedRequest: 421,
+    RangeUnsatisfiable: 416,
     ValidationFailed: 422,
     Unavailable: 503,
     DeepflixError: 500,
@@ -99,14 +106,39 @@ def json_answer(body: Any, status: int = 200, headers: dict[str, str] | None = N
     return JSONAnswer(body, status, headers)
 
 
-def file_answer(path: Path) -> Response:
-    """A stored file; a missing one is not found (its movie names it, the disk lost it)."""
+class StoredFile(FileResponse):
+    """Starlette's file answer, with one byte range at most: a request for several, or a
+    malformed `Range`, is answered with the whole file (RFC 9110 lets a server ignore a
+    Range), which every player takes; multipart answers are left out."""
+
+    max_ranges = 1
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []
+
+
+def file_answer(path: Path, range_header: str | None = None) -> Response:
+    """A stored file, or the one byte range `range_header` asks of it (206); a missing one
+    is not found (its movie names it, the disk lost it). A range that starts past the end
+    answers 416 in the error envelope, with `Content-Range: bytes */<size>`."""
     try:
         stat = path.stat()
     except FileNotFoundError as e:
         raise NotFound(f"the file of {path.name!r} is missing") from e
+    if range_header is not None:
+        try:
+            StoredFile._parse_range_header(range_header, stat.st_size)
+        except RangeNotSatisfiable as e:
+            raise RangeUnsatisfiable(
+                f"the range {range_header!r} starts past the end of the file",
+                details={"size": stat.st_size},
+            ) from e
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, stat_result=stat, media_type=media_type)
+    return StoredFile(path, stat_result=stat, media_type=media_type)
 
 
 def error_answer(err: DeepflixError) -> Response:
@@ -115,6 +147,8 @@ def error_answer(err: DeepflixError) -> Response:
         headers["Retry-After"] = str(err.retry_after_s)
     elif isinstance(err, MethodNotAllowed):
         headers["Allow"] = err.details["allowed"]
+    elif isinstance(err, RangeUnsatisfiable):
+        headers["Content-Range"] = f"bytes */{err.details['size']}"
     body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
     return json_answer(body, http_status(err), headers)
 

@@ -102,6 +102,20 @@ class Artifacts(Answer):
     captions: str | None
 
 
+class WebhookAttemptView(Answer):
+    at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status.")
+    error: str | None = Field(description="Why no status came (refused, timed out).")
+
+
+class WebhookView(Answer):
+    """Where the final status is POSTed, each attempt, and whether one got a 2xx."""
+
+    url: str
+    attempts: list[WebhookAttemptView]
+    delivered: bool
+
+
 class MovieView(Answer):
     """A movie's status: each stage's progress, attempts and errors, its files, its place."""
 
@@ -124,6 +138,7 @@ class MovieView(Answer):
     eta_finish_seconds: float | None = described(ETA_FINISH)
     eta: EtaView | None
     error: StageError | None
+    webhook: WebhookView | None = None
     links: Links
     # Where the movie's logs are read: the logs route (embedded), or Cloud Logging.
     logs_url: str | None = None

@@ -1,4 +1,4 @@
-"""Cloud Tasks and Cloud Scheduler requests (dispatch, deadline, sweep), run on the pipeline."""
+"""Cloud Tasks and Cloud Scheduler requests (dispatch, deadline, webhook, sweep) on the pipeline."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from deepflix import logs
 from deepflix.pipeline.errors import Unavailable
-from deepflix.pipeline.messages import DeadlineTask, DispatchTask
+from deepflix.pipeline.messages import DeadlineTask, DispatchTask, WebhookTask
 from deepflix.pipeline.service import Pipeline
 
 log = logs.get("functions")
@@ -39,6 +39,9 @@ def handle_task(
         elif kind == "deadline":
             task = DeadlineTask.model_validate(body)
             pipeline.check_deadline(task.movie_id, task.stage, task.attempt)
+        elif kind == "webhook":
+            hook = WebhookTask.model_validate(body)
+            pipeline.deliver_webhook(hook.movie_id, hook.attempt)
         elif kind == "sweep":
             pipeline.sweep()
             prune()

@@ -117,7 +117,20 @@ def movie_view(
         "eta_seconds": round(position.eta_s, 2) if position else None,
         **eta_view(eta),
         "error": movie.error.model_dump(mode="json") if movie.error else None,
+        "webhook": webhook_view(movie),
         "links": links(movie.id),
+    }
+
+
+def webhook_view(movie: Movie) -> dict[str, Any] | None:
+    """The webhook's URL, every attempt (its status code or error), whether one was taken."""
+    hook = movie.webhook
+    if hook is None:
+        return None
+    return {
+        "url": hook.url,
+        "attempts": [a.model_dump(mode="json") for a in hook.attempts],
+        "delivered": hook.delivered,
     }
 
 

@@ -146,4 +146,13 @@ class Admit:
     movie_id: str
 
 
-Command = RunStage | CheckDeadline | Dispatch | CancelExecution | Admit
+@dataclass(frozen=True)
+class DeliverWebhook:
+    """POST the movie's final status to its webhook: attempt `attempt`, at `at`."""
+
+    movie_id: str
+    attempt: int
+    at: datetime
+
+
+Command = RunStage | CheckDeadline | Dispatch | CancelExecution | Admit | DeliverWebhook

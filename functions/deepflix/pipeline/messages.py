@@ -33,3 +33,12 @@ class DeadlineTask(BaseModel):
     movie_id: str
     stage: Stage
     attempt: int
+
+
+class WebhookTask(BaseModel):
+    """Body of a `webhook` task: make the attempt, unless it was made already."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    movie_id: str
+    attempt: int

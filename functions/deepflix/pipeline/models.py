@@ -7,6 +7,7 @@ import functools
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -72,6 +73,7 @@ _WAITING, _RUNNING = StageStatus.waiting, StageStatus.running
 Style = Literal["cinematic", "noir", "anime", "watercolor", "documentary", "retro"]
 Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class MovieCreate(BaseModel):
@@ -85,6 +87,17 @@ class MovieCreate(BaseModel):
     scene_count: int = Field(default=6, ge=1, le=24)
     priority: Priority = Priority.normal
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    # Where the movie's final status is POSTed (pipeline/webhooks.py).
+    webhook: WebhookUrl | None = None
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = urlsplit(v)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("webhook must be an http or https URL with a host")
+        return v
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -149,7 +162,9 @@ def scene_image(index: int) -> str:
     return f"scene-{index + 1:02d}.png"
 
 
-OutgoingKind = Literal["run_stage", "check_deadline", "dispatch", "cancel_execution", "admit"]
+OutgoingKind = Literal[
+    "run_stage", "check_deadline", "dispatch", "cancel_execution", "admit", "webhook"
+]
 
 
 class Outgoing(BaseModel):
@@ -164,6 +179,26 @@ class Outgoing(BaseModel):
     at: datetime | None = None  # when a scheduled task falls due
     execution: str | None = None
     since: datetime
+
+
+class WebhookAttempt(BaseModel):
+    """One POST of the movie's final status: the receiver's status code, or why none came."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+
+
+class WebhookState(BaseModel):
+    """The movie's webhook: where, every attempt so far, and whether one was taken (2xx).
+    `message_id` names the notice of the final status being sent (its `webhook-id`), whose
+    first attempt was number `first_attempt` (a retried movie sends a notice again)."""
+
+    url: str
+    attempts: tuple[WebhookAttempt, ...] = ()
+    delivered: bool = False
+    message_id: str | None = None
+    first_attempt: int = 1
 
 
 class CreatedEta(BaseModel):
@@ -207,6 +242,7 @@ class Movie(BaseModel):
     error: StageError | None = None
     outbox: tuple[Outgoing, ...] = ()  # saved with the change that sends them, until sent
     eta_at_create: CreatedEta | None = None
+    webhook: WebhookState | None = None
 
     @property
     def seed(self) -> int:

@@ -13,6 +13,7 @@ from deepflix.pipeline.events import (
     CancelExecution,
     CheckDeadline,
     Command,
+    DeliverWebhook,
     Dispatch,
     RunStage,
 )
@@ -49,6 +50,8 @@ def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ..
             out.append(new(kind="cancel_execution", execution=c.execution, since=since))
         elif isinstance(c, Admit):
             out.append(new(kind="admit", since=since))
+        elif isinstance(c, DeliverWebhook):
+            out.append(new(kind="webhook", attempt=c.attempt, at=c.at, since=since))
     return tuple(out)
 
 
@@ -59,6 +62,9 @@ def command(movie_id: str, entry: Outgoing) -> Command:
         return CancelExecution(entry.execution)
     if entry.kind == "admit":
         return Admit(movie_id)
+    if entry.kind == "webhook":
+        assert entry.attempt is not None and entry.at is not None
+        return DeliverWebhook(movie_id, entry.attempt, entry.at)
     assert entry.stage is not None
     if entry.kind == "dispatch":
         return Dispatch(entry.stage, at=entry.at)

@@ -4,6 +4,7 @@ if its transport was down (pipeline/outbox.py)."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from deepflix.pipeline.events import (
     CancelExecution,
     CheckDeadline,
     Command,
+    DeliverWebhook,
     Dispatch,
     RunStage,
 )
@@ -57,6 +59,9 @@ class Sender:
         self.jobs = jobs
         self.clock = clock
         self.health = outbox.Health()
+        # In the names of webhook tasks: a sweep of this process sends a kept one again
+        # under its taken name (nothing), a restarted process under a new one.
+        self.boot = uuid.uuid4().hex[:8]
 
     def send(self, movie: Movie, down: set[str] | None = None) -> None:
         """Send what waits in the movie's outbox, then take it out. A transport that fails
@@ -72,6 +77,10 @@ class Sender:
                 way = outbox.transport(command)
                 if way in down or not self.try_send(movie.id, command):
                     down.add(way)
+                    continue
+                if entry.kind == "webhook":
+                    # Kept until its attempt is recorded (pipeline/webhooks.py): a hand-off
+                    # that a crash loses is sent again by the sweep, under the same name.
                     continue
             done.append(entry)
         if done:
@@ -144,6 +153,13 @@ class Sender:
             )
         elif isinstance(c, CancelExecution):
             self.jobs.cancel(c.execution)
+        elif isinstance(c, DeliverWebhook):
+            self.tasks.enqueue(
+                "webhook",
+                {"movie_id": c.movie_id, "attempt": c.attempt},
+                name=f"webhook-{c.movie_id}-{c.attempt}-{self.boot}",
+                at=c.at,
+            )
         elif isinstance(c, Admit):
             # One task per window, not per movie: a burst of creates costs a task a second.
             name, at = admit_task(self.clock())

@@ -32,6 +32,7 @@ from deepflix.pipeline.models import (
     Stage,
     StageState,
     StageStatus,
+    WebhookState,
 )
 from deepflix.pipeline.operations import Operator, OperatorPorts
 from deepflix.pipeline.operator import MovieFilter
@@ -50,6 +51,7 @@ from deepflix.pipeline.ports import (
 from deepflix.pipeline.position import QueuePosition, estimate_eta
 from deepflix.pipeline.sender import Sender
 from deepflix.pipeline.transitions import Decision, apply
+from deepflix.pipeline.webhooks import Webhooks, WebhookSetup, announce
 
 log = logging.getLogger("deepflix.pipeline")
 Clock = Callable[[], datetime]
@@ -102,6 +104,7 @@ class Pipeline:
         unit_of_work: UnitOfWork = each_step_alone,
         admission: Admission = "task",
         operator: OperatorPorts | None = None,
+        webhooks: WebhookSetup | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -112,6 +115,20 @@ class Pipeline:
         self.sender = Sender(store=store, tasks=tasks, events=events, jobs=jobs, clock=clock)
         self.health = self.sender.health
         self.operator = Operator(self, operator or OperatorPorts())
+        self.default_webhook = webhooks.default_url if webhooks else None
+        self.webhooks = (
+            Webhooks(
+                store=store,
+                unit_of_work=unit_of_work,
+                send=self.sender.send,
+                clock=clock,
+                post=webhooks.post,
+                render=webhooks.render,
+                config=webhooks.config,
+            )
+            if webhooks is not None
+            else None
+        )
 
     # -- client operations ---------------------------------------------------------------
 
@@ -243,6 +260,13 @@ class Pipeline:
     def check_deadline(self, movie_id: str, stage: Stage, attempt: int) -> None:
         self.report(movie_id, DeadlinePassed(stage, attempt, self.clock()))
 
+    def deliver_webhook(self, movie_id: str, attempt: int) -> None:
+        """Make a webhook attempt (a `webhook` task), unless it was made already."""
+        if self.webhooks is None:
+            log.warning("no webhook delivery here; dropping", extra={"movie_id": movie_id})
+            return
+        self.webhooks.deliver(movie_id, attempt)
+
     def sweep(self) -> None:
         """Safety net for lost kicks and lost deadline tasks: send what waits in outboxes,
         time out overdue attempts, dispatch every stage."""
@@ -254,6 +278,7 @@ class Pipeline:
         now = self.clock()
         stages = {s: StageState() for s in STAGES}
         stages[Stage.story] = StageState(status=StageStatus.waiting, ready_at=now)
+        url = request.webhook or self.default_webhook
         movie = Movie(
             id=uuid.uuid4().hex,
             owner=owner,
@@ -261,6 +286,7 @@ class Pipeline:
             created_at=now,
             updated_at=now,
             stages=stages,
+            webhook=WebhookState(url=url) if url else None,
         )
         movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
         if self.admission == "task":
@@ -315,8 +341,15 @@ class Pipeline:
             self._follow(decision)
         return len(claimed)
 
+    def _apply(self, movie: Movie, event: Event) -> Decision:
+        """apply(), with the webhook's first attempt queued when the movie is done."""
+        d = apply(movie, event, self.config)
+        if not d.applied:
+            return d
+        return Decision(announce(movie, d.movie, event.at), d.commands, d.applied, d.reason)
+
     def _report(self, movie_id: str, event: Event) -> Decision | None:
-        decision = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
+        decision = self.store.mutate(movie_id, lambda m: self._apply(m, event))
         if decision is not None:
             self._follow(decision)
         return decision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -16,8 +17,11 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deepflix import logs
+from deepflix.adapters.local.changes import SqliteChanges
+from deepflix.adapters.local.figures import SqliteFigures
 from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
+from deepflix.pipeline.figures import ServiceFigures
 from deepflix.runtime.compose import Reader, build_reader
 from deepflix.runtime.status_channel import StatusReader
 from deepflix.runtime.write_channel import WriteClient
@@ -43,6 +47,8 @@ def build(settings: Settings, writes: WriteClient, status: StatusReader | None =
         local_file=reader.artifacts.resolve,
         extra_metrics=lambda: queue_metrics(reader, status),
         runtime_health=status.health if status is not None else None,
+        changes=SqliteChanges(settings.data_dir.resolve() / "movies.db"),
+        figures=functools.partial(service_figures, SqliteFigures(reader.queue.db), reader, status),
     )
 
 
@@ -56,6 +62,14 @@ def queue_metrics(reader: Reader, status: StatusReader | None) -> dict[str, Any]
         messages = asdict(reader.queue.stored())
         metrics["delivery"] = {**report.get("delivery", {}), "messages": messages}
     return metrics
+
+
+def service_figures(
+    stages: SqliteFigures, reader: Reader, status: StatusReader | None
+) -> ServiceFigures:
+    """/metrics' figures: the stages' from the database, the webhooks' from the runtime."""
+    report = (status.latest() if status is not None else None) or {}
+    return ServiceFigures(stages(), len(reader.queue.dead_letters()), report.get("webhooks"))
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -99,6 +113,19 @@ class HttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, ending the API's open event streams as it stops: they never end
+    by themselves, and would otherwise hold the stop up for all its grace."""
+
+    def __init__(self, config: uvicorn.Config, api: Api) -> None:
+        super().__init__(config)
+        self.api = api
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.api.close_streams()
+        await super().shutdown(sockets)
+
+
 def http_server(api: Api) -> uvicorn.Server:
     """uvicorn on this process's event loop, with httptools parsing HTTP: the only Python
     thread here, so no other competes with it for the GIL (docs/decisions/0009, 0011)."""
@@ -115,7 +142,7 @@ def http_server(api: Api) -> uvicorn.Server:
         logging.getLogger(name).handlers[:] = ours.handlers
         logging.getLogger(name).propagate = False
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
-    return uvicorn.Server(config)
+    return ApiServer(config, api)
 
 
 async def serve(

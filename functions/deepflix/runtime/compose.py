@@ -9,7 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import orjson
+
 from deepflix import logs
+from deepflix.adapters.local import changes, webhook_post
 from deepflix.adapters.local.artifacts import LocalArtifactStore
 from deepflix.adapters.local.db import Database
 from deepflix.adapters.local.dead_letters import QueueDeadLetters
@@ -19,9 +22,11 @@ from deepflix.adapters.local.messaging import LocalEventBus, LocalTaskQueue
 from deepflix.adapters.local.queue import SqliteQueue
 from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.adapters.local.subprocess_jobs import JobExit, SubprocessJobRunner
+from deepflix.handlers.views import MovieViews
 from deepflix.pipeline.operations import OperatorPorts
 from deepflix.pipeline.ports import ArtifactStore, JobRunner
 from deepflix.pipeline.service import Pipeline, utcnow
+from deepflix.pipeline.webhooks import WebhookSetup
 from deepflix.runtime.embedded import EmbeddedRuntime
 from deepflix.settings import Settings
 from deepflix.stages.executors import InlineExecutor, ProcessExecutor, StageExecutor
@@ -145,6 +150,17 @@ def _runner(
     )
 
 
+def webhook_setup(settings: Settings, artifacts: ArtifactStore) -> WebhookSetup:
+    """Webhook bodies are the movie's status view, as `GET /api/movies/{id}` answers it."""
+    views = MovieViews(artifacts.url)
+    return WebhookSetup(
+        post=webhook_post.post,
+        render=lambda movie: orjson.dumps(views(movie, None)),
+        config=settings.webhook_config(),
+        default_url=settings.webhook_url,
+    )
+
+
 def build_cloud(settings: Settings) -> CloudRuntime:
     from deepflix.adapters.gcp.factory import build_ports, gcs_artifacts
     from deepflix.adapters.gcp.logging_links import movie_logs_url
@@ -168,6 +184,7 @@ def build_cloud(settings: Settings) -> CloudRuntime:
             artifacts=artifacts,
             logs_link=functools.partial(movie_logs_url, settings.gcp_project),
         ),
+        webhooks=webhook_setup(settings, artifacts),
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(
@@ -191,6 +208,7 @@ def build_embedded(
     # Documents and queues: one transaction per change.
     db = Database(data / "movies.db", busy_timeout_ms=round(settings.sqlite_busy_timeout_s * 1000))
     store = SqliteMovieStore(db)
+    changes.install(db)  # the change sequence the API process's live streams read
     queue = SqliteQueue(db)
     artifacts = LocalArtifactStore(media / "artifacts")
     jobs = _jobs(settings)
@@ -207,6 +225,7 @@ def build_embedded(
         unit_of_work=db.atomically,
         admission="inline",
         operator=_operator_ports(settings, queue, artifacts),
+        webhooks=webhook_setup(settings, artifacts),
     )
     # Stage work beside the artifacts, so outputs are renamed into place, never copied.
     work = media / "work"

@@ -59,6 +59,9 @@ class EmbeddedRuntime:
         log.info("recovered", extra={"trace": f"leases={released} interrupted={interrupted}"})
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             task_queue_name("dispatch"): lambda b: self._dispatch(Stage(b["stage"])),
+            task_queue_name("webhook"): lambda b: self.pipeline.deliver_webhook(
+                b["movie_id"], int(b["attempt"])
+            ),
         }  # no deadline tasks here: the sweep times stages out (LocalTaskQueue)
         for stage in STAGES:
             handlers[topic_queue_name(stage_topic(stage))] = lambda b: self.runner.handle(b["data"])
@@ -117,7 +120,9 @@ class EmbeddedRuntime:
         threads, busy = self.runner.threads.counts() if self.runner.threads else (0, 0)
         with self._exits_lock:
             unrecorded = self._exits_unrecorded
+        hooks = self.pipeline.webhooks
         return {
+            "webhooks": dict(hooks.counts) if hooks is not None else None,
             "store": {**asdict(store), "failed_at": _iso(store.failed_at)},
             "delivery": {
                 **delivery,
