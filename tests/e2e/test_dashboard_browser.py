@@ -172,6 +172,14 @@ def test_paging_filters_search_and_bulk_clean(
     page.fill("#filters [name=q]", "")
     expect(page.locator("#movies tbody tr")).to_have_count(20)
 
+    # Deleted elsewhere while its detail is open: the stream says so, and both go.
+    row(page, ids[0]).locator("[data-open]").click()
+    expect(page.locator("#detail")).to_be_visible()
+    svc.call("DELETE", f"/api/movies/{ids[0]}")
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator(".toast.info").last).to_contain_text("was deleted")
+    expect(row(page, ids[0])).to_have_count(0)
+
     svc.call("POST", "/api/admission/resume")  # a retry from the first stage is admitted again
     page.click("#bulk-retry")
     page.click("#confirm-ok")
@@ -183,7 +191,7 @@ def test_paging_filters_search_and_bulk_clean(
     page.fill("#bulk-clean [name=minutes]", "0")
     page.click("#bulk-clean-submit")
     page.click("#confirm-ok")
-    expect(page.locator(".toast.info").last).to_contain_text("Cleaned 21 movies")
+    expect(page.locator(".toast.info").last).to_contain_text("Cleaned 20 movies")
     expect(page.locator("#movies-empty")).to_be_visible()
     shot(page, "list-cleaned")
     assert svc.request("GET", "/api/movies")[1]["movies"] == []

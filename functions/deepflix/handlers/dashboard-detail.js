@@ -67,7 +67,7 @@ function paintDetail(v) {
       <div><div id="detail-facts"></div><div id="detail-acts"></div>
         <h3>Timeline</h3><div id="detail-error"></div><ol class="timeline" id="detail-timeline"></ol>
         <div id="detail-webhook"></div>
-        <h3>Job log <button type="button" id="log-refresh" class="small">Refresh</button></h3><pre class="log" id="detail-log">…</pre></div>
+        <h3>Job log <button type="button" id="log-refresh" class="small">Refresh</button> <a id="logs-link" hidden target="_blank" rel="noopener">all logs</a></h3><pre class="log" id="detail-log">…</pre></div>
       <div id="detail-media"></div></div>
       <section class="story" id="detail-story"></section>`;
     $("#log-refresh").onclick = loadLog;
@@ -77,6 +77,10 @@ function paintDetail(v) {
   setHtml($("#detail-error"), v.error ? `<div class="error-box" id="movie-error"><b>${esc(v.status)}</b>: ${esc(v.error.code)} on attempt ${esc(v.error.attempt)}: ${esc(v.error.message)}</div>` : "");
   setHtml($("#detail-timeline"), STAGES.map((s) => stageHtml(s, v.stages?.[s])).join(""));
   setHtml($("#detail-webhook"), webhookHtml(v));
+  // In the cloud the logs are in Cloud Logging: the view links there (here, to the logs route).
+  const link = $("#logs-link");
+  link.hidden = !v.logs_url;
+  if (v.logs_url) link.href = v.logs_url;
   paintMedia(v.artifacts || {});
   if (v.artifacts?.story && detail.story !== v.artifacts.story) loadStory(v.artifacts.story);
 }
@@ -183,6 +187,12 @@ document.addEventListener("error", async (e) => {
     el.src = URL.createObjectURL(await res.blob());
   } catch (err) { toast(`Loading ${el.tagName === "VIDEO" ? "the film" : "a picture"} failed: ${err.message}`); }
 }, true);
+
+function detailDeleted(id) {
+  if (detail.id !== id) return;
+  toast(`Movie ${short(id)} was deleted.`, "info");
+  $("#detail").close();
+}
 
 function closeDetailFeeds() {
   if (detail.stream) detail.stream.stop();

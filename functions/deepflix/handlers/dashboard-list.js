@@ -132,6 +132,12 @@ function scheduleReload() {
   reloadTimer = setTimeout(() => { reloadTimer = null; loadList(); }, 1000);
 }
 function onMovieEvent(m) {
+  if (m.deleted) {
+    const tr = list.rows.get(m.movie_id);
+    if (tr) { tr.remove(); list.rows.delete(m.movie_id); scheduleReload(); }
+    detailDeleted(m.movie_id);
+    return;
+  }
   const f = filters(), shown = list.rows.has(m.movie_id);
   if (shown) paintRow(m);
   if ((!shown && list.page === 0) || (shown && (f.status || f.stage))) scheduleReload();
