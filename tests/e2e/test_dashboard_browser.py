@@ -87,7 +87,8 @@ def test_a_failed_movie_says_why_and_retry_finishes_it(
         expect(dialog.locator("#detail-log")).to_contain_text("no job log")
     if hooks:
         expect(dialog.locator("#webhook-state")).to_contain_text("not delivered yet")
-        expect(dialog.locator("#detail-webhook li").first).to_contain_text("127.0.0.1:9")
+        expect(dialog.locator("#detail-webhook li").first).to_contain_text("Connection refused")
+        expect(dialog.locator("#webhook-state")).to_contain_text("127.0.0.1:9/hook")
     shot(page, "detail-failed")
 
     write_faults(svc, {})

@@ -169,9 +169,11 @@ async function openDetail(id) {
 // own stream is missing, the 2 s poll does it too).
 function detailChanged(m) {
   if (detail.id !== m.movie_id) return;
+  const finished = TERMINAL.includes(detail.view?.status);
   // A movie retried after its own stream ended (at its terminal state): follow it again.
-  if (TERMINAL.includes(detail.view?.status) && !TERMINAL.includes(m.status)) openDetail(m.movie_id);
-  else if (!detail.stream) refreshDetail();
+  if (finished && !TERMINAL.includes(m.status)) openDetail(m.movie_id);
+  // A finished movie's own stream has ended, and it still changes (its webhook's attempts).
+  else if (finished || !detail.stream) refreshDetail();
 }
 
 // A media element cannot send the token: where the server refuses it (keys configured), the
