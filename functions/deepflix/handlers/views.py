@@ -165,7 +165,8 @@ class MovieViews:
         view["position"] = position_view(position)
         view["eta_seconds"] = round(position.eta_s, 2) if position else None
         view.update(eta_view(eta))
-        view["logs_url"] = self.logs_url(movie.id) if self.logs_url is not None else None
+        if self.logs_url is not None:  # the API's views: the logs route, or the cloud's
+            view["logs_url"] = self.logs_url(movie.id)
         return view
 
 
