@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck security unit integration e2e emulator emulators bench clean deploy
+.PHONY: run test lint typecheck security unit integration e2e emulator emulators bench clean deploy chromium
 
 $(STAMP): requirements.txt functions/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,17 @@ $(BULLMQ): bench/bullmq/package-lock.json
 		|| echo "bench/bullmq: npm ci failed, the BullMQ smoke test will skip"; \
 	else echo "bench/bullmq: no npm, the BullMQ smoke test will skip"; fi
 
+# Debian's Chromium for the dashboard's browser tests: Playwright drives it and never downloads a
+# browser of its own. Installed where it is missing and we are root; without it those tests skip.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+		|| echo "chromium: apt-get install failed, the browser tests will skip"; fi
+
 run: $(STAMP)
 	$(BIN)/deepflix serve
 
-test: $(STAMP) $(BULLMQ) lint typecheck security
+test: $(STAMP) $(BULLMQ) chromium lint typecheck security
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -49,7 +56,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -m "integration or contract"
 
-e2e: $(STAMP)
+e2e: $(STAMP) chromium
 	$(BIN)/pytest -m e2e
 
 # The Google adapters, the contract suites and the whole stack against the Google emulators

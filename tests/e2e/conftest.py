@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devtools.service import Service, service_env
+from tests.e2e.browser import chromium_context
 
 __all__ = ["Service", "write_faults"]
 
@@ -54,3 +55,27 @@ def service(make_service: Callable[..., Service]) -> Service:
 
 def write_faults(service: Service, rules: dict[str, Any]) -> None:
     Path(service.env["DEEPFLIX_FAULTS_FILE"]).write_text(json.dumps(rules))
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[Any]:
+    """Debian's Chromium with a fresh profile, one per module (skips without it)."""
+    yield from chromium_context()
+
+
+@pytest.fixture
+def open_page(browser_context: Any) -> Iterator[Callable[..., Any]]:
+    """Opens the dashboard of a service in a new tab of `width` by `height`; closed after."""
+    pages: list[Any] = []
+
+    def open_(service: Service, width: int = 1280, height: int = 800) -> Any:
+        page = browser_context.new_page()
+        pages.append(page)
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(service.url + "/")
+        page.wait_for_function("document.querySelector('#admission').textContent !== ''")
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()

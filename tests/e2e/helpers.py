@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,22 @@ def successes(service: Service, movie_id: str) -> dict[str, int]:
             (movie_id,),
         ).fetchall()
     return dict(rows)
+
+
+def keys(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deepflix.entrypoints.cli", "keys", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=service.env,
+        cwd=service.data_dir.parent,
+    )
+
+
+def new_key(service: Service, name: str, owner: str, *admin: str) -> dict[str, str]:
+    made = keys(service, "create", "--name", name, "--owner", owner, *admin)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("dfx_") and len(key) > 40, made.stdout
+    return {"Authorization": f"Bearer {key}"}

@@ -15,28 +15,10 @@ import pytest
 from devtools.emulators import free_port
 from devtools.service import service_env
 from tests.e2e.conftest import Service
+from tests.e2e.helpers import keys, new_key
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def keys(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deepflix.entrypoints.cli", "keys", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=service.env,
-        cwd=service.data_dir.parent,
-    )
-
-
-def new_key(service: Service, name: str, owner: str, *admin: str) -> dict[str, str]:
-    made = keys(service, "create", "--name", name, "--owner", owner, *admin)
-    assert made.returncode == 0, made.stderr
-    key = made.stdout.strip()
-    assert key.startswith("dfx_") and len(key) > 40, made.stdout
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_the_matrix_on_a_running_service(make_service: Callable[..., Service]) -> None:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from deepflix.handlers import examples, openapi
+from deepflix.handlers import dashboard, examples, openapi
 from deepflix.handlers.admission import longest_wait, waits_for_admission
 from deepflix.handlers.admission_routes import AdmissionRoutes
 from deepflix.handlers.cors import Cors, CorsMiddleware
@@ -70,7 +70,6 @@ from deepflix.pipeline.quotas import Quotas
 from deepflix.pipeline.service import Pipeline, utcnow
 
 NO_QUOTAS = Quotas()
-DASHBOARD = Path(__file__).with_name("dashboard.html")
 T = TypeVar("T")
 
 IDEMPOTENCY = Param(
@@ -186,7 +185,7 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
         "GET", "/", summary="The dashboard page.", media_type="text/html", access=Access.public
     )
     def dashboard(self, request: Request) -> Response:
-        return HTMLResponse(DASHBOARD.read_bytes())
+        return HTMLResponse(dashboard.page())
 
     @OPERATIONS(
         "GET", "/openapi.json", summary="This API's OpenAPI document.", access=Access.public
