@@ -10,6 +10,7 @@ sweep's schedule (as Cloud Scheduler runs it), and prints the API address.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -179,6 +180,7 @@ def _provision(stack: Stack, push_endpoints: dict[str, str], timeouts: dict[str,
     them is its own affair). Each subscription pushes to its function through a proxy that
     adds the push identity's token."""
     import grpc
+    from google.api_core.exceptions import AlreadyExists
     from google.cloud import tasks_v2
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
@@ -189,10 +191,19 @@ def _provision(stack: Stack, push_endpoints: dict[str, str], timeouts: dict[str,
         transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(stack.tasks.address))
     )
     parent = f"projects/{PROJECT}/locations/{LOCATION}"
-    tasks.create_queue(parent=parent, queue=tasks_v2.Queue(name=f"{parent}/queues/{QUEUE}"))
+    with contextlib.suppress(AlreadyExists):  # made by an earlier stack on this emulator
+        tasks.create_queue(parent=parent, queue=tasks_v2.Queue(name=f"{parent}/queues/{QUEUE}"))
     with emulators.env("PUBSUB_EMULATOR_HOST", stack.pubsub.address):
         publisher, subscriber = PublisherClient(), SubscriberClient()
     dead_letter = publisher.topic_path(PROJECT, DEAD_LETTER)
+    # The emulator outlives a stack (one per test session): an earlier stack's topics and
+    # subscriptions, which push to its functions, are replaced, not reused.
+    for path in subscriber.list_subscriptions(request={"project": f"projects/{PROJECT}"}):
+        if path.name.rsplit("/", 1)[-1].startswith(TOPIC_PREFIX):
+            subscriber.delete_subscription(subscription=path.name)
+    for path in publisher.list_topics(request={"project": f"projects/{PROJECT}"}):
+        if path.name.rsplit("/", 1)[-1].startswith(TOPIC_PREFIX):
+            publisher.delete_topic(topic=path.name)
     publisher.create_topic(name=dead_letter)
     subscriber.create_subscription(
         name=subscriber.subscription_path(PROJECT, DEAD_LETTER),

@@ -3,6 +3,7 @@ Tasks calls it) makes the attempt, records it, and sends the next one after a 5x
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -79,3 +80,48 @@ def test_a_failure_for_good_is_posted_and_a_503_retried_by_task(tmp_path: Path) 
     done = pipeline.get(movie.id)
     assert done.webhook is not None and done.webhook.delivered and done.outbox == ()
     assert len(hook.calls) == 2 and hook.calls[1][2]["webhook-id"] == headers["webhook-id"]
+
+
+def test_the_same_attempt_delivered_again_while_it_is_made_posts_once(tmp_path: Path) -> None:
+    """At least once: a task handed over again while its POST is still out (a slow receiver,
+    a busy machine) finds the attempt being made and posts nothing."""
+    rec = Recorder()
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
+        calls.append(url)
+        started.set()
+        assert release.wait(10)
+        return 200
+
+    pipeline = Pipeline(
+        store=SqliteMovieStore(tmp_path / "m.db"),
+        tasks=rec,
+        events=rec,
+        jobs=rec,
+        config=CONFIG,
+        clock=Clock(),
+        webhooks=WebhookSetup(
+            post=slow,
+            render=lambda m: orjson.dumps({"movie_id": m.id}),
+            config=WebhookConfig(),
+            default_url="https://hooks.example/slow",
+        ),
+    )
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    failed = StageFailed(Stage.story, 1, "bad", "no story", retryable=False, at=pipeline.clock())
+    pipeline.report(movie.id, failed)
+    payload = {"movie_id": movie.id, "attempt": 1}
+    first = threading.Thread(
+        target=handle_task, args=("/webhook", payload), kwargs={"pipeline": pipeline, "prune": int}
+    )
+    first.start()
+    assert started.wait(10)
+    handle_task("/webhook", payload, pipeline=pipeline, prune=lambda: 0)  # while it is out
+    release.set()
+    first.join(10)
+    assert calls == ["https://hooks.example/slow"]
+    done = pipeline.get(movie.id)
+    assert done.webhook is not None and done.webhook.delivered

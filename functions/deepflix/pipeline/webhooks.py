@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,8 +121,23 @@ class Webhooks:
     render: Callable[[Movie], bytes]
     config: WebhookConfig = field(default_factory=WebhookConfig)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+    # The attempts this process is making now: the same attempt's task delivered again
+    # meanwhile (at least once) must not POST a second time before the first is recorded.
+    _making: set[tuple[str, int]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def deliver(self, movie_id: str, attempt: int) -> None:
+        with self._lock:
+            if (movie_id, attempt) in self._making:
+                return
+            self._making.add((movie_id, attempt))
+        try:
+            self._deliver(movie_id, attempt)
+        finally:
+            with self._lock:
+                self._making.discard((movie_id, attempt))
+
+    def _deliver(self, movie_id: str, attempt: int) -> None:
         movie = self.store.get(movie_id)
         if movie is None or not due(movie, attempt):
             return
