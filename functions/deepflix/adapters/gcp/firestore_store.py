@@ -25,11 +25,11 @@ from deepflix.adapters.gcp.firestore_docs import (
     from_document,
     shard_count,
     slot_shards,
-    slots_ref,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
-from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
+from deepflix.adapters.gcp.firestore_slots import SlotFinder, spread
+from deepflix.adapters.gcp.firestore_txn import CONFLICTS, COUNT_SHARD, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
@@ -77,6 +77,7 @@ class FirestoreMovieStore(FirestoreOperator):
         counter_shards: int | None = None,
         target_rate: float = 100.0,
         max_probes: int = 8,
+        claim_spread: int = 8,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
         # Each counter document is written twice per movie (it enters the stage's queue,
@@ -85,11 +86,8 @@ class FirestoreMovieStore(FirestoreOperator):
         # Movies a second per stage the slot shards and duration sums are sized for.
         self.target_rate = target_rate
         self.stats_shards = shard_count(target_rate, writes_per_movie=1)
-        # Slot shards a claim reads at most (all of them where a stage has no more).
-        self.max_probes = max_probes
-        # Per stage, the slot shard a commit of this process last freed a slot in: the
-        # refill that follows tries it first, so capacity freed is used at once.
-        self._freed_hint: dict[Stage, int] = {}
+        # Ready movies a claim reads beyond the slots it found, to choose among (spread()).
+        self.claim_spread = claim_spread
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -101,6 +99,8 @@ class FirestoreMovieStore(FirestoreOperator):
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
         self.counters = QueueCounters(db=self.db, rpc=self.rpc)
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
+        # Free slot shards with room: at most `max_probes` returned by a claim's query.
+        self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -122,8 +122,7 @@ class FirestoreMovieStore(FirestoreOperator):
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
             tx = self._txn()
-            tx.create(ref, to_document(movie))
-            tx.count(None, movie)
+            tx.create(ref, to_document(movie) | {COUNT_SHARD: tx.count(None, movie)})
             try:
                 tx.commit()
             except gexc.AlreadyExists:
@@ -148,8 +147,7 @@ class FirestoreMovieStore(FirestoreOperator):
                 if existing is not None:
                     return existing
                 # The movie the key named is gone: the key is free again.
-            tx.create(ref, to_document(movie))
-            tx.count(None, movie)
+            tx.create(ref, to_document(movie) | {COUNT_SHARD: tx.count(None, movie)})
             tx.replace(key_ref, {"movie_id": movie.id, "fingerprint": fingerprint})
             tx.commit()
             return movie
@@ -183,34 +181,27 @@ class FirestoreMovieStore(FirestoreOperator):
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         caps = slot_shards(limit, self.target_rate)
+        most = min(limit, self.scan_page)
 
         def body(tx: Txn) -> list[Decision]:
-            # The queue first: a dispatch that finds nothing ready (most refills) reads no
-            # slot shard. Then shards (the one freed last here first, then at random) until
-            # they have a slot for each ready movie, or `max_probes` have been read.
-            ready = self._ready(stage, now, min(limit, self.scan_page))
+            # The shards with room first (one query, one billed read when none has), then
+            # only as many ready movies as there are free slots, and `claim_spread` more to
+            # choose among. Until this process has seen every shard exist, a claim short of
+            # slots lists them all (absent ones are empty), so no free slot goes unseen.
+            room = self.slots.with_room(tx, stage, caps)
+            free = sum(caps[k] - len(r) for k, r in room.items())
+            complete = self.slots.complete(stage, len(caps))
+            if complete and not free:
+                return []
+            want = min(most, free + self.claim_spread) if complete else most
+            ready = self._ready(stage, now, want)
             if not ready:
                 return []
-            order = random.sample(range(len(caps)), len(caps))  # nosec B311 # spreads claims over shards, not a secret
-            hint = self._freed_hint.pop(stage, None)
-            if hint is not None and hint < len(caps):
-                order.remove(hint)
-                order.insert(0, hint)
-            free: list[tuple[int, int]] = []  # (shard, free slots there)
-            slots: dict[tuple[Stage, int], list[str]] = {}
-            for k in order[: self.max_probes]:
-                shard = tx.get(slots_ref(self.db(), stage, k)).to_dict() or {}
-                running = list(shard.get("running", []))
-                if caps[k] > len(running):
-                    free.append((k, caps[k] - len(running)))
-                    slots[stage, k] = running
-                if sum(n for _, n in free) >= len(ready):
-                    break
-            if not free:
-                return []
+            if not complete and free < len(ready):
+                room = self.slots.every(tx, stage, caps, room)
+            shards = self.slots.order(stage, room, caps)
             out = []
-            shards = [k for k, n in free for _ in range(n)]
-            for snap, k in zip(ready, shards, strict=False):
+            for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
@@ -219,7 +210,9 @@ class FirestoreMovieStore(FirestoreOperator):
                     tx.slot_for[movie.id] = k
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
-            tx.commit(slots=slots)
+            tx.commit(slots={(stage, k): (r, caps[k]) for k, r in room.items()})
+            if self.slots.freed_hint.get(stage) in tx.slot_for.values():
+                del self.slots.freed_hint[stage]  # taken: a later claim need not try it
             return out
 
         return self._transact(body)
@@ -340,7 +333,7 @@ class FirestoreMovieStore(FirestoreOperator):
         query, so the queue needs only the (waiting_stage, prio, arrival, id) index; at most
         `max_scan` are looked at, which bounds a dispatch when many retries back off at once.
         """
-        q = self._queue_order(self._waiting(stage)).limit(self.scan_page)
+        q = self._queue_order(self._waiting(stage)).limit(max(1, min(self.scan_page, wanted)))
         picked: Snapshots = []
         scanned, last = 0, None
         while len(picked) < wanted and scanned < self.max_scan:
@@ -350,7 +343,7 @@ class FirestoreMovieStore(FirestoreOperator):
                 if (ready_at is None or ready_at <= now) and len(picked) < wanted:
                     picked.append(snap)
             scanned += len(page)
-            if len(page) < self.scan_page:
+            if len(page) < max(1, min(self.scan_page, wanted)):
                 break
             last = page[-1]
         return picked
@@ -369,7 +362,7 @@ class FirestoreMovieStore(FirestoreOperator):
             else:
                 METER.add("firestore.commits")
                 for stage, shard in tx.freed:
-                    self._freed_hint[stage] = shard
+                    self.slots.freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret

@@ -107,14 +107,17 @@ def counts_doc(stage: Stage, shard: int) -> CounterDoc:
     return CounterDoc(COUNTS, f"{stage.value}-{shard}", labels, ("waiting",))
 
 
-def counted(m: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
-    """What one movie adds to the counters: its waiting place. Running movies are not
-    counted here: a count() of the running_stage index gives them at one billed read up to
-    1,000 running, where a counter cost every movie a write per stage."""
+def counted(
+    m: Movie | None, shards: int, shard: int | None = None
+) -> Counter[tuple[CounterDoc, str]]:
+    """What one movie adds to the counters: its waiting place, in `shard` (by default the
+    hash of its id). Running movies are not counted here: a count() of the running_stage
+    index gives them at one billed read up to 1,000 running, where a counter cost every
+    movie a write per stage."""
     out: Counter[tuple[CounterDoc, str]] = Counter()
     if m is None:
         return out
-    shard = shard_of(m.id, shards)
+    shard = shard_of(m.id, shards) if shard is None else shard
     waiting = m.waiting_stage
     if waiting is not None:
         out[counts_doc(waiting, shard), "waiting"] += 1
@@ -127,10 +130,18 @@ def counted(m: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
     return out
 
 
-def deltas(old: Movie | None, new: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
-    """The increments that take the counters from `old` to `new` (None: absent)."""
-    out = counted(new, shards)
-    out.subtract(counted(old, shards))
+def deltas(
+    old: Movie | None,
+    new: Movie | None,
+    shards: int,
+    *,
+    old_shard: int | None = None,
+    new_shard: int | None = None,
+) -> Counter[tuple[CounterDoc, str]]:
+    """The increments that take the counters from `old` to `new` (None: absent), each
+    counted in its shard (by default the hash of the movie id)."""
+    out = counted(new, shards, new_shard)
+    out.subtract(counted(old, shards, old_shard))
     return Counter({k: v for k, v in out.items() if v})
 
 
