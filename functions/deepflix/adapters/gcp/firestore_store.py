@@ -56,8 +56,7 @@ class FirestoreMovieStore(FirestoreOperator):
     shards: the ids running in the k-th share of the stage's concurrency),
     `stats/{stage}-{k}` (sums of stage durations, by blind increments), `control/admission`
     (paused flag), `control/stages` (paused queues), and the queue counters
-    `queue_counts/{stage}-{shard}` and
-    `queue_buckets/...` (queue_counts.py).
+    `queue_buckets/...` (queue_counts.py; a stage's waiting is the sum of its widest).
 
     No document is written by every movie: a stage's concurrency is split over K slot shards
     (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
