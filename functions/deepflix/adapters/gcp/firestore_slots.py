@@ -6,16 +6,14 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.cloud import firestore
-
-from deepflix.adapters.gcp.firestore_docs import QUEUES, eq, slots_ref
-from deepflix.adapters.gcp.firestore_txn import FREE, Txn
+from deepflix.adapters.gcp.firestore_docs import DOC_ID, QUEUES, eq, slots_ref
+from deepflix.adapters.gcp.firestore_txn import ROOM, Txn
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 
-# FREE, a slot shard's free slots (its capacity less its running): a claim writes it with
-# the running list, a free adds to it and a blind take subtracts (increments, in the same
-# write as the list's transform), so one query finds the shards with room.
+# ROOM, whether a slot shard has a free slot: a claim writes it with the running list, and
+# a free sets it (blindly: a shard just freed has room), so one query finds the shards
+# with room.
 Running = dict[int, list[str]]  # slot shard -> the ids running there
 
 
@@ -26,11 +24,12 @@ def shard_index(snap: Any) -> int:
 class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
-    One query of the stage's shards with `free > 0` finds the room any process freed, at one
-    billed read when there is none. Shards come into being when first claimed, so until this
-    process has seen all K of a stage exist, a claim that finds fewer free slots than it has
-    ready movies lists every shard once more (absent ones are empty): then no slot stays
-    unused for want of a probe.
+    One query of the stage's shards with room finds what any process freed, at one or two
+    billed reads when there is none; it starts at a random shard and wraps around, so
+    parallel claims mostly see different shards. Shards come into being when first
+    claimed, so until this process has seen all K of a stage exist, a claim that finds
+    fewer free slots than it has ready movies lists every shard once more (absent ones are
+    empty): then no slot stays unused for want of a probe.
     """
 
     def __init__(self, *, db: Callable[[], Any], rpc: dict[str, Any], max_probes: int) -> None:
@@ -59,18 +58,24 @@ class SlotFinder:
             if k >= len(caps):
                 continue  # a shard of a former, larger limit: never claimed in again
             seen.add(k)
-            tx.saw(snap)
+            tx.saw(snap)  # the version the claim's write of it is guarded by
             running = list(snap.get("running") or [])
             if caps[k] > len(running):
                 out[k] = running
+            else:
+                out.pop(k, None)  # full since an earlier read: its older list must not be kept
         return seen
 
     def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int]) -> Running:
-        """Shards of `stage` whose free field says they have room (up to `max_probes`)."""
+        """Shards of `stage` marked with room (up to `max_probes`), from a random one on."""
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
-        q = q.where(filter=firestore.FieldFilter(FREE, ">", 0)).limit(self.max_probes)
+        q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
+        start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims
+        snaps = self._stream(q.start_at(start).limit(self.max_probes))
+        if len(snaps) < self.max_probes:  # wrap around to the shards before the start
+            snaps += self._stream(q.end_before(start).limit(self.max_probes - len(snaps)))
         out: Running = {}
-        self._keep(tx, self._stream(q), caps, out)
+        self._keep(tx, snaps, caps, out)
         return out
 
     def every(self, tx: Txn, stage: Stage, caps: Sequence[int], out: Running) -> Running:

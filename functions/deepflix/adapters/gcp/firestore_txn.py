@@ -24,7 +24,7 @@ from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie, Stage
 
 JOURNAL = "journal"  # the movie document's field holding its journal
-FREE = "free"  # a slot shard's field: its free slots (firestore_slots.py)
+ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slots.py)
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 COUNT_SHARD = "count_shard"  # the movie document's field: its queue counters' shard
@@ -172,22 +172,18 @@ class Txn:
                 running, cap = slots[key]
                 running = running + self.taken[key]
                 self.replace(
-                    ref, {"stage": stage.value, "running": running, FREE: cap - len(running)}
+                    ref, {"stage": stage.value, "running": running, ROOM: cap > len(running)}
                 )
                 continue
             # Array transforms need no read, so freeing a slot contends with nothing, yet a
-            # claim that read this document sees the change as a failed precondition. The
-            # free count moves with the list, in the same write.
-            for ids, transform, sign in (
-                (self.taken, firestore.ArrayUnion, -1),
-                (self.freed, firestore.ArrayRemove, 1),
+            # claim that read this document sees the change as a failed precondition. A
+            # shard freed has room; one taken blindly keeps its mark (a claim reads it).
+            for ids, transform, room in (
+                (self.taken, firestore.ArrayUnion, {}),
+                (self.freed, firestore.ArrayRemove, {ROOM: True}),
             ):
                 if ids.get(key):
-                    data = {
-                        "stage": stage.value,
-                        "running": transform(ids[key]),
-                        FREE: firestore.Increment(sign * len(ids[key])),
-                    }
+                    data = {"stage": stage.value, "running": transform(ids[key])} | room
                     self.batch.set(ref, data, merge=True)
                     self.writes += 1
         self._write_durations()
