@@ -24,9 +24,10 @@ def shard_index(snap: Any) -> int:
 class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
-    One query of the stage's shards with room finds what any process freed, at one or two
-    billed reads when there is none; it starts at a random shard and wraps around, so
-    parallel claims mostly see different shards. Shards come into being when first
+    One query of the stage's shards with room finds what any process freed, at one billed
+    read when there is none (two where the stage has more shards than a claim reads: it
+    then starts at a random shard and wraps around, so parallel claims mostly see
+    different shards). Shards come into being when first
     claimed, so until this process has seen all K of a stage exist, a claim that finds
     fewer free slots than it has ready movies lists every shard once more (absent ones are
     empty): then no slot stays unused for want of a probe.
@@ -70,11 +71,14 @@ class SlotFinder:
         """Shards of `stage` marked with room (up to `max_probes`), from a random one on."""
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
+        out: Running = {}
+        if len(caps) <= self.max_probes:  # one page holds every shard: no start to spread
+            self._keep(tx, self._stream(q.limit(self.max_probes)), caps, out)
+            return out
         start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims
         snaps = self._stream(q.start_at(start).limit(self.max_probes))
         if len(snaps) < self.max_probes:  # wrap around to the shards before the start
             snaps += self._stream(q.end_before(start).limit(self.max_probes - len(snaps)))
-        out: Running = {}
         self._keep(tx, snaps, caps, out)
         return out
 

@@ -214,21 +214,25 @@ class FirestoreMovieStore(FirestoreOperator):
         most = min(limit, self.scan_page)
 
         def body(tx: Txn) -> list[Decision]:
-            # The shards with room first (one query, one billed read when none has), then
-            # only as many ready movies as there are free slots, and `claim_spread` more to
-            # choose among. Until this process has seen every shard exist, a claim short of
-            # slots lists them all (absent ones are empty), so no free slot goes unseen.
-            room = self.slots.with_room(tx, stage, caps)
-            free = sum(caps[k] - len(r) for k, r in room.items())
-            complete = self.slots.complete(stage, len(caps))
-            if complete and not free:
-                return []
-            want = min(most, free + self.claim_spread) if complete else most
-            ready = self._ready(stage, now, want)
+            # The head of the queue first, a few movies (nothing ready, most refills when
+            # the queue is short: one billed read); then the shards with room (one query);
+            # then, where there is room for more than were read, as many as there are free
+            # slots, `claim_spread` more to choose among. Until this process has seen every
+            # shard exist, a claim short of slots lists them all (absent ones are empty), so
+            # no free slot goes unseen.
+            first = min(most, 1 + self.claim_spread)
+            ready = self._ready(stage, now, first)
             if not ready:
                 return []
-            if not complete and free < len(ready):
+            room = self.slots.with_room(tx, stage, caps)
+            free = sum(caps[k] - len(r) for k, r in room.items())
+            if free < len(ready) and not self.slots.complete(stage, len(caps)):
                 room = self.slots.every(tx, stage, caps, room)
+                free = sum(caps[k] - len(r) for k, r in room.items())
+            if not free:
+                return []
+            if free > len(ready) == first < most:
+                ready = self._ready(stage, now, min(most, free + self.claim_spread))
             shards = self.slots.order(stage, room, caps)
             out = []
             for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
