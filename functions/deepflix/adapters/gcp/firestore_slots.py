@@ -67,18 +67,20 @@ class SlotFinder:
                 out.pop(k, None)  # full since an earlier read: its older list must not be kept
         return seen
 
-    def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int]) -> Running:
-        """Shards of `stage` marked with room (up to `max_probes`), from a random one on."""
+    def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int) -> Running:
+        """Shards of `stage` marked with room, enough for `wanted` slots if there are (at
+        most `max_probes`: each one returned is a billed read)."""
+        most = max(1, min(self.max_probes, wanted))
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
         out: Running = {}
-        if len(caps) <= self.max_probes:  # one page holds every shard: no start to spread
-            self._keep(tx, self._stream(q.limit(self.max_probes)), caps, out)
+        if len(caps) <= most:  # one page holds every shard: no start to spread
+            self._keep(tx, self._stream(q.limit(most)), caps, out)
             return out
         start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims
-        snaps = self._stream(q.start_at(start).limit(self.max_probes))
-        if len(snaps) < self.max_probes:  # wrap around to the shards before the start
-            snaps += self._stream(q.end_before(start).limit(self.max_probes - len(snaps)))
+        snaps = self._stream(q.start_at(start).limit(most))
+        if len(snaps) < most:  # wrap around to the shards before the start
+            snaps += self._stream(q.end_before(start).limit(most - len(snaps)))
         self._keep(tx, snaps, caps, out)
         return out
 

@@ -224,14 +224,15 @@ class FirestoreMovieStore(FirestoreOperator):
             ready = self._ready(stage, now, first)
             if not ready:
                 return []
-            room = self.slots.with_room(tx, stage, caps)
+            deep = len(ready) == first < most  # more may wait: look for room for them too
+            room = self.slots.with_room(tx, stage, caps, most if deep else len(ready))
             free = sum(caps[k] - len(r) for k, r in room.items())
             if free < len(ready) and not self.slots.complete(stage, len(caps)):
                 room = self.slots.every(tx, stage, caps, room)
                 free = sum(caps[k] - len(r) for k, r in room.items())
             if not free:
                 return []
-            if free > len(ready) == first < most:
+            if deep and free > len(ready):
                 ready = self._ready(stage, now, min(most, free + self.claim_spread))
             shards = self.slots.order(stage, room, caps)
             out = []
