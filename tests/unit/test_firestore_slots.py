@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from deepflix.adapters.gcp.firestore_slots import SlotFinder, spread
+from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
 from deepflix.adapters.gcp.firestore_txn import Txn
 from deepflix.pipeline.models import Stage
 
@@ -73,3 +77,47 @@ def test_spread_never_passes_over_a_priority_and_keeps_queue_order() -> None:
         assert ids[2] in {"m2", "m3", "m4", "m5"}  # then one of the next priority
     assert {spread(ready, 3)[2].id for _ in range(50)} != {"m2"}  # spread, not the head
     assert spread(ready, 9) == ready
+
+
+def test_claims_asked_for_while_one_runs_are_served_by_one_run_at_the_latest_time() -> None:
+    turns = ClaimTurns()
+    t0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    inside, release = threading.Event(), threading.Event()
+    runs: list[tuple[str, datetime]] = []
+    got: dict[str, list[str]] = {}
+
+    def first(at: datetime) -> list[str]:
+        runs.append(("a", at))
+        inside.set()
+        release.wait(5)
+        return ["a"]
+
+    def later(name: str) -> Callable[[datetime], list[str]]:
+        def claim(at: datetime) -> list[str]:
+            runs.append((name, at))
+            return [name]
+
+        return claim
+
+    def ask(name: str, at: datetime, claim: Callable[[datetime], list[str]]) -> None:
+        got[name] = turns.run(Stage.story, at, claim)
+
+    a = threading.Thread(target=ask, args=("a", t0, first))
+    a.start()
+    inside.wait(5)
+    waiting = [
+        threading.Thread(target=ask, args=(n, t0 + timedelta(seconds=s), later(n)))
+        for n, s in (("b", 1), ("c", 2))
+    ]
+    for t in waiting:
+        t.start()
+    while sum(1 for t in waiting if t.is_alive()) < 2 or turns._asked[Stage.story] < 3:
+        time.sleep(0.01)  # both have asked (they wait for the lock)
+    release.set()
+    for t in (a, *waiting):
+        t.join(5)
+    assert got["a"] == ["a"]
+    assert len(runs) == 2  # a, then one run for both b and c
+    assert runs[1][1] == t0 + timedelta(seconds=2)  # at the latest time asked
+    assert sorted(len(got[n]) for n in ("b", "c")) == [0, 1]
+    assert turns.run(Stage.images, t0, later("d")) == ["d"]  # other stages: their own turns

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from deepflix.adapters.gcp.firestore_docs import DOC_ID, QUEUES, eq, slots_ref
 from deepflix.adapters.gcp.firestore_txn import ROOM, Txn
@@ -15,6 +17,35 @@ from deepflix.pipeline.models import Stage
 # a free sets it (blindly: a shard just freed has room), so one query finds the shards
 # with room.
 Running = dict[int, list[str]]  # slot shard -> the ids running there
+R = TypeVar("R")
+
+
+class ClaimTurns:
+    """One claim of a stage at a time in a process, and one for all that asked while it
+    waited: a claim whose turn comes after another began since it asked returns at once,
+    since that one read the slots and the queue later (parallel claims here would only race
+    for the same head). It runs with the latest time any of them asked at, so a movie whose
+    backoff ended by then is not left for a dispatch that will not come."""
+
+    def __init__(self) -> None:
+        self._claiming = {s: threading.Lock() for s in Stage}
+        self._asked = dict.fromkeys(Stage, 0)
+        self._served = dict.fromkeys(Stage, 0)
+        self._latest: dict[Stage, datetime] = {}
+        self._tickets = threading.Lock()
+
+    def run(self, stage: Stage, now: datetime, claim: Callable[[datetime], list[R]]) -> list[R]:
+        with self._tickets:
+            self._asked[stage] += 1
+            ticket = self._asked[stage]
+            self._latest[stage] = max(self._latest.get(stage, now), now)
+        with self._claiming[stage]:
+            if self._served[stage] >= ticket:
+                return []
+            with self._tickets:
+                self._served[stage] = self._asked[stage]
+                now = max(now, self._latest[stage])
+            return claim(now)
 
 
 def shard_index(snap: Any) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from deepflix.adapters.gcp.firestore_docs import (
     to_document,
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
-from deepflix.adapters.gcp.firestore_slots import SlotFinder, spread
+from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, COUNT_SHARD, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
@@ -101,13 +100,8 @@ class FirestoreMovieStore(FirestoreOperator):
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
         # Free slot shards with room: at most `max_probes` returned by a claim's query.
         self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
-        # One claim of a stage at a time in this process, and one for all that asked while
-        # it waited (claim()): parallel claims here would only race for the same head.
-        self._claiming = {s: threading.Lock() for s in Stage}
-        self._asked = dict.fromkeys(Stage, 0)
-        self._served = dict.fromkeys(Stage, 0)
-        self._tickets = threading.Lock()
-        self._asked_now: dict[Stage, datetime] = {}
+        # One claim of a stage at a time in this process (claim()).
+        self._turns = ClaimTurns()
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -195,19 +189,7 @@ class FirestoreMovieStore(FirestoreOperator):
         caller follows its decisions). Claims of other processes still race; a lost race
         is a retry (_transact).
         """
-        with self._tickets:
-            self._asked[stage] += 1
-            ticket = self._asked[stage]
-            # Readiness as of the latest ask it serves: a movie whose backoff ended by then
-            # is not left for a dispatch that will not come.
-            self._asked_now[stage] = max(self._asked_now.get(stage, now), now)
-        with self._claiming[stage]:
-            if self._served[stage] >= ticket:
-                return []
-            with self._tickets:
-                self._served[stage] = self._asked[stage]
-                now = max(now, self._asked_now[stage])
-            return self._claim(stage, limit, now, fn)
+        return self._turns.run(stage, now, lambda at: self._claim(stage, limit, at, fn))
 
     def _claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         caps = slot_shards(limit, self.target_rate)
