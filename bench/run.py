@@ -40,14 +40,19 @@ BENCHMARKS: dict[str, ModuleType] = {
 }
 
 
-def run_one(name: str, quick: bool, out: Path, code: dict[str, Any]) -> dict[str, Any]:
-    """`code` is what the invocation started with: the commit then, and the code's digest."""
+def run_one(
+    name: str, quick: bool, out: Path, code: dict[str, Any], movies: int | None = None
+) -> dict[str, Any]:
+    """`code` is what the invocation started with: the commit then, and the code's digest;
+    `movies` sizes the benchmarks that take a size (hot_docs)."""
     module = BENCHMARKS[name]
     started = time.monotonic()
     load = os.getloadavg()  # other work on the machine skews every figure: record it
     try:
         if name == cost_bench.NAME:
             result: dict[str, Any] = cost_bench.run(quick, out_dir=out)
+        elif name == hot_docs_bench.NAME and movies is not None:
+            result = hot_docs_bench.run(quick, movies=movies)
         else:
             result = module.run(quick)
     except Exception as e:  # one broken benchmark must not lose the others' figures
@@ -77,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="only re-render RESULTS.md from results/"
     )
+    parser.add_argument(
+        "--movies", type=int, help="movies for hot_docs (a smaller run on a loaded machine)"
+    )
     args = parser.parse_args(argv)
     if args.report_only:
         sys.stdout.write(f"wrote {report.write(args.out)}\n")
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         sys.stdout.write(f"== {name} ...\n")
         sys.stdout.flush()
-        result = run_one(name, args.quick, args.out, code)
+        result = run_one(name, args.quick, args.out, code, args.movies)
         if "error" in result:
             failed.append(name)
             sys.stdout.write(f"   FAILED: {result['error']}\n")

@@ -19,7 +19,7 @@ from deepflix.pipeline.eta import (
 )
 from deepflix.pipeline.events import Claimed, StageSucceeded
 from deepflix.pipeline.models import Movie, MovieStatus, Stage, StageStatus, arrival_key
-from deepflix.pipeline.ports import IdempotencyConflict, MovieStore
+from deepflix.pipeline.ports import IdempotencyConflict, MovieStore, QueueCounts
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
 
@@ -127,10 +127,13 @@ def test_parallel_claims_never_over_admit(store: MovieStore) -> None:
     assert store.counts()[Stage.story].running == 3
 
 
-def test_sixteen_parallel_claimers_never_exceed_the_limit(store: MovieStore) -> None:
-    """Claims and frees from 16 threads at once: the running count, sampled after every
-    claim, never exceeds the limit, and every movie is admitted exactly once."""
-    limit, n = 5, 48
+def test_sixteen_parallel_claimers_fill_every_slot_without_a_sweep(store: MovieStore) -> None:
+    """16 claimers at once, each claiming once and then once after every movie it finishes
+    (a completion's refill), with no other dispatch: the running count, sampled after every
+    claim, never exceeds the limit, and the refills alone admit every movie exactly once, so
+    no freed slot was left unused while movies waited. The Firestore store here probes
+    fewer slot shards than the limit has (conftest), so its claims must find freed room."""
+    limit, n = 12, 48
     for i in range(n):
         m = movie(seconds=i)
         store.create(m, idempotency_key=None, fingerprint=m.id)
@@ -144,19 +147,22 @@ def test_sixteen_parallel_claimers_never_exceed_the_limit(store: MovieStore) -> 
     def succeed(m: Movie) -> Decision:
         return apply(m, StageSucceeded(Stage.story, 1, (), done), CONFIG)
 
+    def take() -> list[Decision]:
+        got = claim(store, Stage.story, limit)
+        running = len(store.running(Stage.story))
+        with lock:
+            claimed.extend(t.movie.id for t in got)
+            samples.append(running)
+        return got
+
     def worker() -> None:
         try:
             barrier.wait()
-            for _ in range(40):
-                got = claim(store, Stage.story, limit)
-                running = len(store.running(Stage.story))
-                with lock:
-                    claimed.extend(t.movie.id for t in got)
-                    samples.append(running)
-                    if len(claimed) >= n:
-                        return
-                for t in got:  # finish what it took: its slot is free again
-                    store.mutate(t.movie.id, succeed)
+            held = take()
+            while held:  # finish each movie held, then refill once: its slot is free again
+                t = held.pop()
+                store.mutate(t.movie.id, succeed)
+                held += take()
         except BaseException as e:  # pragma: no cover - surfaced below
             errors.append(e)
 
@@ -168,6 +174,7 @@ def test_sixteen_parallel_claimers_never_exceed_the_limit(store: MovieStore) -> 
     assert errors == []
     assert max(samples) <= limit
     assert len(claimed) == len(set(claimed)) == n
+    assert store.counts()[Stage.story] == QueueCounts(0, 0)
 
 
 def test_position_counts_only_those_ahead_in_the_same_queue(store: MovieStore) -> None:

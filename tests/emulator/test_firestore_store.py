@@ -147,7 +147,7 @@ def test_dispatchers_with_their_own_clients_never_over_admit(
             t.start()
         for t in finish:
             t.join()
-        run_all(2)
+        run_all(1)  # one claim each, no second round: the first claims fill both slots
         running = stores[2].running(Stage.story)
         assert len(running) == limit, f"round {round_}: {len(running)} running"
         eq = FieldFilter("stage", "==", "story")
@@ -155,6 +155,29 @@ def test_dispatchers_with_their_own_clients_never_over_admit(
         slots = [i for shard in shards for i in shard.get("running")]
         assert sorted(slots) == sorted(m.id for m in running)
     assert len(claimed) == len(set(claimed)) == limit + 3 * 2
+
+
+def test_a_slot_another_instance_frees_is_taken_by_the_next_claim(
+    firestore_emulator: Emulator, empty_firestore: Any
+) -> None:
+    """More slot shards than a claim reads at random: the room another instance frees is
+    found by its shard's free count, so this instance's very next claim takes it."""
+    a, b = (
+        FirestoreMovieStore(client=new_client(firestore_emulator.address), max_probes=1)
+        for _ in range(2)
+    )
+    limit = 8  # eight shards of one slot
+    for i in range(limit + 4):
+        m = movie(seconds=i)
+        a.create(m, idempotency_key=None, fingerprint=m.id)
+    assert len(a.claim(Stage.story, limit, LATER, claim_fn(Stage.story))) == limit
+    assert a.claim(Stage.story, limit, LATER, claim_fn(Stage.story)) == []
+    for round_ in range(3):
+        (victim, *_) = b.running(Stage.story)
+        b.mutate(victim.id, succeed_fn(Stage.story, LATER + timedelta(seconds=round_ + 1)))
+        got = a.claim(Stage.story, limit, LATER, claim_fn(Stage.story))
+        assert len(got) == 1, f"round {round_}: the freed slot was not found"
+        assert len(b.running(Stage.story)) == limit
 
 
 def test_an_unreachable_firestore_is_unavailable_not_an_error(tmp_path: Any) -> None:

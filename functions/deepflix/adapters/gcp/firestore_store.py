@@ -25,11 +25,11 @@ from deepflix.adapters.gcp.firestore_docs import (
     from_document,
     shard_count,
     slot_shards,
-    slots_ref,
     to_document,
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
-from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
+from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
+from deepflix.adapters.gcp.firestore_txn import CONFLICTS, COUNT_SHARD, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
 from deepflix.metering import METER
@@ -61,8 +61,7 @@ class FirestoreMovieStore(FirestoreOperator):
     shards: the ids running in the k-th share of the stage's concurrency),
     `stats/{stage}-{k}` (sums of stage durations, by blind increments), `control/admission`
     (paused flag), `control/stages` (paused queues), and the queue counters
-    `queue_counts/{stage}-{shard}` and
-    `queue_buckets/...` (queue_counts.py).
+    `queue_buckets/...` (queue_counts.py; a stage's waiting is the sum of its widest).
 
     No document is written by every movie: a stage's concurrency is split over K slot shards
     (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
@@ -82,6 +81,7 @@ class FirestoreMovieStore(FirestoreOperator):
         counter_shards: int | None = None,
         target_rate: float = 100.0,
         max_probes: int = 8,
+        claim_spread: int = 8,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
         # Each counter document is written twice per movie (it enters the stage's queue,
@@ -90,11 +90,8 @@ class FirestoreMovieStore(FirestoreOperator):
         # Movies a second per stage the slot shards and duration sums are sized for.
         self.target_rate = target_rate
         self.stats_shards = shard_count(target_rate, writes_per_movie=1)
-        # Slot shards a claim reads at most (all of them where a stage has no more).
-        self.max_probes = max_probes
-        # Per stage, the slot shard a commit of this process last freed a slot in: the
-        # refill that follows tries it first, so capacity freed is used at once.
-        self._freed_hint: dict[Stage, int] = {}
+        # Ready movies a claim reads beyond the slots it found, to choose among (spread()).
+        self.claim_spread = claim_spread
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -106,6 +103,10 @@ class FirestoreMovieStore(FirestoreOperator):
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
         self.counters = QueueCounters(db=self.db, rpc=self.rpc)
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
+        # Free slot shards with room: at most `max_probes` returned by a claim's query.
+        self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
+        # One claim of a stage at a time in this process (claim()).
+        self._turns = ClaimTurns()
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -127,8 +128,7 @@ class FirestoreMovieStore(FirestoreOperator):
         ref = self.movies().document(movie.id)
         if idempotency_key is None:
             tx = self._txn()
-            tx.create(ref, to_document(movie))
-            tx.count(None, movie)
+            tx.create(ref, to_document(movie) | {COUNT_SHARD: tx.count(None, movie)})
             try:
                 tx.commit()
             except gexc.AlreadyExists:
@@ -153,8 +153,7 @@ class FirestoreMovieStore(FirestoreOperator):
                 if existing is not None:
                     return existing
                 # The movie the key named is gone: the key is free again.
-            tx.create(ref, to_document(movie))
-            tx.count(None, movie)
+            tx.create(ref, to_document(movie) | {COUNT_SHARD: tx.count(None, movie)})
             tx.replace(key_ref, {"movie_id": movie.id, "fingerprint": fingerprint})
             tx.commit()
             return movie
@@ -187,35 +186,44 @@ class FirestoreMovieStore(FirestoreOperator):
 
     @translate_outages("firestore")
     def claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
+        """Claim ready movies of `stage` for its free slots.
+
+        Claims of one stage in this process run one at a time, and a claim whose turn comes
+        after another one started since it asked returns [] at once: that one read the
+        slots and the queue after this was asked for, so it took what this would have (its
+        caller follows its decisions). Claims of other processes still race; a lost race
+        is a retry (_transact).
+        """
+        return self._turns.run(stage, now, lambda at: self._claim(stage, limit, at, fn))
+
+    def _claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         caps = slot_shards(limit, self.target_rate)
+        most = min(limit, self.scan_page)
 
         def body(tx: Txn) -> list[Decision]:
-            # The queue first: a dispatch that finds nothing ready (most refills) reads no
-            # slot shard. Then shards (the one freed last here first, then at random) until
-            # they have a slot for each ready movie, or `max_probes` have been read.
-            ready = self._ready(stage, now, min(limit, self.scan_page))
+            # The head of the queue first, a few movies (nothing ready, most refills when
+            # the queue is short: one billed read); then the shards with room (one query);
+            # then, where there is room for more than were read, as many as there are free
+            # slots, `claim_spread` more to choose among. Until this process has seen every
+            # shard exist, a claim short of slots lists them all (absent ones are empty), so
+            # no free slot goes unseen.
+            first = min(most, 1 + self.claim_spread)
+            ready = self._ready(stage, now, first)
             if not ready:
                 return []
-            order = random.sample(range(len(caps)), len(caps))  # nosec B311 # spreads claims over shards, not a secret
-            hint = self._freed_hint.pop(stage, None)
-            if hint is not None and hint < len(caps):
-                order.remove(hint)
-                order.insert(0, hint)
-            free: list[tuple[int, int]] = []  # (shard, free slots there)
-            slots: dict[tuple[Stage, int], list[str]] = {}
-            for k in order[: self.max_probes]:
-                shard = tx.get(slots_ref(self.db(), stage, k)).to_dict() or {}
-                running = list(shard.get("running", []))
-                if caps[k] > len(running):
-                    free.append((k, caps[k] - len(running)))
-                    slots[stage, k] = running
-                if sum(n for _, n in free) >= len(ready):
-                    break
+            deep = len(ready) == first < most  # more may wait: look for room for them too
+            room = self.slots.with_room(tx, stage, caps, most if deep else len(ready))
+            free = sum(caps[k] - len(r) for k, r in room.items())
+            if free < len(ready) and not self.slots.complete(stage, len(caps)):
+                room = self.slots.every(tx, stage, caps, room)
+                free = sum(caps[k] - len(r) for k, r in room.items())
             if not free:
                 return []
+            if deep and free > len(ready):
+                ready = self._ready(stage, now, min(most, free + self.claim_spread))
+            shards = self.slots.order(stage, room, caps)
             out = []
-            shards = [k for k, n in free for _ in range(n)]
-            for snap, k in zip(ready, shards, strict=False):
+            for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
                 tx.saw(snap)
                 doc = snap.to_dict()
                 movie = from_document(doc)
@@ -224,7 +232,9 @@ class FirestoreMovieStore(FirestoreOperator):
                     tx.slot_for[movie.id] = k
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
-            tx.commit(slots=slots)
+            tx.commit(slots={(stage, k): (r, caps[k]) for k, r in room.items()})
+            if self.slots.freed_hint.get(stage) in tx.slot_for.values():
+                del self.slots.freed_hint[stage]  # taken: a later claim need not try it
             return out
 
         return self._transact(body)
@@ -354,7 +364,7 @@ class FirestoreMovieStore(FirestoreOperator):
         query, so the queue needs only the (waiting_stage, prio, arrival, id) index; at most
         `max_scan` are looked at, which bounds a dispatch when many retries back off at once.
         """
-        q = self._queue_order(self._waiting(stage)).limit(self.scan_page)
+        q = self._queue_order(self._waiting(stage)).limit(max(1, min(self.scan_page, wanted)))
         picked: Snapshots = []
         scanned, last = 0, None
         while len(picked) < wanted and scanned < self.max_scan:
@@ -364,7 +374,7 @@ class FirestoreMovieStore(FirestoreOperator):
                 if (ready_at is None or ready_at <= now) and len(picked) < wanted:
                     picked.append(snap)
             scanned += len(page)
-            if len(page) < self.scan_page:
+            if len(page) < max(1, min(self.scan_page, wanted)):
                 break
             last = page[-1]
         return picked
@@ -383,7 +393,7 @@ class FirestoreMovieStore(FirestoreOperator):
             else:
                 METER.add("firestore.commits")
                 for stage, shard in tx.freed:
-                    self._freed_hint[stage] = shard
+                    self.slots.freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections import Counter
 from typing import Any
 
@@ -13,19 +15,35 @@ from deepflix.adapters.gcp.firestore_docs import (
     MOVIES,
     Doc,
     slots_ref,
-    stable_shard,
     stats_ref,
     to_document,
 )
-from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment
+from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment, shard_of
 from deepflix.metering import METER
 from deepflix.pipeline.eta import duration_bin, window_of
 from deepflix.pipeline.journal import stage_changes
 from deepflix.pipeline.models import Movie, Stage
 
 JOURNAL = "journal"  # the movie document's field holding its journal
+ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slots.py)
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
+COUNT_SHARD = "count_shard"  # the movie document's field: its queue counters' shard
+_turns: dict[tuple[str, Stage | None], itertools.count[int]] = {}
+
+
+def next_shard(kind: str, stage: Stage | None, shards: int) -> int:
+    """The next of `shards` documents in turn, per kind and stage, from a random start.
+
+    In turn rather than by a hash of the movie id: each process then writes every shard
+    equally often, where a hash leaves the busiest of K shards well above its mean share
+    in any finite stretch (Poisson), and the busiest document is the stage's ceiling.
+    """
+    turn = _turns.get((kind, stage))
+    if turn is None:
+        start = random.randrange(1 << 20)  # nosec B311 # spreads processes, not a secret
+        turn = _turns.setdefault((kind, stage), itertools.count(start))
+    return next(turn) % shards
 
 
 class Txn:
@@ -75,9 +93,27 @@ class Txn:
         self.batch.create(ref, data)
         self.writes += 1
 
-    def count(self, old: Movie | None, new: Movie) -> None:
-        """Move the movie in the queue counters, in this commit (written once per document)."""
-        self.counters.update(deltas(old, new, self.shards))
+    def count(self, old: Movie | None, new: Movie, old_doc: Doc | None = None) -> int | None:
+        """Move the movie in the queue counters, in this commit (written once per document);
+        returns the counter shard the movie's document records (None: not waiting).
+
+        A movie keeps its shard while it waits in one stage, so each decrement meets its
+        increment and every counter document holds a true count (the sweep deletes those
+        at 0); entering a stage's queue takes the next shard in turn."""
+        old_shard = None
+        if old is not None and old.waiting_stage is not None:
+            recorded = (old_doc or {}).get(COUNT_SHARD)
+            old_shard = shard_of(old.id, self.shards) if recorded is None else int(recorded)
+        new_shard = None
+        if new.waiting_stage is not None:
+            same = old is not None and old.waiting_stage is new.waiting_stage
+            if same and old_shard is not None:
+                new_shard = old_shard
+            else:
+                new_shard = next_shard("counts", new.waiting_stage, self.shards)
+        change = deltas(old, new, self.shards, old_shard=old_shard, new_shard=new_shard)
+        self.counters.update(change)
+        return new_shard
 
     def save(self, old_doc: Doc, old: Movie, new: Movie) -> None:
         ref = self.db.collection(MOVIES).document(new.id)
@@ -100,9 +136,9 @@ class Txn:
                 # takes one unguarded in the movie's own shard.
                 slot = self.slot_for.get(new.id, 0)
                 self.taken.setdefault((new.running_stage, slot), []).append(new.id)
+        count_shard = self.count(old, new, old_doc)
         doc = to_document(new, journal_seq=seq, slot_shard=slot) | {"journal": entries}
-        self.replace(ref, doc)
-        self.count(old, new)
+        self.replace(ref, doc | {COUNT_SHARD: count_shard})
 
     def _observe(
         self, stage: Stage, seconds: float, movie_id: str, scenes: int, window: int
@@ -110,7 +146,7 @@ class Txn:
         """Add a duration to its stage's sums and to the ETA's histogram of its scene count
         and window (pipeline/eta.py), in one of the stage's stats shards: blind increments,
         which read nothing and so contend with nothing; a mean is the sum over the count."""
-        shard = stable_shard(movie_id, self.stats_shards)
+        shard = next_shard("stats", stage, self.stats_shards)
         bin_ = (RECENT, str(window), str(scenes), str(duration_bin(seconds)))
         for name, v in (("sum_s", seconds), ("n", 1), (bin_, 1)):
             key = (stage, shard, name)
@@ -133,24 +169,30 @@ class Txn:
             self.batch.set(stats_ref(self.db, stage, shard), data, merge=True)
             self.writes += 1
 
-    def commit(self, *, slots: dict[tuple[Stage, int], list[str]] | None = None) -> None:
-        """Commit; `slots` are the running lists of the slot shards a claim read, each
-        guarded by its version."""
+    def commit(
+        self, *, slots: dict[tuple[Stage, int], tuple[list[str], int]] | None = None
+    ) -> None:
+        """Commit; `slots` are the running lists and capacities of the slot shards a claim
+        read, each written guarded by its version."""
         for key in sorted(set(self.taken) | set(self.freed)):
             stage, shard = key
             ref = slots_ref(self.db, stage, shard)
             if slots is not None and key in slots and self.taken.get(key):
-                running = slots[key] + self.taken[key]
-                self.replace(ref, {"stage": stage.value, "running": running})
+                running, cap = slots[key]
+                running = running + self.taken[key]
+                self.replace(
+                    ref, {"stage": stage.value, "running": running, ROOM: cap > len(running)}
+                )
                 continue
             # Array transforms need no read, so freeing a slot contends with nothing, yet a
-            # claim that read this document sees the change as a failed precondition.
-            for ids, transform in (
-                (self.taken, firestore.ArrayUnion),
-                (self.freed, firestore.ArrayRemove),
+            # claim that read this document sees the change as a failed precondition. A
+            # shard freed has room; one taken blindly keeps its mark (a claim reads it).
+            for ids, transform, room in (
+                (self.taken, firestore.ArrayUnion, {}),
+                (self.freed, firestore.ArrayRemove, {ROOM: True}),
             ):
                 if ids.get(key):
-                    data = {"stage": stage.value, "running": transform(ids[key])}
+                    data = {"stage": stage.value, "running": transform(ids[key])} | room
                     self.batch.set(ref, data, merge=True)
                     self.writes += 1
         self._write_durations()

@@ -18,7 +18,7 @@ from deepflix.adapters.gcp.firestore_docs import DOC_ID, MOVIES, eq
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 
-COUNTS, BUCKETS = "queue_counts", "queue_buckets"
+BUCKETS = "queue_buckets"
 # Bucket widths in seconds, finest first; each divides the next by 100. A position sums, for
 # each width, the buckets inside its own block of the next (few enough for one billed read),
 # all the widest buckets before its own, and counts index entries only inside its finest bucket
@@ -102,22 +102,20 @@ def own_bucket_arrival(m: Movie) -> str:
     return arrival_key(_EPOCH + timedelta(seconds=bucket_start(m.created_at, WIDTHS[0])))
 
 
-def counts_doc(stage: Stage, shard: int) -> CounterDoc:
-    labels = (("stage", stage.value),)
-    return CounterDoc(COUNTS, f"{stage.value}-{shard}", labels, ("waiting",))
-
-
-def counted(m: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
-    """What one movie adds to the counters: its waiting place. Running movies are not
-    counted here: a count() of the running_stage index gives them at one billed read up to
-    1,000 running, where a counter cost every movie a write per stage."""
+def counted(
+    m: Movie | None, shards: int, shard: int | None = None
+) -> Counter[tuple[CounterDoc, str]]:
+    """What one movie adds to the counters: its waiting place, one bucket per width, in
+    `shard` (by default the hash of its id). A stage's waiting total is the sum of its
+    widest buckets, so no document of its own is written per movie (a count per stage
+    was two writes a movie per stage). Running movies are not counted here: a count() of
+    the running_stage index gives them at one billed read up to 1,000 running."""
     out: Counter[tuple[CounterDoc, str]] = Counter()
     if m is None:
         return out
-    shard = shard_of(m.id, shards)
+    shard = shard_of(m.id, shards) if shard is None else shard
     waiting = m.waiting_stage
     if waiting is not None:
-        out[counts_doc(waiting, shard), "waiting"] += 1
         prio = m.request.priority.rank
         for width in WIDTHS:
             key = prio * PRIO_STRIDE + bucket_start(m.created_at, width)
@@ -127,10 +125,18 @@ def counted(m: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
     return out
 
 
-def deltas(old: Movie | None, new: Movie | None, shards: int) -> Counter[tuple[CounterDoc, str]]:
-    """The increments that take the counters from `old` to `new` (None: absent)."""
-    out = counted(new, shards)
-    out.subtract(counted(old, shards))
+def deltas(
+    old: Movie | None,
+    new: Movie | None,
+    shards: int,
+    *,
+    old_shard: int | None = None,
+    new_shard: int | None = None,
+) -> Counter[tuple[CounterDoc, str]]:
+    """The increments that take the counters from `old` to `new` (None: absent), each
+    counted in its shard (by default the hash of the movie id)."""
+    out = counted(new, shards, new_shard)
+    out.subtract(counted(old, shards, old_shard))
     return Counter({k: v for k, v in out.items() if v})
 
 
@@ -174,10 +180,14 @@ class QueueCounters:
         return out
 
     def stage_totals(self, stage: Stage) -> dict[str, Any]:
-        """Waiting in `stage` from its shards of the counts documents, and running there
-        from a count() of the movies' running_stage index at the same read time."""
-        q = self.db().collection(COUNTS).where(filter=eq("stage", stage.value))
-        out = self._aggregate(q, ("waiting",), None)
+        """Waiting in `stage`, the sum of its widest buckets (every priority, every shard:
+        one billed read per 1,000 of them, a day of arrivals is at most shards x priorities),
+        and running there from a count() of the movies' running_stage index at the same
+        read time."""
+        q = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
+        q = q.where(filter=eq("width", WIDTHS[-1]))
+        out = self._aggregate(q, ("n",), None)
+        out["waiting"] = out.pop("n")
         runs = self.db().collection(MOVIES).where(filter=eq("running_stage", stage.value))
         running = self._aggregate(runs, (), out["read_time"])["matched"]
         return out | {"running": running, "running_matched": running}

@@ -1,0 +1,123 @@
+"""A claim's choice of slot shards and ready movies (firestore_slots.py), without Firestore."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
+from deepflix.adapters.gcp.firestore_txn import Txn
+from deepflix.pipeline.models import Stage
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Ref:
+    path: str
+
+
+@dataclass
+class Snap:
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    update_time: int = 0
+    exists: bool = True
+
+    @property
+    def reference(self) -> Ref:
+        return Ref(f"queues/{self.id}")
+
+    def get(self, name: str) -> Any:
+        return self.data.get(name)
+
+
+class Db:
+    def batch(self) -> object:
+        return object()
+
+
+def test_a_shard_read_again_full_is_dropped_not_kept_with_its_older_list() -> None:
+    """A shard seen with room and then, in the same claim, full: keeping the first list
+    with the second version would let the claim's guarded write pass over a slot taken
+    in between (over-admission)."""
+    finder = SlotFinder(db=Db, rpc={}, max_probes=2)
+    tx = Txn(Db(), rpc={}, shards=1)
+    caps = [1, 1]
+    room: dict[int, list[str]] = {}
+    finder._keep(tx, [Snap("story-0", {"running": []}, 1)], caps, room)
+    assert room == {0: []}
+    finder._keep(tx, [Snap("story-0", {"running": ["m9"]}, 2)], caps, room)
+    assert room == {}
+    assert tx.versions["queues/story-0"] == 2
+
+
+def test_the_freed_shard_comes_first_and_each_free_slot_once() -> None:
+    finder = SlotFinder(db=Db, rpc={}, max_probes=8)
+    finder.freed_hint[Stage.story] = 3
+    order = finder.order(Stage.story, {1: [], 3: ["a"], 5: ["b", "c"]}, [2, 2, 2, 2, 2, 3])
+    assert order[0] == 3
+    assert sorted(order) == [1, 1, 3, 5]
+
+
+def test_spread_never_passes_over_a_priority_and_keeps_queue_order() -> None:
+    random.seed(4)
+    ready = [Snap(f"m{i}", {"prio": p}) for i, p in enumerate([0, 0, 1, 1, 1, 1, 2])]
+    for _ in range(50):
+        got = spread(ready, 3)
+        ids = [s.id for s in got]
+        assert ids[:2] == ["m0", "m1"]  # the higher priority first, whole
+        assert ids[2] in {"m2", "m3", "m4", "m5"}  # then one of the next priority
+    assert {spread(ready, 3)[2].id for _ in range(50)} != {"m2"}  # spread, not the head
+    assert spread(ready, 9) == ready
+
+
+def test_claims_asked_for_while_one_runs_are_served_by_one_run_at_the_latest_time() -> None:
+    turns = ClaimTurns()
+    t0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    inside, release = threading.Event(), threading.Event()
+    runs: list[tuple[str, datetime]] = []
+    got: dict[str, list[str]] = {}
+
+    def first(at: datetime) -> list[str]:
+        runs.append(("a", at))
+        inside.set()
+        release.wait(5)
+        return ["a"]
+
+    def later(name: str) -> Callable[[datetime], list[str]]:
+        def claim(at: datetime) -> list[str]:
+            runs.append((name, at))
+            return [name]
+
+        return claim
+
+    def ask(name: str, at: datetime, claim: Callable[[datetime], list[str]]) -> None:
+        got[name] = turns.run(Stage.story, at, claim)
+
+    a = threading.Thread(target=ask, args=("a", t0, first))
+    a.start()
+    inside.wait(5)
+    waiting = [
+        threading.Thread(target=ask, args=(n, t0 + timedelta(seconds=s), later(n)))
+        for n, s in (("b", 1), ("c", 2))
+    ]
+    for t in waiting:
+        t.start()
+    while sum(1 for t in waiting if t.is_alive()) < 2 or turns._asked[Stage.story] < 3:
+        time.sleep(0.01)  # both have asked (they wait for the lock)
+    release.set()
+    for t in (a, *waiting):
+        t.join(5)
+    assert got["a"] == ["a"]
+    assert len(runs) == 2  # a, then one run for both b and c
+    assert runs[1][1] == t0 + timedelta(seconds=2)  # at the latest time asked
+    assert sorted(len(got[n]) for n in ("b", "c")) == [0, 1]
+    assert turns.run(Stage.images, t0, later("d")) == ["d"]  # other stages: their own turns
