@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -21,7 +20,7 @@ from deepflix.handlers.operator_schemas import (
     PriorityChange,
     Replayed,
 )
-from deepflix.handlers.parsing import json_body
+from deepflix.handlers.parsing import json_body, parse_body
 from deepflix.handlers.responses import json_answer
 from deepflix.handlers.schemas import MovieView, Queues
 from deepflix.handlers.views import MovieViews
@@ -41,7 +40,6 @@ from deepflix.pipeline.models import STAGES, Movie, Stage
 from deepflix.pipeline.operator import MovieFilter, parse_filter
 from deepflix.pipeline.service import Pipeline
 
-B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
 TAIL = Param("tail", "Lines from the end of the job logs, 1-10000 (200).", {"type": "integer"})
 DEAD_LIMIT = Param("limit", "Dead letters to list, 1-1000 (100).", {"type": "integer"})
@@ -67,25 +65,6 @@ def int_param(request: Request, name: str, default: int, top: int) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= top:
         raise BadRequest(f"{name} must be an integer from 1 to {top}", details={name: raw})
     return int(raw)
-
-
-def parse_body(model: type[B], body: bytes) -> B:
-    """A JSON body as `model`: JSON that does not parse is a 400, a wrong one a 422."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as e:
-        errors = e.errors(include_url=False, include_context=False, include_input=False)
-        if errors[0]["type"] == "json_invalid":
-            raise BadRequest(
-                "the request body is not valid JSON", details={"reason": errors[0]["msg"]}
-            ) from e
-        raise ValidationFailed(
-            "the request body is not valid",
-            details=[
-                {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-                for err in errors
-            ],
-        ) from e
 
 
 def stage_param(request: Request) -> Stage:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -19,6 +20,8 @@ MAX_BODY = 64 * 1024
 # would otherwise hold its connection, and the memory of its half body, for ever.
 BODY_TIMEOUT_S = 10.0
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+B = TypeVar("B", bound=BaseModel)
 
 
 class ForgiveTrailingSlash:
@@ -62,10 +65,11 @@ async def _read(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join(chunks)
 
 
-def movie_request(body: bytes) -> MovieCreate:
-    """The body parsed once: JSON that does not parse is a 400, a wrong movie request a 422."""
+def parse_body(model: type[B], body: bytes, *, what: str = "valid") -> B:
+    """A JSON body as `model`: JSON that does not parse is a 400, a wrong one a 422 naming
+    each field; `what` the body should have been ("the request body is not <what>")."""
     try:
-        return MovieCreate.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as e:
         errors = e.errors(include_url=False, include_context=False, include_input=False)
         if errors[0]["type"] == "json_invalid":
@@ -73,7 +77,7 @@ def movie_request(body: bytes) -> MovieCreate:
                 "the request body is not valid JSON", details={"reason": errors[0]["msg"]}
             ) from e
         raise ValidationFailed(
-            "the request body is not a valid movie request",
+            f"the request body is not {what}",
             details=[
                 {
                     "field": ".".join(str(p) for p in err["loc"]),
@@ -83,6 +87,11 @@ def movie_request(body: bytes) -> MovieCreate:
                 for err in errors
             ],
         ) from e
+
+
+def movie_request(body: bytes) -> MovieCreate:
+    """The body parsed once, as a movie request."""
+    return parse_body(MovieCreate, body, what="a valid movie request")
 
 
 def idempotency_key(request: Request) -> str | None:
