@@ -16,6 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from google.cloud import run_v2
+from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
+from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2
 
 HOST = "127.0.0.1"
 
@@ -210,3 +215,63 @@ def fake_gcs(bucket: str) -> Iterator[FakeGcs]:
     with _serving(Handler) as server:
         holder.append(FakeGcs(server, bucket))
         yield holder[0]
+
+
+class FakeRun:
+    """Cloud Run's RunJob and CancelExecution, recording every request."""
+
+    def __init__(self) -> None:
+        self.runs: list[run_v2.RunJobRequest] = []
+        self.cancels: list[str] = []
+        self.cancel_status = grpc.StatusCode.OK
+
+    def run_job(self, request: run_v2.RunJobRequest, context: Any) -> operations_pb2.Operation:
+        self.runs.append(request)
+        execution = run_v2.Execution(name=f"{request.name}/executions/exec-{len(self.runs)}")
+        metadata = any_pb2.Any()
+        metadata.Pack(run_v2.Execution.pb(execution))
+        return operations_pb2.Operation(name="operations/op-1", metadata=metadata, done=False)
+
+    def cancel(
+        self, request: run_v2.CancelExecutionRequest, context: Any
+    ) -> operations_pb2.Operation:
+        self.cancels.append(request.name)
+        if self.cancel_status is not grpc.StatusCode.OK:
+            context.abort(self.cancel_status, "fake says no")
+        return operations_pb2.Operation(name="operations/op-2", done=False)
+
+
+RunnerOf = Callable[[str | None], Any]  # own execution -> CloudRunJobRunner
+
+
+@contextmanager
+def cloud_run() -> Iterator[tuple[FakeRun, RunnerOf]]:
+    """A FakeRun served over gRPC, and runners reaching it through the client library
+    (given the execution they run in, if any)."""
+    from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
+
+    fake = FakeRun()
+    dump = operations_pb2.Operation.SerializeToString
+    with (
+        grpc_service(
+            "google.cloud.run.v2.Jobs",
+            {"RunJob": (fake.run_job, run_v2.RunJobRequest.deserialize, dump)},
+        ) as jobs,
+        grpc_service(
+            "google.cloud.run.v2.Executions",
+            {"CancelExecution": (fake.cancel, run_v2.CancelExecutionRequest.deserialize, dump)},
+        ) as executions,
+    ):
+
+        def runner(own_execution: str | None) -> CloudRunJobRunner:
+            return CloudRunJobRunner(
+                project="p1",
+                location="europe-west4",
+                own_execution=own_execution,
+                jobs_client=lambda: run_v2.JobsClient(transport=JobsGrpcTransport(channel=jobs)),
+                executions_client=lambda: run_v2.ExecutionsClient(
+                    transport=ExecutionsGrpcTransport(channel=executions)
+                ),
+            )
+
+        yield fake, runner

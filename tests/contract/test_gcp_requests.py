@@ -10,70 +10,23 @@ from typing import Any
 
 import grpc
 import pytest
-from google.cloud import run_v2, tasks_v2
-from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
-from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
+from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-from google.longrunning import operations_pb2
-from google.protobuf import any_pb2
 
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
 from deepflix.adapters.gcp.tasks import CloudTasksQueue, task_id
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.models import Stage
-from tests.gcp_fakes import grpc_service
+from tests.gcp_fakes import FakeRun, cloud_run, grpc_service
 
 pytestmark = pytest.mark.contract
 JOB = "projects/p1/locations/europe-west4/jobs/deepflix-images"
 
 
-class FakeRun:
-    """Cloud Run's RunJob and CancelExecution, recording every request."""
-
-    def __init__(self) -> None:
-        self.runs: list[run_v2.RunJobRequest] = []
-        self.cancels: list[str] = []
-        self.cancel_status = grpc.StatusCode.OK
-
-    def run_job(self, request: run_v2.RunJobRequest, context: Any) -> operations_pb2.Operation:
-        self.runs.append(request)
-        execution = run_v2.Execution(name=f"{request.name}/executions/exec-{len(self.runs)}")
-        metadata = any_pb2.Any()
-        metadata.Pack(run_v2.Execution.pb(execution))
-        return operations_pb2.Operation(name="operations/op-1", metadata=metadata, done=False)
-
-    def cancel(
-        self, request: run_v2.CancelExecutionRequest, context: Any
-    ) -> operations_pb2.Operation:
-        self.cancels.append(request.name)
-        if self.cancel_status is not grpc.StatusCode.OK:
-            context.abort(self.cancel_status, "fake says no")
-        return operations_pb2.Operation(name="operations/op-2", done=False)
-
-
 @pytest.fixture
 def fake_run() -> Iterator[tuple[FakeRun, CloudRunJobRunner]]:
-    fake = FakeRun()
-    dump = operations_pb2.Operation.SerializeToString
-    with (
-        grpc_service(
-            "google.cloud.run.v2.Jobs",
-            {"RunJob": (fake.run_job, run_v2.RunJobRequest.deserialize, dump)},
-        ) as jobs,
-        grpc_service(
-            "google.cloud.run.v2.Executions",
-            {"CancelExecution": (fake.cancel, run_v2.CancelExecutionRequest.deserialize, dump)},
-        ) as executions,
-    ):
-        runner = CloudRunJobRunner(
-            project="p1",
-            location="europe-west4",
-            jobs_client=lambda: run_v2.JobsClient(transport=JobsGrpcTransport(channel=jobs)),
-            executions_client=lambda: run_v2.ExecutionsClient(
-                transport=ExecutionsGrpcTransport(channel=executions)
-            ),
-        )
-        yield fake, runner
+    with cloud_run() as (fake, runner):
+        yield fake, runner(None)
 
 
 def test_run_starts_one_task_with_the_attempt_in_its_env(

@@ -8,10 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from google.cloud import run_v2
-from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
-from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
-from google.longrunning import operations_pb2
 
 from deepflix.adapters.gcp.factory import cloud_run_jobs
 from deepflix.adapters.gcp.run_jobs import CloudRunJobRunner
@@ -19,9 +15,9 @@ from deepflix.pipeline.events import DeadlinePassed, JobStarted, StageFailed, St
 from deepflix.pipeline.models import Stage, StageStatus
 from deepflix.pipeline.service import Pipeline
 from deepflix.settings import Settings
-from tests.contract.test_gcp_requests import FakeRun
+from tests import gcp_fakes
 from tests.factories import request
-from tests.gcp_fakes import grpc_service
+from tests.gcp_fakes import FakeRun
 from tests.pipeline_fakes import Bus, Outage, Tasks, cloud_like
 
 pytestmark = pytest.mark.contract
@@ -34,31 +30,8 @@ Runner = Callable[[str | None], CloudRunJobRunner]
 @pytest.fixture
 def cloud_run() -> Iterator[tuple[FakeRun, Runner]]:
     """The fake, and runners reaching it (given the execution they run in, if any)."""
-    fake = FakeRun()
-    dump = operations_pb2.Operation.SerializeToString
-    with (
-        grpc_service(
-            "google.cloud.run.v2.Jobs",
-            {"RunJob": (fake.run_job, run_v2.RunJobRequest.deserialize, dump)},
-        ) as jobs,
-        grpc_service(
-            "google.cloud.run.v2.Executions",
-            {"CancelExecution": (fake.cancel, run_v2.CancelExecutionRequest.deserialize, dump)},
-        ) as executions,
-    ):
-
-        def runner(own_execution: str | None) -> CloudRunJobRunner:
-            return CloudRunJobRunner(
-                project="p1",
-                location="europe-west4",
-                own_execution=own_execution,
-                jobs_client=lambda: run_v2.JobsClient(transport=JobsGrpcTransport(channel=jobs)),
-                executions_client=lambda: run_v2.ExecutionsClient(
-                    transport=ExecutionsGrpcTransport(channel=executions)
-                ),
-            )
-
-        yield fake, runner
+    with gcp_fakes.cloud_run() as served:
+        yield served
 
 
 def running_images(tmp_path: Path, runner: CloudRunJobRunner) -> tuple[Pipeline, str, str]:
