@@ -149,6 +149,8 @@ def stack_env(
     settings: dict[str, str],
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFLIX_")}
+    if os.environ.get("DEEPFLIX_METER_CALLERS"):  # a benchmark's: where operations go
+        env["DEEPFLIX_METER_CALLERS"] = os.environ["DEEPFLIX_METER_CALLERS"]
     env |= {
         "FIRESTORE_EMULATOR_HOST": firestore.address,
         "PUBSUB_EMULATOR_HOST": pubsub.address,

@@ -62,3 +62,19 @@ def test_concurrent_flushes_of_one_process_never_fail(tmp_path: Path) -> None:
     assert errors == []
     assert totals(tmp_path) == {"invocations.api": 1600}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_counts_by_caller_name_the_pipeline_code_that_asked() -> None:
+    from deepflix.pipeline import eta as pipeline_module  # any module outside the adapters
+
+    meter = Meter(by_caller=True)
+    # Called as if from pipeline code: the innermost deepflix frame outside the adapters.
+    exec(  # nosec B102 # a fixed snippet: a frame whose module is a pipeline module
+        "def ask(m):\n    m.add('firestore.reads', 2)\nask(meter)",
+        {"__name__": pipeline_module.__name__, "meter": meter},
+    )
+    meter.add("firestore.reads")  # from this test module: no deepflix caller, no label
+    assert meter.snapshot() == {
+        "firestore.reads": 3,
+        "firestore.reads@pipeline.eta.ask": 2,
+    }

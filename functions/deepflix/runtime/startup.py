@@ -23,6 +23,7 @@ OTHER_NAMES = frozenset(
         "DEEPFLIX_JOB_MOVIE_ID",
         "DEEPFLIX_JOB_ATTEMPT",
         "DEEPFLIX_JOB_PARENT_PID",
+        "DEEPFLIX_METER_CALLERS",
     }
 )
 
