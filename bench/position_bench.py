@@ -30,7 +30,7 @@ PRIORITY_CYCLE = (Priority.normal,) * 8 + (Priority.high, Priority.low)
 
 def sizes(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"depths": [200, 2000], "samples": 30, "runs": 1, "firestore_samples": 2}
+        return {"depths": [600, 2000], "samples": 30, "runs": 1, "firestore_samples": 2}
     return {"depths": [1_000, 10_000, 100_000], "samples": 200, "runs": 3, "firestore_samples": 5}
 
 

@@ -14,6 +14,8 @@ from bench.common import NOT_MEASURED, latency_summary
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.adapters.gcp.queue_counts import (
+    COUNT_SHARD,
+    DEEP_AFTER,
     ENTRIES_PER_READ,
     SHARDS,
     WIDTHS,
@@ -21,6 +23,7 @@ from deepflix.adapters.gcp.queue_counts import (
     by_document,
     counted,
     increment,
+    shard_of,
 )
 from deepflix.metering import METER
 from deepflix.pipeline.models import Movie, Stage
@@ -33,13 +36,16 @@ PRICING = "https://firebase.google.com/docs/firestore/pricing#aggregation_querie
 # exceeds this, and says so: the emulator keeps every document in one JVM's memory.
 FILL_BUDGET_S = 420.0
 COUNTED = (
-    "store.position() reads the queue counters that every commit keeps (queue_counts.py, "
-    "docs/decisions/0008): six aggregations at one read time: the stage's waiting (a sum "
-    "over its count shards), its running (a count() of the movies' running_stage "
-    "index), one sum() of bucket documents per "
+    "store.position() reads the queue counters that the commits keep for a deep queue "
+    "(queue_counts.py, docs/decisions/0008 and 0026; the first "
+    f"{DEEP_AFTER} movies of a queue wait uncounted, as the store fills it): eight "
+    "aggregations at one read time: the stage's counted waiting (a sum over its widest "
+    "buckets) and uncounted waiting (a count() of the index), its running (a count() of the "
+    "movies' running_stage index), one sum() of bucket documents per "
     f"bucket width ({', '.join(f'{w:,} s' for w in WIDTHS)}: the widest before the movie's "
-    "own, with the priorities ahead; each finer one inside its own block of the next), and "
-    f"a count() of the index entries before it inside its own {WIDTHS[0]}-second bucket. "
+    "own, with the priorities ahead; each finer one inside its own block of the next), "
+    f"a count() of the index entries before it inside its own {WIDTHS[0]}-second bucket, "
+    "and a count() of the uncounted before that bucket. "
     "'metered' is what deepflix.metering counts for it, as in emulator_ops.json: one "
     "firestore.read per aggregation, whatever it matched. 'billed' applies Firestore's rule "
     f"for aggregations ({PRICING}): one read per batch of up to {ENTRIES_PER_READ:,} index "
@@ -82,7 +88,11 @@ def _client(emulator: servers.Emulator) -> Any:
         return firestore.Client(project=servers.PROJECT, credentials=AnonymousCredentials())
 
 
-def fill(client: Any, movies: list[Movie]) -> float:
+def uncounted_or_shard(m: Movie, uncounted: set[str]) -> int | None:
+    return None if m.id in uncounted else shard_of(m.id, SHARDS)
+
+
+def fill(client: Any, movies: list[Movie], uncounted: set[str]) -> float:
     """Write the movies' index fields, BATCH to a commit, then the counters they add; seconds.
 
     Only the fields the queries filter and order on (firestore_docs.index_fields): billing
@@ -94,14 +104,15 @@ def fill(client: Any, movies: list[Movie]) -> float:
     started = time.monotonic()
     col = client.collection("movies")
     changes: Counter[tuple[CounterDoc, str]] = Counter()
+    shards = {m.id: uncounted_or_shard(m, uncounted) for m in movies}
     for m in movies:
-        changes.update(counted(m, SHARDS))
+        changes.update(counted(m, shards[m.id]))
     docs = list(by_document(changes).items())
 
     def commit(chunk: list[Movie]) -> None:
         batch = client.batch()
         for m in chunk:
-            batch.create(col.document(m.id), index_fields(m))
+            batch.create(col.document(m.id), index_fields(m) | {COUNT_SHARD: shards[m.id]})
         batch.commit()
 
     def count(chunk: list[tuple[CounterDoc, dict[str, int]]]) -> None:
@@ -163,7 +174,8 @@ def run(
                 )
                 break
             fresh = [make_movie(i, base) for i in range(filled, depth)]
-            fill_s += fill(client, fresh)
+            # The queue's first arrivals wait uncounted, as the store's commits leave them.
+            fill_s += fill(client, fresh, {m.id for m in fresh[: max(0, DEEP_AFTER - filled)]})
             movies += fresh
             filled = depth
             order = sorted(movies, key=lambda m: m.sort_key)

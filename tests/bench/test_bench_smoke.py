@@ -115,9 +115,10 @@ def test_position_at_depth(tmp_path: Path) -> None:
             for where, ahead in (("first", 0), ("middle", depth // 2), ("last", depth - 1)):
                 assert probes[where]["position"] == {"ahead": ahead, "total": depth, "running": 0}
         deepest = fs["depths"][str(depths[-1])]["last"]
-        # Six aggregations (the counters and a count of the running), none matching over
-        # 1,000 entries: six reads metered and billed at either depth.
-        assert deepest["metered_reads"] == deepest["billed_reads"] == 6
+        # Both depths are past the uncounted first 500 (ADR 0026): eight aggregations (the
+        # counters, count()s of the running and the uncounted), none matching over 1,000
+        # entries: eight reads metered and billed at either depth.
+        assert deepest["metered_reads"] == deepest["billed_reads"] == 8
         assert all(n <= 1000 for n in deepest["matched"].values())
         assert fs["growth"]["loglog_slope"] == 0
     assert all(g["loglog_slope"] is not None for g in doc["growth"].values())

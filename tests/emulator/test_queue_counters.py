@@ -66,10 +66,13 @@ def in_parallel(fns: list[Callable[[], object]]) -> None:
         t.join()
 
 
+# Every arrival counted in the buckets (a deep queue), and the first 16 uncounted then the rest
+# counted: positions mix the bucket sums with count()s of the uncounted (ADR 0026).
+@pytest.mark.parametrize("deep_after", [0, 16])
 def test_positions_stay_exact_through_parallel_saves_and_every_kind_of_change(
-    empty_firestore: Any,
+    empty_firestore: Any, deep_after: int
 ) -> None:
-    store = FirestoreMovieStore(client=empty_firestore, counter_shards=3)
+    store = FirestoreMovieStore(client=empty_firestore, counter_shards=3, deep_after=deep_after)
     rng = random.Random(11)
     ms = [
         movie(seconds=rng.choice(OFFSETS), priority=rng.choice(list(Priority))) for _ in range(48)
@@ -86,6 +89,11 @@ def test_positions_stay_exact_through_parallel_saves_and_every_kind_of_change(
         ]
     )
     assert assert_exact(store, empty_firestore) == 48
+    counted = [m for m in everyone(empty_firestore) if shard_of_doc(empty_firestore, m.id)]
+    if deep_after:  # each process decides on a count it read, plus what it added since
+        assert deep_after <= 48 - len(counted) <= deep_after + 8
+    else:
+        assert len(counted) == 48
     # Claims racing each other, then finishes, failures, retries and cancels.
     claim = event_fn(Claimed(Stage.story, NOW))
     in_parallel([lambda: store.claim(Stage.story, 12, NOW, claim) for _ in range(4)])
@@ -119,24 +127,51 @@ def test_positions_stay_exact_through_parallel_saves_and_every_kind_of_change(
     assert store.counts()[Stage.images].running == 2
 
 
-def test_a_position_is_five_aggregations_whatever_the_depth(empty_firestore: Any) -> None:
+def shard_of_doc(db: Any, movie_id: str) -> int | None:
+    shard = db.collection("movies").document(movie_id).get().get("count_shard")
+    return None if shard is None else int(shard) + 1  # truthy for shard 0 too
+
+
+def reads_of_position(store: FirestoreMovieStore, m: Movie) -> tuple[int, Any]:
+    before = METER.snapshot().get("firestore.reads", 0)
+    answer = store.counters.position(m, Stage.story)
+    return METER.snapshot().get("firestore.reads", 0) - before, answer
+
+
+def test_a_shallow_queue_writes_no_counter_and_a_position_is_four_aggregations(
+    empty_firestore: Any,
+) -> None:
     store = FirestoreMovieStore(client=empty_firestore)
     ms = [movie(seconds=i * 0.5) for i in range(60)]
     for m in ms:
         store.create(m, idempotency_key=None, fingerprint="f")
+    assert not list(empty_firestore.collection("queue_buckets").stream())
     for m in (ms[0], ms[-1]):
-        before = METER.snapshot().get("firestore.reads", 0)
-        answer = store.counters.position(m, Stage.story)
-        assert METER.snapshot().get("firestore.reads", 0) - before == 6
-        assert answer.billed_reads == 6 and answer.ahead == ms.index(m)
+        reads, answer = reads_of_position(store, m)
+        assert reads == answer.billed_reads == 4 and answer.ahead == ms.index(m)
+
+
+def test_a_deep_queue_position_is_eight_aggregations_whatever_the_depth(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore, deep_after=10)
+    ms = [movie(seconds=i * 0.5) for i in range(60)]
+    for m in ms:
+        store.create(m, idempotency_key=None, fingerprint="f")
+    assert {shard_of_doc(empty_firestore, m.id) is None for m in ms[:10]} == {True}
+    assert {shard_of_doc(empty_firestore, m.id) is None for m in ms[10:]} == {False}
+    for m in (ms[0], ms[12], ms[-1]):
+        reads, answer = reads_of_position(store, m)
+        assert reads == answer.billed_reads == 8 and answer.ahead == ms.index(m)
         # The 10-second bucket's count matched only its own movies, not the queue.
         assert answer.matched["own_10s"] <= 20
+    assert assert_exact(store, empty_firestore) == 60
 
 
 def test_the_sweep_deletes_emptied_buckets_and_positions_stay_exact(
     empty_firestore: Any,
 ) -> None:
-    store = FirestoreMovieStore(client=empty_firestore, counter_shards=2)
+    store = FirestoreMovieStore(client=empty_firestore, counter_shards=2, deep_after=0)
     for offset in OFFSETS:
         store.create(movie(seconds=offset), idempotency_key=None, fingerprint="f")
     (first, *_) = store.claim(Stage.story, 4, NOW, event_fn(Claimed(Stage.story, NOW)))

@@ -29,9 +29,14 @@ from deepflix.adapters.gcp.firestore_docs import (
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
 from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
-from deepflix.adapters.gcp.firestore_txn import CONFLICTS, COUNT_SHARD, JOURNAL, Txn
+from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
-from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
+from deepflix.adapters.gcp.queue_counts import (
+    COUNT_SHARD,
+    COUNTER_WRITES,
+    DEEP_AFTER,
+    QueueCounters,
+)
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import WindowedRuns
@@ -82,6 +87,7 @@ class FirestoreMovieStore(FirestoreOperator):
         target_rate: float = 100.0,
         max_probes: int = 8,
         claim_spread: int = 8,
+        deep_after: int = DEEP_AFTER,
     ) -> None:
         self._client: Lazy[Any] = Lazy(client)
         # Each counter document is written twice per movie (it enters the stage's queue,
@@ -101,7 +107,8 @@ class FirestoreMovieStore(FirestoreOperator):
             initial=0.1, maximum=2.0, timeout=rpc_timeout_s, predicate=gretry.if_transient_error
         )
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
-        self.counters = QueueCounters(db=self.db, rpc=self.rpc)
+        # Movies a stage's queue holds uncounted before new arrivals are counted (ADR 0026).
+        self.counters = QueueCounters(db=self.db, rpc=self.rpc, deep_after=deep_after)
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
         # Free slot shards with room: at most `max_probes` returned by a claim's query.
         self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
@@ -251,24 +258,7 @@ class FirestoreMovieStore(FirestoreOperator):
 
     @translate_outages("firestore")
     def prune(self, limit: int = 500) -> int:
-        """Housekeeping for the sweep: delete up to `limit` emptied queue bucket documents
-        (ADR 0008), which only lengthen the sums.
-
-        Each delete holds only if the document is unchanged since it was read at 0; one
-        incremented meanwhile is in use again and stays (an increment after the delete
-        creates it afresh). Returns the documents deleted.
-        """
-        db = self.db()
-        deleted = 0
-        for snap in self._stream(db.collection(BUCKETS).where(filter=eq("n", 0)).limit(limit)):
-            unchanged = db.write_option(last_update_time=snap.update_time)
-            try:
-                snap.reference.delete(option=unchanged, **self.rpc)
-            except CONFLICTS:
-                continue
-            deleted += 1
-        METER.add("firestore.deletes", deleted)
-        return deleted
+        return self.counters.prune(limit)
 
     @translate_outages("firestore")
     def running(self, stage: Stage) -> Movies:
@@ -380,7 +370,13 @@ class FirestoreMovieStore(FirestoreOperator):
         return picked
 
     def _txn(self) -> Txn:
-        return Txn(self.db(), rpc=self.rpc, shards=self.shards, stats_shards=self.stats_shards)
+        return Txn(
+            self.db(),
+            rpc=self.rpc,
+            shards=self.shards,
+            stats_shards=self.stats_shards,
+            deep=self.counters.deep,
+        )
 
     def _transact(self, body: Callable[[Txn], R]) -> R:
         """Run `body` in a fresh transaction until it commits without losing a race."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -18,7 +19,13 @@ from deepflix.adapters.gcp.firestore_docs import (
     stats_ref,
     to_document,
 )
-from deepflix.adapters.gcp.queue_counts import CounterDoc, by_document, deltas, increment, shard_of
+from deepflix.adapters.gcp.queue_counts import (
+    COUNT_SHARD,
+    CounterDoc,
+    by_document,
+    deltas,
+    increment,
+)
 from deepflix.metering import METER
 from deepflix.pipeline.eta import duration_bin, window_of
 from deepflix.pipeline.journal import stage_changes
@@ -28,7 +35,6 @@ JOURNAL = "journal"  # the movie document's field holding its journal
 ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slots.py)
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
-COUNT_SHARD = "count_shard"  # the movie document's field: its queue counters' shard
 _turns: dict[tuple[str, Stage | None], itertools.count[int]] = {}
 
 
@@ -55,10 +61,19 @@ class Txn:
     the emulator breaks that only by a lock timeout (8 parallel dispatchers took minutes).
     """
 
-    def __init__(self, db: Any, *, rpc: dict[str, Any], shards: int, stats_shards: int = 1) -> None:
+    def __init__(
+        self,
+        db: Any,
+        *,
+        rpc: dict[str, Any],
+        shards: int,
+        stats_shards: int = 1,
+        deep: Callable[[Stage], bool] = lambda stage: True,
+    ) -> None:
         self.db = db  # the Firestore client
         self.rpc = rpc  # retry and timeout of every call
         self.shards = shards  # copies of each queue counter
+        self.deep = deep  # whether a movie entering a stage's queue now is counted
         self.stats_shards = stats_shards  # copies of each duration sum
         self.batch = db.batch()
         self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
@@ -95,23 +110,25 @@ class Txn:
 
     def count(self, old: Movie | None, new: Movie, old_doc: Doc | None = None) -> int | None:
         """Move the movie in the queue counters, in this commit (written once per document);
-        returns the counter shard the movie's document records (None: not waiting).
+        returns the counter shard the movie's document records (None: not waiting, or
+        waiting uncounted).
 
-        A movie keeps its shard while it waits in one stage, so each decrement meets its
-        increment and every counter document holds a true count (the sweep deletes those
-        at 0); entering a stage's queue takes the next shard in turn."""
+        A movie entering a stage's queue is counted only where the queue is deep (ADR
+        0026), in the next shard in turn; it keeps that choice and shard while it waits in
+        the stage, so each decrement meets its increment and every counter document holds
+        a true count (the sweep deletes those at 0)."""
         old_shard = None
         if old is not None and old.waiting_stage is not None:
             recorded = (old_doc or {}).get(COUNT_SHARD)
-            old_shard = shard_of(old.id, self.shards) if recorded is None else int(recorded)
+            old_shard = None if recorded is None else int(recorded)
         new_shard = None
-        if new.waiting_stage is not None:
-            same = old is not None and old.waiting_stage is new.waiting_stage
-            if same and old_shard is not None:
+        stage = new.waiting_stage
+        if stage is not None:
+            if old is not None and old.waiting_stage is stage:
                 new_shard = old_shard
-            else:
-                new_shard = next_shard("counts", new.waiting_stage, self.shards)
-        change = deltas(old, new, self.shards, old_shard=old_shard, new_shard=new_shard)
+            elif self.deep(stage):
+                new_shard = next_shard("counts", stage, self.shards)
+        change = deltas(old, new, old_shard=old_shard, new_shard=new_shard)
         self.counters.update(change)
         return new_shard
 
