@@ -155,7 +155,11 @@ def _runner(
     threads: StageThreads | None = None,
 ) -> StageRunner:
     return StageRunner(
-        pipeline=pipeline, work=work, faults=FaultPlan(settings.faults_file), threads=threads
+        pipeline=pipeline,
+        work=work,
+        faults=FaultPlan(settings.faults_file),
+        threads=threads,
+        progress_every_s=settings.progress_every_s(),
     )
 
 

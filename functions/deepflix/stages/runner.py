@@ -27,7 +27,8 @@ from deepflix.stages.processors import GENERATOR, WorkNote
 from deepflix.stages.threads import StageThreads
 
 log = logs.get("stages")
-# The least time between two progress reports of one attempt.
+# The least time between two progress reports of one attempt, unless the runner is given
+# another (settings.progress_every_s()).
 PROGRESS_INTERVAL_S = 0.5
 # A job that cannot record its outcome (the store is away) tries again until this long
 # before its attempt's deadline.
@@ -53,11 +54,13 @@ class StageRunner:
         work: StageExecutor,
         faults: FaultPlan,
         threads: StageThreads | None = None,
+        progress_every_s: float = PROGRESS_INTERVAL_S,
     ) -> None:
         self.pipeline = pipeline
         self.work = work
         self.faults = faults
         self.threads = threads
+        self.progress_every_s = progress_every_s
         self._closed = threading.Event()
 
     def handle(self, body: dict[str, Any]) -> None:
@@ -112,14 +115,15 @@ class StageRunner:
         log.info("stage started", extra=ctx)
         clock = self.pipeline.clock
 
-        last = [time.monotonic()]
+        last = [time.monotonic(), 0.0]  # when the last report was made, and its percentage
 
         def progress(pct: int) -> None:
-            # Each report is a write of the movie document: a few per second are enough for
-            # a progress bar, and a fast stage finishing before the first interval writes none.
+            # Each report is a write of the movie document: one an interval is enough for a
+            # progress bar, none repeats a figure, and a fast stage finishing before the
+            # first interval writes none.
             now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S:
-                last[0] = now
+            if now - last[0] >= self.progress_every_s and pct != last[1]:
+                last[0], last[1] = now, pct
                 try:
                     self.pipeline.report(movie_id, Progressed(stage, attempt, pct, clock()))
                 except Unavailable as e:  # a progress bar may lag; the work goes on
