@@ -131,5 +131,6 @@ class CloudTasksQueue:
         except gexc.AlreadyExists:
             # The name was taken by an earlier enqueue (or one that ran within the last
             # hour): at-least-once callers repeat themselves, and that is done already.
+            METER.add("tasks.refused")  # still a billed API call
             return False
         return True
