@@ -56,7 +56,7 @@ def cost_section(doc: dict[str, Any]) -> list[str]:
     ][:TOP_CALLERS]
     if callers:
         lines += ["", "Where the Firestore reads and writes go, per movie (the largest):", ""]
-        lines += table(["operation@code", "per movie"], callers)
+        return lines + table(["operation@code", "per movie"], callers)
     return [*lines, ""]
 
 

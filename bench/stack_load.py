@@ -43,6 +43,7 @@ MOVIES, QUICK_MOVIES = 500, 6
 VIDEO_TIMEOUT_S = 300
 TIMEOUT_S = 3000.0  # per side; a loaded machine makes a run of 500 slow
 TERMINAL = ("succeeded", "failed", "cancelled")
+FLUSH_S = 3.0
 OPERATOR = emulator_id_token("bench", admin=True)
 HOPS = tuple(f"{a.value}->{b.value}" for a, b in itertools.pairwise(STAGES))
 
@@ -174,6 +175,7 @@ def stack_side(n: int, data: Path, job_runner: str = "subprocess") -> dict[str, 
                 break
             time.sleep(1.0)
         wall_s = time.monotonic() - started
+        time.sleep(FLUSH_S)  # a job flushes its counts after recording its outcome
         cpu = proc_cpu.delta(cpu_before, _cpu(s))
         ids = [c[0] for c in created]
         movies = _movies(db, ids)
