@@ -9,7 +9,12 @@ from typing import Any
 from bench.common import BENCH, NOT_MEASURED, ROOT
 
 NAME = "cost"
-OPS_FILE = "emulator_ops.json"
+OPS_FILE = "emulator_ops.json"  # the emulator end-to-end test's (a few movies)
+LOAD_FILE = "stack_load.json"  # the stack load benchmark's, under "operations"
+SOURCES = {
+    LOAD_FILE: "the emulator stack under load (bench/stack_load.py)",
+    OPS_FILE: "the emulator end-to-end test (tests/emulator/test_stack_e2e.py)",
+}
 TIB = 2**40
 # The counts this benchmark reads from results/emulator_ops.json, per movie (or "totals"
 # plus "movies"). Absent counts are reported as missing, never guessed.
@@ -41,6 +46,42 @@ def _shown(path: Path) -> str:
 def load_prices(path: Path = BENCH / "prices.json") -> dict[str, Any]:
     prices: dict[str, Any] = json.loads(path.read_text())
     return prices
+
+
+def per_movie_from_raw(ops: dict[str, int], movies: int) -> dict[str, float]:
+    """A run's summed meter counts (deepflix.metering.totals) as the counts this benchmark
+    prices, per movie."""
+    # Every task created is delivered once at least, but a deadline check fires at the
+    # stage's timeout, minutes after a run's movies finish: priced as it will be.
+    tasks = max(ops.get("invocations.tasks", 0), ops.get("tasks.created", 0))
+    invocations = tasks + sum(
+        v
+        for k, v in ops.items()
+        if k.startswith("invocations.") and "@" not in k and k != "invocations.tasks"
+    )
+    deliveries = sum(
+        v for k, v in ops.items() if k.startswith("invocations.") and k.endswith("_requested")
+    )
+    return {
+        "firestore_reads": ops.get("firestore.reads", 0) / movies,
+        "firestore_writes": ops.get("firestore.writes", 0) / movies,
+        "firestore_deletes": ops.get("firestore.deletes", 0) / movies,
+        "pubsub_messages": ops.get("pubsub.publishes", 0) / movies,
+        "pubsub_deliveries": deliveries / movies,
+        # Each task is one create call plus one push delivery; a create refused as a
+        # duplicate is a call too.
+        "tasks_operations": (ops.get("tasks.created", 0) + ops.get("tasks.refused", 0) + tasks)
+        / movies,
+        "function_invocations": invocations / movies,
+        "cloud_run_jobs": (ops.get("jobs.images", 0) + ops.get("jobs.video", 0)) / movies,
+    }
+
+
+def by_caller_per_movie(ops: dict[str, int], movies: int) -> dict[str, float]:
+    """The counts kept under the code that asked for them (DEEPFLIX_METER_CALLERS=1), per
+    movie, largest first."""
+    callers = {k: v / movies for k, v in ops.items() if "@" in k}
+    return dict(sorted(callers.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def per_movie_counts(ops: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
@@ -84,12 +125,32 @@ def dollars_per_1000(counts: dict[str, float], prices: dict[str, Any]) -> dict[s
     return out
 
 
+def operation_counts(results: Path) -> tuple[Path, dict[str, Any] | None]:
+    """The run whose counts to price, and its counts: of the stack load's and the end-to-end
+    test's, the one with more movies (a run's fixed costs, the first requests' reads, weigh
+    less per movie), the end-to-end test's when neither exists."""
+    found: list[tuple[int, Path, dict[str, Any]]] = []
+    for name in (LOAD_FILE, OPS_FILE):
+        path = results / name
+        if not path.is_file():
+            continue
+        doc = json.loads(path.read_text())
+        ops = doc.get("operations") if name == LOAD_FILE else doc
+        if isinstance(ops, dict) and ops.get("movies"):
+            found.append((int(ops["movies"]), path, ops))
+    if not found:
+        return results / OPS_FILE, None
+    _, path, ops = max(found, key=lambda f: f[0])
+    return path, ops
+
+
 def run(quick: bool = False, out_dir: Path = BENCH) -> dict[str, Any]:
     prices = load_prices()
-    ops_path = out_dir / "results" / OPS_FILE
+    ops_path, ops = operation_counts(out_dir / "results")
     base: dict[str, Any] = {
         "settings": {
             "ops_file": _shown(ops_path),
+            "ops_source": SOURCES[ops_path.name],
             "expected_shape": EXPECTED_SHAPE,
             "prices_file": "bench/prices.json",
             "prices_as_of": prices["as_of"],
@@ -97,22 +158,26 @@ def run(quick: bool = False, out_dir: Path = BENCH) -> dict[str, Any]:
         },
         "prices": prices,
     }
-    if not ops_path.is_file():
+    if ops is None:
         return base | {
-            "results": NOT_MEASURED + f": needs {OPS_FILE} from the emulator end-to-end run",
+            "results": NOT_MEASURED + f": needs {OPS_FILE} from the emulator end-to-end run "
+            f"or {LOAD_FILE} from the stack load",
             "targets": {},
         }
-    ops = json.loads(ops_path.read_text())
     counts, missing = per_movie_counts(ops)
     source = ops.get("per_movie") or ops.get("totals") or {}
     return base | {
         "results": {
             "movies_in_emulator_run": ops.get("movies"),
+            "source": SOURCES[ops_path.name],
             "per_movie_counts": counts,
             "missing_counts": missing,
             # e.g. cloud_run_jobs: billed by compute time, which these prices leave out
             "unpriced_counts": {k: v for k, v in source.items() if k not in COUNTS},
             "usd_per_1000_movies": dollars_per_1000(counts, prices),
+            # Where the Firestore operations go (a run with DEEPFLIX_METER_CALLERS=1).
+            "by_caller_per_movie": ops.get("by_caller_per_movie")
+            or by_caller_per_movie(ops.get("raw") or {}, int(ops.get("movies") or 1)),
         },
         "targets": {},
     }

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BENCH, NOT_MEASURED
-from bench.report_cloud import cost_section, eta_section, hot_docs_section
+from bench.report_cloud import cost_section, eta_section, hot_docs_section, stack_load_section
 from bench.report_table import fmt, med, table
 
-ORDER = ("pipeline", "api", "position", "render", "cost", "hot_docs", "eta")
+ORDER = ("pipeline", "api", "position", "render", "cost", "hot_docs", "eta", "stack_load")
 TITLES = {
     "pipeline": "1. Pipeline throughput and stage-hop latency (ours vs BullMQ)",
     "api": "2. API under load (32 connections, wrk)",
@@ -19,6 +19,7 @@ TITLES = {
     "cost": "5. Cloud cost per 1,000 movies",
     "hot_docs": "6. Hot Firestore documents (emulator, parallel workers)",
     "eta": "7. ETA accuracy (finish estimates against actual finishes)",
+    "stack_load": "8. The emulator stack under load, beside the embedded mode (same run)",
 }
 
 
@@ -209,6 +210,7 @@ RENDER = {
     "render": _render,
     "cost": cost_section,
     "eta": eta_section,
+    "stack_load": stack_load_section,
 }
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from bench.report_table import fmt, table
 
+TOP_CALLERS = 12
+
 
 def cost_section(doc: dict[str, Any]) -> list[str]:
     s, p = doc["settings"], doc["prices"]
@@ -35,9 +37,10 @@ def cost_section(doc: dict[str, Any]) -> list[str]:
     if isinstance(res, str):
         return [*lines, f"**{res}** (reads {s['ops_file']} when it exists)", ""]
     counts = ", ".join(f"{k} {fmt(v, 1)}" for k, v in res["per_movie_counts"].items())
+    source = res.get("source") or "the emulator end-to-end run"
     lines += [
-        f"Operations per movie from {s['ops_file']} ({res.get('movies_in_emulator_run')} "
-        f"movies in the emulator end-to-end run): {counts}.",
+        f"Operations per movie from {s['ops_file']}, {source}: "
+        f"{res.get('movies_in_emulator_run')} movies priced. {counts}.",
         "",
     ]
     rows = [[k, fmt(v, 4)] for k, v in res["usd_per_1000_movies"].items()]
@@ -46,7 +49,57 @@ def cost_section(doc: dict[str, Any]) -> list[str]:
         lines.append(f"Counts missing from the ops file (taken as 0): {res['missing_counts']}")
     if res.get("unpriced_counts"):
         lines.append(f"Counted but not priced here: {res['unpriced_counts']}")
+    callers = [
+        [k, fmt(v, 2)]
+        for k, v in (res.get("by_caller_per_movie") or {}).items()
+        if k.startswith(("firestore.reads@", "firestore.writes@"))
+    ][:TOP_CALLERS]
+    if callers:
+        lines += ["", "Where the Firestore reads and writes go, per movie (the largest):", ""]
+        return lines + table(["operation@code", "per movie"], callers)
     return [*lines, ""]
+
+
+def stack_load_section(doc: dict[str, Any]) -> list[str]:
+    s, res = doc["settings"], doc["results"]
+    if isinstance(res, str):
+        return [f"**{res}**", ""]
+    lines = [
+        f"{s['movies']} movies with {s['generators']} generators, {s['scene_count']} scene "
+        f"each, concurrency {s['concurrency_per_stage']} per stage, the same movies through "
+        "each side in one run.",
+        *(f"- {side}: {s[side]['driven']}." for side in res if side in s),
+        f"- Hop: {s['hop_definition']}.",
+        "",
+    ]
+    rows = []
+    for side, r in res.items():
+        cpu = r.get("cpu_ms_per_movie", {}).get("total")
+        rows.append(
+            [
+                side,
+                fmt(r["movies_per_s"], 2),
+                fmt(r["hop_ms"]["p50"], 1),
+                fmt(r["hop_ms"]["p99"], 1),
+                f"{r['succeeded']} / {r['movies']}",
+                fmt(r.get("creates_per_s"), 1),
+                fmt(cpu, 0),
+            ]
+        )
+    head = ["side", "movies/s", "hop p50 ms", "hop p99 ms", "succeeded", "creates/s"]
+    lines += table([*head, "CPU ms a movie"], rows)
+    cpu = res.get("stack", {}).get("cpu_ms_per_movie")
+    if cpu:
+        parts = ", ".join(f"{k} {fmt(v, 0)}" for k, v in cpu.items() if k != "total")
+        lines += [f"The stack's CPU per movie by process (ms): {parts}.", ""]
+    load = doc.get("loadavg_1min_during") or {}
+    if load.get("count"):
+        lines += [
+            f"Load average (1 min) during the run: median {fmt(load['p50'], 1)}, max "
+            f"{fmt(load['max'], 1)} ({load['count']} samples, 5 s apart).",
+            "",
+        ]
+    return lines
 
 
 def hot_docs_section(doc: dict[str, Any]) -> list[str]:

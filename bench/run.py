@@ -23,6 +23,7 @@ from bench import (
     position_bench,
     render_bench,
     report,
+    stack_load,
 )
 from bench.common import BENCH, code_digest, code_info, write_result
 
@@ -33,6 +34,8 @@ BENCHMARKS: dict[str, ModuleType] = {
         api_bench,
         position_bench,
         render_bench,
+        # Before cost: the cost benchmark prices the operation counts of this run's load.
+        stack_load,
         cost_bench,
         hot_docs_bench,
         eta_bench,
@@ -44,7 +47,7 @@ def run_one(
     name: str, quick: bool, out: Path, code: dict[str, Any], movies: int | None = None
 ) -> dict[str, Any]:
     """`code` is what the invocation started with: the commit then, and the code's digest;
-    `movies` sizes the benchmarks that take a size (hot_docs)."""
+    `movies` sizes the benchmarks that take a size (hot_docs, stack_load)."""
     module = BENCHMARKS[name]
     started = time.monotonic()
     load = os.getloadavg()  # other work on the machine skews every figure: record it
@@ -53,6 +56,8 @@ def run_one(
             result: dict[str, Any] = cost_bench.run(quick, out_dir=out)
         elif name == hot_docs_bench.NAME and movies is not None:
             result = hot_docs_bench.run(quick, movies=movies)
+        elif name == stack_load.NAME:
+            result = stack_load.run(quick, movies=movies)
         else:
             result = module.run(quick)
     except Exception as e:  # one broken benchmark must not lose the others' figures
@@ -83,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only", action="store_true", help="only re-render RESULTS.md from results/"
     )
     parser.add_argument(
-        "--movies", type=int, help="movies for hot_docs (a smaller run on a loaded machine)"
+        "--movies",
+        type=int,
+        help="movies for hot_docs and stack_load (a smaller run on a loaded machine)",
     )
     args = parser.parse_args(argv)
     if args.report_only:

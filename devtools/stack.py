@@ -236,8 +236,12 @@ def _provision(stack: Stack, push_endpoints: dict[str, str], timeouts: dict[str,
     subscriber.close()
 
 
-def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: Any) -> Stack:
-    """Everything on free 127.0.0.1 ports; raises EmulatorMissing where it cannot run."""
+def start(
+    data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, api_workers: int = 1, **settings: Any
+) -> Stack:
+    """Everything on free 127.0.0.1 ports; raises EmulatorMissing where it cannot run.
+    `api_workers` processes serve the api function (functions-framework's WORKERS), as the
+    cloud runs several instances of it under load."""
     firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
     storage = emulators.storage()
     ports = {name: emulators.free_port() for name in FUNCTIONS}
@@ -285,7 +289,7 @@ def start(data_dir: Path, *, sweep_every_s: float = SWEEP_EVERY_S, **settings: A
                 f"--port={port}",
             ],
             cwd=FUNCTIONS_DIR,
-            env=env,
+            env=(env | {"WORKERS": str(api_workers)}) if name == "api" else env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -307,9 +311,14 @@ def main() -> int:
     parser.add_argument(
         "--sweep-every", type=float, default=SWEEP_EVERY_S, help="seconds between sweeps"
     )
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="processes serving the api function"
+    )
     args = parser.parse_args()
     try:
-        stack = start(args.data_dir.resolve(), sweep_every_s=args.sweep_every)
+        stack = start(
+            args.data_dir.resolve(), sweep_every_s=args.sweep_every, api_workers=args.api_workers
+        )
     except emulators.EmulatorMissing as e:
         sys.stderr.write(f"cannot start emulator mode: {e}\n")
         return 2

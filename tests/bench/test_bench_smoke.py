@@ -151,6 +151,68 @@ def test_cost_converts_operation_counts(tmp_path: Path) -> None:
     assert "tasks_operations" in res["missing_counts"]
 
 
+def test_cost_prices_the_run_with_more_movies(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    e2e = {"movies": 3, "per_movie": {"firestore_reads": 90, "firestore_writes": 40}}
+    (results / "emulator_ops.json").write_text(json.dumps(e2e))
+    caller = "firestore.reads@pipeline.service.create"
+    ops: dict[str, Any] = {
+        "movies": 500,
+        "raw": {"firestore.reads": 30000, caller: 1000},
+        "per_movie": {"firestore_reads": 60, "firestore_writes": 36},
+        "by_caller_per_movie": {caller: 2.0},
+    }
+    load = {"benchmark": "stack_load", "operations": ops}
+    (results / "stack_load.json").write_text(json.dumps(load))
+    res = cost_bench.run(out_dir=tmp_path)["results"]
+    assert res["source"] == cost_bench.SOURCES["stack_load.json"]
+    assert res["movies_in_emulator_run"] == 500
+    assert res["per_movie_counts"]["firestore_reads"] == 60
+    assert res["by_caller_per_movie"] == {caller: 2.0}
+    # A smaller load run than the end-to-end test's: the end-to-end test's counts.
+    ops["movies"] = 2
+    (results / "stack_load.json").write_text(json.dumps(load))
+    res = cost_bench.run(out_dir=tmp_path)["results"]
+    assert res["source"] == cost_bench.SOURCES["emulator_ops.json"]
+    assert res["per_movie_counts"]["firestore_reads"] == 90
+    # A load run that failed has no counts: the end-to-end test's again.
+    (results / "stack_load.json").write_text(json.dumps({"error": "RuntimeError: boom"}))
+    assert cost_bench.run(out_dir=tmp_path)["results"]["movies_in_emulator_run"] == 3
+
+
+def test_operation_counts_per_movie_leave_out_the_by_caller_copies() -> None:
+    raw = {
+        "invocations.api": 10,
+        "invocations.api@entrypoints.cloud_functions.api": 10,
+        "invocations.story_requested": 10,
+        "invocations.story_requested@entrypoints.cloud_functions.inner": 10,
+        "invocations.tasks": 20,
+        "tasks.created": 20,
+        "firestore.reads": 500,
+        "firestore.reads@pipeline.service.create": 500,
+    }
+    per_movie = cost_bench.per_movie_from_raw(raw, 10)
+    assert per_movie["function_invocations"] == 4
+    assert per_movie["pubsub_deliveries"] == 1
+    assert per_movie["tasks_operations"] == 4
+    assert per_movie["firestore_reads"] == 50
+    assert cost_bench.by_caller_per_movie(raw, 10) == {
+        "firestore.reads@pipeline.service.create": 50,
+        "invocations.api@entrypoints.cloud_functions.api": 1,
+        "invocations.story_requested@entrypoints.cloud_functions.inner": 1,
+    }
+
+
+def test_tasks_still_to_fire_and_refused_creates_are_priced() -> None:
+    # 30 tasks created, 10 delivered by the run's end (the deadline checks fire minutes
+    # later), 5 creates refused as duplicates: 30 + 5 calls and 30 deliveries.
+    raw = {"tasks.created": 30, "tasks.refused": 5, "invocations.tasks": 10, "invocations.api": 10}
+    per_movie = cost_bench.per_movie_from_raw(raw, 10)
+    assert per_movie["tasks_operations"] == 6.5
+    assert per_movie["function_invocations"] == 4
+
+
 def test_hot_documents_on_the_emulator(tmp_path: Path) -> None:
     doc = run_quick("hot_docs", tmp_path)
     res = doc["results"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench.cost_bench import by_caller_per_movie, per_movie_from_raw
 from deepflix.adapters.gcp.pubsub import topic_id
 from deepflix.metering import totals
 from devtools import emulators, stack
@@ -100,30 +101,15 @@ def wait(s: stack.Stack, movie_id: str, timeout: float = 180) -> dict[str, Any]:
 
 def record_operations(ops: dict[str, int], *, movies: int) -> None:
     """Print the per-movie operation counts; with BENCH_RESULTS_DIR, write them for
-    bench/cost_bench.py (the shape it documents)."""
-    # Every task created is delivered once at least, but a deadline check fires at the
-    # stage's timeout, minutes after a run's movies finish: priced as it will be.
-    deliveries = max(ops.get("invocations.tasks", 0), ops.get("tasks.created", 0))
-    invocations = deliveries + sum(
-        v for k, v in ops.items() if k.startswith("invocations.") and k != "invocations.tasks"
-    )
-    per_movie = {
-        "firestore_reads": ops.get("firestore.reads", 0) / movies,
-        "firestore_writes": ops.get("firestore.writes", 0) / movies,
-        "firestore_deletes": ops.get("firestore.deletes", 0) / movies,
-        "pubsub_messages": ops.get("pubsub.publishes", 0) / movies,
-        "pubsub_deliveries": sum(
-            v for k, v in ops.items() if k.startswith("invocations.") and "requested" in k
-        )
-        / movies,
-        # Each task is one create call plus one push delivery; a create refused as a
-        # duplicate is a call too.
-        "tasks_operations": (ops.get("tasks.created", 0) + ops.get("tasks.refused", 0) + deliveries)
-        / movies,
-        "function_invocations": invocations / movies,
-        "cloud_run_jobs": (ops.get("jobs.images", 0) + ops.get("jobs.video", 0)) / movies,
+    bench/cost_bench.py (the shape it documents). With DEEPFLIX_METER_CALLERS=1 the counts
+    by caller are copies of the totals, left out of these (and kept, per movie, beside)."""
+    per_movie = per_movie_from_raw(ops, movies)
+    report = {
+        "movies": movies,
+        "raw": ops,
+        "per_movie": per_movie,
+        "by_caller_per_movie": by_caller_per_movie(ops, movies),
     }
-    report = {"movies": movies, "raw": ops, "per_movie": per_movie}
     print("operations per movie:", json.dumps(per_movie, sort_keys=True))
     out = os.environ.get("BENCH_RESULTS_DIR")
     if out:
