@@ -56,9 +56,9 @@ class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
     One query of the stage's shards with room finds what any process freed, at one billed
-    read when there is none (two where the stage has more shards than a claim reads: it
-    then starts at a random shard and wraps around, so parallel claims mostly see
-    different shards). Shards come into being when first
+    read when there is none (two where claims were seen racing and the stage has more
+    shards than a claim reads: it then starts at a random shard and wraps around, so
+    parallel claims mostly see different shards). Shards come into being when first
     claimed, so until this process has seen all K of a stage exist, a claim that finds
     fewer free slots than it has ready movies lists every shard once more (absent ones are
     empty): then no slot stays unused for want of a probe.
@@ -98,14 +98,18 @@ class SlotFinder:
                 out.pop(k, None)  # full since an earlier read: its older list must not be kept
         return seen
 
-    def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int) -> Running:
+    def with_room(
+        self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int, *, racing: bool = False
+    ) -> Running:
         """Shards of `stage` marked with room, enough for `wanted` slots if there are (at
-        most `max_probes`: each one returned is a billed read)."""
+        most `max_probes`: each one returned is a billed read). `racing`: claims of other
+        processes were seen racing lately, so start at a random shard (two queries when
+        the page wraps around) rather than the first (one query)."""
         most = max(1, min(self.max_probes, wanted))
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
         out: Running = {}
-        if len(caps) <= most:  # one page holds every shard: no start to spread
+        if len(caps) <= most or not racing:  # one page from the first shard
             self._keep(tx, self._stream(q.limit(most)), caps, out)
             return out
         start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims
