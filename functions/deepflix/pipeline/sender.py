@@ -4,6 +4,7 @@ if its transport was down (pipeline/outbox.py)."""
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,6 +64,9 @@ class Sender:
         # In the names of webhook tasks: a sweep of this process sends a kept one again
         # under its taken name (nothing), a restarted process under a new one.
         self.boot = uuid.uuid4().hex[:8]
+        # Admission tasks this process enqueued (or found taken), by name: when each runs.
+        self._admitted: dict[str, datetime] = {}
+        self._admitting = threading.Lock()
 
     def send(self, movie: Movie, down: set[str] | None = None) -> None:
         """Send what waits in the movie's outbox, then take it out. A transport that fails
@@ -167,6 +171,19 @@ class Sender:
                 at=c.at,
             )
         elif isinstance(c, Admit):
-            # One task per window, not per movie: a burst of creates costs a task a second.
-            name, at = admit_task(self.clock())
+            self._admit()
+
+    def _admit(self) -> None:
+        """Enqueue the admission task of this window, unless this process did already.
+
+        One task per window, not per movie: a burst of creates costs a task a second. The
+        creates after the first of a window in this process make no call at all (the queue
+        would refuse the name as a repeat); a refusal counts as enqueued too, since the
+        task exists. A failed call is not remembered: the next create tries again."""
+        name, at = admit_task(self.clock())
+        with self._admitting:
+            if name in self._admitted:
+                return
             self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)
+            # Windows only move on: those ended before this one are never asked again.
+            self._admitted = {n: t for n, t in self._admitted.items() if t >= at} | {name: at}
