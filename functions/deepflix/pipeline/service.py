@@ -99,6 +99,7 @@ class Pipeline:
         admission: Admission = "task",
         operator: OperatorPorts | None = None,
         webhooks: WebhookSetup | None = None,
+        receipts: bool = False,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -106,7 +107,16 @@ class Pipeline:
         self.clock = clock
         self.unit_of_work = unit_of_work
         self.admission = admission
-        self.sender = Sender(store=store, tasks=tasks, events=events, jobs=jobs, clock=clock)
+        # Receipts: the job stages' claims take their requests out of the outbox (Sender).
+        jobs_take = frozenset(s for s in STAGES if config[s].runs_as_job)
+        self.sender = Sender(
+            store=store,
+            tasks=tasks,
+            events=events,
+            jobs=jobs,
+            clock=clock,
+            receipts=jobs_take if receipts else None,
+        )
         self.health = self.sender.health
         self.operator = Operator(self, operator or OperatorPorts())
         self.default_webhook = webhooks.default_url if webhooks else None
@@ -229,7 +239,9 @@ class Pipeline:
         """Fill the stage's free slots from its queue; returns how many were started."""
         return self.unit_of_work(lambda: self._dispatch(stage))
 
-    def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
+    def start_job(
+        self, movie_id: str, stage: Stage, attempt: int, *, settles: bool = False
+    ) -> None:
         """Hand a stage attempt to the job runner and record the execution it started.
 
         The start is claimed in the movie first (compare and set), so of two deliveries of
@@ -238,7 +250,7 @@ class Pipeline:
         claimed_at = self.clock()
         # A name known before the start is recorded with the claim: one write, not two.
         name = self.jobs.execution_name(stage=stage, movie_id=movie_id, attempt=attempt)
-        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name))
+        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name, settles))
         if claim is None or not claim.applied:
             return
         try:
