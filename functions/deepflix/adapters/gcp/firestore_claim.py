@@ -72,7 +72,9 @@ class ClaimReads:
         racing = self.racing(stage)
         complete = self.slots.complete(stage, len(caps))
         if self.slots_first.get(stage):
-            room = self.slots.with_room(tx, stage, caps, most, racing=racing)
+            # Few shards have room, those just freed: from the first shard (one query),
+            # unless claims of other processes race for them.
+            room = self.slots.with_room(tx, stage, caps, most, scatter=racing)
             free = free_slots(room, caps)
             if not free and complete:
                 return [], room  # full: one billed read
@@ -85,7 +87,9 @@ class ClaimReads:
             ready = self.ready(stage, now, asked)
             if not ready:
                 return [], {}  # nothing waits: one billed read
-            room = self.slots.with_room(tx, stage, caps, len(ready), racing=racing)
+            # Many shards have room: from a random one, so that claims spread their writes
+            # over the shards (one query while it finds as many as it needs).
+            room = self.slots.with_room(tx, stage, caps, len(ready))
         if ready and free_slots(room, caps) < len(ready) and not complete:
             # Shards not all seen to exist yet (absent ones are empty): list them once.
             room = self.slots.every(tx, stage, caps, room)
