@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,9 +14,11 @@ from deepflix.adapters.gcp.firestore_docs import from_document
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
 from deepflix.metering import METER
 from deepflix.pipeline.events import Claimed, StageSucceeded
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import STAGES, Movie, Stage, StageStatus
+from deepflix.pipeline.service import Pipeline
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
+from tests.pipeline_fakes import Recorder
 
 pytestmark = pytest.mark.emulator
 LATER = T0 + timedelta(hours=1)
@@ -116,3 +119,25 @@ def test_after_a_lost_race_claims_spread_over_more_of_the_head(
 def waiting(store: FirestoreMovieStore) -> list[Movie]:
     q = store._queue_order(store._waiting(Stage.story)).limit(5)
     return [from_document(s.to_dict()) for s in q.stream()]
+
+
+def test_a_dispatch_reads_the_pauses_only_when_it_has_a_movie_to_claim(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    rec = Recorder()
+    pipeline = Pipeline(store=store, tasks=rec, events=rec, jobs=rec, config=CONFIG)
+    for stage in STAGES:
+        got, reads = reads_of(functools.partial(pipeline.dispatch, stage))
+        assert got == 0 and reads == 1  # the empty head of its queue: no pause document
+
+    pipeline.pause_admission()
+    store.set_stage_paused(Stage.images, True)
+    m = movie()
+    store.create(m, idempotency_key=None, fingerprint=m.id)
+    assert pipeline.dispatch(Stage.story) == 0  # paused admission holds it
+    pipeline.resume_admission()  # ...which dispatches it
+    assert pipeline.get(m.id).stages[Stage.story].status is StageStatus.running
+    done = StageSucceeded(Stage.story, 1, (), LATER + timedelta(seconds=1))
+    pipeline.report(m.id, done)  # its images request waits: that queue is paused
+    assert pipeline.get(m.id).stages[Stage.images].status is StageStatus.waiting

@@ -108,14 +108,9 @@ class Pipeline:
         self.unit_of_work = unit_of_work
         self.admission = admission
         # Receipts: the job stages' claims take their requests out of the outbox (Sender).
-        jobs_take = frozenset(s for s in STAGES if config[s].runs_as_job)
+        taken = frozenset(s for s in STAGES if config[s].runs_as_job) if receipts else None
         self.sender = Sender(
-            store=store,
-            tasks=tasks,
-            events=events,
-            jobs=jobs,
-            clock=clock,
-            receipts=jobs_take if receipts else None,
+            store=store, tasks=tasks, events=events, jobs=jobs, clock=clock, receipts=taken
         )
         self.health = self.sender.health
         self.operator = Operator(self, operator or OperatorPorts())
@@ -327,17 +322,20 @@ class Pipeline:
         self._dispatch(Stage.story)
 
     def _dispatch(self, stage: Stage) -> int:
-        if stage is Stage.story and self.store.admission_paused():
-            return 0  # paused admission: new movies wait; movies already admitted go on
-        if stage in self.store.paused_stages():
-            return 0  # a paused queue: its movies wait; those running there go on
-        now = self.clock()
-        claimed = self.store.claim(
-            stage,
-            self.config[stage].concurrency,
-            now,
-            lambda m: apply(m, Claimed(stage, now), self.config),
-        )
+        now, paused = self.clock(), list[bool]()
+
+        def claim(m: Movie) -> Decision:
+            # Whether the stage is paused is asked once the claim has a movie and a slot
+            # for it (each a read on Firestore, and most dispatches find neither). Paused
+            # admission: new movies wait; a paused queue: its movies wait; running go on.
+            if not paused:
+                held = stage is Stage.story and self.store.admission_paused()
+                paused.append(held or stage in self.store.paused_stages())
+            if paused[0]:
+                return Decision(m, applied=False)
+            return apply(m, Claimed(stage, now), self.config)
+
+        claimed = self.store.claim(stage, self.config[stage].concurrency, now, claim)
         for decision in claimed:
             self._follow(decision)
         return len(claimed)
