@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from deepflix.adapters.gcp.firestore_claim import RACE_MEMORY_S, ClaimReads
 from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
 from deepflix.adapters.gcp.firestore_txn import Txn
 from deepflix.pipeline.models import Stage
@@ -121,3 +122,20 @@ def test_claims_asked_for_while_one_runs_are_served_by_one_run_at_the_latest_tim
     assert runs[1][1] == t0 + timedelta(seconds=2)  # at the latest time asked
     assert sorted(len(got[n]) for n in ("b", "c")) == [0, 1]
     assert turns.run(Stage.images, t0, later("d")) == ["d"]  # other stages: their own turns
+
+
+def test_a_claim_spreads_only_for_a_while_after_a_lost_race() -> None:
+    now = [1000.0]
+    reads = ClaimReads(
+        slots=SlotFinder(db=Db, rpc={}, max_probes=8),
+        ready=lambda stage, at, wanted: [],
+        claim_spread=8,
+        clock=lambda: now[0],
+    )
+    assert reads.spread(Stage.story, 3) == 0  # no race seen: read only what it can take
+    reads.lost_race(Stage.story)
+    assert reads.spread(Stage.story, 3) == 3  # as many more as it has free slots
+    assert reads.spread(Stage.story, 20) == 8  # up to claim_spread
+    assert reads.spread(Stage.images, 3) == 0  # a race of another stage
+    now[0] += RACE_MEMORY_S + 1
+    assert reads.spread(Stage.story, 3) == 0

@@ -15,6 +15,7 @@ from deepflix.pipeline.events import (
     Command,
     Dispatch,
     JobStarted,
+    JobStarting,
     RunStage,
     StageFailed,
     StageSucceeded,
@@ -86,3 +87,21 @@ def test_health_rests_a_failed_transport_and_asks_once_per_window_for_a_sweep() 
     assert health.retry_sweep(AT) is None  # asked already in this window
     later = health.retry_sweep(AT + timedelta(seconds=outbox.RETRY_S))
     assert later is not None and later[0] != asked[0]
+
+
+def test_a_claim_takes_the_admission_out_of_the_outbox_sent_or_not() -> None:
+    queued = movie().model_copy(update={"outbox": outbox.outgoing([Admit("m")], T0)})
+    t = apply(queued, Claimed(Stage.story, AT), CONFIG)
+    assert [o.kind for o in t.movie.outbox] == ["run_stage", "check_deadline"]
+
+
+def test_a_job_start_told_so_takes_its_attempts_request_and_deadline_check_out() -> None:
+    m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
+    other = outbox.outgoing([CancelExecution("exec-0")], AT)
+    m = m.model_copy(update={"outbox": (*m.outbox, *other)})
+    kept = apply(m, JobStarting(Stage.story, 1, AT), CONFIG).movie
+    assert [o.kind for o in kept.outbox] == ["run_stage", "check_deadline", "cancel_execution"]
+    taken = apply(m, JobStarting(Stage.story, 1, AT, settles=True), CONFIG).movie
+    assert [o.kind for o in taken.outbox] == ["cancel_execution"]
+    stale = apply(m, JobStarting(Stage.story, 2, AT, settles=True), CONFIG)
+    assert not stale.applied  # another attempt's request takes nothing out

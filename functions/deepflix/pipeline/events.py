@@ -22,12 +22,15 @@ class Claimed:
 class JobStarting:
     """A delivery of the stage request is about to start the attempt's job: it claims the
     start, so that a second delivery starts none (one execution per attempt). `execution`
-    is the name the job will have, where the job runner names it itself."""
+    is the name the job will have, where the job runner names it itself. `settles`: the
+    request said it and the attempt's deadline check went out, and were left in the outbox
+    for this claim to take out (pipeline/outbox.py, receipts)."""
 
     stage: Stage
     attempt: int
     at: datetime
     execution: str | None = None
+    settles: bool = False
 
 
 @dataclass(frozen=True)

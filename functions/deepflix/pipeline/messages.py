@@ -15,6 +15,9 @@ class StageRequest(BaseModel):
     movie_id: str
     stage: Stage
     attempt: int
+    # The sender left this request and the attempt's deadline check in the movie's outbox
+    # for the job start's claim to take out (pipeline/outbox.py, receipts).
+    settle: bool = False
 
 
 class DispatchTask(BaseModel):

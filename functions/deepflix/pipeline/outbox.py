@@ -15,9 +15,10 @@ from deepflix.pipeline.events import (
     Command,
     DeliverWebhook,
     Dispatch,
+    JobStarting,
     RunStage,
 )
-from deepflix.pipeline.models import Movie, Outgoing, StageStatus
+from deepflix.pipeline.models import Movie, MovieStatus, Outgoing, StageStatus
 
 # Where an entry goes: Pub/Sub (stage requests), Cloud Tasks (deadlines, delayed dispatches,
 # admissions) or the job runner (cancelled executions). One failing leaves the others alone.
@@ -30,6 +31,10 @@ REST_S = 5.0
 RETRY_S = 10.0
 # Movies whose outboxes one sweep drains; the next sweep goes on with the rest.
 DRAIN_BATCH = 200
+# Receipts (Sender): an entry whose receiver takes it out of the outbox, in the write it
+# makes anyway, is not marked sent by the sender; until its receiver has had this long, a
+# drain leaves it alone (it is on its way), and after that sends it again and marks it.
+GRACE_S = RETRY_S
 
 
 def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ...]:
@@ -53,6 +58,23 @@ def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ..
         elif isinstance(c, DeliverWebhook):
             out.append(new(kind="webhook", attempt=c.attempt, at=c.at, since=since))
     return tuple(out)
+
+
+def received(movie: Movie, event: object) -> tuple[Outgoing, ...]:
+    """The movie's outbox after a change (`event`, applied) less what the change receives:
+    the admission task once the movie is no longer queued (claimed, cancelled: moot, sent or
+    not), and the request and deadline check of the attempt whose job start is claimed by a
+    request that said both went out (JobStarting.settles)."""
+
+    def taken(o: Outgoing) -> bool:
+        if o.kind == "admit":
+            return movie.status is not MovieStatus.queued
+        if isinstance(event, JobStarting) and event.settles:
+            attempt = (event.stage, event.attempt)
+            return o.kind in ("run_stage", "check_deadline") and (o.stage, o.attempt) == attempt
+        return False
+
+    return tuple(o for o in movie.outbox if not taken(o))
 
 
 def command(movie_id: str, entry: Outgoing) -> Command:

@@ -99,6 +99,7 @@ class Pipeline:
         admission: Admission = "task",
         operator: OperatorPorts | None = None,
         webhooks: WebhookSetup | None = None,
+        receipts: bool = False,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -106,7 +107,11 @@ class Pipeline:
         self.clock = clock
         self.unit_of_work = unit_of_work
         self.admission = admission
-        self.sender = Sender(store=store, tasks=tasks, events=events, jobs=jobs, clock=clock)
+        # Receipts: the job stages' claims take their requests out of the outbox (Sender).
+        taken = frozenset(s for s in STAGES if config[s].runs_as_job) if receipts else None
+        self.sender = Sender(
+            store=store, tasks=tasks, events=events, jobs=jobs, clock=clock, receipts=taken
+        )
         self.health = self.sender.health
         self.operator = Operator(self, operator or OperatorPorts())
         self.default_webhook = webhooks.default_url if webhooks else None
@@ -229,7 +234,9 @@ class Pipeline:
         """Fill the stage's free slots from its queue; returns how many were started."""
         return self.unit_of_work(lambda: self._dispatch(stage))
 
-    def start_job(self, movie_id: str, stage: Stage, attempt: int) -> None:
+    def start_job(
+        self, movie_id: str, stage: Stage, attempt: int, *, settles: bool = False
+    ) -> None:
         """Hand a stage attempt to the job runner and record the execution it started.
 
         The start is claimed in the movie first (compare and set), so of two deliveries of
@@ -238,7 +245,7 @@ class Pipeline:
         claimed_at = self.clock()
         # A name known before the start is recorded with the claim: one write, not two.
         name = self.jobs.execution_name(stage=stage, movie_id=movie_id, attempt=attempt)
-        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name))
+        claim = self.report(movie_id, JobStarting(stage, attempt, claimed_at, name, settles))
         if claim is None or not claim.applied:
             return
         try:
@@ -315,17 +322,20 @@ class Pipeline:
         self._dispatch(Stage.story)
 
     def _dispatch(self, stage: Stage) -> int:
-        if stage is Stage.story and self.store.admission_paused():
-            return 0  # paused admission: new movies wait; movies already admitted go on
-        if stage in self.store.paused_stages():
-            return 0  # a paused queue: its movies wait; those running there go on
-        now = self.clock()
-        claimed = self.store.claim(
-            stage,
-            self.config[stage].concurrency,
-            now,
-            lambda m: apply(m, Claimed(stage, now), self.config),
-        )
+        now, paused = self.clock(), list[bool]()
+
+        def claim(m: Movie) -> Decision:
+            # Whether the stage is paused is asked once the claim has a movie and a slot
+            # for it (each a read on Firestore, and most dispatches find neither). Paused
+            # admission: new movies wait; a paused queue: its movies wait; running go on.
+            if not paused:
+                held = stage is Stage.story and self.store.admission_paused()
+                paused.append(held or stage in self.store.paused_stages())
+            if paused[0]:
+                return Decision(m, applied=False)
+            return apply(m, Claimed(stage, now), self.config)
+
+        claimed = self.store.claim(stage, self.config[stage].concurrency, now, claim)
         for decision in claimed:
             self._follow(decision)
         return len(claimed)

@@ -32,7 +32,7 @@ from deepflix.pipeline.models import (
     StageState,
     StageStatus,
 )
-from deepflix.pipeline.outbox import outgoing
+from deepflix.pipeline.outbox import outgoing, received
 from deepflix.pipeline.policy import PipelineConfig
 
 # Which movie statuses may follow which. A stage's own status may repeat (a retry backs off
@@ -91,9 +91,12 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     moved = result.applied and result.movie.status is not movie.status
     if moved and result.movie.status not in TRANSITIONS[movie.status]:
         raise InvalidTransition(f"{movie.status.value} -> {result.movie.status.value}")
-    messages = outgoing(result.commands, event.at) if result.applied else ()
-    if messages:
-        outbox = (*result.movie.outbox, *messages)
+    if not result.applied:
+        return result
+    kept = received(result.movie, event)
+    messages = outgoing(result.commands, event.at)
+    if messages or kept != result.movie.outbox:
+        outbox = (*kept, *messages)
         result = Decision(result.movie.model_copy(update={"outbox": outbox}), result.commands)
     return result
 

@@ -198,6 +198,9 @@ def build_cloud(settings: Settings) -> CloudRuntime:
             logs_link=functools.partial(movie_logs_url, settings.gcp_project),
         ),
         webhooks=webhook_setup(settings, artifacts),
+        # Marking a message sent is a Firestore write of its own: receivers that write the
+        # movie anyway take theirs out (pipeline/sender.py).
+        receipts=True,
     )
     runner = _runner(settings, pipeline, inline_executor(settings, artifacts, None))
     _connect_jobs(

@@ -80,7 +80,7 @@ class StageRunner:
         if movie.stages[req.stage].execution is not None:
             return  # a redelivery after the job was already started
         # Starts the job only if no other delivery has claimed its start.
-        self.pipeline.start_job(req.movie_id, req.stage, req.attempt)
+        self.pipeline.start_job(req.movie_id, req.stage, req.attempt, settles=req.settle)
 
     def execute(
         self,

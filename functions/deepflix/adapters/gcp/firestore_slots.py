@@ -56,12 +56,11 @@ class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
     One query of the stage's shards with room finds what any process freed, at one billed
-    read when there is none (two where the stage has more shards than a claim reads: it
-    then starts at a random shard and wraps around, so parallel claims mostly see
-    different shards). Shards come into being when first
-    claimed, so until this process has seen all K of a stage exist, a claim that finds
-    fewer free slots than it has ready movies lists every shard once more (absent ones are
-    empty): then no slot stays unused for want of a probe.
+    read when there is none (two where it starts at a random shard and wraps around, so
+    that claims spread their writes and parallel ones mostly see different shards). Shards
+    come into being when first claimed, so until this process has seen all K of a stage
+    exist, a claim that finds fewer free slots than it has ready movies lists every shard
+    once more (absent ones are empty): then no slot stays unused for want of a probe.
     """
 
     def __init__(self, *, db: Callable[[], Any], rpc: dict[str, Any], max_probes: int) -> None:
@@ -98,14 +97,18 @@ class SlotFinder:
                 out.pop(k, None)  # full since an earlier read: its older list must not be kept
         return seen
 
-    def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int) -> Running:
+    def with_room(
+        self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int, *, scatter: bool = True
+    ) -> Running:
         """Shards of `stage` marked with room, enough for `wanted` slots if there are (at
-        most `max_probes`: each one returned is a billed read)."""
+        most `max_probes`: each one returned is a billed read). `scatter`: start at a random
+        shard, so that claims spread their writes over the shards and parallel ones see
+        different shards (a second query when the page wraps around); else at the first."""
         most = max(1, min(self.max_probes, wanted))
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
         out: Running = {}
-        if len(caps) <= most:  # one page holds every shard: no start to spread
+        if len(caps) <= most or not scatter:  # one page from the first shard
             self._keep(tx, self._stream(q.limit(most)), caps, out)
             return out
         start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims

@@ -17,6 +17,7 @@ from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.eta_durations import DurationHistograms
+from deepflix.adapters.gcp.firestore_claim import ClaimReads, free_slots
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
@@ -96,8 +97,6 @@ class FirestoreMovieStore(FirestoreOperator):
         # Movies a second per stage the slot shards and duration sums are sized for.
         self.target_rate = target_rate
         self.stats_shards = shard_count(target_rate, writes_per_movie=1)
-        # Ready movies a claim reads beyond the slots it found, to choose among (spread()).
-        self.claim_spread = claim_spread
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -112,8 +111,9 @@ class FirestoreMovieStore(FirestoreOperator):
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
         # Free slot shards with room: at most `max_probes` returned by a claim's query.
         self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
-        # One claim of a stage at a time in this process (claim()).
+        # One claim of a stage at a time in this process (claim()); what each reads.
         self._turns = ClaimTurns()
+        self.reads = ClaimReads(slots=self.slots, ready=self._ready, claim_spread=claim_spread)
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -206,28 +206,16 @@ class FirestoreMovieStore(FirestoreOperator):
     def _claim(self, stage: Stage, limit: int, now: datetime, fn: Mutation) -> list[Decision]:
         caps = slot_shards(limit, self.target_rate)
         most = min(limit, self.scan_page)
+        tries = 0
 
         def body(tx: Txn) -> list[Decision]:
-            # The head of the queue first, a few movies (nothing ready, most refills when
-            # the queue is short: one billed read); then the shards with room (one query);
-            # then, where there is room for more than were read, as many as there are free
-            # slots, `claim_spread` more to choose among. Until this process has seen every
-            # shard exist, a claim short of slots lists them all (absent ones are empty), so
-            # no free slot goes unseen.
-            first = min(most, 1 + self.claim_spread)
-            ready = self._ready(stage, now, first)
-            if not ready:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # the last try lost a race to another process's claim
+                self.reads.lost_race(stage)
+            ready, room = self.reads.read(tx, stage, caps, most, now)
+            if not ready or not free_slots(room, caps):
                 return []
-            deep = len(ready) == first < most  # more may wait: look for room for them too
-            room = self.slots.with_room(tx, stage, caps, most if deep else len(ready))
-            free = sum(caps[k] - len(r) for k, r in room.items())
-            if free < len(ready) and not self.slots.complete(stage, len(caps)):
-                room = self.slots.every(tx, stage, caps, room)
-                free = sum(caps[k] - len(r) for k, r in room.items())
-            if not free:
-                return []
-            if deep and free > len(ready):
-                ready = self._ready(stage, now, min(most, free + self.claim_spread))
             shards = self.slots.order(stage, room, caps)
             out = []
             for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
