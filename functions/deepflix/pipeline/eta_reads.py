@@ -55,8 +55,18 @@ class EtaReads:
         self._ahead: dict[tuple[Stage, int], tuple[float, int]] = {}
         self._durations: tuple[WindowedRuns | None, Durations | None] = (None, None)
 
-    def estimate(self, movie: Movie, stage: Stage, *, running: bool, ahead: int) -> Eta:
-        """The ETA of `movie`, waiting (`ahead` before it) or running in `stage`."""
+    def estimate(
+        self,
+        movie: Movie,
+        stage: Stage,
+        *,
+        running: bool,
+        ahead: int,
+        paused: Callable[[], bool] | None = None,
+    ) -> Eta:
+        """The ETA of `movie`, waiting (`ahead` before it) or running in `stage`. `paused`
+        tells whether admission is paused, where the caller reads it for its answer too;
+        it is asked only for a movie waiting in the story stage."""
         now = self.monotonic()
         later = STAGES[STAGES.index(stage) + 1 :]
         started = movie.stages[stage].started_at
@@ -71,8 +81,17 @@ class EtaReads:
             busy={s: c.running for s, c in self._stage_counts(now).items()},
             concurrency={s: self.config[s].concurrency for s in STAGES},
         )
-        paused = stage is Stage.story and not running and self.store.admission_paused()
-        return estimate(path, self.durations(), admission_paused=paused)
+        held = stage is Stage.story and not running and (paused or self.store.admission_paused)()
+        return estimate(path, self.durations(), admission_paused=held)
+
+    def counts(self) -> dict[Stage, QueueCounts]:
+        """Every stage's waiting and running, as the estimates read them (reused for ttl_s)."""
+        return self._stage_counts(self.monotonic())
+
+    def ahead_in(self, movie: Movie, stage: Stage) -> int:
+        """The movies waiting in `stage` before `movie` were it to arrive there now, as the
+        estimates read them (reused for ttl_s per stage and priority)."""
+        return self._ahead_in(movie, stage, self.monotonic())
 
     def durations(self) -> Durations:
         """The recent durations, built again only when the store's history is read again

@@ -13,14 +13,12 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
-from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.eta_durations import DurationHistograms
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
-    STATS,
     eq,
     from_document,
     shard_count,
@@ -32,6 +30,7 @@ from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, COUNT_SHARD, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
 from deepflix.adapters.gcp.queue_counts import BUCKETS, COUNTER_WRITES, QueueCounters
+from deepflix.adapters.gcp.stage_means import StageMeans
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import WindowedRuns
@@ -103,6 +102,7 @@ class FirestoreMovieStore(FirestoreOperator):
         self.rpc: dict[str, Any] = {"retry": retry, "timeout": rpc_timeout_s}
         self.counters = QueueCounters(db=self.db, rpc=self.rpc)
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
+        self.stage_means = StageMeans(db=self.db, rpc=self.rpc)
         # Free slot shards with room: at most `max_probes` returned by a claim's query.
         self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
         # One claim of a stage at a time in this process (claim()).
@@ -310,19 +310,8 @@ class FirestoreMovieStore(FirestoreOperator):
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:
-        """Mean duration per stage: one aggregation of the stage's duration sums each (a
-        plain mean of every sample, where the running mean it replaces needed a read and
-        a guarded write of one document per success)."""
-        out = {}
-        for stage in Stage:
-            q = self.db().collection(STATS).where(filter=eq("stage", stage.value))
-            agg = AggregationQuery(q).sum("sum_s", alias="sum_s").sum("n", alias="n")
-            (row,) = agg.get(**self.rpc)
-            METER.add("firestore.reads")
-            got = {r.alias: r.value for r in row}
-            if got.get("n"):
-                out[stage] = float(got["sum_s"]) / float(got["n"])
-        return out
+        # Reused for a few seconds per instance (stage_means.py says why that is safe).
+        return self.stage_means.read()
 
     @translate_outages("firestore")
     def duration_history(self) -> WindowedRuns:

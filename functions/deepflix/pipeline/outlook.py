@@ -1,0 +1,138 @@
+"""What an answer tells of a movie's way ahead (place, ETA, paused admission), each read once."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+
+from deepflix.pipeline.eta import Eta
+from deepflix.pipeline.eta_reads import EtaReads
+from deepflix.pipeline.models import Movie, MovieStatus, Stage
+from deepflix.pipeline.policy import PipelineConfig
+from deepflix.pipeline.ports import MovieStore
+from deepflix.pipeline.position import QueuePosition, estimate_eta
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A movie's place as the store counts it: the movies before it in `stage`'s queue, and
+    the stage's waiting and running."""
+
+    stage: Stage
+    ahead: int
+    total: int
+    running: int
+
+
+@dataclass(frozen=True)
+class CreateReads:
+    """What a create read before it saved its movie, kept for the create's answer."""
+
+    placed: Placed
+    paused: bool
+
+
+class Outlook:
+    """One answer's reads of a movie's way ahead, each made at most once for it and only
+    where the answer needs it: the movie's place (`position`, with the waiting ETA from the
+    stage means), its ETA over the whole path (`eta`, whose later queues and counts come from
+    the ETA's reads, reused for their TTL), and whether paused admission holds it (`held`).
+    The stage means and the paused flag are read once and shared by what needs them: the
+    position's ETA and the longest wait; the ETA's "paused" and the answer's own flag.
+
+    `created` is what the movie's create read just before saving it, where this process made
+    it and nothing moved in its queue since but its own arrival (Pipeline.outlook).
+    """
+
+    def __init__(
+        self,
+        movie: Movie,
+        *,
+        store: MovieStore,
+        etas: EtaReads,
+        config: PipelineConfig,
+        created: CreateReads | None = None,
+    ) -> None:
+        self.movie = movie
+        self._store = store
+        self._etas = etas
+        self._config = config
+        self._placed = created.placed if created else None
+        self._paused = created.paused if created else None
+
+    @cached_property
+    def means(self) -> dict[Stage, float]:
+        """The mean run of each stage: the waiting ETA's, and the longest wait's."""
+        return self._store.mean_durations()
+
+    def admission_paused(self) -> bool:
+        if self._paused is None:
+            self._paused = self._store.admission_paused()
+        return self._paused
+
+    @property
+    def held(self) -> bool:
+        """Not admitted yet while admission is paused: it waits until resumed."""
+        return self.movie.status is MovieStatus.queued and self.admission_paused()
+
+    @cached_property
+    def position(self) -> QueuePosition | None:
+        """Where the movie waits, None unless it waits."""
+        stage = self.movie.waiting_stage
+        if stage is None:
+            return None
+        placed = self._placed
+        if placed is None or placed.stage is not stage:
+            placed = Placed(stage, *self._store.position(self.movie, stage))
+        eta = estimate_eta(
+            stage,
+            ahead=placed.ahead,
+            running=placed.running,
+            config=self._config,
+            observed=self.means,
+        )
+        return QueuePosition(stage, placed.ahead, placed.total, placed.running, eta)
+
+    @cached_property
+    def eta(self) -> Eta | None:
+        """Until its next stage starts and until it finishes; None for a movie that is done."""
+        stage = self.movie.current_stage
+        if stage is None:
+            return None
+        running = self.movie.running_stage is not None
+        position = None if running else self.position
+        return self._etas.estimate(
+            self.movie,
+            stage,
+            running=running,
+            ahead=position.ahead if position is not None else 0,
+            paused=self.admission_paused,
+        )
+
+
+class CreatedReads:
+    """The reads of this process's latest creates, each taken once by the create's answer.
+
+    A create reads its movie's story place and the paused flag for the estimate it saves
+    with the movie (Pipeline._created_eta); its answer tells the same place a moment later,
+    so it takes them from here rather than reading them again. Bounded: a create whose
+    answer never came (its connection dropped) leaves an entry the oldest-first drop ends.
+    """
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, CreateReads] = OrderedDict()
+
+    def keep(self, movie_id: str, reads: CreateReads) -> None:
+        with self._lock:
+            self._kept[movie_id] = reads
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+
+    def take(self, movie_id: str) -> CreateReads | None:
+        with self._lock:
+            return self._kept.pop(movie_id, None)
