@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,69 +9,23 @@ from typing import Any
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
-from deepflix.pipeline.eta_reads import COUNTS_TTL_S
 from deepflix.pipeline.events import StageSucceeded
 from deepflix.pipeline.models import STORY, Stage
 from deepflix.pipeline.position import stage_seconds
 from deepflix.pipeline.service import Pipeline
-from tests.api_client import InProcess, in_process
+from tests.api_client import in_process
 from tests.factories import CONFIG, request
 from tests.pipeline_fakes import Recorder
+from tests.read_counts import Answers, CountingStore
 
 pytestmark = pytest.mark.integration
-
-# The store's reads that an answer may need: each a billed read (or several) on Firestore.
-READS = ("get", "position", "counts", "mean_durations", "admission_paused")
-
-
-class CountingStore:
-    """The store, counting its reads by name (a position by its stage too)."""
-
-    def __init__(self, store: SqliteMovieStore) -> None:
-        self.store = store
-        self.reads: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.store, name)
-        if name not in READS:
-            return attr
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            stage = next((a for a in args if isinstance(a, Stage)), None)
-            self.reads[f"{name}:{stage.value}" if stage else name] += 1
-            return attr(*args, **kwargs)
-
-        return counted
-
-
-class Answers:
-    """The API in this process over a counting store; each answer's reads counted alone,
-    with the ETA's reuse of its reads run out before each (a clock of its own, no waiting)."""
-
-    def __init__(self, api: InProcess, store: CountingStore) -> None:
-        self.api = api
-        self.store = store
-        self.now = 0.0
-        api.pipeline.etas.monotonic = lambda: self.now
-
-    def __call__(self, method: str, path: str, body: Any = None) -> tuple[Any, Counter[str]]:
-        self.now += 10 * COUNTS_TTL_S
-        self.store.reads.clear()
-        response = self.api.client.request(method, path, json=body)
-        assert response.status_code < 300, response.text
-        return response.json(), Counter(self.store.reads)
 
 
 @pytest.fixture
 def answers(tmp_path: Path) -> Iterator[Answers]:
-    made: list[CountingStore] = []
-
-    def wrap(store: SqliteMovieStore) -> CountingStore:
-        made.append(CountingStore(store))
-        return made[0]
-
-    with in_process(tmp_path, store=wrap) as api:
-        yield Answers(api, made[0])
+    with in_process(tmp_path, store=CountingStore) as api:
+        assert isinstance(api.pipeline.store, CountingStore)
+        yield Answers(api, api.pipeline.store)
 
 
 def test_a_create_reads_each_thing_once(answers: Answers) -> None:
