@@ -254,7 +254,7 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
             "eta_seconds": view["eta_seconds"] if view and not paused else None,
             **eta_view(outlook.eta),
             "admission_paused": paused,
-            "longest_wait": longest_wait(self.pipeline, movie, outlook),
+            "longest_wait": longest_wait(outlook),
             "links": links(movie.id),
         }
         return json_answer(body_out, 202, {"Location": f"/api/movies/{movie.id}"})

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from deepflix.pipeline.eta import Eta
-from deepflix.pipeline.eta_reads import EtaReads
-from deepflix.pipeline.models import Movie, MovieStatus, Stage
+from deepflix.pipeline.eta_reads import EtaReads, as_waiting_in
+from deepflix.pipeline.models import STAGES, Movie, MovieStatus, Stage
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import MovieStore
-from deepflix.pipeline.position import QueuePosition, estimate_eta
+from deepflix.pipeline.position import QueuePosition, estimate_eta, stage_seconds
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,24 @@ class CreateReads:
     paused: bool
 
 
+@dataclass(frozen=True)
+class LongestWait:
+    """The queue on a movie's way where it should wait longest: the movies before it there,
+    and the seconds they take."""
+
+    stage: Stage
+    ahead: int
+    wait_s: float
+
+
 class Outlook:
     """One answer's reads of a movie's way ahead, each made at most once for it and only
     where the answer needs it: the movie's place (`position`, with the waiting ETA from the
     stage means), its ETA over the whole path (`eta`, whose later queues and counts come from
     the ETA's reads, reused for their TTL), and whether paused admission holds it (`held`).
     The stage means and the paused flag are read once and shared by what needs them: the
-    position's ETA and the longest wait; the ETA's "paused" and the answer's own flag.
+    position's ETA and the longest wait (`longest_wait`); the ETA's "paused" and the
+    answer's own flag.
 
     `created` is what the movie's create read just before saving it, where this process made
     it and nothing moved in its queue since but its own arrival (Pipeline.outlook).
@@ -110,6 +121,35 @@ class Outlook:
             ahead=position.ahead if position is not None else 0,
             paused=self.admission_paused,
         )
+
+    def longest_wait(self) -> LongestWait | None:
+        """The queue on the movie's way where it should wait longest as things stand: the
+        movies ahead of it there (by its priority and arrival), the rounds they take at the
+        stage's concurrency, each of its usual duration. None where no queue holds it up.
+
+        It reads what the ETA read: the running counts and, for the queues after the movie's
+        stage, the movies before it were it to arrive there now (for a movie just made, its
+        own arrival), and the means of the position's ETA."""
+        counts = self._etas.counts()
+        position = self.position
+        here = self.movie.current_stage
+        later = STAGES[STAGES.index(here) + 1 :] if here is not None else ()
+        best: LongestWait | None = None
+        for stage in STAGES:
+            if position is not None and stage is position.stage:
+                ahead = position.ahead
+            elif stage in later:
+                ahead = self._etas.ahead_in(self.movie, stage)
+            else:  # where it runs, or a queue it passed (a repeated create's older movie)
+                ahead = self._store.position(as_waiting_in(self.movie, stage), stage)[0]
+            limit = self._config[stage].concurrency
+            must_finish = ahead + counts[stage].running - limit + 1
+            if must_finish <= 0:
+                continue
+            wait = -(-must_finish // limit) * stage_seconds(stage, self._config, self.means)
+            if best is None or wait > best.wait_s:
+                best = LongestWait(stage, ahead, wait)
+        return best
 
 
 class CreatedReads:
