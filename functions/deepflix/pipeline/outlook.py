@@ -158,7 +158,8 @@ class CreatedReads:
     A create reads its movie's story place and the paused flag for the estimate it saves
     with the movie (Pipeline._created_eta); its answer tells the same place a moment later,
     so it takes them from here rather than reading them again. Bounded: a create whose
-    answer never came (its connection dropped) leaves an entry the oldest-first drop ends.
+    answer never came here (its connection dropped, or `deepflix serve`'s API process made
+    it) leaves an entry that the oldest-first drop ends.
     """
 
     SIZE = 256
