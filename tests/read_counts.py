@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from deepflix.pipeline.eta_reads import COUNTS_TTL_S
@@ -15,20 +16,25 @@ READS = ("get", "position", "counts", "mean_durations", "admission_paused")
 
 
 class CountingStore:
-    """The store, counting its reads by name (a position by its stage too)."""
+    """The store, counting its reads by name (a position by its stage too); `before` runs
+    something before a method of that name (to make time pass in a write)."""
 
     def __init__(self, store: MovieStore) -> None:
         self.store = store
         self.reads: Counter[str] = Counter()
+        self.before: dict[str, Callable[[], None]] = {}
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.store, name)
-        if name not in READS:
+        if name not in READS and name not in self.before:
             return attr
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            stage = next((a for a in args if isinstance(a, Stage)), None)
-            self.reads[f"{name}:{stage.value}" if stage else name] += 1
+            if name in self.before:
+                self.before[name]()
+            if name in READS:
+                stage = next((a for a in args if isinstance(a, Stage)), None)
+                self.reads[f"{name}:{stage.value}" if stage else name] += 1
             return attr(*args, **kwargs)
 
         return counted

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from deepflix.adapters.local.store import SqliteMovieStore
+from deepflix.pipeline.eta_reads import COUNTS_TTL_S
 from deepflix.pipeline.events import StageSucceeded
 from deepflix.pipeline.models import STORY, Stage
 from deepflix.pipeline.position import stage_seconds
@@ -34,6 +35,25 @@ def test_a_create_reads_each_thing_once(answers: Answers) -> None:
     # The story place and the paused flag read for the estimate saved with the movie serve
     # its answer too; the later queues, the counts and the means are read once between the
     # answer's ETA and its longest wait.
+    assert reads == {
+        "position:story": 1,
+        "position:images": 1,
+        "position:video": 1,
+        "counts": 1,
+        "mean_durations": 1,
+        "admission_paused": 1,
+    }
+
+
+def test_a_create_reads_each_thing_once_however_long_its_write_takes(answers: Answers) -> None:
+    """The ETA's reads of the queues are reused only briefly; a create's answer takes those
+    its create read even when that time ran out during the write."""
+
+    def slow_write() -> None:
+        answers.now += 10 * COUNTS_TTL_S
+
+    answers.store.before["create"] = slow_write
+    _, reads = answers("POST", "/api/movies", {"prompt": "a", "scene_count": 2})
     assert reads == {
         "position:story": 1,
         "position:images": 1,

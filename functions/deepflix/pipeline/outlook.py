@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from deepflix.pipeline.eta import Eta
-from deepflix.pipeline.eta_reads import EtaReads, as_waiting_in
+from deepflix.pipeline.eta_reads import EtaReads, QueueReads, as_waiting_in
 from deepflix.pipeline.models import STAGES, Movie, MovieStatus, Stage
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import MovieStore
@@ -32,6 +32,7 @@ class CreateReads:
 
     placed: Placed
     paused: bool
+    queues: QueueReads  # its estimate's: the counts and the later queues
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Outlook:
         self._config = config
         self._placed = created.placed if created else None
         self._paused = created.paused if created else None
+        self._queues = created.queues if created else None
 
     @cached_property
     def means(self) -> dict[Stage, float]:
@@ -87,6 +89,15 @@ class Outlook:
     def held(self) -> bool:
         """Not admitted yet while admission is paused: it waits until resumed."""
         return self.movie.status is MovieStatus.queued and self.admission_paused()
+
+    @cached_property
+    def queues(self) -> QueueReads:
+        """The counts and the queues after the movie's stage: the ETA's and the longest
+        wait's."""
+        stage = self.movie.current_stage
+        if self._queues is not None and stage is Stage.story:
+            return self._queues
+        return self._etas.queues(self.movie, stage)
 
     @cached_property
     def position(self) -> QueuePosition | None:
@@ -120,6 +131,7 @@ class Outlook:
             running=running,
             ahead=position.ahead if position is not None else 0,
             paused=self.admission_paused,
+            queues=self.queues,
         )
 
     def longest_wait(self) -> LongestWait | None:
@@ -130,7 +142,7 @@ class Outlook:
         It reads what the ETA read: the running counts and, for the queues after the movie's
         stage, the movies before it were it to arrive there now (for a movie just made, its
         own arrival), and the means of the position's ETA."""
-        counts = self._etas.counts()
+        queues = self.queues
         position = self.position
         here = self.movie.current_stage
         later = STAGES[STAGES.index(here) + 1 :] if here is not None else ()
@@ -139,11 +151,11 @@ class Outlook:
             if position is not None and stage is position.stage:
                 ahead = position.ahead
             elif stage in later:
-                ahead = self._etas.ahead_in(self.movie, stage)
+                ahead = queues.ahead[stage]
             else:  # where it runs, or a queue it passed (a repeated create's older movie)
                 ahead = self._store.position(as_waiting_in(self.movie, stage), stage)[0]
             limit = self._config[stage].concurrency
-            must_finish = ahead + counts[stage].running - limit + 1
+            must_finish = ahead + queues.counts[stage].running - limit + 1
             if must_finish <= 0:
                 continue
             wait = -(-must_finish // limit) * stage_seconds(stage, self._config, self.means)

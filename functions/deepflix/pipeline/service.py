@@ -309,14 +309,15 @@ class Pipeline:
         try:
             ahead, total, running = self.store.position(movie, Stage.story)
             paused = self.store.admission_paused()
+            queues = self.etas.queues(movie, Stage.story)
             e = self.etas.estimate(
-                movie, Stage.story, running=False, ahead=ahead, paused=lambda: paused
+                movie, Stage.story, running=False, ahead=ahead, paused=lambda: paused, queues=queues
             )
         except Exception:
             log.warning("no estimate for a new movie", exc_info=True)
             return None, None
         # Once saved, the movie waits there too: one more than the store counted.
-        reads = CreateReads(Placed(Stage.story, ahead, total + 1, running), paused)
+        reads = CreateReads(Placed(Stage.story, ahead, total + 1, running), paused, queues)
         eta = CreatedEta(
             finish_s=e.finish_s, low_s=e.finish_low, high_s=e.finish_high, unknown=e.unknown
         )
