@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from deepflix.handlers.api import Api
 from deepflix.handlers.guard import RequestGuard
 from deepflix.handlers.writes import PipelineWrites
 from deepflix.pipeline.operations import OperatorPorts
+from deepflix.pipeline.ports import MovieStore
 from deepflix.pipeline.service import Pipeline
 from deepflix.runtime import auth
 from deepflix.settings import Settings
@@ -43,14 +44,20 @@ SCRIPT = {"X-DeepFlix-Client": "tests"}
 
 
 @contextmanager
-def in_process(tmp_path: Path, *, headers: Mapping[str, str] = SCRIPT) -> Iterator[InProcess]:
+def in_process(
+    tmp_path: Path,
+    *,
+    headers: Mapping[str, str] = SCRIPT,
+    store: Callable[[SqliteMovieStore], MovieStore] = lambda s: s,
+) -> Iterator[InProcess]:
+    """`store` may wrap the embedded store (to count what the answers read)."""
     work = Recorder()
     db = Database(tmp_path / "movies.db")
     keys = ApiKeys(db)
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     queue = SqliteQueue(db)
     pipeline = Pipeline(
-        store=SqliteMovieStore(db),
+        store=store(SqliteMovieStore(db)),
         tasks=work,
         events=work,
         jobs=work,

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from deepflix.handlers import dashboard, examples, openapi
-from deepflix.handlers.admission import longest_wait, waits_for_admission
+from deepflix.handlers.admission import longest_wait
 from deepflix.handlers.admission_routes import AdmissionRoutes
 from deepflix.handlers.cors import Cors, CorsMiddleware
 from deepflix.handlers.guard import Guarded, RequestGuard
@@ -241,9 +241,9 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
         return await self._read(self._created, await self._write(write))
 
     def _created(self, movie: Movie) -> Response:
-        pos = self.pipeline.position(movie)
-        view = position_view(pos)
-        paused = waits_for_admission(self.pipeline, movie)
+        outlook = self.pipeline.outlook(movie, created=True)
+        view = position_view(outlook.position)
+        paused = outlook.held
         body_out = {
             "movie_id": movie.id,
             "job_id": movie.id,
@@ -252,9 +252,9 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
             "ahead": view["ahead"] if view else None,
             # Frozen while admission is paused: none, and `eta` says why.
             "eta_seconds": view["eta_seconds"] if view and not paused else None,
-            **eta_view(self.pipeline.eta(movie, pos)),
+            **eta_view(outlook.eta),
             "admission_paused": paused,
-            "longest_wait": longest_wait(self.pipeline, movie, pos),
+            "longest_wait": longest_wait(outlook),
             "links": links(movie.id),
         }
         return json_answer(body_out, 202, {"Location": f"/api/movies/{movie.id}"})
@@ -299,9 +299,9 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     )
     def status(self, request: Request) -> Response:
         movie = self._movie(request, request.path_params["movie_id"])
-        pos = self.pipeline.position(movie)
-        view = self.views(movie, pos, self.pipeline.eta(movie, pos))
-        if waits_for_admission(self.pipeline, movie):
+        outlook = self.pipeline.outlook(movie)
+        view = self.views(movie, outlook.position, outlook.eta)
+        if outlook.held:
             view["admission_paused"] = True
             view["eta_seconds"] = None
         return json_answer(view)
@@ -332,8 +332,8 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
         return await self._read(self._retried, movie)
 
     def _retried(self, movie: Movie) -> Response:
-        pos = self.pipeline.position(movie)
-        return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)), 202)
+        outlook = self.pipeline.outlook(movie)
+        return json_answer(self.views(movie, outlook.position, outlook.eta), 202)
 
     @OPERATIONS(
         "GET",
@@ -364,8 +364,8 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
     )
     def position(self, request: Request) -> Response:
         movie = self._movie(request, request.path_params["job_id"])
-        pos = self.pipeline.position(movie)
-        view = position_view(pos)
+        outlook = self.pipeline.outlook(movie)
+        view = position_view(outlook.position)
         stage = movie.current_stage
         return json_answer(
             {
@@ -374,7 +374,7 @@ class Api(AdmissionRoutes, OperatorApi, LiveRoutes, MetricsRoutes):
                 "current_stage": stage.value if stage else None,
                 "waiting": view is not None,
                 **(view or {"position": None, "ahead": None, "eta_seconds": None}),
-                **eta_view(self.pipeline.eta(movie, pos)),
+                **eta_view(outlook.eta),
             }
         )
 

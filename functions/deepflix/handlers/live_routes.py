@@ -66,8 +66,8 @@ class LiveRoutes:
         def render() -> tuple[bytes, bool]:
             movie = self.pipeline.get(movie_id)
             stream.waiting = movie.waiting_stage is not None
-            pos = self.pipeline.position(movie)
-            view = self.views(movie, pos, self.pipeline.eta(movie, pos))
+            outlook = self.pipeline.outlook(movie)
+            view = self.views(movie, outlook.position, outlook.eta)
             return frame("movie", view), movie.status.terminal
 
         async def again() -> tuple[bytes, bool]:

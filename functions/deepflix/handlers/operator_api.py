@@ -119,8 +119,8 @@ class OperatorApi:
         return await self._read(self._movie_view, movie)
 
     def _movie_view(self, movie: Movie) -> Response:
-        pos = self.pipeline.position(movie)
-        return json_answer(self.views(movie, pos, self.pipeline.eta(movie, pos)))
+        outlook = self.pipeline.outlook(movie)
+        return json_answer(self.views(movie, outlook.position, outlook.eta))
 
     @OPERATIONS(
         "POST",

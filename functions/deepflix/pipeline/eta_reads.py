@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from deepflix.pipeline.eta import Durations, Eta, PathAhead, WindowedRuns, estimate, recent
@@ -24,6 +25,15 @@ def as_waiting_in(movie: Movie, stage: Stage) -> Movie:
     stages = {s: StageState() for s in STAGES}
     stages[stage] = StageState(status=StageStatus.waiting, ready_at=movie.created_at)
     return movie.model_copy(update={"stages": stages})
+
+
+@dataclass(frozen=True)
+class QueueReads:
+    """The queues as one estimate read them: every stage's counts, and the movies before
+    the movie in each queue after its stage (as if it arrived there now)."""
+
+    counts: Mapping[Stage, QueueCounts]
+    ahead: Mapping[Stage, int]
 
 
 class EtaReads:
@@ -55,10 +65,22 @@ class EtaReads:
         self._ahead: dict[tuple[Stage, int], tuple[float, int]] = {}
         self._durations: tuple[WindowedRuns | None, Durations | None] = (None, None)
 
-    def estimate(self, movie: Movie, stage: Stage, *, running: bool, ahead: int) -> Eta:
-        """The ETA of `movie`, waiting (`ahead` before it) or running in `stage`."""
-        now = self.monotonic()
-        later = STAGES[STAGES.index(stage) + 1 :]
+    def estimate(
+        self,
+        movie: Movie,
+        stage: Stage,
+        *,
+        running: bool,
+        ahead: int,
+        paused: Callable[[], bool] | None = None,
+        queues: QueueReads | None = None,
+    ) -> Eta:
+        """The ETA of `movie`, waiting (`ahead` before it) or running in `stage`. `paused`
+        tells whether admission is paused and `queues` the queues after `stage`, where the
+        caller has read them for its answer too; paused is asked only for a movie waiting in
+        the story stage."""
+        if queues is None:
+            queues = self.queues(movie, stage)
         started = movie.stages[stage].started_at
         elapsed = (self.clock() - started).total_seconds() if running and started else 0.0
         path = PathAhead(
@@ -67,12 +89,20 @@ class EtaReads:
             elapsed_s=max(elapsed, 0.0),
             ahead=ahead,
             scenes=movie.request.scene_count,
-            waiting={s: self._ahead_in(movie, s, now) for s in later},
-            busy={s: c.running for s, c in self._stage_counts(now).items()},
+            waiting=queues.ahead,
+            busy={s: c.running for s, c in queues.counts.items()},
             concurrency={s: self.config[s].concurrency for s in STAGES},
         )
-        paused = stage is Stage.story and not running and self.store.admission_paused()
-        return estimate(path, self.durations(), admission_paused=paused)
+        held = stage is Stage.story and not running and (paused or self.store.admission_paused)()
+        return estimate(path, self.durations(), admission_paused=held)
+
+    def queues(self, movie: Movie, stage: Stage | None) -> QueueReads:
+        """What an estimate of `movie` in `stage` reads of the queues (reused for ttl_s; the
+        movies ahead per stage and priority); no later queue for a movie that is done."""
+        now = self.monotonic()
+        later = STAGES[STAGES.index(stage) + 1 :] if stage is not None else ()
+        ahead = {s: self._ahead_in(movie, s, now) for s in later}
+        return QueueReads(self._stage_counts(now), ahead)
 
     def durations(self) -> Durations:
         """The recent durations, built again only when the store's history is read again

@@ -28,7 +28,6 @@ from deepflix.pipeline.events import (
 )
 from deepflix.pipeline.models import (
     STAGES,
-    CreatedEta,
     Movie,
     MovieCreate,
     Stage,
@@ -38,6 +37,7 @@ from deepflix.pipeline.models import (
 )
 from deepflix.pipeline.operations import Operator, OperatorPorts
 from deepflix.pipeline.operator import MovieFilter
+from deepflix.pipeline.outlook import CreatedReads, Outlook, created_estimate
 from deepflix.pipeline.policy import PipelineConfig
 from deepflix.pipeline.ports import (
     EventBus,
@@ -50,7 +50,7 @@ from deepflix.pipeline.ports import (
     UnitOfWork,
     each_step_alone,
 )
-from deepflix.pipeline.position import QueuePosition, estimate_eta
+from deepflix.pipeline.position import QueuePosition
 from deepflix.pipeline.sender import Sender
 from deepflix.pipeline.transitions import Decision, apply
 from deepflix.pipeline.webhooks import Webhooks, WebhookSetup, announce
@@ -129,6 +129,7 @@ class Pipeline:
             else None
         )
         self.etas = EtaReads(store=store, config=config, clock=clock)
+        self._created_reads = CreatedReads()
 
     # -- client operations ---------------------------------------------------------------
 
@@ -150,8 +151,13 @@ class Pipeline:
             webhook=WebhookState(url=url) if url else None,
             trace=tracing.traceparent(),
         )
-        movie = movie.model_copy(update={"eta_at_create": self._created_eta(movie)})
-        return self.unit_of_work(lambda: self._create(movie, idempotency_key))
+        eta, reads = created_estimate(self.store, self.etas, movie)
+        movie = movie.model_copy(update={"eta_at_create": eta})
+        saved, claimed = self.unit_of_work(lambda: self._create(movie, idempotency_key))
+        if reads is not None and saved.id == movie.id and not claimed:
+            # Its queue changed since by its own arrival only (a claim would have moved it).
+            self._created_reads.keep(saved.id, reads)
+        return saved
 
     def get(self, movie_id: str) -> Movie:
         movie = self.store.get(movie_id)
@@ -209,18 +215,14 @@ class Pipeline:
         return self.etas.estimate(movie, stage, running=running, ahead=ahead)
 
     def position(self, movie: Movie) -> QueuePosition | None:
-        stage = movie.waiting_stage
-        if stage is None:
-            return None
-        ahead, total, running = self.store.position(movie, stage)
-        eta = estimate_eta(
-            stage,
-            ahead=ahead,
-            running=running,
-            config=self.config,
-            observed=self.store.mean_durations(),
-        )
-        return QueuePosition(stage, ahead, total, running, eta)
+        return self.outlook(movie).position
+
+    def outlook(self, movie: Movie, *, created: bool = False) -> Outlook:
+        """The movie's place, ETA and paused admission for one answer, each read once;
+        `created` for the answer to the create that made it: what that create read in this
+        process is not read again."""
+        reads = self._created_reads.take(movie.id) if created else None
+        return Outlook(movie, store=self.store, etas=self.etas, config=self.config, created=reads)
 
     def pause_admission(self) -> None:
         self.unit_of_work(lambda: self.store.set_admission_paused(True))
@@ -283,7 +285,9 @@ class Pipeline:
 
     # -- the operations' bodies, run inside their unit of work ---------------------------
 
-    def _create(self, movie: Movie, idempotency_key: str | None) -> Movie:
+    def _create(self, movie: Movie, idempotency_key: str | None) -> tuple[Movie, int]:
+        """The saved movie (or the one an Idempotency-Key named before), and how many movies
+        an inline admission claimed."""
         now = movie.created_at
         if self.admission == "task":
             # The name makes a repeated enqueue harmless.
@@ -297,25 +301,13 @@ class Pipeline:
                 "this Idempotency-Key was used with a different request body",
                 details={"movie_id": e.movie_id},
             ) from e
+        claimed = 0
         if saved.id == movie.id:
             if self.admission == "inline":
-                self._dispatch(Stage.story)
+                claimed = self._dispatch(Stage.story)
             else:
                 self.sender.send(saved)
-        return saved
-
-    def _created_eta(self, movie: Movie) -> CreatedEta | None:
-        """The finish estimate recorded with a new movie; its key places it in the queue
-        before it is saved. An estimate must never fail a create."""
-        try:
-            ahead, _, _ = self.store.position(movie, Stage.story)
-            e = self.etas.estimate(movie, Stage.story, running=False, ahead=ahead)
-        except Exception:
-            log.warning("no estimate for a new movie", exc_info=True)
-            return None
-        return CreatedEta(
-            finish_s=e.finish_s, low_s=e.finish_low, high_s=e.finish_high, unknown=e.unknown
-        )
+        return saved, claimed
 
     def _resume_admission(self) -> None:
         self.store.set_admission_paused(False)

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
-from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from deepflix.adapters.gcp.clients import Lazy, translate_outages
 from deepflix.adapters.gcp.eta_durations import DurationHistograms
@@ -21,7 +20,6 @@ from deepflix.adapters.gcp.firestore_claim import ClaimReads, free_slots
 from deepflix.adapters.gcp.firestore_docs import (
     DOC_ID,
     MOVIES,
-    STATS,
     eq,
     from_document,
     shard_count,
@@ -38,6 +36,7 @@ from deepflix.adapters.gcp.queue_counts import (
     DEEP_AFTER,
     QueueCounters,
 )
+from deepflix.adapters.gcp.stage_means import StageMeans
 from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import WindowedRuns
@@ -109,6 +108,7 @@ class FirestoreMovieStore(FirestoreOperator):
         # Movies a stage's queue holds uncounted before new arrivals are counted (ADR 0026).
         self.counters = QueueCounters(db=self.db, rpc=self.rpc, deep_after=deep_after)
         self.eta_durations = DurationHistograms(db=self.db, rpc=self.rpc)
+        self.stage_means = StageMeans(db=self.db, rpc=self.rpc)
         # Free slot shards with room: at most `max_probes` returned by a claim's query.
         self.slots = SlotFinder(db=self.db, rpc=self.rpc, max_probes=max_probes)
         # One claim of a stage at a time in this process (claim()); what each reads.
@@ -288,19 +288,8 @@ class FirestoreMovieStore(FirestoreOperator):
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:
-        """Mean duration per stage: one aggregation of the stage's duration sums each (a
-        plain mean of every sample, where the running mean it replaces needed a read and
-        a guarded write of one document per success)."""
-        out = {}
-        for stage in Stage:
-            q = self.db().collection(STATS).where(filter=eq("stage", stage.value))
-            agg = AggregationQuery(q).sum("sum_s", alias="sum_s").sum("n", alias="n")
-            (row,) = agg.get(**self.rpc)
-            METER.add("firestore.reads")
-            got = {r.alias: r.value for r in row}
-            if got.get("n"):
-                out[stage] = float(got["sum_s"]) / float(got["n"])
-        return out
+        # Reused for a few seconds per instance (stage_means.py says why that is safe).
+        return self.stage_means.read()
 
     @translate_outages("firestore")
     def duration_history(self) -> WindowedRuns:
