@@ -70,6 +70,8 @@ def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firesto
     # past those read are deleted by the same write, so none shows.
     window = str(window_of(LATER + timedelta(seconds=3)))
     recent = {window: {"3": {str(duration_bin(3.0)): 1}}}
+    # Stamped with its commit, so readers ask only for shards updated since they last read.
+    assert stats.pop("updated") is not None
     assert stats == {"stage": "story", "sum_s": pytest.approx(3.0), "n": 1, "recent": recent}
     assert store.mean_durations() == {Stage.story: pytest.approx(3.0)}
     assert [(e["stage"], e["before"], e["after"]) for e in store.journal(m.id)] == [
@@ -209,3 +211,37 @@ def test_a_waiting_movie_backing_off_is_skipped_not_blocking(empty_firestore: An
     (t,) = store.claim(Stage.story, 1, LATER, claim_fn(Stage.story))
     assert t.movie.id == late.id
     assert t.movie.stages[Stage.story].status is StageStatus.running
+
+
+def test_duration_histograms_are_read_whole_once_then_only_the_shards_updated(
+    empty_firestore: Any,
+) -> None:
+    from deepflix.metering import METER
+
+    store = FirestoreMovieStore(client=empty_firestore)
+    histograms = store.eta_durations
+    histograms.ttl_s, histograms.overlap = 0.0, timedelta(0)  # every read asks again
+
+    def succeed(n: int, seconds: float) -> None:
+        for m in [movie(seconds=i) for i in range(n)]:
+            store.create(m, idempotency_key=None, fingerprint=m.id)
+            store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, T0), CONFIG))
+            done = StageSucceeded(Stage.story, 1, (), T0 + timedelta(seconds=seconds))
+            store.mutate(m.id, lambda x, done=done: apply(x, done, CONFIG))  # type: ignore[misc]
+
+    def reads_of_history() -> tuple[int, Any]:
+        before = METER.snapshot().get("firestore.reads", 0)
+        history = store.duration_history()
+        return METER.snapshot().get("firestore.reads", 0) - before, history
+
+    succeed(3, 4.0)  # three stats shards, taken in turn
+    assert len(list(empty_firestore.collection("stats").stream())) == 3
+    assert reads_of_history()[0] == 3
+    assert reads_of_history()[0] == 1  # nothing updated: the least a query is billed
+    succeed(1, 8.0)
+    reads, history = reads_of_history()
+    assert reads == 1  # the one shard written since
+    fresh = FirestoreMovieStore(client=empty_firestore).duration_history()
+    assert history == fresh
+    (bins,) = history.values()
+    assert bins == {duration_bin(4.0): 3, duration_bin(8.0): 1}

@@ -2,15 +2,20 @@
 
 A success counts its run into a bin of `recent.{window}.{scene count}` in the stats shard it
 already adds its duration to (firestore_txn.Txn._observe): no write of its own and no document
-every movie writes; the same write deletes the windows the ETA no longer reads. Reading sums
-the bins of every shard of every stage per window (pipeline/eta.py weighs the windows).
+every movie writes; the same write deletes the windows the ETA no longer reads and stamps the
+shard `updated`. Reading sums the bins of every shard of every stage per window (pipeline/eta.py
+weighs the windows); an instance reads every shard once, then only those updated since.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+
+from google.cloud import firestore
 
 from deepflix.adapters.gcp.firestore_docs import STATS
 from deepflix.metering import METER
@@ -21,6 +26,13 @@ from deepflix.pipeline.models import Stage
 TTL_S = 10.0
 # The map of windows in a stats shard (`bins`, without windows, is no longer read).
 RECENT = "recent"
+# A stats shard's commit time, set by every write of it (a server timestamp): a reader asks
+# only for the shards written since its last read.
+UPDATED = "updated"
+# How far before the newest `updated` it saw a reader asks again: a strong query sees every
+# commit up to its read time, so this only covers clocks that are not Firestore's (the
+# emulator's). A shard read twice is merely read twice.
+OVERLAP = timedelta(seconds=1)
 # Windows a write deletes beyond those read: a shard written at least once in this many
 # windows keeps no stale one; one left by a longer gap is only ignored by readers.
 STALE_SWEPT = 3
@@ -47,21 +59,49 @@ def runs_of(docs: list[dict[str, Any]]) -> WindowedRuns:
 
 
 class DurationHistograms:
-    """Reads of the histograms, cached per instance for TTL_S."""
+    """Reads of the histograms, cached per instance for `ttl_s`; each read after the first
+    asks only for the shards updated since the newest one it has (billed one read per shard
+    returned, at least one), where reading every shard each time cost up to every shard of
+    every stage (450) a refresh, whatever the rate of runs."""
 
-    def __init__(self, *, db: Any, rpc: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        rpc: dict[str, Any],
+        ttl_s: float = TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db  # () -> the Firestore client
         self.rpc = rpc
+        self.ttl_s = ttl_s
+        self.monotonic = monotonic
+        self.overlap = OVERLAP
         self._lock = threading.Lock()
-        self._cached: tuple[float, WindowedRuns] = (-TTL_S, {})
+        self._cached: tuple[float, WindowedRuns] | None = None
+        self._docs: dict[str, dict[str, Any]] = {}  # the shards as last read, by document id
+        self._newest: datetime | None = None  # the newest `updated` among them
 
     def read(self) -> WindowedRuns:
-        at, history = self._cached
-        if time.monotonic() - at < TTL_S:
-            return history
-        snaps = list(self.db().collection(STATS).stream(**self.rpc))
-        METER.add("firestore.reads", max(1, len(snaps)))
-        out = runs_of([s.to_dict() or {} for s in snaps])
-        with self._lock:
-            self._cached = (time.monotonic(), out)
-        return out
+        cached = self._cached
+        if cached is not None and self.monotonic() - cached[0] < self.ttl_s:
+            return cached[1]
+        with self._lock:  # one refresh at a time: they would read the same shards
+            cached = self._cached
+            if cached is not None and self.monotonic() - cached[0] < self.ttl_s:
+                return cached[1]
+            query = self.db().collection(STATS)
+            if self._newest is not None:
+                since = self._newest - self.overlap
+                query = query.where(filter=firestore.FieldFilter(UPDATED, ">", since))
+            snaps = list(query.stream(**self.rpc))
+            METER.add("firestore.reads", max(1, len(snaps)))
+            for snap in snaps:
+                doc = snap.to_dict() or {}
+                self._docs[snap.id] = doc
+                updated = doc.get(UPDATED)
+                if updated is not None and (self._newest is None or updated > self._newest):
+                    self._newest = updated
+            out = runs_of(list(self._docs.values()))
+            self._cached = (self.monotonic(), out)
+            return out

@@ -11,7 +11,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.eta_durations import RECENT, stale_windows
+from deepflix.adapters.gcp.eta_durations import RECENT, UPDATED, stale_windows
 from deepflix.adapters.gcp.firestore_docs import (
     MOVIES,
     Doc,
@@ -172,7 +172,9 @@ class Txn:
     def _write_durations(self) -> None:
         docs: dict[tuple[Stage, int], dict[str, Any]] = {}
         for (stage, shard, name), v in self.durations.items():
-            doc = docs.setdefault((stage, shard), {"stage": stage.value})
+            doc = docs.setdefault(
+                (stage, shard), {"stage": stage.value, UPDATED: firestore.SERVER_TIMESTAMP}
+            )
             if isinstance(name, tuple):  # a histogram bin: nested maps, merged field by field
                 _, window, scenes, bin_ = name
                 windows = doc.setdefault(RECENT, {})
