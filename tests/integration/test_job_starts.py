@@ -10,8 +10,11 @@ import pytest
 
 from deepflix.pipeline.events import StageSucceeded
 from deepflix.pipeline.models import Stage
+from deepflix.stages.faults import FaultPlan
+from deepflix.stages.runner import StageRunner
 from tests.factories import request
 from tests.pipeline_fakes import Bus, Jobs, Outage, Tasks, cloud_like
+from tests.read_counts import CountingStore
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +39,24 @@ def test_two_deliveries_of_one_images_request_start_one_job(tmp_path: Path) -> N
     assert jobs.started == ["exec-1"]
     assert pipeline.get(movie.id).stages[Stage.images].execution == "exec-1"
     pipeline.start_job(movie.id, Stage.images, 1)  # a later redelivery
+    assert jobs.started == ["exec-1"]
+
+
+def test_a_job_stage_request_reads_the_movie_once_in_its_start_claim(tmp_path: Path) -> None:
+    jobs = Jobs()
+    pipeline = cloud_like(tmp_path, Bus(Outage()), Tasks(Outage()), jobs)
+    movie = pipeline.create(request(), owner="u", idempotency_key=None)
+    pipeline.dispatch(Stage.story)
+    pipeline.report(movie.id, StageSucceeded(Stage.story, 1, (), pipeline.clock()))
+    counting = CountingStore(pipeline.store)
+    pipeline.store = counting
+    runner = StageRunner(pipeline=pipeline, work=None, faults=FaultPlan(None))  # type: ignore[arg-type]
+    body = {"movie_id": movie.id, "stage": "images", "attempt": 1}
+    runner.handle(body)
+    assert jobs.started == ["exec-1"]
+    assert counting.reads["get"] == 0  # the start's claim read it, in its own transaction
+    for stale in (body, body | {"attempt": 2}, {**body, "movie_id": "0" * 32}):
+        runner.handle(stale)  # a redelivery, a stale attempt, a movie that is gone
     assert jobs.started == ["exec-1"]
 
 

@@ -66,21 +66,20 @@ class StageRunner:
     def handle(self, body: dict[str, Any]) -> None:
         """Handle one delivery of a stage request; duplicates and stale attempts do nothing."""
         req = StageRequest.model_validate(body)
+        if self.pipeline.config[req.stage].runs_as_job:
+            # Starts the job only if no other delivery has claimed its start. The claim
+            # reads the movie and refuses a stale attempt or one whose job has started
+            # (transitions), so no read before it: on Firestore a billed read each.
+            self.pipeline.start_job(req.movie_id, req.stage, req.attempt, settles=req.settle)
+            return
         movie = self._current(req.movie_id, req.stage, req.attempt)
         if movie is None:
             return
-        policy = self.pipeline.config[req.stage]
-        if not policy.runs_as_job:
-            if self.threads is None:
-                self.execute(req.movie_id, req.stage, req.attempt, current=movie)
-                return
-            deadline = self._deadline(movie, req.stage)
-            self.threads.submit(lambda: self._execute_until_recorded(req, movie, deadline))
+        if self.threads is None:
+            self.execute(req.movie_id, req.stage, req.attempt, current=movie)
             return
-        if movie.stages[req.stage].execution is not None:
-            return  # a redelivery after the job was already started
-        # Starts the job only if no other delivery has claimed its start.
-        self.pipeline.start_job(req.movie_id, req.stage, req.attempt, settles=req.settle)
+        deadline = self._deadline(movie, req.stage)
+        self.threads.submit(lambda: self._execute_until_recorded(req, movie, deadline))
 
     def execute(
         self,
