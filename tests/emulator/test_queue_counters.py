@@ -138,6 +138,12 @@ def reads_of_position(store: FirestoreMovieStore, m: Movie) -> tuple[int, Any]:
     return METER.snapshot().get("firestore.reads", 0) - before, answer
 
 
+def reads_of_ahead(store: FirestoreMovieStore, m: Movie) -> tuple[int, int]:
+    before = METER.snapshot().get("firestore.reads", 0)
+    ahead = store.ahead(m, Stage.story)
+    return METER.snapshot().get("firestore.reads", 0) - before, ahead
+
+
 def test_a_shallow_queue_writes_no_counter_and_a_position_is_four_aggregations(
     empty_firestore: Any,
 ) -> None:
@@ -149,6 +155,7 @@ def test_a_shallow_queue_writes_no_counter_and_a_position_is_four_aggregations(
     for m in (ms[0], ms[-1]):
         reads, answer = reads_of_position(store, m)
         assert reads == answer.billed_reads == 4 and answer.ahead == ms.index(m)
+        assert reads_of_ahead(store, m) == (2, ms.index(m))  # without the totals
 
 
 def test_a_deep_queue_position_is_eight_aggregations_whatever_the_depth(
@@ -163,6 +170,7 @@ def test_a_deep_queue_position_is_eight_aggregations_whatever_the_depth(
     for m in (ms[0], ms[12], ms[-1]):
         reads, answer = reads_of_position(store, m)
         assert reads == answer.billed_reads == 8 and answer.ahead == ms.index(m)
+        assert reads_of_ahead(store, m) == (6, ms.index(m))
         # The 10-second bucket's count matched only its own movies, not the queue.
         assert answer.matched["own_10s"] <= 20
     assert assert_exact(store, empty_firestore) == 60

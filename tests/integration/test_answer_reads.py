@@ -37,8 +37,8 @@ def test_a_create_reads_each_thing_once(answers: Answers) -> None:
     # answer's ETA and its longest wait.
     assert reads == {
         "position:story": 1,
-        "position:images": 1,
-        "position:video": 1,
+        "ahead:images": 1,
+        "ahead:video": 1,
         "counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,
@@ -56,8 +56,8 @@ def test_a_create_reads_each_thing_once_however_long_its_write_takes(answers: An
     _, reads = answers("POST", "/api/movies", {"prompt": "a", "scene_count": 2})
     assert reads == {
         "position:story": 1,
-        "position:images": 1,
-        "position:video": 1,
+        "ahead:images": 1,
+        "ahead:video": 1,
         "counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,
@@ -72,8 +72,8 @@ def test_status_and_position_answers_read_each_thing_once(answers: Answers) -> N
     assert reads == {
         "get": 1,
         "position:story": 1,
-        "position:images": 1,
-        "position:video": 1,
+        "ahead:images": 1,
+        "ahead:video": 1,
         "counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,  # the ETA's and the answer's own flag
@@ -83,8 +83,8 @@ def test_status_and_position_answers_read_each_thing_once(answers: Answers) -> N
     assert reads == {
         "get": 1,
         "position:story": 1,
-        "position:images": 1,
-        "position:video": 1,
+        "ahead:images": 1,
+        "ahead:video": 1,
         "counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,

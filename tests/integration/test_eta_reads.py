@@ -26,6 +26,10 @@ class Counting:
         self.reads += 1
         return self.store.position(m, stage)
 
+    def ahead(self, m: Movie, stage: Stage) -> int:
+        self.reads += 1
+        return self.store.ahead(m, stage)
+
     def counts(self) -> Any:
         self.reads += 1
         return self.store.counts()

@@ -130,7 +130,7 @@ class EtaReads:
             return cached[1]
         # As if arriving now, behind every movie of its priority that waits there.
         last = as_waiting_in(movie, stage).model_copy(update={"created_at": self.clock()})
-        ahead = self.store.position(last, stage)[0]
+        ahead = self.store.ahead(last, stage)
         with self._lock:
             self._ahead[key] = (now, ahead)
         return ahead

@@ -156,7 +156,7 @@ class Outlook:
             elif stage in later:
                 ahead = queues.ahead[stage]
             else:  # where it runs, or a queue it passed (a repeated create's older movie)
-                ahead = self._store.position(as_waiting_in(self.movie, stage), stage)[0]
+                ahead = self._store.ahead(as_waiting_in(self.movie, stage), stage)
             limit = self._config[stage].concurrency
             must_finish = ahead + queues.counts[stage].running - limit + 1
             if must_finish <= 0:

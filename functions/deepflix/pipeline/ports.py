@@ -54,6 +54,9 @@ class MovieStore(Protocol):
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         """(movies ahead of this one, total waiting, running) for the queue of `stage`."""
 
+    def ahead(self, movie: Movie, stage: Stage) -> int:
+        """The first figure of position() alone, where a store reads it for less."""
+
     def counts(self) -> dict[Stage, QueueCounts]: ...
 
     def running(self, stage: Stage) -> list[Movie]: ...

@@ -241,6 +241,10 @@ class FirestoreMovieStore(FirestoreOperator):
         return answer.ahead, answer.total, answer.running
 
     @translate_outages("firestore")
+    def ahead(self, movie: Movie, stage: Stage) -> int:
+        return self.counters.ahead(movie, stage)
+
+    @translate_outages("firestore")
     def counts(self) -> dict[Stage, QueueCounts]:
         return {s: QueueCounts(w, r) for s, (w, r) in self.counters.counts().items()}
 

@@ -219,6 +219,11 @@ class QueueCounters:
     def _queue(self, stage: Stage) -> Any:
         return self.db().collection(MOVIES).where(filter=eq("waiting_stage", stage.value))
 
+    def _widest(self, stage: Stage) -> Any:
+        """The stage's widest buckets: their sum is its counted waiting."""
+        q = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
+        return q.where(filter=eq("width", WIDTHS[-1]))
+
     def _uncounted_query(self, stage: Stage) -> Any:
         return self._queue(stage).where(filter=eq(COUNT_SHARD, None))
 
@@ -227,9 +232,7 @@ class QueueCounters:
         one billed read per 1,000 of them, a day of arrivals is at most shards x priorities)
         and a count() of the uncounted (at most about DEEP_AFTER); running there from a
         count() of the movies' running_stage index; all at the first read's time."""
-        q = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
-        q = q.where(filter=eq("width", WIDTHS[-1]))
-        out = self._aggregate(q, ("n",), None)
+        out = self._aggregate(self._widest(stage), ("n",), None)
         at = out["read_time"]
         uncounted = self._aggregate(self._uncounted_query(stage), (), at)["matched"]
         with self._lock:  # a fresh figure for the next decision, at no extra read
@@ -253,12 +256,7 @@ class QueueCounters:
 
     def position(self, movie: Movie, stage: Stage) -> Answer:
         """Movies ahead of `movie` in the stage's (priority, arrival, id) order, the stage's
-        waiting and running, all read at one instant (the first answer's read time).
-
-        With nothing counted in the stage, every movie ahead is in the index: one count().
-        Otherwise the counted ones before its finest bucket come from the bucket sums, the
-        uncounted ones before it from a count() of them, and its finest bucket's from a
-        count() of the index (counted or not)."""
+        waiting and running, all read at one instant (the first answer's read time)."""
         totals = self.stage_totals(stage)
         at = totals["read_time"]
         matched = {
@@ -267,28 +265,51 @@ class QueueCounters:
             "running": totals["running"],
         }
         ahead = 0
-        if movie.waiting_stage is stage and not totals["counted"]:
-            q = self._queue(stage).order_by("prio").order_by("arrival").order_by(DOC_ID)
-            ahead = self._aggregate(q.end_before(_cursor(movie)), (), at)["matched"]
-            matched["ahead"] = ahead
-        elif movie.waiting_stage is stage:
-            buckets = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
-            for width, since, before in bucket_ranges(movie):
-                q = buckets.where(filter=eq("width", width))
-                if since is not None:
-                    q = q.where(filter=firestore.FieldFilter("key", ">=", since))
-                q = q.where(filter=firestore.FieldFilter("key", "<", before))
-                got = self._aggregate(q, ("n",), at)
-                ahead += got["n"]
-                matched[f"buckets_{width}s"] = got["matched"]
-            own = self._own_bucket(movie, stage, at)
-            q = self._uncounted_query(stage).order_by("prio").order_by("arrival")
-            start = {"prio": movie.request.priority.rank, "arrival": own_bucket_arrival(movie)}
-            before_own = self._aggregate(q.order_by(DOC_ID).end_before(start), (), at)["matched"]
-            ahead += own + before_own
-            matched[f"own_{WIDTHS[0]}s"] = own
-            matched["uncounted_before"] = before_own
+        if movie.waiting_stage is stage:
+            ahead = self._ahead(movie, stage, bool(totals["counted"]), at, matched)
         return Answer(ahead, totals["waiting"], totals["running"], matched)
+
+    def ahead(self, movie: Movie, stage: Stage) -> int:
+        """Only the movies ahead of `movie` (the ETA's later queues): the counted waiting's
+        sum says whether any are counted, and its read time is the others'; two
+        aggregations fewer than a position."""
+        if movie.waiting_stage is not stage:
+            return 0
+        got = self._aggregate(self._widest(stage), ("n",), None)
+        return self._ahead(movie, stage, bool(got["n"]), got["read_time"], {})
+
+    def _ahead(
+        self, movie: Movie, stage: Stage, counted: bool, at: Any, matched: dict[str, int]
+    ) -> int:
+        """The movies ahead of `movie` waiting in `stage`, as of `at`; the entries each
+        aggregation matched go into `matched`.
+
+        With nothing counted in the stage, every movie ahead is in the index: one count().
+        Otherwise the counted ones before its finest bucket come from the bucket sums, the
+        uncounted ones before it from a count() of them, and its finest bucket's from a
+        count() of the index (counted or not)."""
+        if not counted:
+            q = self._queue(stage).order_by("prio").order_by("arrival").order_by(DOC_ID)
+            ahead = int(self._aggregate(q.end_before(_cursor(movie)), (), at)["matched"])
+            matched["ahead"] = ahead
+            return ahead
+        ahead = 0
+        buckets = self.db().collection(BUCKETS).where(filter=eq("stage", stage.value))
+        for width, since, before in bucket_ranges(movie):
+            q = buckets.where(filter=eq("width", width))
+            if since is not None:
+                q = q.where(filter=firestore.FieldFilter("key", ">=", since))
+            q = q.where(filter=firestore.FieldFilter("key", "<", before))
+            got = self._aggregate(q, ("n",), at)
+            ahead += got["n"]
+            matched[f"buckets_{width}s"] = got["matched"]
+        own = self._own_bucket(movie, stage, at)
+        q = self._uncounted_query(stage).order_by("prio").order_by("arrival")
+        start = {"prio": movie.request.priority.rank, "arrival": own_bucket_arrival(movie)}
+        before_own = self._aggregate(q.order_by(DOC_ID).end_before(start), (), at)["matched"]
+        matched[f"own_{WIDTHS[0]}s"] = own
+        matched["uncounted_before"] = before_own
+        return int(ahead + own + before_own)
 
     def prune(self, limit: int) -> int:
         """Housekeeping for the sweep: delete up to `limit` emptied bucket documents

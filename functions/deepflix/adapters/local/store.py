@@ -225,6 +225,9 @@ class SqliteMovieStore(OperatorRows):
     def position(self, movie: Movie, stage: Stage) -> tuple[int, int, int]:
         return queue_counts.position(self.db.conn(), movie, stage.value)
 
+    def ahead(self, movie: Movie, stage: Stage) -> int:
+        return self.position(movie, stage)[0]  # one statement either way
+
     def counts(self) -> dict[Stage, QueueCounts]:
         known = queue_counts.stage_counts(self.db.conn())
         out = {}
