@@ -12,7 +12,15 @@ from deepflix.pipeline.ports import MovieStore
 from tests.api_client import InProcess
 
 # The store's reads that an answer may need: each a billed read (or several) on Firestore.
-READS = ("get", "position", "ahead", "counts", "mean_durations", "admission_paused")
+READS = (
+    "get",
+    "position",
+    "ahead",
+    "counts",
+    "running_counts",
+    "mean_durations",
+    "admission_paused",
+)
 
 
 class CountingStore:

@@ -22,9 +22,9 @@ from tests.read_counts import Answers, CountingStore
 pytestmark = pytest.mark.emulator
 ONCE = {
     "position:story": 1,
-    "position:images": 1,
-    "position:video": 1,
-    "counts": 1,
+    "ahead:images": 1,
+    "ahead:video": 1,
+    "running_counts": 1,
     "mean_durations": 1,
     "admission_paused": 1,
 }

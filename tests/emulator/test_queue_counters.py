@@ -156,6 +156,10 @@ def test_a_shallow_queue_writes_no_counter_and_a_position_is_four_aggregations(
         reads, answer = reads_of_position(store, m)
         assert reads == answer.billed_reads == 4 and answer.ahead == ms.index(m)
         assert reads_of_ahead(store, m) == (2, ms.index(m))  # without the totals
+    before = METER.snapshot().get("firestore.reads", 0)
+    running = store.running_counts()  # the ETA's: a count() a stage, not three
+    assert METER.snapshot().get("firestore.reads", 0) - before == 3
+    assert running == {s: c.running for s, c in store.counts().items()}
 
 
 def test_a_deep_queue_position_is_eight_aggregations_whatever_the_depth(

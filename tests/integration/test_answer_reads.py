@@ -39,7 +39,7 @@ def test_a_create_reads_each_thing_once(answers: Answers) -> None:
         "position:story": 1,
         "ahead:images": 1,
         "ahead:video": 1,
-        "counts": 1,
+        "running_counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,
     }
@@ -58,7 +58,7 @@ def test_a_create_reads_each_thing_once_however_long_its_write_takes(answers: An
         "position:story": 1,
         "ahead:images": 1,
         "ahead:video": 1,
-        "counts": 1,
+        "running_counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,
     }
@@ -74,7 +74,7 @@ def test_status_and_position_answers_read_each_thing_once(answers: Answers) -> N
         "position:story": 1,
         "ahead:images": 1,
         "ahead:video": 1,
-        "counts": 1,
+        "running_counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,  # the ETA's and the answer's own flag
     }
@@ -85,7 +85,7 @@ def test_status_and_position_answers_read_each_thing_once(answers: Answers) -> N
         "position:story": 1,
         "ahead:images": 1,
         "ahead:video": 1,
-        "counts": 1,
+        "running_counts": 1,
         "mean_durations": 1,
         "admission_paused": 1,
     }

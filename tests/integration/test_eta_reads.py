@@ -30,9 +30,9 @@ class Counting:
         self.reads += 1
         return self.store.ahead(m, stage)
 
-    def counts(self) -> Any:
+    def running_counts(self) -> Any:
         self.reads += 1
-        return self.store.counts()
+        return self.store.running_counts()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -11,7 +11,7 @@ from datetime import datetime
 from deepflix.pipeline.eta import Durations, Eta, PathAhead, WindowedRuns, estimate, recent
 from deepflix.pipeline.models import STAGES, Movie, Stage, StageState, StageStatus
 from deepflix.pipeline.policy import PipelineConfig
-from deepflix.pipeline.ports import MovieStore, QueueCounts
+from deepflix.pipeline.ports import MovieStore
 
 # How long the later stages' queue counts are reused: a status or position answer read up
 # to three positions and the counts for them, which tripled the API's CPU per request
@@ -29,10 +29,10 @@ def as_waiting_in(movie: Movie, stage: Stage) -> Movie:
 
 @dataclass(frozen=True)
 class QueueReads:
-    """The queues as one estimate read them: every stage's counts, and the movies before
-    the movie in each queue after its stage (as if it arrived there now)."""
+    """The queues as one estimate read them: every stage's running movies, and the movies
+    before the movie in each queue after its stage (as if it arrived there now)."""
 
-    counts: Mapping[Stage, QueueCounts]
+    running: Mapping[Stage, int]
     ahead: Mapping[Stage, int]
 
 
@@ -61,7 +61,7 @@ class EtaReads:
         self.ttl_s = ttl_s
         self.monotonic = monotonic
         self._lock = threading.Lock()
-        self._counts: tuple[float, dict[Stage, QueueCounts]] | None = None
+        self._counts: tuple[float, dict[Stage, int]] | None = None
         self._ahead: dict[tuple[Stage, int], tuple[float, int]] = {}
         self._durations: tuple[WindowedRuns | None, Durations | None] = (None, None)
 
@@ -90,7 +90,7 @@ class EtaReads:
             ahead=ahead,
             scenes=movie.request.scene_count,
             waiting=queues.ahead,
-            busy={s: c.running for s, c in queues.counts.items()},
+            busy=dict(queues.running),
             concurrency={s: self.config[s].concurrency for s in STAGES},
         )
         held = stage is Stage.story and not running and (paused or self.store.admission_paused)()
@@ -102,7 +102,7 @@ class EtaReads:
         now = self.monotonic()
         later = STAGES[STAGES.index(stage) + 1 :] if stage is not None else ()
         ahead = {s: self._ahead_in(movie, s, now) for s in later}
-        return QueueReads(self._stage_counts(now), ahead)
+        return QueueReads(self._running(now), ahead)
 
     def durations(self) -> Durations:
         """The recent durations, built again only when the store's history is read again
@@ -114,13 +114,13 @@ class EtaReads:
             self._durations = (runs, durations)
         return durations
 
-    def _stage_counts(self, now: float) -> dict[Stage, QueueCounts]:
+    def _running(self, now: float) -> dict[Stage, int]:
         cached = self._counts
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
-        counts = self.store.counts()
-        self._counts = (now, counts)
-        return counts
+        running = self.store.running_counts()
+        self._counts = (now, running)
+        return running
 
     def _ahead_in(self, movie: Movie, stage: Stage, now: float) -> int:
         key = (stage, movie.request.priority.rank)

@@ -158,7 +158,7 @@ class Outlook:
             else:  # where it runs, or a queue it passed (a repeated create's older movie)
                 ahead = self._store.ahead(as_waiting_in(self.movie, stage), stage)
             limit = self._config[stage].concurrency
-            must_finish = ahead + queues.counts[stage].running - limit + 1
+            must_finish = ahead + queues.running[stage] - limit + 1
             if must_finish <= 0:
                 continue
             wait = -(-must_finish // limit) * stage_seconds(stage, self._config, self.means)

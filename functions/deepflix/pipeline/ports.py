@@ -59,6 +59,9 @@ class MovieStore(Protocol):
 
     def counts(self) -> dict[Stage, QueueCounts]: ...
 
+    def running_counts(self) -> dict[Stage, int]:
+        """The running of counts() alone (the ETA's), where a store reads it for less."""
+
     def running(self, stage: Stage) -> list[Movie]: ...
 
     def waiting_heads(self, stage: Stage) -> list[Movie]:

@@ -241,6 +241,10 @@ class FirestoreMovieStore(FirestoreOperator):
         return answer.ahead, answer.total, answer.running
 
     @translate_outages("firestore")
+    def running_counts(self) -> dict[Stage, int]:
+        return self.counters.running_counts()
+
+    @translate_outages("firestore")
     def ahead(self, movie: Movie, stage: Stage) -> int:
         return self.counters.ahead(movie, stage)
 

@@ -228,6 +228,9 @@ class SqliteMovieStore(OperatorRows):
     def ahead(self, movie: Movie, stage: Stage) -> int:
         return self.position(movie, stage)[0]  # one statement either way
 
+    def running_counts(self) -> dict[Stage, int]:
+        return {s: c.running for s, c in self.counts().items()}  # one statement either way
+
     def counts(self) -> dict[Stage, QueueCounts]:
         known = queue_counts.stage_counts(self.db.conn())
         out = {}
