@@ -73,9 +73,10 @@ class MovieStore(Protocol):
     def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
         """Take these messages out of the movie's outbox: they have been sent."""
 
-    def unsent(self, limit: int) -> list[Movie]:
-        """Movies whose outbox may hold messages, longest waiting first. A store may return
-        a movie whose outbox has emptied since: saving it unchanged corrects its index."""
+    def unsent(self, limit: int, before: datetime | None = None) -> list[Movie]:
+        """Movies whose outbox may hold messages, longest waiting first; with `before`,
+        only those whose oldest message was saved before it. A store may return a movie
+        whose outbox has emptied since: saving it unchanged corrects its index."""
 
     def mean_durations(self) -> dict[Stage, float]:
         """Recent mean seconds per successful stage run (absent when nothing observed)."""

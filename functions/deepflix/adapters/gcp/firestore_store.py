@@ -287,10 +287,12 @@ class FirestoreMovieStore(FirestoreOperator):
             METER.add("firestore.writes")
 
     @translate_outages("firestore")
-    def unsent(self, limit: int) -> Movies:
+    def unsent(self, limit: int, before: datetime | None = None) -> Movies:
         # Only a movie with messages waiting has an `outbox_since`; a range filter skips
-        # the null ones.
+        # the null ones (and, with `before`, those too young: each one returned is a read).
         q = self.movies().where(filter=firestore.FieldFilter("outbox_since", ">=", _EPOCH))
+        if before is not None:
+            q = q.where(filter=firestore.FieldFilter("outbox_since", "<", before))
         snaps = self._stream(q.order_by("outbox_since").limit(limit))
         return [from_document(s.to_dict()) for s in snaps]
 

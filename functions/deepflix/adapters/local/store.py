@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -290,11 +291,11 @@ class SqliteMovieStore(OperatorRows):
 
         self.db.write(write)
 
-    def unsent(self, limit: int) -> list[Movie]:
+    def unsent(self, limit: int, before: datetime | None = None) -> list[Movie]:
         rows = self._current().execute(
             "SELECT id, version, doc FROM movies WHERE outbox_since IS NOT NULL"
-            " ORDER BY outbox_since LIMIT ?",
-            (limit,),
+            " AND outbox_since < ? ORDER BY outbox_since LIMIT ?",
+            (math.inf if before is None else before.timestamp(), limit),
         )
         return [self._cache.parse(row) for row in rows]
 
