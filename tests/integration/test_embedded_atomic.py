@@ -46,59 +46,22 @@ def test_a_cached_movie_is_not_served_after_another_process_changed_it(tmp_path:
     assert here.get(created.id).status.value == "cancelled"  # type: ignore[union-attr]
 
 
-def test_progress_is_written_at_most_twice_a_second(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def progress_reported(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, steps: list[tuple[float, int]]
+) -> list[int]:
+    """The progress figures a story attempt reports when its work reports `steps`
+    (seconds after the last, percentage) on a clock of the test's own."""
     from deepflix.stages import processors, runner
 
-    runtime = build_embedded(Settings(_env_file=None, data_dir=tmp_path, generators="instant"))
+    runtime = build_embedded(settings)
     movie = runtime.pipeline.create(MovieCreate(prompt="bar"), owner="u", idempotency_key=None)
     runtime.pipeline.dispatch(Stage.story)
     now = [100.0]
     monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])  # type: ignore[attr-defined]
 
     def slow_story(ctx: processors.StageContext) -> dict[str, str]:
-        for step in range(1, 6):  # at 0.2 s, 0.4, 0.6, 0.8 and 1.2 s into the stage
-            now[0] += 0.4 if step == 5 else 0.2
-            ctx.progress(step * 20)
-        return {}
-
-    monkeypatch.setitem(processors.PROCESSORS, Stage.story, slow_story)
-    reported: list[int] = []
-    real_report = runtime.pipeline.report
-
-    def spy(movie_id: str, event: Any) -> Any:
-        if hasattr(event, "progress"):
-            reported.append(event.progress)
-        return real_report(movie_id, event)
-
-    monkeypatch.setattr(runtime.pipeline, "report", spy)
-    assert runtime.runner.execute(movie.id, Stage.story, 1)
-    assert reported == [60, 100]
-
-
-def test_progress_reports_are_sparser_in_the_cloud_and_never_repeat_a_figure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from deepflix.stages import processors, runner
-
-    # Each report is a billed Firestore write there: one every 10 s by default.
-    cloud = Settings(
-        _env_file=None, backend="gcp", tasks_url="http://127.0.0.1:1", tasks_emulator_host="x:1"
-    )
-    assert cloud.progress_every_s() == 10.0
-    assert Settings(_env_file=None, progress_interval_s=3).progress_every_s() == 3.0
-    runtime = build_embedded(
-        Settings(_env_file=None, data_dir=tmp_path, generators="instant", progress_interval_s=2)
-    )
-    movie = runtime.pipeline.create(MovieCreate(prompt="bar"), owner="u", idempotency_key=None)
-    runtime.pipeline.dispatch(Stage.story)
-    now = [100.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])  # type: ignore[attr-defined]
-
-    def slow_story(ctx: processors.StageContext) -> dict[str, str]:
-        for pct in (10, 20, 20, 30, 90):  # one every 1.5 s; 20 twice
-            now[0] += 1.5
+        for after, pct in steps:
+            now[0] += after
             ctx.progress(pct)
         return {}
 
@@ -113,8 +76,33 @@ def test_progress_reports_are_sparser_in_the_cloud_and_never_repeat_a_figure(
 
     monkeypatch.setattr(runtime.pipeline, "report", spy)
     assert runtime.runner.execute(movie.id, Stage.story, 1)
+    return reported
+
+
+def test_progress_is_written_at_most_twice_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, generators="instant")
+    # At 0.2 s, 0.4, 0.6, 0.8 and 1.2 s into the stage.
+    steps = [(0.2, 20), (0.2, 40), (0.2, 60), (0.2, 80), (0.4, 100)]
+    assert progress_reported(settings, monkeypatch, steps) == [60, 100]
+
+
+def test_progress_reports_are_sparser_in_the_cloud_and_never_repeat_a_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each report is a billed Firestore write there: one every 10 s by default.
+    cloud = Settings(
+        _env_file=None, backend="gcp", tasks_url="http://127.0.0.1:1", tasks_emulator_host="x:1"
+    )
+    assert cloud.progress_every_s() == 10.0
+    assert Settings(_env_file=None, progress_interval_s=3).progress_every_s() == 3.0
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, generators="instant", progress_interval_s=2
+    )
+    steps = [(1.5, 10), (1.5, 20), (1.5, 20), (1.5, 30), (1.5, 90)]  # 20 twice
     # At 3 s (20), 4.5 s (20 again: skipped, its interval not restarted), 6 s (30).
-    assert reported == [20, 30]
+    assert progress_reported(settings, monkeypatch, steps) == [20, 30]
 
 
 def test_artifacts_and_stage_work_live_in_the_media_folder(tmp_path: Path) -> None:
