@@ -1,4 +1,4 @@
-# Cloud Tasks: one queue for every task kind (dispatch, deadline, sweep, admit).
+# Cloud Tasks: one queue for every task kind (dispatch, deadlines, sweep, webhook).
 resource "google_cloud_tasks_queue" "dispatch" {
   name     = var.tasks_queue
   location = var.region

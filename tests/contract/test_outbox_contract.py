@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from deepflix.pipeline.events import Claimed
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline import outbox
+from deepflix.pipeline.events import Claimed, Dispatch
+from deepflix.pipeline.models import Movie, Stage
 from deepflix.pipeline.ports import MovieStore
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
@@ -19,20 +20,25 @@ def test_a_claims_messages_are_saved_with_it_and_found_until_sent(store: MovieSt
     for m in (first, second):
         store.create(m, idempotency_key=None, fingerprint=m.id)
     assert store.unsent(10) == []
-    claimed = store.claim(
-        Stage.story, 2, LATER, lambda m: apply(m, Claimed(Stage.story, LATER), CONFIG)
-    )
+
+    def claim(m: Movie) -> Decision:
+        # The claim's request, and one more message to mark apart from it.
+        d = apply(m, Claimed(Stage.story, LATER), CONFIG)
+        more = outbox.outgoing([Dispatch(Stage.images, at=LATER)], LATER)
+        return Decision(d.movie.model_copy(update={"outbox": (*d.movie.outbox, *more)}))
+
+    claimed = store.claim(Stage.story, 2, LATER, claim)
     assert len(claimed) == 2
     saved = store.get(first.id)
     assert saved is not None
     kinds = [o.kind for o in saved.outbox]
-    assert kinds == ["run_stage", "check_deadline"]
+    assert kinds == ["run_stage", "dispatch"]
     assert {m.id for m in store.unsent(10)} == {first.id, second.id}
     assert len(store.unsent(1)) == 1
 
     store.sent(first.id, saved.outbox[:1])
     left = store.get(first.id)
-    assert left is not None and [o.kind for o in left.outbox] == ["check_deadline"]
+    assert left is not None and [o.kind for o in left.outbox] == ["dispatch"]
     store.sent(first.id, left.outbox)
     done = store.get(first.id)
     assert done is not None and done.outbox == ()

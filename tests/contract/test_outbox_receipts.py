@@ -28,6 +28,7 @@ class Rig:
         self.tasks_down, self.events_down = Outage(), Outage()
         self.tasks, self.bus = Tasks(self.tasks_down), Bus(self.events_down)
         self.clock = Clock()
+        self.jobs = Recorder()
         self.marked: list[list[str]] = []
         mark = store.sent
 
@@ -49,7 +50,7 @@ class Rig:
             store=store,
             tasks=self.tasks,
             events=self.bus,
-            jobs=Recorder(),
+            jobs=self.jobs,
             config=CONFIG,
             clock=self.clock,
             receipts=True,
@@ -83,15 +84,16 @@ def test_receivers_take_their_messages_out_and_the_sender_marks_only_the_rest(ri
     assert rig.kinds(m.id) == ["admit"]
 
     rig.to_images(m.id)
-    # The story stage runs in the function, no claim at receipt: its messages are marked.
-    assert rig.marked == [["check_deadline", "run_stage"]]
-    assert rig.kinds(m.id) == ["run_stage", "check_deadline"]  # the images stage's
+    # The story stage runs in the function, no claim at receipt: its request is marked.
+    # Deadline checks are no entries at all (ADR 0030).
+    assert rig.marked == [["run_stage"]]
+    assert rig.kinds(m.id) == ["run_stage"]  # the images stage's
     topic, data = rig.bus.sent[-1]
     assert topic == "images.requested" and data["settle"] is True
 
     rig.pipeline.start_job(m.id, Stage.images, 1, settles=True)
     assert rig.kinds(m.id) == []
-    assert rig.marked == [["check_deadline", "run_stage"]]  # nothing more marked
+    assert rig.marked == [["run_stage"]]  # nothing more marked
     assert rig.store.unsent(10) == []
 
 
@@ -116,21 +118,22 @@ def test_a_drain_resends_what_is_on_its_way_only_after_its_grace(rig: Rig) -> No
     assert rig.marked[-1] == ["admit"]
 
 
-def test_a_request_whose_deadline_check_failed_tells_its_receiver_nothing(rig: Rig) -> None:
+def test_a_deadline_check_that_failed_is_the_sweeps_and_holds_up_no_receipt(rig: Rig) -> None:
     m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
     rig.tasks_down.down = True
-    rig.to_images(m.id)
+    rig.to_images(m.id)  # no deadline check went out, for the story or the images
+    assert [t for t in rig.tasks.sent if t[0] == "deadlines"] == []
     topic, data = rig.bus.sent[-1]
-    assert topic == "images.requested" and "settle" not in data
-    assert rig.marked[-1] == ["run_stage"]  # the request went out; its check did not
-    assert rig.kinds(m.id) == ["check_deadline"]
-    rig.pipeline.start_job(m.id, Stage.images, 1)
-    assert rig.kinds(m.id) == ["check_deadline"]  # still to send
+    assert topic == "images.requested" and data["settle"] is True  # settles all the same
+    marked = len(rig.marked)
+    rig.pipeline.start_job(m.id, Stage.images, 1, settles=True)
+    assert rig.kinds(m.id) == [] and len(rig.marked) == marked  # nothing kept, nothing marked
 
+    deadline = rig.movie(m.id).stages[Stage.images].deadline
+    assert deadline is not None
+    rig.clock.now = deadline
     rig.tasks_down.down = False
-    sent = len(rig.tasks.sent)
-    rig.clock.now += GRACE
-    rig.pipeline.sweep()
-    deadlines = [t for t in rig.tasks.sent[sent:] if t[0] == "deadline"]
-    assert [d[2] for d in deadlines] == [f"deadline-{m.id}-images-1"]
-    assert rig.kinds(m.id) == []
+    rig.pipeline.sweep()  # the minute sweep times the attempt out all the same
+    st = rig.movie(m.id).stages[Stage.images]
+    assert st.last_error is not None and st.last_error.code == "timeout"
+    assert rig.jobs.cancelled == ["exec-1"]  # its job stopped

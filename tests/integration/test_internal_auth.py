@@ -68,6 +68,7 @@ def served(monkeypatch: pytest.MonkeyPatch, callers: InternalCallers) -> list[st
             sweep=lambda: calls.append("sweep"),
             dispatch=lambda stage: calls.append(f"dispatch {stage.value}"),
             check_deadline=lambda movie_id, stage, attempt: calls.append(f"deadline {movie_id}"),
+            time_out_overdue=lambda: calls.append("deadlines"),
             oldest_waiting_s=lambda: {},  # the sweep's queue-age gauge
         )
         runner = SimpleNamespace(handle=lambda data: calls.append(f"run {data['movie_id']}"))
@@ -82,6 +83,7 @@ def served(monkeypatch: pytest.MonkeyPatch, callers: InternalCallers) -> list[st
 
 TASKS = [
     ("/dispatch", {"stage": "story"}, "dispatch story"),
+    ("/deadlines", {}, "deadlines"),
     ("/deadline", {"movie_id": "m1", "stage": "story", "attempt": 1}, "deadline m1"),
     ("/sweep", {}, "sweep"),
 ]

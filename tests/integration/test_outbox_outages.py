@@ -10,6 +10,7 @@ import pytest
 
 from deepflix.pipeline.events import StageSucceeded
 from deepflix.pipeline.models import MovieStatus, Stage, StageStatus
+from deepflix.pipeline.sender import deadlines_task
 from deepflix.runtime.compose import build_embedded
 from deepflix.settings import Settings
 from tests.factories import request
@@ -28,8 +29,10 @@ def test_a_claim_whose_stage_request_cannot_be_published_is_sent_once_the_bus_is
     pubsub.down = True
     assert pipeline.dispatch(Stage.story) == 1  # the claim holds, though its request waits
     assert pipeline.get(movie.id).stages[Stage.story].status is StageStatus.running
-    deadlines = [name for kind, _, name in tasks.sent if kind == "deadline"]
-    assert deadlines == [f"deadline-{movie.id}-story-1"]  # the deadline is not held up
+    deadline = pipeline.get(movie.id).stages[Stage.story].deadline
+    assert deadline is not None
+    deadlines = [name for kind, _, name in tasks.sent if kind == "deadlines"]
+    assert deadlines == [deadlines_task(deadline)[0]]  # the deadline is not held up
     assert bus.sent == []
     pubsub.down = False
     pipeline.sweep()
@@ -48,10 +51,10 @@ def test_what_the_task_queue_refused_is_enqueued_once_it_is_back(tmp_path: Path)
     cloud_tasks.down = False
     pipeline.sweep()  # sends the admission task (and, dispatching, claims the movie)
     names = [name for _, _, name in tasks.sent]
-    assert (
-        any((n or "").startswith("admit-story-") for n in names)
-        and f"deadline-{movie.id}-story-1" in names
-    )
+    deadline = pipeline.get(movie.id).stages[Stage.story].deadline
+    assert deadline is not None
+    assert any((n or "").startswith("admit-story-") for n in names)
+    assert deadlines_task(deadline)[0] in names
     assert [data["movie_id"] for _, data in bus.sent] == [movie.id]
 
 

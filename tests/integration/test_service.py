@@ -14,7 +14,7 @@ from deepflix.pipeline.errors import Conflict, NotFound
 from deepflix.pipeline.eta_reads import as_waiting_in
 from deepflix.pipeline.events import JobStarted, StageSucceeded
 from deepflix.pipeline.models import STORY, MovieStatus, Stage
-from deepflix.pipeline.sender import admit_task
+from deepflix.pipeline.sender import admit_task, deadlines_task
 from deepflix.pipeline.service import Pipeline
 from tests.factories import CONFIG, T0, request
 from tests.pipeline_fakes import Recorder
@@ -81,8 +81,11 @@ def test_dispatch_respects_concurrency_and_publishes_stage_requests(
     assert pipeline.dispatch(Stage.story) == 0
     assert [e[1]["movie_id"] for e in rec.events] == ids[:4]
     assert all(topic == "story.requested" for topic, _ in rec.events)
-    deadlines = [t for t in rec.tasks if t[0] == "deadline"]
-    assert len(deadlines) == 4 and all(t[3] is not None for t in deadlines)
+    # The four deadlines fall in one window: one `deadlines` task, due after each of them.
+    due = [pipeline.get(i).stages[Stage.story].deadline for i in ids[:4]]
+    deadlines = [t for t in rec.tasks if t[0] == "deadlines"]
+    assert [t[2] for t in deadlines] == [deadlines_task(due[0] or T0)[0]]
+    assert all(d is not None and deadlines[0][3] is not None and d < deadlines[0][3] for d in due)
     pos = pipeline.position(pipeline.get(ids[5]))
     assert pos is not None and (pos.position, pos.total_waiting, pos.running) == (2, 2, 4)
 
@@ -174,7 +177,7 @@ def test_inline_admission_claims_in_the_create_itself(tmp_path: Path, rec: Recor
     assert rec.events == [
         ("story.requested", {"movie_id": movie.id, "stage": "story", "attempt": 1})
     ]
-    assert [t[0] for t in rec.tasks] == ["deadline"]  # no admission task
+    assert [t[0] for t in rec.tasks] == ["deadlines"]  # no admission task
 
 
 def test_an_eta_counts_the_movies_ahead_in_later_queues_by_dispatch_order(

@@ -20,7 +20,7 @@ from deepflix.pipeline.events import (
     StageFailed,
     StageSucceeded,
 )
-from deepflix.pipeline.models import Stage
+from deepflix.pipeline.models import Outgoing, Stage
 from deepflix.pipeline.transitions import apply
 from tests.factories import CONFIG, T0, movie
 
@@ -28,9 +28,11 @@ pytestmark = pytest.mark.unit
 AT = T0 + timedelta(seconds=1)
 
 
-def test_a_claim_saves_its_stage_request_and_deadline_check_in_the_outbox() -> None:
+def test_a_claim_saves_its_stage_request_in_the_outbox_and_not_its_deadline_check() -> None:
     t = apply(movie(), Claimed(Stage.story, AT), CONFIG)
-    assert [outbox.command(t.movie.id, o) for o in t.movie.outbox] == list(t.commands)
+    request, check = t.commands
+    assert isinstance(check, CheckDeadline)  # performed after the save, best effort
+    assert [outbox.command(t.movie.id, o) for o in t.movie.outbox] == [request]
     assert all(o.since == AT for o in t.movie.outbox)
     assert t.movie.queue_fields().outbox_since == AT
 
@@ -55,19 +57,29 @@ def test_what_a_skipped_event_asks_is_not_saved() -> None:
 def test_every_message_maps_back_to_its_command_and_its_transport() -> None:
     commands: list[Command] = [
         RunStage("m", Stage.images, 2),
-        CheckDeadline("m", Stage.images, 2, AT),
         Dispatch(Stage.video, at=AT),
         CancelExecution("exec-1"),
         Admit("m"),
     ]
     entries = outbox.outgoing(commands, T0)
     assert [outbox.command("m", e) for e in entries] == commands
-    assert [outbox.transport(c) for c in commands] == ["events", "tasks", "tasks", "jobs", "tasks"]
+    assert [outbox.transport(c) for c in commands] == ["events", "tasks", "jobs", "tasks"]
+    assert outbox.outgoing([CheckDeadline("m", Stage.images, 2, AT)], T0) == ()
+    # One saved before deadline checks left the outbox is still sent, on the task queue.
+    check = legacy_check(Stage.images, 2)
+    assert outbox.command("m", check) == CheckDeadline("m", Stage.images, 2, AT)
+    assert outbox.transport(outbox.command("m", check)) == "tasks"
+
+
+def legacy_check(stage: Stage, attempt: int) -> Outgoing:
+    """A deadline check's entry, as outboxes saved before ADR 0030 may hold one."""
+    return Outgoing(kind="check_deadline", stage=stage, attempt=attempt, at=AT, since=T0)
 
 
 def test_a_request_or_deadline_check_for_a_finished_attempt_is_stale() -> None:
     m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
-    request, check = m.outbox
+    (request,) = m.outbox
+    check = legacy_check(Stage.story, 1)
     assert not outbox.stale(m, request) and not outbox.stale(m, check)
     done = apply(m, StageSucceeded(Stage.story, 1, (), AT), CONFIG).movie
     assert outbox.stale(done, request) and outbox.stale(done, check)
@@ -92,12 +104,13 @@ def test_health_rests_a_failed_transport_and_asks_once_per_window_for_a_sweep() 
 def test_a_claim_takes_the_admission_out_of_the_outbox_sent_or_not() -> None:
     queued = movie().model_copy(update={"outbox": outbox.outgoing([Admit("m")], T0)})
     t = apply(queued, Claimed(Stage.story, AT), CONFIG)
-    assert [o.kind for o in t.movie.outbox] == ["run_stage", "check_deadline"]
+    assert [o.kind for o in t.movie.outbox] == ["run_stage"]
 
 
 def test_a_job_start_told_so_takes_its_attempts_request_and_deadline_check_out() -> None:
     m = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
-    other = outbox.outgoing([CancelExecution("exec-0")], AT)
+    # The check as an outbox saved before ADR 0030 holds it, its request's sender's to take.
+    other = (legacy_check(Stage.story, 1), *outbox.outgoing([CancelExecution("exec-0")], AT))
     m = m.model_copy(update={"outbox": (*m.outbox, *other)})
     kept = apply(m, JobStarting(Stage.story, 1, AT), CONFIG).movie
     assert [o.kind for o in kept.outbox] == ["run_stage", "check_deadline", "cancel_execution"]

@@ -31,6 +31,9 @@ class Recorder:
     def check_deadline(self, movie_id: str, stage: Stage, attempt: int) -> None:
         self._record("deadline", movie_id, stage, attempt)
 
+    def time_out_overdue(self) -> None:
+        self._record("deadlines")
+
     def sweep(self) -> None:
         self._record("sweep")
 
@@ -52,10 +55,13 @@ def run(path: str, body: Any, rec: Recorder) -> tuple[int, dict[str, Any], dict[
 def test_each_kind_runs_its_call() -> None:
     rec = Recorder()
     assert run("/dispatch", {"stage": "images"}, rec)[:2] == (200, {"ok": True})
+    assert run("/tasks/deadlines", {}, rec)[0] == 200  # a window's: the overdue, not a sweep
+    # One attempt's, as enqueued before deadline windows (ADR 0030): still answered.
     assert run("/deadline/", {"movie_id": "m", "stage": "video", "attempt": "3"}, rec)[0] == 200
     assert run("/tasks/sweep", {}, rec)[0] == 200
     assert rec.calls == [
         ("dispatch", Stage.images),
+        ("deadlines",),
         ("deadline", "m", Stage.video, 3),
         ("sweep",),
         ("prune",),

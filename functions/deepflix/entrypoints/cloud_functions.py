@@ -128,7 +128,7 @@ def _refused(request: flask.Request) -> flask.Response | None:
 @functions_framework.http
 @_metered("tasks")
 def tasks(request: flask.Request) -> flask.Response:
-    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadline`, `/sweep`."""
+    """Cloud Tasks (and Cloud Scheduler) target: `/dispatch`, `/deadlines`, `/sweep`, ..."""
     refused = _refused(request)
     if refused is not None:
         return refused

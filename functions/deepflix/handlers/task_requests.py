@@ -1,4 +1,4 @@
-"""Cloud Tasks and Cloud Scheduler requests (dispatch, deadline, webhook, sweep) on the pipeline."""
+"""Cloud Tasks and Cloud Scheduler requests (dispatch, deadlines, webhook, sweep)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def handle_task(
     try:
         if kind == "dispatch":
             pipeline.dispatch(DispatchTask.model_validate(body).stage)
-        elif kind == "deadline":
+        elif kind == "deadlines":
+            pipeline.time_out_overdue()
+        elif kind == "deadline":  # one attempt's, as enqueued before ADR 0030
             task = DeadlineTask.model_validate(body)
             pipeline.check_deadline(task.movie_id, task.stage, task.attempt)
         elif kind == "webhook":

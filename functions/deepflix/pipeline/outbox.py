@@ -20,8 +20,8 @@ from deepflix.pipeline.events import (
 )
 from deepflix.pipeline.models import Movie, MovieStatus, Outgoing, StageStatus
 
-# Where an entry goes: Pub/Sub (stage requests), Cloud Tasks (deadlines, delayed dispatches,
-# admissions) or the job runner (cancelled executions). One failing leaves the others alone.
+# Where an entry goes: Pub/Sub (stage requests), Cloud Tasks (delayed dispatches, admissions,
+# webhooks) or the job runner (cancelled executions). One failing leaves the others alone.
 Transport = Literal["events", "tasks", "jobs"]
 # After a transport failed, this process leaves it alone this long: every change meanwhile
 # keeps its messages in its outbox instead of waiting out the same timeout again.
@@ -39,16 +39,14 @@ GRACE_S = RETRY_S
 
 def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ...]:
     """The messages among a saved change's commands, as outbox entries. A dispatch due now
-    is no message: it changes other movies, in the same operation."""
+    is no message: it changes other movies, in the same operation. Nor is a deadline check:
+    its window's `deadlines` task is asked for best effort, and the minute sweep times out
+    what a lost one would have (Sender.watch, ADR 0030)."""
     out: list[Outgoing] = []
     new = Outgoing
     for c in commands:
         if isinstance(c, RunStage):
             out.append(new(kind="run_stage", stage=c.stage, attempt=c.attempt, since=since))
-        elif isinstance(c, CheckDeadline):
-            out.append(
-                new(kind="check_deadline", stage=c.stage, attempt=c.attempt, at=c.at, since=since)
-            )
         elif isinstance(c, Dispatch) and c.at is not None:
             out.append(new(kind="dispatch", stage=c.stage, at=c.at, since=since))
         elif isinstance(c, CancelExecution):
@@ -63,8 +61,9 @@ def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ..
 def received(movie: Movie, event: object) -> tuple[Outgoing, ...]:
     """The movie's outbox after a change (`event`, applied) less what the change receives:
     the admission task once the movie is no longer queued (claimed, cancelled: moot, sent or
-    not), and the request and deadline check of the attempt whose job start is claimed by a
-    request that said both went out (JobStarting.settles)."""
+    not), and the request of the attempt whose job start is claimed by a request that says
+    so (JobStarting.settles), with the attempt's deadline check in an outbox saved before
+    those were entries no more (ADR 0030; the sender that sent it left it there)."""
 
     def taken(o: Outgoing) -> bool:
         if o.kind == "admit":
@@ -78,7 +77,8 @@ def received(movie: Movie, event: object) -> tuple[Outgoing, ...]:
 
 
 def command(movie_id: str, entry: Outgoing) -> Command:
-    """The command an outbox entry of the movie `movie_id` stands for."""
+    """The command an outbox entry of the movie `movie_id` stands for (a `check_deadline`
+    only in an outbox saved before ADR 0030: sent as its window's `deadlines` task)."""
     if entry.kind == "cancel_execution":
         assert entry.execution is not None  # nosec B101 # an invariant, not a check of input
         return CancelExecution(entry.execution)

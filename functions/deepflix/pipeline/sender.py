@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from deepflix import tracing
@@ -30,12 +30,29 @@ log = logging.getLogger("deepflix.pipeline")
 # Admission kicks are coalesced: the creates of one window of this many seconds share one
 # dispatch task, named after the window and run at its end (after every create in it).
 ADMIT_WINDOW_S = 1.0
+# Deadline checks are coalesced too (ADR 0030): the deadlines that fall in one window of this
+# many seconds share one `deadlines` task, named after the window's end and run then, which
+# times out every attempt overdue by that time. An attempt overruns by at most this long.
+DEADLINE_WINDOW_S = 10.0
+
+
+def window_end(at: datetime, seconds: float) -> datetime:
+    """The end of the window of `seconds` that `at` falls in: always later than `at`."""
+    return datetime.fromtimestamp((int(at.timestamp() // seconds) + 1) * seconds, UTC)
 
 
 def admit_task(now: datetime) -> tuple[str, datetime]:
     """The name and time of the admission task that covers a create sent at `now`."""
-    end = (int(now.timestamp() // ADMIT_WINDOW_S) + 1) * ADMIT_WINDOW_S
-    return f"admit-story-{int(end * 1000)}", datetime.fromtimestamp(end, UTC)
+    end = window_end(now, ADMIT_WINDOW_S)
+    return f"admit-story-{int(end.timestamp() * 1000)}", end
+
+
+def deadlines_task(deadline: datetime) -> tuple[str, datetime]:
+    """The name and time of the `deadlines` task that times out an attempt whose deadline
+    is `deadline`: the end of the deadline's window, strictly after it (the store's
+    overdue() and the transition want the time past the deadline)."""
+    end = window_end(deadline, DEADLINE_WINDOW_S)
+    return f"deadlines-{int(end.timestamp() * 1000)}", end
 
 
 def stage_topic(stage: Stage) -> str:
@@ -49,9 +66,13 @@ class Sender:
     With `receipts` (a store where marking messages sent is a write of its own), entries
     whose receiver writes the movie anyway are left in the outbox for it to take out
     (outbox.received): the admission task (the movie's claim) and, for the stages in
-    `receipts`, a request and its deadline check (the job start's claim, told by the
-    request that the check went out). A drain sends such an entry again only once it is
-    older than outbox.GRACE_S, and then marks it sent.
+    `receipts`, a request (the job start's claim, told so by the request's `settle`). A
+    drain sends such an entry again only once it is older than outbox.GRACE_S, and then
+    marks it sent.
+
+    Deadline checks are no outbox entries (ADR 0030): after a claim is saved, `watch` asks
+    for the `deadlines` task of its deadline's window, best effort; the minute sweep times
+    out what a lost one would have.
     """
 
     def __init__(
@@ -74,9 +95,8 @@ class Sender:
         # In the names of webhook tasks: a sweep of this process sends a kept one again
         # under its taken name (nothing), a restarted process under a new one.
         self.boot = uuid.uuid4().hex[:8]
-        # Admission tasks this process enqueued (or found taken), by name: when each runs.
-        self._admitted: dict[str, datetime] = {}
-        self._admitting = threading.Lock()
+        self._admitted = Windows()  # admission tasks
+        self._watched = Windows()  # deadlines tasks
 
     def send(self, movie: Movie, down: set[str] | None = None, *, drain: bool = False) -> None:
         """Send what waits in the movie's outbox, then take it out. A transport that fails
@@ -88,14 +108,13 @@ class Sender:
         down = self.health.resting() if down is None else down
         done: list[Outgoing] = []
         went: list[Outgoing] = []
-        # Requests last: one tells its receiver whether its deadline check went out.
-        for entry in sorted(movie.outbox, key=lambda e: e.kind == "run_stage"):
+        for entry in movie.outbox:
             if drain and self._on_its_way(entry):
                 continue
             if not outbox.stale(movie, entry):
                 command = outbox.command(movie.id, entry)
                 way = outbox.transport(command)
-                settle = not drain and self._settles(movie, entry, went)
+                settle = not drain and self._receipted(entry) and entry.kind == "run_stage"
                 if way in down or not self._send_traced(movie, command, settle):
                     down.add(way)
                     continue
@@ -105,7 +124,8 @@ class Sender:
                     # that a crash loses is sent again by the sweep, under the same name.
                     continue
             done.append(entry)
-        marked = done if drain else [e for e in done if not self._received(movie, e, went)]
+        # What went out and a receiver takes out (the admission, a request that settles).
+        marked = done if drain else [e for e in done if not (e in went and self._receipted(e))]
         if marked:
             try:
                 self.store.sent(movie.id, marked)
@@ -120,28 +140,11 @@ class Sender:
             return False
         if entry.kind == "admit":
             return True
-        return entry.kind in ("run_stage", "check_deadline") and entry.stage in self.receipts
+        return entry.kind == "run_stage" and entry.stage in self.receipts
 
     def _on_its_way(self, entry: Outgoing) -> bool:
         age = (self.clock() - entry.since).total_seconds()
         return self._receipted(entry) and age < outbox.GRACE_S
-
-    def _settles(self, movie: Movie, entry: Outgoing, went: list[Outgoing]) -> bool:
-        """Whether a request can tell its receiver to take it and its deadline checks out:
-        every check of its attempt in this outbox went out (they are sent first)."""
-        if entry.kind != "run_stage" or not self._receipted(entry):
-            return False
-        checks = [e for e in movie.outbox if _same_attempt(e, entry, "check_deadline")]
-        return all(c in went for c in checks)
-
-    def _received(self, movie: Movie, entry: Outgoing, went: list[Outgoing]) -> bool:
-        """Whether a sent entry is left for its receiver to take out, unmarked."""
-        if entry not in went or not self._receipted(entry):
-            return False
-        if entry.kind == "admit":
-            return True
-        request = [e for e in went if _same_attempt(e, entry, "run_stage")]
-        return any(self._settles(movie, r, went) for r in request)
 
     def drain(self) -> None:
         """Send what waits in every outbox (the sweep; the first write after an outage)."""
@@ -169,7 +172,7 @@ class Sender:
 
     def try_send(self, movie_id: str, command: Command, settle: bool = False) -> bool:
         """Perform one message; False if its transport is unavailable. `settle`: a stage
-        request tells its receiver to take it and its deadline check out of the outbox."""
+        request tells its receiver to take it out of the outbox."""
         try:
             self._perform(command, settle)
         except Unavailable as e:
@@ -207,12 +210,8 @@ class Sender:
                 {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": str(c.attempt)},
             )
         elif isinstance(c, CheckDeadline):
-            self.tasks.enqueue(
-                "deadline",
-                {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": c.attempt},
-                name=f"deadline-{c.movie_id}-{c.stage.value}-{c.attempt}",
-                at=c.at,
-            )
+            name, at = deadlines_task(c.at)
+            self._watched.once(self.tasks, "deadlines", {}, name=name, at=at, now=self.clock())
         elif isinstance(c, Dispatch) and c.at is not None:
             stamp = int(c.at.timestamp() * 1000)
             self.tasks.enqueue(
@@ -231,23 +230,54 @@ class Sender:
                 at=c.at,
             )
         elif isinstance(c, Admit):
-            self._admit()
+            now = self.clock()
+            name, at = admit_task(now)
+            payload = {"stage": Stage.story.value}
+            self._admitted.once(self.tasks, "dispatch", payload, name=name, at=at, now=now)
 
-    def _admit(self) -> None:
-        """Enqueue the admission task of this window, unless this process did already.
+    def watch(self, commands: Iterable[Command]) -> None:
+        """Ask for the `deadlines` task of each deadline check among a saved change's
+        commands (a claim's), best effort: no outbox entry, no mark (ADR 0030). One that
+        fails, or is not tried while the task queue rests, is caught by the minute sweep,
+        which times out every overdue attempt; nothing is kept to send again."""
+        for c in commands:
+            if not isinstance(c, CheckDeadline) or "tasks" in self.health.resting():
+                continue
+            try:
+                self._perform(c)
+            except Unavailable as e:
+                log.warning("could not enqueue a deadline check: %s", e.message)
+                self.health.failed("tasks")
+            else:
+                self.health.worked("tasks")
 
-        One task per window, not per movie: a burst of creates costs a task a second. The
-        creates after the first of a window in this process make no call at all (the queue
-        would refuse the name as a repeat); a refusal counts as enqueued too, since the
-        task exists. A failed call is not remembered: the next create tries again."""
-        name, at = admit_task(self.clock())
-        with self._admitting:
-            if name in self._admitted:
+
+class Windows:
+    """Tasks of one kind coalesced by window (admissions, deadlines), that this process
+    enqueued or found taken, by name: when each runs.
+
+    One task per window, not per movie. After the first call of a window, this process
+    makes no call for it at all (the queue would refuse the name as a repeat); a refusal
+    counts as enqueued too, since the task exists. A failed call is not remembered: the
+    next one tries again."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def once(
+        self,
+        tasks: TaskQueue,
+        kind: str,
+        payload: Mapping[str, object],
+        *,
+        name: str,
+        at: datetime,
+        now: datetime,
+    ) -> None:
+        with self._lock:
+            if name in self._due:
                 return
-            self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)
-            # Windows only move on: those ended before this one are never asked again.
-            self._admitted = {n: t for n, t in self._admitted.items() if t >= at} | {name: at}
-
-
-def _same_attempt(e: Outgoing, of: Outgoing, kind: str) -> bool:
-    return e.kind == kind and (e.stage, e.attempt) == (of.stage, of.attempt)
+            tasks.enqueue(kind, payload, name=name, at=at)
+            # A window that has run is never asked for again: forgotten.
+            self._due = {n: t for n, t in self._due.items() if t >= now} | {name: at}

@@ -76,9 +76,10 @@ class Pipeline:
 
     It applies events to movies through the transition table (apply), saves the outcome
     through the store and performs the commands that follow: stage requests, deadline
-    checks, dispatches into free slots, cancelled executions. The messages among them are
-    saved in the movie's outbox with the change, then sent; what could not be sent stays
-    there, and the sweep (and the next write after an outage) sends it (pipeline/outbox.py).
+    checks, dispatches into free slots, cancelled executions. The messages among them (not
+    deadline checks: ADR 0030) are saved in the movie's outbox with the change, then sent;
+    what could not be sent stays there, and the sweep (and the next write after an outage)
+    sends it (pipeline/outbox.py).
     Every state-changing operation runs in `unit_of_work`, so with adapters that share one
     database a save and what it sends commit together. `admission` says how a new movie is
     dispatched (see Admission). Reads (find, list_movies, counts, ...) go straight to the
@@ -269,7 +270,13 @@ class Pipeline:
         return self.unit_of_work(lambda: self._report(movie_id, event))
 
     def check_deadline(self, movie_id: str, stage: Stage, attempt: int) -> None:
+        """A `deadline` task of one attempt: enqueued only before ADR 0030, still answered."""
         self.report(movie_id, DeadlinePassed(stage, attempt, self.clock()))
+
+    def time_out_overdue(self) -> None:
+        """Time out every attempt past its deadline (a `deadlines` task, ADR 0030): the
+        sweep's overdue part alone. A repeat finds nothing: a timed-out attempt has none."""
+        self.unit_of_work(self._time_out_overdue)
 
     def deliver_webhook(self, movie_id: str, attempt: int) -> None:
         """Make a webhook attempt (a `webhook` task), unless it was made already."""
@@ -347,13 +354,16 @@ class Pipeline:
 
     def _sweep(self) -> None:
         self.sender.drain()
+        self._time_out_overdue()
+        for stage in STAGES:
+            self._dispatch(stage)
+
+    def _time_out_overdue(self) -> None:
         for movie in self.store.overdue(self.clock()):
             stage = movie.running_stage
             if stage is not None:
                 attempt = movie.stages[stage].attempts
                 self._report(movie.id, DeadlinePassed(stage, attempt, self.clock()))
-        for stage in STAGES:
-            self._dispatch(stage)
 
     def _client_event(self, movie_id: str, event: Event) -> Movie:
         decision = self.store.mutate(movie_id, lambda m: apply(m, event, self.config))
@@ -369,6 +379,7 @@ class Pipeline:
     def _follow(self, decision: Decision) -> None:
         if decision.applied:
             self.sender.send(decision.movie)
+            self.sender.watch(decision.commands)  # a claim's deadline check
         else:  # a stray execution to stop: nothing was saved, so this is the only try
             for c in decision.commands:
                 if not isinstance(c, Dispatch):

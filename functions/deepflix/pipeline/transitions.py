@@ -71,8 +71,9 @@ class Decision:
     once it is saved; applied=False (with the reason) when the event changed nothing.
 
     The messages among an applied decision's commands are in the movie's outbox too, so
-    they are saved with it and sent until sent (pipeline/outbox.py). Those of a decision
-    that changed nothing (a stray execution to stop) are only performed.
+    they are saved with it and sent until sent (pipeline/outbox.py); a claim's deadline
+    check is only performed once saved, as the sweep enforces deadlines anyway (ADR 0030).
+    Those of a decision that changed nothing (a stray execution to stop) are only performed.
     """
 
     movie: Movie

@@ -10,7 +10,7 @@ log = logs.get("runtime")
 
 
 def internal_callers(settings: Settings) -> InternalCallers | None:
-    """The check of /dispatch, /deadline, /sweep and the pushes; None where no caller is
+    """The check of /dispatch, /deadlines, /sweep and the pushes; None where no caller is
     configured, which only a run outside production can be (Settings refuses it there)."""
     if not settings.internal_callers:
         if settings.backend == "gcp":

@@ -85,7 +85,7 @@ def build_ports(settings: Settings) -> GcpPorts:
             # The service URL, as the tasks function checks it (and Cloud Run's IAM accepts).
             audience=settings.tasks_url.rstrip("/"),
             test_tokens=test_tokens(settings),
-            dispatch_deadlines={"deadline": 60.0, "dispatch": 60.0},
+            dispatch_deadlines={"deadlines": 60.0, "deadline": 60.0, "dispatch": 60.0},
         ),
         events=PubSubEventBus(
             project=settings.gcp_project,

@@ -20,7 +20,8 @@ def topic_queue_name(topic: str) -> str:
 class LocalTaskQueue:
     """Tasks on the embedded queue.
 
-    With swept_deadlines=True deadline tasks are not stored: a running stage's deadline is
+    With swept_deadlines=True deadline tasks (`deadlines`, of a window; `deadline`, of one
+    attempt, as named before ADR 0030) are not stored: a running stage's deadline is
     an indexed column of its movie, and the runtime's sweep times out every overdue stage
     from it (within one sweep interval, durably, after a restart too). A durable task per
     claim as well would cost two inserts now and a delivery later for every stage of every
@@ -40,7 +41,7 @@ class LocalTaskQueue:
         name: str | None = None,
         at: datetime | None = None,
     ) -> bool:
-        if kind in ("deadline", "sweep") and self.swept_deadlines:
+        if kind in ("deadlines", "deadline", "sweep") and self.swept_deadlines:
             return True
         eta = at.timestamp() if at is not None else 0.0
         return self.queue.put(task_queue_name(kind), payload, name=name, eta=eta)
