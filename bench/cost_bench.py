@@ -51,8 +51,10 @@ def load_prices(path: Path = BENCH / "prices.json") -> dict[str, Any]:
 def per_movie_from_raw(ops: dict[str, int], movies: int) -> dict[str, float]:
     """A run's summed meter counts (deepflix.metering.totals) as the counts this benchmark
     prices, per movie."""
-    # Every task created is delivered once at least, but a deadline check fires at the
-    # stage's timeout, minutes after a run's movies finish: priced as it will be.
+    # Every task created is delivered once at least, but a deadline window's task fires at
+    # its window's end, up to a stage's timeout after the run's last claim: priced as it will
+    # be. A create refused as a duplicate (another process had the window's task) is a call
+    # and nothing more.
     tasks = max(ops.get("invocations.tasks", 0), ops.get("tasks.created", 0))
     invocations = tasks + sum(
         v

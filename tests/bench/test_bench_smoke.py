@@ -205,8 +205,8 @@ def test_operation_counts_per_movie_leave_out_the_by_caller_copies() -> None:
 
 
 def test_tasks_still_to_fire_and_refused_creates_are_priced() -> None:
-    # 30 tasks created, 10 delivered by the run's end (the deadline checks fire minutes
-    # later), 5 creates refused as duplicates: 30 + 5 calls and 30 deliveries.
+    # 30 tasks created, 10 delivered by the run's end (the deadline windows' tasks fire
+    # minutes later), 5 creates refused as duplicates: 30 + 5 calls and 30 deliveries.
     raw = {"tasks.created": 30, "tasks.refused": 5, "invocations.tasks": 10, "invocations.api": 10}
     per_movie = cost_bench.per_movie_from_raw(raw, 10)
     assert per_movie["tasks_operations"] == 6.5
