@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from deepflix import tracing
@@ -210,8 +210,7 @@ class Sender:
                 {"movie_id": c.movie_id, "stage": c.stage.value, "attempt": str(c.attempt)},
             )
         elif isinstance(c, CheckDeadline):
-            name, at = deadlines_task(c.at)
-            self._watched.once(self.tasks, "deadlines", {}, name=name, at=at, now=self.clock())
+            self._ask_deadlines(c.at)
         elif isinstance(c, Dispatch) and c.at is not None:
             stamp = int(c.at.timestamp() * 1000)
             self.tasks.enqueue(
@@ -230,10 +229,27 @@ class Sender:
                 at=c.at,
             )
         elif isinstance(c, Admit):
-            now = self.clock()
-            name, at = admit_task(now)
-            payload = {"stage": Stage.story.value}
-            self._admitted.once(self.tasks, "dispatch", payload, name=name, at=at, now=now)
+            self._admit()
+
+    def _admit(self) -> None:
+        """Enqueue the admission task of this window, unless this process did already: a
+        burst of creates costs a task a second (Windows)."""
+        now = self.clock()
+        name, at = admit_task(now)
+        with self._admitted.lock:
+            if not self._admitted.asked(name):
+                self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)
+                self._admitted.add(name, at, now)
+
+    def _ask_deadlines(self, deadline: datetime) -> None:
+        """Enqueue the `deadlines` task of the deadline's window, unless this process did
+        already: the claims of a window cost one task between them (Windows)."""
+        now = self.clock()
+        name, at = deadlines_task(deadline)
+        with self._watched.lock:
+            if not self._watched.asked(name):
+                self.tasks.enqueue("deadlines", {}, name=name, at=at)
+                self._watched.add(name, at, now)
 
     def watch(self, commands: Iterable[Command]) -> None:
         """Ask for the `deadlines` task of each deadline check among a saved change's
@@ -244,7 +260,7 @@ class Sender:
             if not isinstance(c, CheckDeadline) or "tasks" in self.health.resting():
                 continue
             try:
-                self._perform(c)
+                self._ask_deadlines(c.at)
             except Unavailable as e:
                 log.warning("could not enqueue a deadline check: %s", e.message)
                 self.health.failed("tasks")
@@ -263,21 +279,13 @@ class Windows:
 
     def __init__(self) -> None:
         self._due: dict[str, datetime] = {}
-        self._lock = threading.Lock()
+        # Held from asked() through the call to add(): a window's task is asked for once.
+        self.lock = threading.Lock()
 
-    def once(
-        self,
-        tasks: TaskQueue,
-        kind: str,
-        payload: Mapping[str, object],
-        *,
-        name: str,
-        at: datetime,
-        now: datetime,
-    ) -> None:
-        with self._lock:
-            if name in self._due:
-                return
-            tasks.enqueue(kind, payload, name=name, at=at)
-            # A window that has run is never asked for again: forgotten.
-            self._due = {n: t for n, t in self._due.items() if t >= now} | {name: at}
+    def asked(self, name: str) -> bool:
+        return name in self._due
+
+    def add(self, name: str, at: datetime, now: datetime) -> None:
+        """The task `name`, due `at`, enqueued (or refused as taken) at `now`."""
+        # A window that has run is never asked for again: forgotten.
+        self._due = {n: t for n, t in self._due.items() if t >= now} | {name: at}
