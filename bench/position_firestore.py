@@ -53,8 +53,8 @@ COUNTED = (
     "returns a count() of them, in the same query). The emulator reports no billing, so "
     "'billed' is computed, not observed. The waiting movies are written with their index "
     "fields only (see fill()), 500 to a commit, then the counters they add, merged. An API "
-    "position request also reads the movie (1) and the stats collection (1 per stage "
-    "document, at least 1)."
+    "position request also reads the movie (1) and the stage means (a sum() aggregation "
+    "of the duration sums in each stage's slot shards, 1 a stage)."
 )
 
 

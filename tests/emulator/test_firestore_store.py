@@ -14,6 +14,7 @@ from google.cloud.firestore import FieldFilter
 
 from deepflix.adapters.gcp.firestore_docs import index_fields
 from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+from deepflix.metering import METER
 from deepflix.pipeline.errors import Unavailable
 from deepflix.pipeline.eta import duration_bin, window_of
 from deepflix.pipeline.events import Claimed, StageSucceeded
@@ -63,16 +64,30 @@ def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firesto
     assert shard in (0, 1)  # a limit of 2 is two shards of one slot
     queue = empty_firestore.collection("queues").document(f"story-{shard}")
     assert queue.get().get("running") == [m.id]
+    claimed = queue.get().to_dict()
+    writes = METER.snapshot().get("firestore.writes", 0)
     store.mutate(m.id, succeed_fn(Stage.story, LATER + timedelta(seconds=3)))
-    assert queue.get().get("running") == []
-    (stats,) = [s.to_dict() for s in empty_firestore.collection("stats").stream()]
+    # The movie and its slot shard, whose free carries the durations: no write of their own.
+    assert METER.snapshot().get("firestore.writes", 0) - writes == 2
+    shard_doc = queue.get().to_dict()
+    # The success's durations ride on the write that frees its slot (ADR 0031): the slot
+    # shard is the stage's stats shard, and no document of its own is written.
+    assert list(empty_firestore.collection("stats").stream()) == []
     # The ETA's histogram: in the window of its end, 3 scenes, one 3 s run; the windows
     # past those read are deleted by the same write, so none shows.
     window = str(window_of(LATER + timedelta(seconds=3)))
     recent = {window: {"3": {str(duration_bin(3.0)): 1}}}
-    # Stamped with its commit, so readers ask only for shards updated since they last read.
-    assert stats.pop("updated") is not None
-    assert stats == {"stage": "story", "sum_s": pytest.approx(3.0), "n": 1, "recent": recent}
+    # Stamped with its commit, so readers ask only for shards whose statistics changed; the
+    # claim's write did not stamp it.
+    assert "stats_updated" not in claimed and shard_doc.pop("stats_updated") is not None
+    assert shard_doc == {
+        "stage": "story",
+        "running": [],
+        "room": True,
+        "sum_s": pytest.approx(3.0),
+        "n": 1,
+        "recent": recent,
+    }
     assert store.mean_durations() == {Stage.story: pytest.approx(3.0)}
     assert [(e["stage"], e["before"], e["after"]) for e in store.journal(m.id)] == [
         ("story", "waiting", "running"),
@@ -216,32 +231,64 @@ def test_a_waiting_movie_backing_off_is_skipped_not_blocking(empty_firestore: An
 def test_duration_histograms_are_read_whole_once_then_only_the_shards_updated(
     empty_firestore: Any,
 ) -> None:
-    from deepflix.metering import METER
-
     store = FirestoreMovieStore(client=empty_firestore)
     histograms = store.eta_durations
     histograms.ttl_s, histograms.overlap = 0.0, timedelta(0)  # every read asks again
+    limit = 3  # three slot shards of one slot
 
-    def succeed(n: int, seconds: float) -> None:
+    def claim(n: int) -> list[str]:
         for m in [movie(seconds=i) for i in range(n)]:
             store.create(m, idempotency_key=None, fingerprint=m.id)
-            store.mutate(m.id, lambda x: apply(x, Claimed(Stage.story, T0), CONFIG))
-            done = StageSucceeded(Stage.story, 1, (), T0 + timedelta(seconds=seconds))
-            store.mutate(m.id, lambda x, done=done: apply(x, done, CONFIG))  # type: ignore[misc]
+        return [d.movie.id for d in store.claim(Stage.story, limit, LATER, claim_fn(Stage.story))]
+
+    def succeed(ids: list[str], seconds: float) -> None:
+        for i in ids:
+            store.mutate(i, succeed_fn(Stage.story, LATER + timedelta(seconds=seconds)))
 
     def reads_of_history() -> tuple[int, Any]:
         before = METER.snapshot().get("firestore.reads", 0)
         history = store.duration_history()
         return METER.snapshot().get("firestore.reads", 0) - before, history
 
-    succeed(3, 4.0)  # three stats shards, taken in turn
-    assert len(list(empty_firestore.collection("stats").stream())) == 3
+    first = claim(3)
+    assert len(first) == 3
+    assert reads_of_history() == (1, {})  # claimed shards hold no statistics: not read
+    succeed(first, 4.0)  # each frees its own shard, and its duration rides on that write
     assert reads_of_history()[0] == 3
     assert reads_of_history()[0] == 1  # nothing updated: the least a query is billed
-    succeed(1, 8.0)
+    again = claim(3)
+    assert len(again) == 3
+    assert reads_of_history()[0] == 1  # claims write the shards without waking the readers
+    succeed(again[:1], 8.0)
     reads, history = reads_of_history()
-    assert reads == 1  # the one shard written since
+    assert reads == 1  # the one shard whose statistics changed since
     fresh = FirestoreMovieStore(client=empty_firestore).duration_history()
     assert history == fresh
     (bins,) = history.values()
     assert bins == {duration_bin(4.0): 3, duration_bin(8.0): 1}
+    assert store.mean_durations() == {Stage.story: pytest.approx(5.0)}
+
+
+def test_runs_in_the_shards_of_a_former_larger_limit_still_count(empty_firestore: Any) -> None:
+    """Shards past a lowered limit are never claimed in again, but the runs that free them
+    (and those that did before) count in the means and the histograms."""
+    store = FirestoreMovieStore(client=empty_firestore)
+    for i in range(4):
+        m = movie(seconds=i)
+        store.create(m, idempotency_key=None, fingerprint=m.id)
+    ids = [d.movie.id for d in store.claim(Stage.story, 3, LATER, claim_fn(Stage.story))]
+    assert len(ids) == 3
+    by_shard = {
+        empty_firestore.collection("movies").document(i).get().get("slot_shard"): i for i in ids
+    }
+    assert set(by_shard) == {0, 1, 2}
+    store.mutate(by_shard[0], succeed_fn(Stage.story, LATER + timedelta(seconds=2)))
+    (last,) = store.claim(Stage.story, 1, LATER, claim_fn(Stage.story))  # limit now 1: shard 0
+    # Shards 1 and 2 are past the limit now; the runs still in them finish there.
+    for seconds, k in ((3, 1), (4, 2)):
+        store.mutate(by_shard[k], succeed_fn(Stage.story, LATER + timedelta(seconds=seconds)))
+    store.mutate(last.movie.id, succeed_fn(Stage.story, LATER + timedelta(seconds=9)))
+    fresh = FirestoreMovieStore(client=empty_firestore)
+    assert fresh.mean_durations() == {Stage.story: pytest.approx((2 + 3 + 4 + 9) / 4)}
+    (bins,) = fresh.duration_history().values()
+    assert sum(bins.values()) == 4

@@ -63,16 +63,17 @@ class FirestoreMovieStore(FirestoreOperator):
 
     Collections: `movies/{id}` (the movie as JSON plus its index fields and its
     `journal`, a list), `idempotency/{sha256(owner, key)}`, `queues/{stage}-{k}` (slot
-    shards: the ids running in the k-th share of the stage's concurrency),
-    `stats/{stage}-{k}` (sums of stage durations, by blind increments), `control/admission`
+    shards: the ids running in the k-th share of the stage's concurrency, and the duration
+    sums of the runs that freed a slot there, by blind increments), `control/admission`
     (paused flag), `control/stages` (paused queues), and the queue counters
     `queue_buckets/...` (queue_counts.py; a stage's waiting is the sum of its widest).
 
     No document is written by every movie: a stage's concurrency is split over K slot shards
-    (K from the concurrency and `target_rate`, slot_shards()), counters and sums over their
-    own shards. Admission never over-admits: each shard holds at most its share of the
-    limit, a claim commits only if every shard it takes slots in is unchanged since it
-    counted them, and every change of a running stage changes that shard in the same commit.
+    (K from the concurrency and `target_rate`, slot_shards()), the counters over their own
+    shards, and the duration sums ride on the slot shards' frees (ADR 0031). Admission never
+    over-admits: each shard holds at most its share of the limit, a claim commits only if
+    every shard it takes slots in is unchanged since it counted them, and every change of a
+    running stage changes that shard in the same commit.
     """
 
     def __init__(
@@ -93,9 +94,8 @@ class FirestoreMovieStore(FirestoreOperator):
         # Each counter document is written twice per movie (it enters the stage's queue,
         # it leaves it): shards for the target rate, unless given.
         self.shards = counter_shards or shard_count(target_rate, writes_per_movie=COUNTER_WRITES)
-        # Movies a second per stage the slot shards and duration sums are sized for.
+        # Movies a second per stage the slot shards (and so the duration sums) are sized for.
         self.target_rate = target_rate
-        self.stats_shards = shard_count(target_rate, writes_per_movie=1)
         self.max_attempts = max_attempts
         self.scan_page = scan_page
         self.max_scan = max_scan
@@ -361,7 +361,6 @@ class FirestoreMovieStore(FirestoreOperator):
             self.db(),
             rpc=self.rpc,
             shards=self.shards,
-            stats_shards=self.stats_shards,
             deep=self.counters.deep,
         )
 

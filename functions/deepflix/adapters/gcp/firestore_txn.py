@@ -11,14 +11,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.eta_durations import RECENT, UPDATED, stale_windows
-from deepflix.adapters.gcp.firestore_docs import (
-    MOVIES,
-    Doc,
-    slots_ref,
-    stats_ref,
-    to_document,
-)
+from deepflix.adapters.gcp.eta_durations import RECENT, STATS_UPDATED, stale_windows
+from deepflix.adapters.gcp.firestore_docs import MOVIES, Doc, slots_ref, to_document
 from deepflix.adapters.gcp.queue_counts import (
     COUNT_SHARD,
     CounterDoc,
@@ -67,14 +61,12 @@ class Txn:
         *,
         rpc: dict[str, Any],
         shards: int,
-        stats_shards: int = 1,
         deep: Callable[[Stage], bool] = lambda stage: True,
     ) -> None:
         self.db = db  # the Firestore client
         self.rpc = rpc  # retry and timeout of every call
         self.shards = shards  # copies of each queue counter
         self.deep = deep  # whether a movie entering a stage's queue now is counted
-        self.stats_shards = stats_shards  # copies of each duration sum
         self.batch = db.batch()
         self.versions: dict[str, Any] = {}  # path -> update_time; None if absent when read
         self.writes = 0
@@ -84,6 +76,7 @@ class Txn:
         # The slot shard a claim gives each movie it saves (set by the claim before save).
         self.slot_for: dict[str, int] = {}
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
+        # Duration sums and histogram bins by (stage, slot shard, field): see _observe.
         self.durations: dict[tuple[Stage, int, str | tuple[str, str, str, str]], float] = {}
 
     def get(self, ref: Any) -> Any:
@@ -139,11 +132,11 @@ class Txn:
         # own per entry (a movie's journal stays small: a few entries per attempt).
         entries = list(old_doc.get("journal") or []) + [e.document() for e in journal]
         seq = len(entries)
-        for stage, seconds in durations:
-            self._observe(
-                stage, seconds, new.id, new.request.scene_count, window_of(new.updated_at)
-            )
         slot = old_doc.get("slot_shard")
+        for stage, seconds in durations:
+            # A run that succeeded is the stage that ran: its slot is freed in this commit.
+            shard = int(slot or 0) if stage is old.running_stage else 0
+            self._observe(stage, shard, seconds, new.request.scene_count, window_of(new.updated_at))
         if old.running_stage is not new.running_stage:
             if old.running_stage is not None:
                 freed = int(slot or 0)
@@ -157,42 +150,42 @@ class Txn:
         doc = to_document(new, journal_seq=seq, slot_shard=slot) | {"journal": entries}
         self.replace(ref, doc | {COUNT_SHARD: count_shard})
 
-    def _observe(
-        self, stage: Stage, seconds: float, movie_id: str, scenes: int, window: int
-    ) -> None:
+    def _observe(self, stage: Stage, shard: int, seconds: float, scenes: int, window: int) -> None:
         """Add a duration to its stage's sums and to the ETA's histogram of its scene count
-        and window (pipeline/eta.py), in one of the stage's stats shards: blind increments,
-        which read nothing and so contend with nothing; a mean is the sum over the count."""
-        shard = next_shard("stats", stage, self.stats_shards)
+        and window (pipeline/eta.py), in the slot shard the run's success frees: the free
+        writes that shard anyway, so the sums ride on its write (ADR 0031). Blind
+        increments, which read nothing and so contend with nothing; a mean is the sum over
+        the count."""
         bin_ = (RECENT, str(window), str(scenes), str(duration_bin(seconds)))
         for name, v in (("sum_s", seconds), ("n", 1), (bin_, 1)):
             key = (stage, shard, name)
             self.durations[key] = self.durations.get(key, 0) + v
 
-    def _write_durations(self) -> None:
+    def _stats_fields(self) -> dict[tuple[Stage, int], dict[str, Any]]:
+        """The stats fields each slot shard's write carries, by (stage, shard): increments,
+        the windows the ETA no longer reads deleted (blindly: a delete reads nothing
+        either), and STATS_UPDATED, the stamp the duration readers ask by, set only here so
+        that claims, which write the shard too, do not make readers read it again."""
         docs: dict[tuple[Stage, int], dict[str, Any]] = {}
         for (stage, shard, name), v in self.durations.items():
-            doc = docs.setdefault(
-                (stage, shard), {"stage": stage.value, UPDATED: firestore.SERVER_TIMESTAMP}
-            )
+            doc = docs.setdefault((stage, shard), {STATS_UPDATED: firestore.SERVER_TIMESTAMP})
             if isinstance(name, tuple):  # a histogram bin: nested maps, merged field by field
                 _, window, scenes, bin_ = name
                 windows = doc.setdefault(RECENT, {})
                 windows.setdefault(window, {}).setdefault(scenes, {})[bin_] = firestore.Increment(v)
-                # Windows the ETA no longer reads go, blindly: a delete reads nothing either.
                 for old in stale_windows(int(window)):
                     windows[old] = firestore.DELETE_FIELD
             else:
                 doc[name] = firestore.Increment(v)
-        for (stage, shard), data in docs.items():
-            self.batch.set(stats_ref(self.db, stage, shard), data, merge=True)
-            self.writes += 1
+        return docs
 
     def commit(
         self, *, slots: dict[tuple[Stage, int], tuple[list[str], int]] | None = None
     ) -> None:
         """Commit; `slots` are the running lists and capacities of the slot shards a claim
-        read, each written guarded by its version."""
+        read, each written guarded by its version. A success's durations go in the write
+        that frees its slot (a merge, so they add up field by field)."""
+        stats = self._stats_fields()
         for key in sorted(set(self.taken) | set(self.freed)):
             stage, shard = key
             ref = slots_ref(self.db, stage, shard)
@@ -212,9 +205,16 @@ class Txn:
             ):
                 if ids.get(key):
                     data = {"stage": stage.value, "running": transform(ids[key])} | room
+                    if ids is self.freed:
+                        data |= stats.pop(key, {})
                     self.batch.set(ref, data, merge=True)
                     self.writes += 1
-        self._write_durations()
+        # Durations with no free of their shard in this commit (none today: a success
+        # frees the slot it ran in) still go to that shard, in a write of their own.
+        for (stage, shard), data in stats.items():
+            data = {"stage": stage.value} | data
+            self.batch.set(slots_ref(self.db, stage, shard), data, merge=True)
+            self.writes += 1
         self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
             self.batch.commit(**self.rpc)

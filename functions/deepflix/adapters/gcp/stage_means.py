@@ -1,4 +1,4 @@
-"""Each stage's mean run on Firestore: sums of its stats shards, reused briefly per instance."""
+"""Each stage's mean run on Firestore: sums in its slot shards, reused briefly per instance."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud.firestore_v1.aggregation import AggregationQuery
 
-from deepflix.adapters.gcp.firestore_docs import STATS, eq
+from deepflix.adapters.gcp.firestore_docs import QUEUES, eq
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 
@@ -23,9 +23,10 @@ TTL_S = 5.0
 
 
 class StageMeans:
-    """The mean duration per stage: one aggregation of the stage's duration sums each (a
-    plain mean of every sample, where the running mean it replaces needed a read and a
-    guarded write of one document per success), cached per instance for `ttl_s`."""
+    """The mean duration per stage: one aggregation of the duration sums in the stage's slot
+    shards each (a plain mean of every sample, where the running mean it replaces needed a
+    read and a guarded write of one document per success), cached per instance for `ttl_s`.
+    The shards of a former, larger limit match the stage too: their runs still count."""
 
     def __init__(
         self,
@@ -48,7 +49,7 @@ class StageMeans:
             return dict(cached[1])
         out = {}
         for stage in Stage:
-            q = self.db().collection(STATS).where(filter=eq("stage", stage.value))
+            q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
             agg = AggregationQuery(q).sum("sum_s", alias="sum_s").sum("n", alias="n")
             (row,) = agg.get(**self.rpc)
             METER.add("firestore.reads")
