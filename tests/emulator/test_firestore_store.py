@@ -102,6 +102,31 @@ def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firesto
     assert store.admission_paused() is True
 
 
+def test_admission_pause_is_read_once_a_second_and_again_after_this_process_sets_it(
+    empty_firestore: Any,
+) -> None:
+    store = FirestoreMovieStore(client=empty_firestore)
+    other = FirestoreMovieStore(client=empty_firestore)  # another process's instance
+    clock = [0.0]
+    for s in (store, other):
+        s.monotonic_pauses = lambda: clock[0]  # type: ignore[method-assign]
+
+    def reads_of(ask: Callable[[], bool]) -> tuple[int, bool]:
+        before = METER.snapshot().get("firestore.reads", 0)
+        answer = ask()
+        return METER.snapshot().get("firestore.reads", 0) - before, answer
+
+    assert reads_of(store.admission_paused) == (1, False)
+    assert reads_of(store.admission_paused) == (0, False)  # every create asks: one read
+    store.set_admission_paused(True)
+    assert reads_of(store.admission_paused) == (1, True)  # its own change at once
+    assert reads_of(other.admission_paused) == (1, True)
+    other.set_admission_paused(False)
+    assert reads_of(store.admission_paused) == (0, True)  # another's within the second
+    clock[0] += 1.0
+    assert reads_of(store.admission_paused) == (1, False)
+
+
 def test_parallel_mutations_lose_no_update(empty_firestore: Any) -> None:
     store = FirestoreMovieStore(client=empty_firestore)
     m = movie()

@@ -16,8 +16,8 @@ from deepflix.pipeline.models import STAGES, Movie, Stage, decode_cursor, encode
 from deepflix.pipeline.operator import MovieFilter, matches
 from deepflix.pipeline.ports import Page
 
-# How long this process trusts the paused stages it read: every dispatch asks, and a read
-# each would cost a billed read per dispatch (docs/decisions/0020).
+# How long this process trusts the paused stages and admission it read: every dispatch and
+# create asks, and a read each would cost a billed read per movie (docs/decisions/0020).
 PAUSES_TTL_S = 1.0
 # A filter Firestore cannot index (stage, text) is applied to pages of this many movies.
 FILTER_PAGE = 100
@@ -37,6 +37,7 @@ class FirestoreOperator:
     rpc: dict[str, Any]
     max_scan: int
     _pauses: tuple[float, frozenset[Stage]] = (float("-inf"), frozenset())
+    _admission: tuple[float, bool] = (float("-inf"), False)
 
     def db(self) -> Any:
         raise NotImplementedError  # the store's
@@ -47,8 +48,14 @@ class FirestoreOperator:
     def _stream(self, query: Any) -> list[Any]:
         raise NotImplementedError  # the store's
 
+    def monotonic_pauses(self) -> float:
+        return time.monotonic()  # a test's clock replaces it
+
     def _stages_ref(self) -> Any:
         return self.db().collection("control").document("stages")
+
+    def _admission_ref(self) -> Any:
+        return self.db().collection("control").document("admission")
 
     @translate_outages("firestore")
     def list(
@@ -123,13 +130,13 @@ class FirestoreOperator:
     @translate_outages("firestore")
     def paused_stages(self) -> frozenset[Stage]:
         at, paused = self._pauses
-        if time.monotonic() - at < PAUSES_TTL_S:
+        if self.monotonic_pauses() - at < PAUSES_TTL_S:
             return paused
         snap = self._stages_ref().get(**self.rpc)
         METER.add("firestore.reads")
         names = set((snap.to_dict() or {}).get("paused") or []) if snap.exists else set()
         paused = frozenset(s for s in STAGES if s.value in names)
-        self._pauses = (time.monotonic(), paused)
+        self._pauses = (self.monotonic_pauses(), paused)
         return paused
 
     @translate_outages("firestore")
@@ -138,3 +145,20 @@ class FirestoreOperator:
         self._stages_ref().set({"paused": change([stage.value])}, merge=True, **self.rpc)
         METER.add("firestore.writes")
         self._pauses = (float("-inf"), frozenset())  # read again at the next ask
+
+    @translate_outages("firestore")
+    def admission_paused(self) -> bool:
+        at, paused = self._admission
+        if self.monotonic_pauses() - at < PAUSES_TTL_S:
+            return paused
+        snap = self._admission_ref().get(**self.rpc)
+        METER.add("firestore.reads")
+        paused = bool(snap.exists and snap.get("paused"))
+        self._admission = (self.monotonic_pauses(), paused)
+        return paused
+
+    @translate_outages("firestore")
+    def set_admission_paused(self, paused: bool) -> None:
+        self._admission_ref().set({"paused": paused}, **self.rpc)
+        METER.add("firestore.writes")
+        self._admission = (float("-inf"), False)  # read again at the next ask

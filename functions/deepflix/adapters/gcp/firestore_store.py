@@ -54,7 +54,7 @@ from deepflix.pipeline.transitions import Decision
 R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
-IDEMPOTENCY, CONTROL = "idempotency", "control"
+IDEMPOTENCY = "idempotency"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -126,9 +126,6 @@ class FirestoreMovieStore(FirestoreOperator):
 
     def movies(self) -> Any:
         return self.db().collection(MOVIES)
-
-    def _admission_ref(self) -> Any:
-        return self.db().collection(CONTROL).document("admission")
 
     @translate_outages("firestore")
     def create(self, movie: Movie, *, idempotency_key: str | None, fingerprint: str) -> Movie:
@@ -304,17 +301,6 @@ class FirestoreMovieStore(FirestoreOperator):
     @translate_outages("firestore")
     def duration_history(self) -> WindowedRuns:
         return self.eta_durations.read()
-
-    @translate_outages("firestore")
-    def admission_paused(self) -> bool:
-        snap = self._admission_ref().get(**self.rpc)
-        METER.add("firestore.reads")
-        return bool(snap.exists and snap.get("paused"))
-
-    @translate_outages("firestore")
-    def set_admission_paused(self, paused: bool) -> None:
-        self._admission_ref().set({"paused": paused}, **self.rpc)
-        METER.add("firestore.writes")
 
     @translate_outages("firestore")
     def journal(self, movie_id: str) -> list[dict[str, object]]:
