@@ -77,6 +77,7 @@ class Sender:
         # Admission tasks this process enqueued (or found taken), by name: when each runs.
         self._admitted: dict[str, datetime] = {}
         self._admitting = threading.Lock()
+        self._draining = threading.Lock()
 
     def send(self, movie: Movie, down: set[str] | None = None, *, drain: bool = False) -> None:
         """Send what waits in the movie's outbox, then take it out. A transport that fails
@@ -111,8 +112,11 @@ class Sender:
                 self.store.sent(movie.id, marked)
             except Unavailable as e:  # sent again later, which every receiver takes well
                 log.warning("could not mark messages sent: %s", e.message)
-        if len(done) == len(movie.outbox) and self.health.drain_due():
-            self.drain()  # this one went out: so may what an outage left in others
+        # This one went out: so may what an outage left in others. Not from a drain's own
+        # sends: a drain inside the drain read the movies the outer one had still to send,
+        # and sent and marked them once more each (7.9 marks a movie in a deep queue).
+        if not drain and len(done) == len(movie.outbox) and self.health.drain_due():
+            self.drain()
 
     def _receipted(self, entry: Outgoing) -> bool:
         """Whether the entry's receiver takes it out of the outbox (see the class)."""
@@ -144,7 +148,19 @@ class Sender:
         return any(self._settles(movie, r, went) for r in request)
 
     def drain(self) -> None:
-        """Send what waits in every outbox (the sweep; the first write after an outage)."""
+        """Send what waits in every outbox (the sweep; the first write after an outage).
+
+        One drain at a time in this process: two would read the same movies (the longest
+        waiting) and send and mark each one twice; the one running covers what the other
+        would have read."""
+        if not self._draining.acquire(blocking=False):
+            return
+        try:
+            self._drain()
+        finally:
+            self._draining.release()
+
+    def _drain(self) -> None:
         self.health.draining()
         down: set[str] = set()
         # With receipts, a movie whose messages are all younger than their grace has
