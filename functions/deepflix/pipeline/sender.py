@@ -156,27 +156,25 @@ class Sender:
         if not self._draining.acquire(blocking=False):
             return
         try:
-            self._drain()
+            self.health.draining()
+            down: set[str] = set()
+            # With receipts, a movie whose messages are all younger than their grace has
+            # nothing a drain would send (the receipts' are on their way; one that failed
+            # asked for a sweep after RETRY_S, no sooner): not read at all, where each was a
+            # billed read a sweep on Firestore, every waiting movie's admission in a deep
+            # queue.
+            before = None
+            if self.receipts is not None:
+                before = self.clock() - timedelta(seconds=outbox.GRACE_S)
+            movies = self.store.unsent(outbox.DRAIN_BATCH, before)
+            for movie in movies:
+                if movie.outbox:
+                    self.send(movie, down, drain=True)
+                else:  # sent, but the store's index did not know it yet
+                    self.store.mutate(movie.id, lambda m: Decision(m))
+            self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
         finally:
             self._draining.release()
-
-    def _drain(self) -> None:
-        self.health.draining()
-        down: set[str] = set()
-        # With receipts, a movie whose messages are all younger than their grace has
-        # nothing a drain would send (the receipts' are on their way; one that failed asked
-        # for a sweep after RETRY_S, no sooner): not read at all, where each was a billed
-        # read a sweep on Firestore, every waiting movie's admission in a deep queue.
-        before = None
-        if self.receipts is not None:
-            before = self.clock() - timedelta(seconds=outbox.GRACE_S)
-        movies = self.store.unsent(outbox.DRAIN_BATCH, before)
-        for movie in movies:
-            if movie.outbox:
-                self.send(movie, down, drain=True)
-            else:  # sent, but the store's index did not know it yet
-                self.store.mutate(movie.id, lambda m: Decision(m))
-        self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
 
     def _send_traced(self, movie: Movie, command: Command, settle: bool = False) -> bool:
         # Sent in the movie's trace, whatever work (a sweep, another movie's dispatch) sends it.
