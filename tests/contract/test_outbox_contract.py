@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from deepflix.adapters.local.store import SqliteMovieStore
 from deepflix.pipeline import outbox
 from deepflix.pipeline.events import Claimed, Dispatch
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import Movie, Outgoing, Stage
 from deepflix.pipeline.ports import MovieStore
 from deepflix.pipeline.transitions import Decision, apply
 from tests.factories import CONFIG, T0, movie
@@ -48,3 +49,29 @@ def test_a_claims_messages_are_saved_with_it_and_found_until_sent(store: MovieSt
         if not m.outbox:
             store.mutate(m.id, lambda x: Decision(x))
     assert [m.id for m in store.unsent(10)] == [second.id]
+
+
+def _another_process(store: MovieStore) -> MovieStore:
+    """A second instance over the same data: what another process reads and writes."""
+    if isinstance(store, SqliteMovieStore):
+        return SqliteMovieStore(store.db.path)
+    from deepflix.adapters.gcp.firestore_store import FirestoreMovieStore
+
+    assert isinstance(store, FirestoreMovieStore)
+    return FirestoreMovieStore(client=store.db())
+
+
+def test_a_mark_after_another_process_changed_the_movie_keeps_what_it_added(
+    store: MovieStore,
+) -> None:
+    waiting = movie().model_copy(update={"outbox": (Outgoing(kind="admit", since=T0),)})
+    store.create(waiting, idempotency_key=None, fingerprint=waiting.id)
+    [read] = store.unsent(10)  # a drain reads it...
+    later = Outgoing(kind="dispatch", stage=Stage.story, at=LATER, since=LATER)
+    _another_process(store).mutate(
+        waiting.id, lambda m: Decision(m.model_copy(update={"outbox": (*m.outbox, later)}))
+    )
+    store.sent(waiting.id, read.outbox)  # ...and marks what it sent, the movie changed since
+    left = store.get(waiting.id)
+    assert left is not None and left.outbox == (later,)
+    assert [m.id for m in store.unsent(10)] == [waiting.id]  # still found by the drains

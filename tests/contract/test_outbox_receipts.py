@@ -3,6 +3,8 @@ only what no receiver will, and a drain resends what is on its way only after it
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -30,10 +32,12 @@ class Rig:
         self.clock = Clock()
         self.jobs = Recorder()
         self.marked: list[list[str]] = []
+        self.marks: Counter[str] = Counter()  # by movie
         mark = store.sent
 
         def sent(movie_id: str, messages: Sequence[Outgoing]) -> None:
             self.marked.append([m.kind for m in messages])
+            self.marks[movie_id] += 1
             mark(movie_id, messages)
 
         monkeypatch.setattr(store, "sent", sent)
@@ -137,3 +141,68 @@ def test_a_deadline_check_that_failed_is_the_sweeps_and_holds_up_no_receipt(rig:
     st = rig.movie(m.id).stages[Stage.images]
     assert st.last_error is not None and st.last_error.code == "timeout"
     assert rig.jobs.cancelled == ["exec-1"]  # its job stopped
+
+
+def test_a_mark_that_empties_an_outbox_takes_the_movie_out_of_what_drains_read(rig: Rig) -> None:
+    m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    rig.clock.now += timedelta(seconds=2)
+    rig.pipeline.sweep()  # claims it; the story stage's request is marked
+    assert rig.marked == [["run_stage"]]
+    assert rig.kinds(m.id) == []
+    # Not listed, where the index kept the messages' time until the movie's next save and
+    # every drain meanwhile read the movie again (a story that runs past the grace).
+    assert rig.store.unsent(10) == []
+
+
+def test_a_waiting_movies_admission_is_resent_and_marked_once_then_not_read_again(
+    rig: Rig,
+) -> None:
+    rig.pipeline.pause_admission()
+    waiting = rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    for _ in range(4):  # it waits through sweeps, past its grace
+        rig.clock.now += GRACE
+        rig.pipeline.sweep()
+    assert rig.marks == {waiting.id: 1}
+    assert rig.admissions() == 2  # its create's, and the one resend
+    assert [waiting.id in d for d in rig.drained] == [True, False, False, False]
+
+
+def test_drains_one_after_another_mark_each_waiting_admission_once(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deep queue: more waiting movies past their grace than a drain reads. The first drain
+    leaves a backlog, so every send after it is to drain again, each send of the drain's
+    own too: a drain inside the drain read the same movies and sent and marked again what
+    the outer one went on to send and mark (7.9 marks a movie in the 500-movie stack)."""
+    monkeypatch.setattr(outbox, "DRAIN_BATCH", 2)
+    monkeypatch.setattr(outbox, "REST_S", 0.0)  # due at every send while a backlog lasts
+    rig.pipeline.pause_admission()
+    ids = [rig.pipeline.create(request(), owner="u", idempotency_key=None).id for _ in range(6)]
+    for _ in range(5):
+        rig.clock.now += GRACE
+        rig.pipeline.sweep()
+    assert rig.marks == dict.fromkeys(ids, 1)
+    assert all(rig.kinds(i) == [] for i in ids)
+
+
+def test_one_drain_at_a_time_in_a_process(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig.pipeline.pause_admission()
+    rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    rig.clock.now += GRACE
+    inside, go_on = threading.Event(), threading.Event()
+    unsent = rig.store.unsent
+
+    def held(limit: int, before: datetime | None = None) -> list[Movie]:
+        inside.set()
+        go_on.wait(timeout=30)
+        return unsent(limit, before)
+
+    monkeypatch.setattr(rig.store, "unsent", held)
+    first = threading.Thread(target=rig.pipeline.sender.drain)
+    first.start()
+    assert inside.wait(timeout=30)
+    rig.pipeline.sender.drain()  # another thread's: the one running reads what it would
+    go_on.set()
+    first.join()
+    assert len(rig.drained) == 1
+    assert len(rig.marks) == 1 and set(rig.marks.values()) == {1}

@@ -97,6 +97,7 @@ class Sender:
         self.boot = uuid.uuid4().hex[:8]
         self._admitted = Windows()  # admission tasks
         self._watched = Windows()  # deadlines tasks
+        self._draining = threading.Lock()
 
     def send(self, movie: Movie, down: set[str] | None = None, *, drain: bool = False) -> None:
         """Send what waits in the movie's outbox, then take it out. A transport that fails
@@ -131,8 +132,11 @@ class Sender:
                 self.store.sent(movie.id, marked)
             except Unavailable as e:  # sent again later, which every receiver takes well
                 log.warning("could not mark messages sent: %s", e.message)
-        if len(done) == len(movie.outbox) and self.health.drain_due():
-            self.drain()  # this one went out: so may what an outage left in others
+        # This one went out: so may what an outage left in others. Not from a drain's own
+        # sends: a drain inside the drain read the movies the outer one had still to send,
+        # and sent and marked them once more each (7.9 marks a movie in a deep queue).
+        if not drain and len(done) == len(movie.outbox) and self.health.drain_due():
+            self.drain()
 
     def _receipted(self, entry: Outgoing) -> bool:
         """Whether the entry's receiver takes it out of the outbox (see the class)."""
@@ -147,23 +151,33 @@ class Sender:
         return self._receipted(entry) and age < outbox.GRACE_S
 
     def drain(self) -> None:
-        """Send what waits in every outbox (the sweep; the first write after an outage)."""
-        self.health.draining()
-        down: set[str] = set()
-        # With receipts, a movie whose messages are all younger than their grace has
-        # nothing a drain would send (the receipts' are on their way; one that failed asked
-        # for a sweep after RETRY_S, no sooner): not read at all, where each was a billed
-        # read a sweep on Firestore, every waiting movie's admission in a deep queue.
-        before = None
-        if self.receipts is not None:
-            before = self.clock() - timedelta(seconds=outbox.GRACE_S)
-        movies = self.store.unsent(outbox.DRAIN_BATCH, before)
-        for movie in movies:
-            if movie.outbox:
-                self.send(movie, down, drain=True)
-            else:  # sent, but the store's index did not know it yet
-                self.store.mutate(movie.id, lambda m: Decision(m))
-        self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
+        """Send what waits in every outbox (the sweep; the first write after an outage).
+
+        One drain at a time in this process: two would read the same movies (the longest
+        waiting) and send and mark each one twice; the one running covers what the other
+        would have read."""
+        if not self._draining.acquire(blocking=False):
+            return
+        try:
+            self.health.draining()
+            down: set[str] = set()
+            # With receipts, a movie whose messages are all younger than their grace has
+            # nothing a drain would send (the receipts' are on their way; one that failed
+            # asked for a sweep after RETRY_S, no sooner): not read at all, where each was a
+            # billed read a sweep on Firestore, every waiting movie's admission in a deep
+            # queue.
+            before = None
+            if self.receipts is not None:
+                before = self.clock() - timedelta(seconds=outbox.GRACE_S)
+            movies = self.store.unsent(outbox.DRAIN_BATCH, before)
+            for movie in movies:
+                if movie.outbox:
+                    self.send(movie, down, drain=True)
+                else:  # sent, but the store's index did not know it yet
+                    self.store.mutate(movie.id, lambda m: Decision(m))
+            self.health.backlog = bool(down) or len(movies) == outbox.DRAIN_BATCH
+        finally:
+            self._draining.release()
 
     def _send_traced(self, movie: Movie, command: Command, settle: bool = False) -> bool:
         # Sent in the movie's trace, whatever work (a sweep, another movie's dispatch) sends it.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -27,6 +26,7 @@ from deepflix.adapters.gcp.firestore_docs import (
     to_document,
 )
 from deepflix.adapters.gcp.firestore_operator import FirestoreOperator
+from deepflix.adapters.gcp.firestore_outbox import Outboxes
 from deepflix.adapters.gcp.firestore_slots import ClaimTurns, SlotFinder, spread
 from deepflix.adapters.gcp.firestore_txn import CONFLICTS, JOURNAL, Txn
 from deepflix.adapters.gcp.owner_usage import owner_usage
@@ -55,7 +55,6 @@ R = TypeVar("R")
 Snapshots = list[Any]  # spelled out here: inside the store, `list` is a method
 Movies = list[Movie]
 IDEMPOTENCY = "idempotency"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FirestoreMovieStore(FirestoreOperator):
@@ -114,6 +113,10 @@ class FirestoreMovieStore(FirestoreOperator):
         # One claim of a stage at a time in this process (claim()); what each reads.
         self._turns = ClaimTurns()
         self.reads = ClaimReads(slots=self.slots, ready=self._ready, claim_spread=claim_spread)
+        # Marks that keep the drain's index true, from the versions this process knows.
+        self.outboxes = Outboxes(
+            movies=self.movies, write_option=lambda **kw: self.db().write_option(**kw)
+        )
 
     def _stream(self, query: Any) -> Snapshots:
         """Run a query; Firestore bills a read per document returned, at least one per query."""
@@ -275,23 +278,11 @@ class FirestoreMovieStore(FirestoreOperator):
 
     @translate_outages("firestore")
     def sent(self, movie_id: str, messages: Sequence[Outgoing]) -> None:
-        # A transform, so no read: a transaction of this movie that read it before sees its
-        # precondition fail and runs again. The indexed `outbox_since` stays as it is until
-        # the movie's next save (or the sweep's, for a movie that sees none: unsent()).
-        removed = firestore.ArrayRemove([m.model_dump(mode="json") for m in messages])
-        with contextlib.suppress(gexc.NotFound):
-            self.movies().document(movie_id).update({"outbox": removed}, **self.rpc)
-            METER.add("firestore.writes")
+        self.outboxes.sent(movie_id, messages, self.rpc)
 
     @translate_outages("firestore")
     def unsent(self, limit: int, before: datetime | None = None) -> Movies:
-        # Only a movie with messages waiting has an `outbox_since`; a range filter skips
-        # the null ones (and, with `before`, those too young: each one returned is a read).
-        q = self.movies().where(filter=firestore.FieldFilter("outbox_since", ">=", _EPOCH))
-        if before is not None:
-            q = q.where(filter=firestore.FieldFilter("outbox_since", "<", before))
-        snaps = self._stream(q.order_by("outbox_since").limit(limit))
-        return [from_document(s.to_dict()) for s in snaps]
+        return self.outboxes.unsent(limit, before, self._stream)
 
     @translate_outages("firestore")
     def mean_durations(self) -> dict[Stage, float]:
@@ -360,6 +351,8 @@ class FirestoreMovieStore(FirestoreOperator):
                 METER.add("firestore.conflicts")
             else:
                 METER.add("firestore.commits")
+                for movie_id, (version, outbox) in tx.committed.items():
+                    self.outboxes.remember(movie_id, version, outbox)
                 for stage, shard in tx.freed:
                     self.slots.freed_hint[stage] = shard
                 return result

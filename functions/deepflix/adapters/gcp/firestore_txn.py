@@ -23,7 +23,7 @@ from deepflix.adapters.gcp.queue_counts import (
 from deepflix.metering import METER
 from deepflix.pipeline.eta import duration_bin, window_of
 from deepflix.pipeline.journal import stage_changes
-from deepflix.pipeline.models import Movie, Stage
+from deepflix.pipeline.models import Movie, Outgoing, Stage
 
 JOURNAL = "journal"  # the movie document's field holding its journal
 ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slots.py)
@@ -78,6 +78,10 @@ class Txn:
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
         # Duration sums and histogram bins by (stage, slot shard, field): see _observe.
         self.durations: dict[tuple[Stage, int, str | tuple[str, str, str, str]], float] = {}
+        # The movies saved: the place of each one's write in the batch, and its outbox; once
+        # committed, each one's version (update time) and outbox (firestore_outbox.py).
+        self._saved: dict[str, tuple[int, tuple[Outgoing, ...]]] = {}
+        self.committed: dict[str, tuple[Any, tuple[Outgoing, ...]]] = {}
 
     def get(self, ref: Any) -> Any:
         snap = ref.get(**self.rpc)
@@ -148,6 +152,7 @@ class Txn:
                 self.taken.setdefault((new.running_stage, slot), []).append(new.id)
         count_shard = self.count(old, new, old_doc)
         doc = to_document(new, journal_seq=seq, slot_shard=slot) | {"journal": entries}
+        self._saved[new.id] = (self.writes, new.outbox)
         self.replace(ref, doc | {COUNT_SHARD: count_shard})
 
     def _observe(self, stage: Stage, shard: int, seconds: float, scenes: int, window: int) -> None:
@@ -217,5 +222,7 @@ class Txn:
             self.writes += 1
         self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
-            self.batch.commit(**self.rpc)
+            results = self.batch.commit(**self.rpc)
             METER.add("firestore.writes", self.writes)
+            for movie_id, (at, outbox) in self._saved.items():
+                self.committed[movie_id] = (results[at].update_time, outbox)
