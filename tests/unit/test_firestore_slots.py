@@ -53,19 +53,38 @@ def test_a_shard_read_again_full_is_dropped_not_kept_with_its_older_list() -> No
     tx = Txn(Db(), rpc={}, shards=1)
     caps = [1, 1]
     room: dict[int, list[str]] = {}
-    finder._keep(tx, [Snap("story-0", {"running": []}, 1)], caps, room)
+    finder._keep(tx, Stage.story, [Snap("story-0", {"running": []}, 1)], caps, room)
     assert room == {0: []}
-    finder._keep(tx, [Snap("story-0", {"running": ["m9"]}, 2)], caps, room)
+    finder._keep(tx, Stage.story, [Snap("story-0", {"running": ["m9"]}, 2)], caps, room)
     assert room == {}
     assert tx.versions["queues/story-0"] == 2
 
 
-def test_the_freed_shard_comes_first_and_each_free_slot_once() -> None:
+def test_the_least_used_shards_come_first_and_each_free_slot_once() -> None:
     finder = SlotFinder(db=Db, rpc={}, max_probes=8)
-    finder.freed_hint[Stage.story] = 3
-    order = finder.order(Stage.story, {1: [], 3: ["a"], 5: ["b", "c"]}, [2, 2, 2, 2, 2, 3])
-    assert order[0] == 3
-    assert sorted(order) == [1, 1, 3, 5]
+    tx = Txn(Db(), rpc={}, shards=1)
+    caps = [2, 2, 2, 2, 2, 3]
+    room: dict[int, list[str]] = {}
+    snaps = [
+        Snap("story-1", {"running": [], "claims": 7}),
+        Snap("story-3", {"running": ["a"], "claims": 2}),
+        Snap("story-5", {"running": ["b", "c"], "claims": 4}),
+    ]
+    finder._keep(tx, Stage.story, snaps, caps, room)
+    assert finder.order(Stage.story, room, caps, racing=False) == [3, 5, 1, 1]
+    # After a lost race, at random: other processes read the same least used shard.
+    random.seed(3)
+    firsts = {finder.order(Stage.story, room, caps, racing=True)[0] for _ in range(30)}
+    assert firsts == {1, 3, 5}
+    assert sorted(finder.order(Stage.story, room, caps, racing=True)) == [1, 1, 3, 5]
+
+
+def test_equally_used_shards_are_taken_in_random_order() -> None:
+    finder = SlotFinder(db=Db, rpc={}, max_probes=8)
+    room: dict[int, list[str]] = {k: [] for k in range(6)}
+    random.seed(5)
+    firsts = {finder.order(Stage.story, room, [1] * 6, racing=False)[0] for _ in range(40)}
+    assert len(firsts) > 3  # parallel claims of other processes seldom meet
 
 
 def test_spread_never_passes_over_a_priority_and_keeps_queue_order() -> None:

@@ -216,7 +216,7 @@ class FirestoreMovieStore(FirestoreOperator):
             ready, room = self.reads.read(tx, stage, caps, most, now)
             if not ready or not free_slots(room, caps):
                 return []
-            shards = self.slots.order(stage, room, caps)
+            shards = self.slots.order(stage, room, caps, racing=self.reads.racing(stage))
             out = []
             for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
                 tx.saw(snap)
@@ -228,8 +228,6 @@ class FirestoreMovieStore(FirestoreOperator):
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
             tx.commit(slots={(stage, k): (r, caps[k]) for k, r in room.items()})
-            if self.slots.freed_hint.get(stage) in tx.slot_for.values():
-                del self.slots.freed_hint[stage]  # taken: a later claim need not try it
             return out
 
         return self._transact(body)
@@ -375,8 +373,6 @@ class FirestoreMovieStore(FirestoreOperator):
                 METER.add("firestore.conflicts")
             else:
                 METER.add("firestore.commits")
-                for stage, shard in tx.freed:
-                    self.slots.freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret
