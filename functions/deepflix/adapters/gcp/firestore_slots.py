@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -74,6 +74,10 @@ class SlotFinder:
         # Claim counts of the shards this process's claims of a stage last read (one claim
         # of a stage at a time: ClaimTurns).
         self.claims: dict[tuple[Stage, int], int] = {}
+        # Per (stage, K), the shards this process's last listing found absent and no claim
+        # of it has created since.
+        self.absent: dict[tuple[Stage, int], set[int]] = {}
+        self._floor: dict[tuple[Stage, int], int] = {}  # the least claim count it saw
 
     def complete(self, stage: Stage, shards: int) -> bool:
         return (stage, shards) in self._complete
@@ -103,12 +107,14 @@ class SlotFinder:
 
     def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int) -> Running:
         """Shards of `stage` marked with room, least used first, enough for `wanted` slots
-        if there are (at most `max_probes`: each one returned is a billed read)."""
+        if there are (at most `max_probes`: each one returned is a billed read), and the
+        shards this process last listed absent (they read nothing)."""
         most = max(1, min(self.max_probes, wanted))
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         q = q.where(filter=eq(ROOM, True)).order_by(CLAIMS).order_by(DOC_ID)
         out: Running = {}
         self._keep(tx, stage, self._stream(q.limit(most)), caps, out)
+        self._offer_absent(tx, stage, caps, out)
         return out
 
     def every(self, tx: Txn, stage: Stage, caps: Sequence[int], out: Running) -> Running:
@@ -116,21 +122,38 @@ class SlotFinder:
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
         snaps = self._stream(q)
         seen = self._keep(tx, stage, snaps, caps, out)
-        # A shard created now (the stage's limit grew) counts from the least used one, so
-        # that it is not the only one claimed in until it has caught up.
-        floor = min((self.claims[(stage, k)] for k in seen), default=0)
-        for k in range(len(caps)):
-            if k not in seen:
-                path = slots_ref(self.db(), stage, k).path
-                tx.versions[path] = None  # created by the claim
-                tx.claims_from[path] = self.claims[(stage, k)] = floor
-                out[k] = []
+        self.absent[(stage, len(caps))] = set(range(len(caps))) - seen
+        self._floor[(stage, len(caps))] = min((self.claims[(stage, k)] for k in seen), default=0)
+        self._offer_absent(tx, stage, caps, out)
         # A shard with room written before claim counts is invisible to the room query
         # until a claim or free gives it one: list the shards again until none is left.
         uncounted = any(s.get(CLAIMS) is None and shard_index(s) in out for s in snaps)
         if len(seen) == len(caps) and not uncounted:
             self._complete.add((stage, len(caps)))
         return out
+
+    def _offer_absent(self, tx: Txn, stage: Stage, caps: Sequence[int], out: Running) -> None:
+        """Offer the shards last listed absent, empty, created by the claim that takes a slot
+        in one: the room query finds only shards that exist, so without this a stage's
+        claims would share only the shards that were once all busy at one time. Each
+        counts from the least used shard the listing saw, so that it is not the only one
+        claimed in until it has caught up (a limit that grew adds shards)."""
+        absent = self.absent.get((stage, len(caps)), set())
+        floor = self._floor.get((stage, len(caps)), 0)
+        for k in sorted(absent - set(out)):
+            path = slots_ref(self.db(), stage, k).path
+            tx.versions[path] = None  # created by the claim (a lost race if it exists now)
+            tx.claims_from[path] = self.claims[(stage, k)] = floor
+            out[k] = []
+
+    def created(self, stage: Stage, shards: int, taken: Iterable[int]) -> None:
+        """A claim's commit created the absent shards it took slots in."""
+        self.absent.get((stage, shards), set()).difference_update(taken)
+
+    def forget_absent(self, stage: Stage) -> None:
+        """After a lost race: another process may have created them (listed again when short)."""
+        for key in [key for key in self.absent if key[0] is stage]:
+            del self.absent[key]
 
     def order(self, stage: Stage, room: Running, caps: Sequence[int], *, racing: bool) -> list[int]:
         """One entry per free slot, shard by shard: least used first (equals at random),

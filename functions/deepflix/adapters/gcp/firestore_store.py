@@ -213,6 +213,7 @@ class FirestoreMovieStore(FirestoreOperator):
             tries += 1
             if tries > 1:  # the last try lost a race to another process's claim
                 self.reads.lost_race(stage)
+                self.slots.forget_absent(stage)
             ready, room = self.reads.read(tx, stage, caps, most, now)
             if not ready or not free_slots(room, caps):
                 return []
@@ -228,6 +229,7 @@ class FirestoreMovieStore(FirestoreOperator):
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
             tx.commit(slots={(stage, k): (r, caps[k]) for k, r in room.items()})
+            self.slots.created(stage, len(caps), tx.slot_for.values())
             return out
 
         return self._transact(body)

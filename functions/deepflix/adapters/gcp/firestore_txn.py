@@ -36,9 +36,6 @@ ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slo
 # A slot shard's field: how many slots claims have taken in it. Claims take the shards with
 # room least used first, so each shard is written about as often (firestore_slots.py).
 CLAIMS = "claims"
-# Absent slot shards a claim that listed them creates at most in its commit (a commit holds
-# at most 500 writes): the room query finds only shards that exist.
-CREATE_AT_ONCE = 400
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 _turns: dict[tuple[str, Stage | None], itertools.count[int]] = {}
@@ -196,26 +193,11 @@ class Txn:
             self.batch.set(stats_ref(self.db, stage, shard), data, merge=True)
             self.writes += 1
 
-    def _create_absent(self, slots: dict[tuple[Stage, int], tuple[list[str], int]]) -> None:
-        """Create the absent shards a claim listed and takes no slot in (empty, with room):
-        else the room query, which finds only shards that exist, would never offer them,
-        and a stage's claims would share only the shards once all busy at one time."""
-        absent = [
-            (key, cap)
-            for key, (_, cap) in sorted(slots.items())
-            if not self.taken.get(key) and slots_ref(self.db, *key).path in self.claims_from
-        ]
-        for (stage, shard), cap in absent[:CREATE_AT_ONCE]:
-            ref = slots_ref(self.db, stage, shard)
-            data: Doc = {"stage": stage.value, "running": [], ROOM: cap > 0}
-            self.create(ref, data | {CLAIMS: self.claims_from[ref.path]})
-
     def commit(
         self, *, slots: dict[tuple[Stage, int], tuple[list[str], int]] | None = None
     ) -> None:
         """Commit; `slots` are the running lists and capacities of the slot shards a claim
         read, each written guarded by its version."""
-        self._create_absent(slots or {})
         for key in sorted(set(self.taken) | set(self.freed)):
             stage, shard = key
             ref = slots_ref(self.db, stage, shard)
