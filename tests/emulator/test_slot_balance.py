@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -44,11 +44,13 @@ def run_serially(
         store.create(m, idempotency_key=None, fingerprint=m.id)
         (d,) = store.claim(Stage.story, LIMIT, LATER, claimed)
         took[shard_of(client, d.movie.id)] += 1
-        done = LATER + timedelta(seconds=i + 1)
-        store.mutate(
-            m.id, lambda x, t=done: apply(x, StageSucceeded(Stage.story, 1, (), t), CONFIG)
-        )
+        finish(store, m.id, LATER + timedelta(seconds=i + 1))
     return took
+
+
+def finish(store: FirestoreMovieStore, movie_id: str, at: datetime) -> None:
+    """The movie's story stage succeeds at `at`: its slot is freed."""
+    store.mutate(movie_id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), at), CONFIG))
 
 
 def test_serial_claims_use_every_shard_within_one_of_the_mean(empty_firestore: Any) -> None:
@@ -84,8 +86,7 @@ def test_a_shard_written_before_claim_counts_is_still_offered(empty_firestore: A
         data.pop("claims")
         ref.document(snap.id).set(data)  # as an older version left them
     (victim, *_) = store.running(Stage.story)
-    done = LATER + timedelta(seconds=99)
-    store.mutate(victim.id, lambda x: apply(x, StageSucceeded(Stage.story, 1, (), done), CONFIG))
+    finish(store, victim.id, LATER + timedelta(seconds=99))
     fresh = FirestoreMovieStore(client=empty_firestore)
     fresh.slots._complete.update(store.slots._complete)  # no listing: only the room query
     m = movie(seconds=500)
