@@ -158,3 +158,50 @@ def test_a_claim_spreads_only_for_a_while_after_a_lost_race() -> None:
     assert reads.spread(Stage.images, 3) == 0  # a race of another stage
     now[0] += RACE_MEMORY_S + 1
     assert reads.spread(Stage.story, 3) == 0
+
+
+class Listing:
+    """A Firestore client whose `queues` query lists the given shard documents."""
+
+    def __init__(self, snaps: list[Snap]) -> None:
+        self.snaps = snaps
+
+    def collection(self, name: str) -> Listing:
+        return self
+
+    def where(self, **_: Any) -> Listing:
+        return self
+
+    def order_by(self, _: Any) -> Listing:
+        return self
+
+    def limit(self, _: int) -> Listing:
+        return self
+
+    def stream(self, **_: Any) -> list[Snap]:
+        return self.snaps
+
+    def document(self, doc_id: str) -> Ref:
+        return Ref(f"queues/{doc_id}")
+
+    def batch(self) -> object:
+        return object()
+
+
+def test_shards_a_larger_limit_adds_count_from_the_least_used_one() -> None:
+    """Shards 0-2 claimed 9, 7 and 8 times; the limit grew to 5: shards 3 and 4, absent,
+    are offered counting from 7, not 0, so they are not the only ones claimed in until they
+    catch up, and stay offered (they read nothing) until a claim of this process made them."""
+    db = Listing(
+        [Snap(f"story-{k}", {"running": ["x"], "claims": n}) for k, n in enumerate((9, 7, 8))]
+    )
+    finder = SlotFinder(db=lambda: db, rpc={}, max_probes=8)
+    tx = Txn(db, rpc={}, shards=1)
+    room = finder.every(tx, Stage.story, [1] * 5, {})
+    assert room == {3: [], 4: []}
+    assert tx.versions["queues/story-3"] is None  # created by the claim's write
+    assert tx.claims_from == {"queues/story-3": 7, "queues/story-4": 7}
+    assert not finder.complete(Stage.story, 5)
+    finder.created(Stage.story, 5, [3])
+    db.snaps = []  # the room query: no existing shard has room
+    assert finder.with_room(Txn(db, rpc={}, shards=1), Stage.story, [1] * 5, 8) == {4: []}
