@@ -224,6 +224,8 @@ def drive(client: Any, movies: int, workers: int = WORKERS) -> dict[str, Any]:
     for s in STAGES:
         docs = {p: n for p, n in counting.writes.items() if stage_of(p) is s}
         busiest = max(docs, key=lambda p: docs[p]) if docs else None
+        # How evenly claims used the slot shards: shards by their writes (2 a movie).
+        slot_writes = Counter(n for p, n in docs.items() if p.startswith("queues/"))
         per_movie = docs[busiest] / movies if busiest else 0.0
         per_stage[s.value] = {
             "busiest_document": busiest,
@@ -231,6 +233,8 @@ def drive(client: Any, movies: int, workers: int = WORKERS) -> dict[str, Any]:
             "ceiling_movies_per_s": round(WRITES_PER_DOC_S / per_movie, 1) if per_movie else None,
             "documents": len(docs),
             "slot_shards": len(slot_shards(CONCURRENCY, TARGET_RATE)),
+            "slot_shards_written": sum(slot_writes.values()),
+            "slot_shards_by_writes": {str(w): n for w, n in sorted(slot_writes.items())},
             "running_max_sampled": max(samples[s.value], default=0),
             "limit": CONCURRENCY,
             "completed": finished[s.value],

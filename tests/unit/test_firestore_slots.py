@@ -53,19 +53,38 @@ def test_a_shard_read_again_full_is_dropped_not_kept_with_its_older_list() -> No
     tx = Txn(Db(), rpc={}, shards=1)
     caps = [1, 1]
     room: dict[int, list[str]] = {}
-    finder._keep(tx, [Snap("story-0", {"running": []}, 1)], caps, room)
+    finder._keep(tx, Stage.story, [Snap("story-0", {"running": []}, 1)], caps, room)
     assert room == {0: []}
-    finder._keep(tx, [Snap("story-0", {"running": ["m9"]}, 2)], caps, room)
+    finder._keep(tx, Stage.story, [Snap("story-0", {"running": ["m9"]}, 2)], caps, room)
     assert room == {}
     assert tx.versions["queues/story-0"] == 2
 
 
-def test_the_freed_shard_comes_first_and_each_free_slot_once() -> None:
+def test_the_least_used_shards_come_first_and_each_free_slot_once() -> None:
     finder = SlotFinder(db=Db, rpc={}, max_probes=8)
-    finder.freed_hint[Stage.story] = 3
-    order = finder.order(Stage.story, {1: [], 3: ["a"], 5: ["b", "c"]}, [2, 2, 2, 2, 2, 3])
-    assert order[0] == 3
-    assert sorted(order) == [1, 1, 3, 5]
+    tx = Txn(Db(), rpc={}, shards=1)
+    caps = [2, 2, 2, 2, 2, 3]
+    room: dict[int, list[str]] = {}
+    snaps = [
+        Snap("story-1", {"running": [], "claims": 7}),
+        Snap("story-3", {"running": ["a"], "claims": 2}),
+        Snap("story-5", {"running": ["b", "c"], "claims": 4}),
+    ]
+    finder._keep(tx, Stage.story, snaps, caps, room)
+    assert finder.order(Stage.story, room, caps, racing=False) == [3, 5, 1, 1]
+    # After a lost race, at random: other processes read the same least used shard.
+    random.seed(3)
+    firsts = {finder.order(Stage.story, room, caps, racing=True)[0] for _ in range(30)}
+    assert firsts == {1, 3, 5}
+    assert sorted(finder.order(Stage.story, room, caps, racing=True)) == [1, 1, 3, 5]
+
+
+def test_equally_used_shards_are_taken_in_random_order() -> None:
+    finder = SlotFinder(db=Db, rpc={}, max_probes=8)
+    room: dict[int, list[str]] = {k: [] for k in range(6)}
+    random.seed(5)
+    firsts = {finder.order(Stage.story, room, [1] * 6, racing=False)[0] for _ in range(40)}
+    assert len(firsts) > 3  # parallel claims of other processes seldom meet
 
 
 def test_spread_never_passes_over_a_priority_and_keeps_queue_order() -> None:
@@ -139,3 +158,50 @@ def test_a_claim_spreads_only_for_a_while_after_a_lost_race() -> None:
     assert reads.spread(Stage.images, 3) == 0  # a race of another stage
     now[0] += RACE_MEMORY_S + 1
     assert reads.spread(Stage.story, 3) == 0
+
+
+class Listing:
+    """A Firestore client whose `queues` query lists the given shard documents."""
+
+    def __init__(self, snaps: list[Snap]) -> None:
+        self.snaps = snaps
+
+    def collection(self, name: str) -> Listing:
+        return self
+
+    def where(self, **_: Any) -> Listing:
+        return self
+
+    def order_by(self, _: Any) -> Listing:
+        return self
+
+    def limit(self, _: int) -> Listing:
+        return self
+
+    def stream(self, **_: Any) -> list[Snap]:
+        return self.snaps
+
+    def document(self, doc_id: str) -> Ref:
+        return Ref(f"queues/{doc_id}")
+
+    def batch(self) -> object:
+        return object()
+
+
+def test_shards_a_larger_limit_adds_count_from_the_least_used_one() -> None:
+    """Shards 0-2 claimed 9, 7 and 8 times; the limit grew to 5: shards 3 and 4, absent,
+    are offered counting from 7, not 0, so they are not the only ones claimed in until they
+    catch up, and stay offered (they read nothing) until a claim of this process made them."""
+    db = Listing(
+        [Snap(f"story-{k}", {"running": ["x"], "claims": n}) for k, n in enumerate((9, 7, 8))]
+    )
+    finder = SlotFinder(db=lambda: db, rpc={}, max_probes=8)
+    tx = Txn(db, rpc={}, shards=1)
+    room = finder.every(tx, Stage.story, [1] * 5, {})
+    assert room == {3: [], 4: []}
+    assert tx.versions["queues/story-3"] is None  # created by the claim's write
+    assert tx.claims_from == {"queues/story-3": 7, "queues/story-4": 7}
+    assert not finder.complete(Stage.story, 5)
+    finder.created(Stage.story, 5, [3])
+    db.snaps = []  # the room query: no existing shard has room
+    assert finder.with_room(Txn(db, rpc={}, shards=1), Stage.story, [1] * 5, 8) == {4: []}

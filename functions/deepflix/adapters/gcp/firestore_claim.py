@@ -13,7 +13,7 @@ from deepflix.pipeline.models import Stage
 
 Snapshots = list[Any]
 # How long after a claim of a stage lost a race in this process its claims keep spreading
-# over the head and starting their room query at a random shard.
+# over the head and over the shards with room.
 RACE_MEMORY_S = 60.0
 
 
@@ -34,9 +34,10 @@ class ClaimReads:
     the ready movies it finds, at most `max_probes` shards and `most` movies.
 
     Parallel claims of one process take turns (ClaimTurns), so only other processes race
-    for the same head movie; a lost race is a retry of the whole claim. Only after a claim
-    of the stage lost one (within RACE_MEMORY_S) does a claim read `spread` more movies,
-    as many as it has free slots up to `claim_spread`, and choose among them at random.
+    for the same head movie or least recently claimed shard; a lost race is a retry of the
+    whole claim. Only after a claim of the stage lost one (within RACE_MEMORY_S) does a
+    claim read `spread` more movies, as many as it has free slots up to `claim_spread`,
+    and as many more shards as it needs, and choose among each at random.
     """
 
     def __init__(
@@ -69,12 +70,10 @@ class ClaimReads:
         self, tx: Txn, stage: Stage, caps: Sequence[int], most: int, now: datetime
     ) -> tuple[Snapshots, Running]:
         """The ready movies (queue order) and the shards with room (their running lists)."""
-        racing = self.racing(stage)
         complete = self.slots.complete(stage, len(caps))
         if self.slots_first.get(stage):
-            # Few shards have room, those just freed: from the first shard (one query),
-            # unless claims of other processes race for them.
-            room = self.slots.with_room(tx, stage, caps, most, scatter=racing)
+            # Few shards have room, those just freed (one query).
+            room = self.slots.with_room(tx, stage, caps, most)
             free = free_slots(room, caps)
             if not free and complete:
                 return [], room  # full: one billed read
@@ -87,9 +86,11 @@ class ClaimReads:
             ready = self.ready(stage, now, asked)
             if not ready:
                 return [], {}  # nothing waits: one billed read
-            # Many shards have room: from a random one, so that claims spread their writes
-            # over the shards (one query while it finds as many as it needs).
-            room = self.slots.with_room(tx, stage, caps, len(ready))
+            # Many shards have room: as many as it needs, the least recently claimed (one
+            # query), and as many more to choose among after a race.
+            room = self.slots.with_room(
+                tx, stage, caps, len(ready) + self.spread(stage, len(ready))
+            )
         if ready and free_slots(room, caps) < len(ready) and not complete:
             # Shards not all seen to exist yet (absent ones are empty): list them once.
             room = self.slots.every(tx, stage, caps, room)

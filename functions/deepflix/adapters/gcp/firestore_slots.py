@@ -1,15 +1,15 @@
-"""A claim's slot shards and movies: free shards found by a query, the head taken spread out."""
+"""A claim's slot shards and movies: free shards least used first, the head taken spread out."""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from deepflix.adapters.gcp.firestore_docs import DOC_ID, QUEUES, eq, slots_ref
-from deepflix.adapters.gcp.firestore_txn import ROOM, Txn
+from deepflix.adapters.gcp.firestore_txn import CLAIMS, ROOM, Txn
 from deepflix.metering import METER
 from deepflix.pipeline.models import Stage
 
@@ -55,10 +55,12 @@ def shard_index(snap: Any) -> int:
 class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
-    One query of the stage's shards with room finds what any process freed, at one billed
-    read when there is none (two where it starts at a random shard and wraps around, so
-    that claims spread their writes and parallel ones mostly see different shards). Shards
-    come into being when first claimed, so until this process has seen all K of a stage
+    One query of the stage's shards with room, least used first (each shard counts the
+    slots claims took in it), finds what any process freed, at one billed read when there
+    is none. Claims so use the shards by turns, whichever process runs them: every shard
+    is written within about one claim of the mean, where starting at a random shard (or
+    the first) wrote some twice the mean, and the busiest shard is the stage's ceiling.
+    Shards come into being when first claimed, so until this process has seen all K of a stage
     exist, a claim that finds fewer free slots than it has ready movies lists every shard
     once more (absent ones are empty): then no slot stays unused for want of a probe.
     """
@@ -69,10 +71,13 @@ class SlotFinder:
         self.max_probes = max_probes
         # (stage, K) whose K shards this process has seen exist: they are never deleted.
         self._complete: set[tuple[Stage, int]] = set()
-        # Per stage, the slot shard a commit of this process last freed a slot in: a claim
-        # here takes it first, so that parallel refills each take their own shard. Kept
-        # until a claim commits with it (a claim that lost a race tries it again).
-        self.freed_hint: dict[Stage, int] = {}
+        # Claim counts of the shards this process's claims of a stage last read (one claim
+        # of a stage at a time: ClaimTurns).
+        self.claims: dict[tuple[Stage, int], int] = {}
+        # Per (stage, K), the shards this process's last listing found absent and no claim
+        # of it has created since.
+        self.absent: dict[tuple[Stage, int], set[int]] = {}
+        self._floor: dict[tuple[Stage, int], int] = {}  # the least claim count it saw
 
     def complete(self, stage: Stage, shards: int) -> bool:
         return (stage, shards) in self._complete
@@ -82,7 +87,9 @@ class SlotFinder:
         METER.add("firestore.reads", max(1, len(snaps)))
         return snaps
 
-    def _keep(self, tx: Txn, snaps: Sequence[Any], caps: Sequence[int], out: Running) -> set[int]:
+    def _keep(
+        self, tx: Txn, stage: Stage, snaps: Sequence[Any], caps: Sequence[int], out: Running
+    ) -> set[int]:
         seen = set()
         for snap in snaps:
             k = shard_index(snap)
@@ -91,53 +98,70 @@ class SlotFinder:
             seen.add(k)
             tx.saw(snap)  # the version the claim's write of it is guarded by
             running = list(snap.get("running") or [])
+            self.claims[(stage, k)] = int(snap.get(CLAIMS) or 0)
             if caps[k] > len(running):
                 out[k] = running
             else:
                 out.pop(k, None)  # full since an earlier read: its older list must not be kept
         return seen
 
-    def with_room(
-        self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int, *, scatter: bool = True
-    ) -> Running:
-        """Shards of `stage` marked with room, enough for `wanted` slots if there are (at
-        most `max_probes`: each one returned is a billed read). `scatter`: start at a random
-        shard, so that claims spread their writes over the shards and parallel ones see
-        different shards (a second query when the page wraps around); else at the first."""
+    def with_room(self, tx: Txn, stage: Stage, caps: Sequence[int], wanted: int) -> Running:
+        """Shards of `stage` marked with room, least used first, enough for `wanted` slots
+        if there are (at most `max_probes`: each one returned is a billed read), and the
+        shards this process last listed absent (they read nothing)."""
         most = max(1, min(self.max_probes, wanted))
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
-        q = q.where(filter=eq(ROOM, True)).order_by(DOC_ID)
+        q = q.where(filter=eq(ROOM, True)).order_by(CLAIMS).order_by(DOC_ID)
         out: Running = {}
-        if len(caps) <= most or not scatter:  # one page from the first shard
-            self._keep(tx, self._stream(q.limit(most)), caps, out)
-            return out
-        start = {"__name__": slots_ref(self.db(), stage, random.randrange(len(caps))).id}  # nosec B311 # spreads claims
-        snaps = self._stream(q.start_at(start).limit(most))
-        if len(snaps) < most:  # wrap around to the shards before the start
-            snaps += self._stream(q.end_before(start).limit(most - len(snaps)))
-        self._keep(tx, snaps, caps, out)
+        self._keep(tx, stage, self._stream(q.limit(most)), caps, out)
+        self._offer_absent(tx, stage, caps, out)
         return out
 
     def every(self, tx: Txn, stage: Stage, caps: Sequence[int], out: Running) -> Running:
         """Add every shard of `stage` with room to `out`, absent ones (empty) included."""
         q = self.db().collection(QUEUES).where(filter=eq("stage", stage.value))
-        seen = self._keep(tx, self._stream(q), caps, out)
-        for k in range(len(caps)):
-            if k not in seen:
-                tx.versions[slots_ref(self.db(), stage, k).path] = None  # created by the claim
-                out[k] = []
-        if len(seen) == len(caps):
+        snaps = self._stream(q)
+        seen = self._keep(tx, stage, snaps, caps, out)
+        self.absent[(stage, len(caps))] = set(range(len(caps))) - seen
+        self._floor[(stage, len(caps))] = min((self.claims[(stage, k)] for k in seen), default=0)
+        self._offer_absent(tx, stage, caps, out)
+        # A shard with room written before claim counts is invisible to the room query
+        # until a claim or free gives it one: list the shards again until none is left.
+        uncounted = any(s.get(CLAIMS) is None and shard_index(s) in out for s in snaps)
+        if len(seen) == len(caps) and not uncounted:
             self._complete.add((stage, len(caps)))
         return out
 
-    def order(self, stage: Stage, room: Running, caps: Sequence[int]) -> list[int]:
-        """One entry per free slot, shard by shard: this process's freed shard first, then
-        the others at random, so parallel claims seldom pick the same shard."""
+    def _offer_absent(self, tx: Txn, stage: Stage, caps: Sequence[int], out: Running) -> None:
+        """Offer the shards last listed absent, empty, created by the claim that takes a slot
+        in one: the room query finds only shards that exist, so without this a stage's
+        claims would share only the shards that were once all busy at one time. Each
+        counts from the least used shard the listing saw, so that it is not the only one
+        claimed in until it has caught up (a limit that grew adds shards)."""
+        absent = self.absent.get((stage, len(caps)), set())
+        floor = self._floor.get((stage, len(caps)), 0)
+        for k in sorted(absent - set(out)):
+            path = slots_ref(self.db(), stage, k).path
+            tx.versions[path] = None  # created by the claim (a lost race if it exists now)
+            tx.claims_from[path] = self.claims[(stage, k)] = floor
+            out[k] = []
+
+    def created(self, stage: Stage, shards: int, taken: Iterable[int]) -> None:
+        """A claim's commit created the absent shards it took slots in."""
+        self.absent.get((stage, shards), set()).difference_update(taken)
+
+    def forget_absent(self, stage: Stage) -> None:
+        """After a lost race: another process may have created them (listed again when short)."""
+        for key in [key for key in self.absent if key[0] is stage]:
+            del self.absent[key]
+
+    def order(self, stage: Stage, room: Running, caps: Sequence[int], *, racing: bool) -> list[int]:
+        """One entry per free slot, shard by shard: least used first (equals at random),
+        so this stage's shards are written by turns. After a lost race (`racing`), at
+        random: claims of other processes read the same least used shards."""
         ks = random.sample(sorted(room), len(room))  # nosec B311 # spreads claims, not a secret
-        hint = self.freed_hint.get(stage)
-        if hint in room:
-            ks.remove(hint)
-            ks.insert(0, hint)
+        if not racing:
+            ks.sort(key=lambda k: self.claims.get((stage, k), 0))  # stable: ties stay random
         return [k for k in ks for _ in range(caps[k] - len(room[k]))]
 
 

@@ -213,10 +213,11 @@ class FirestoreMovieStore(FirestoreOperator):
             tries += 1
             if tries > 1:  # the last try lost a race to another process's claim
                 self.reads.lost_race(stage)
+                self.slots.forget_absent(stage)
             ready, room = self.reads.read(tx, stage, caps, most, now)
             if not ready or not free_slots(room, caps):
                 return []
-            shards = self.slots.order(stage, room, caps)
+            shards = self.slots.order(stage, room, caps, racing=self.reads.racing(stage))
             out = []
             for snap, k in zip(spread(ready, len(shards)), shards, strict=False):
                 tx.saw(snap)
@@ -228,8 +229,7 @@ class FirestoreMovieStore(FirestoreOperator):
                     tx.save(doc, movie, decision.movie)
                     out.append(decision)
             tx.commit(slots={(stage, k): (r, caps[k]) for k, r in room.items()})
-            if self.slots.freed_hint.get(stage) in tx.slot_for.values():
-                del self.slots.freed_hint[stage]  # taken: a later claim need not try it
+            self.slots.created(stage, len(caps), tx.slot_for.values())
             return out
 
         return self._transact(body)
@@ -353,8 +353,6 @@ class FirestoreMovieStore(FirestoreOperator):
                 METER.add("firestore.commits")
                 for movie_id, (version, outbox) in tx.committed.items():
                     self.outboxes.remember(movie_id, version, outbox)
-                for stage, shard in tx.freed:
-                    self.slots.freed_hint[stage] = shard
                 return result
             # Jittered backoff, so the losers of one race do not all meet again in the next.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))  # nosec B311 # retry jitter, not a secret

@@ -27,6 +27,9 @@ from deepflix.pipeline.models import Movie, Outgoing, Stage
 
 JOURNAL = "journal"  # the movie document's field holding its journal
 ROOM = "room"  # a slot shard's field: whether it has a free slot (firestore_slots.py)
+# A slot shard's field: how many slots claims have taken in it. Claims take the shards with
+# room least used first, so each shard is written about as often (firestore_slots.py).
+CLAIMS = "claims"
 # A commit whose preconditions failed lost a race: read again and retry.
 CONFLICTS = (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted)
 _turns: dict[tuple[str, Stage | None], itertools.count[int]] = {}
@@ -75,6 +78,8 @@ class Txn:
         self.freed: dict[tuple[Stage, int], list[str]] = {}
         # The slot shard a claim gives each movie it saves (set by the claim before save).
         self.slot_for: dict[str, int] = {}
+        # The claim count a slot shard absent when read starts from (path -> count).
+        self.claims_from: dict[str, int] = {}
         self.counters: Counter[tuple[CounterDoc, str]] = Counter()
         # Duration sums and histogram bins by (stage, slot shard, field): see _observe.
         self.durations: dict[tuple[Stage, int, str | tuple[str, str, str, str]], float] = {}
@@ -197,19 +202,26 @@ class Txn:
             if slots is not None and key in slots and self.taken.get(key):
                 running, cap = slots[key]
                 running = running + self.taken[key]
-                self.replace(
-                    ref, {"stage": stage.value, "running": running, ROOM: cap > len(running)}
-                )
+                n = len(self.taken[key])
+                base = self.claims_from.get(ref.path)
+                used = firestore.Increment(n) if base is None else base + n
+                room = {ROOM: cap > len(running), CLAIMS: used}
+                self.replace(ref, {"stage": stage.value, "running": running} | room)
                 continue
             # Array transforms need no read, so freeing a slot contends with nothing, yet a
             # claim that read this document sees the change as a failed precondition. A
-            # shard freed has room; one taken blindly keeps its mark (a claim reads it).
-            for ids, transform, room in (
+            # shard freed has room; one taken blindly keeps its mark (a claim reads it). A
+            # free adds 0 to the claim count: unchanged, yet present on a shard written
+            # before counts (the room query, ordered by it, sees only shards that have one).
+            marks: tuple[tuple[dict[tuple[Stage, int], list[str]], Any, Doc], ...] = (
                 (self.taken, firestore.ArrayUnion, {}),
                 (self.freed, firestore.ArrayRemove, {ROOM: True}),
-            ):
+            )
+            for ids, transform, mark in marks:
                 if ids.get(key):
-                    data = {"stage": stage.value, "running": transform(ids[key])} | room
+                    n = len(ids[key]) if ids is self.taken else 0
+                    data = {"stage": stage.value, "running": transform(ids[key])} | mark
+                    data[CLAIMS] = firestore.Increment(n)
                     if ids is self.freed:
                         data |= stats.pop(key, {})
                     self.batch.set(ref, data, merge=True)
