@@ -84,6 +84,7 @@ def test_journal_slots_stats_and_admission_live_in_their_documents(empty_firesto
         "stage": "story",
         "running": [],
         "room": True,
+        "claims": 1,  # the slots ever claimed here: claims take the least used first
         "sum_s": pytest.approx(3.0),
         "n": 1,
         "recent": recent,
