@@ -36,10 +36,23 @@ def cost_section(doc: dict[str, Any]) -> list[str]:
     res = doc["results"]
     if isinstance(res, str):
         return [*lines, f"**{res}** (reads {s['ops_file']} when it exists)", ""]
+    lines += _priced(res, s["ops_file"])
+    load = res.get("under_load")
+    if load:
+        lines += [
+            "**Under load**, beside it: the same prices on the operations of the stack load "
+            "(section 8), whose movies arrive at once and wait minutes in the story queue.",
+            "",
+            *_priced(load, load["ops_file"]),
+        ]
+    return lines
+
+
+def _priced(res: dict[str, Any], ops_file: str) -> list[str]:
     counts = ", ".join(f"{k} {fmt(v, 1)}" for k, v in res["per_movie_counts"].items())
     source = res.get("source") or "the emulator end-to-end run"
-    lines += [
-        f"Operations per movie from {s['ops_file']}, {source}: "
+    lines = [
+        f"Operations per movie from {ops_file}, {source}: "
         f"{res.get('movies_in_emulator_run')} movies priced. {counts}.",
         "",
     ]

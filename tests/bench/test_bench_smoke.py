@@ -13,6 +13,7 @@ import pytest
 from bench import cost_bench
 from bench.common import ROOT, bullmq_ready, have
 from bench.pipeline_bench import SCENES
+from bench.report_cloud import cost_section
 
 pytestmark = pytest.mark.bench
 # A movie's artifacts: the story, a still per scene, the video, its poster and captions.
@@ -151,11 +152,9 @@ def test_cost_converts_operation_counts(tmp_path: Path) -> None:
     assert "tasks_operations" in res["missing_counts"]
 
 
-def test_cost_prices_the_run_with_more_movies(tmp_path: Path) -> None:
+def test_cost_prices_the_end_to_end_run_and_the_stack_load_beside_it(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
-    e2e = {"movies": 3, "per_movie": {"firestore_reads": 90, "firestore_writes": 40}}
-    (results / "emulator_ops.json").write_text(json.dumps(e2e))
     caller = "firestore.reads@pipeline.service.create"
     ops: dict[str, Any] = {
         "movies": 500,
@@ -165,20 +164,27 @@ def test_cost_prices_the_run_with_more_movies(tmp_path: Path) -> None:
     }
     load = {"benchmark": "stack_load", "operations": ops}
     (results / "stack_load.json").write_text(json.dumps(load))
+    # Only the stack load: its counts are the figure.
     res = cost_bench.run(out_dir=tmp_path)["results"]
     assert res["source"] == cost_bench.SOURCES["stack_load.json"]
-    assert res["movies_in_emulator_run"] == 500
-    assert res["per_movie_counts"]["firestore_reads"] == 60
+    assert res["movies_in_emulator_run"] == 500 and "under_load" not in res
     assert res["by_caller_per_movie"] == {caller: 2.0}
-    # A smaller load run than the end-to-end test's: the end-to-end test's counts.
-    ops["movies"] = 2
-    (results / "stack_load.json").write_text(json.dumps(load))
-    res = cost_bench.run(out_dir=tmp_path)["results"]
+    # With the end-to-end test's (the measure): that is the figure, the load beside.
+    e2e = {"movies": 3, "per_movie": {"firestore_reads": 90, "firestore_writes": 40}}
+    (results / "emulator_ops.json").write_text(json.dumps(e2e))
+    doc = cost_bench.run(out_dir=tmp_path)
+    res = doc["results"]
     assert res["source"] == cost_bench.SOURCES["emulator_ops.json"]
     assert res["per_movie_counts"]["firestore_reads"] == 90
-    # A load run that failed has no counts: the end-to-end test's again.
+    assert res["under_load"]["movies_in_emulator_run"] == 500
+    assert res["under_load"]["per_movie_counts"]["firestore_reads"] == 60
+    assert res["under_load"]["usd_per_1000_movies"]["total"] > 0
+    section = "\n".join(cost_section(doc))
+    assert "Under load" in section and "500 movies priced" in section
+    # A load run that failed has no counts: the end-to-end test's alone.
     (results / "stack_load.json").write_text(json.dumps({"error": "RuntimeError: boom"}))
-    assert cost_bench.run(out_dir=tmp_path)["results"]["movies_in_emulator_run"] == 3
+    res = cost_bench.run(out_dir=tmp_path)["results"]
+    assert res["movies_in_emulator_run"] == 3 and "under_load" not in res
 
 
 def test_operation_counts_per_movie_leave_out_the_by_caller_copies() -> None:
