@@ -10,6 +10,7 @@ from deepflix.pipeline import outbox
 from deepflix.pipeline.events import (
     Admit,
     CancelExecution,
+    CancelRequested,
     CheckDeadline,
     Claimed,
     Command,
@@ -51,6 +52,8 @@ def test_the_outcome_of_an_attempt_takes_its_request_out_of_the_outbox() -> None
     assert [o.kind for o in done.outbox] == []  # the images request, if any, is new
     failed = apply(claimed, StageFailed(Stage.story, 1, "boom", "x", True, AT), CONFIG).movie
     assert [o.kind for o in failed.outbox] == ["dispatch"]  # the retry's, not the request
+    cancelled = apply(claimed, CancelRequested(AT), CONFIG).movie
+    assert all(o.kind != "run_stage" for o in cancelled.outbox)
     dumped = claimed.outbox[0].model_dump(mode="json")
     assert dumped["by_outcome"] is True
     assert "by_outcome" not in failed.outbox[0].model_dump(mode="json")  # shape kept
