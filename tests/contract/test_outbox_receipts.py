@@ -69,9 +69,10 @@ class Rig:
     def admissions(self) -> int:
         return sum(1 for t in self.tasks.sent if (t[2] or "").startswith("admit-"))
 
-    def to_images(self, movie_id: str) -> None:
+    def to_images(self, movie_id: str, *, claim: bool = True) -> None:
         """Claim the movie's story and finish it: its images request is sent on."""
-        assert self.pipeline.dispatch(Stage.story) == 1
+        if claim:
+            assert self.pipeline.dispatch(Stage.story) == 1
         done = StageSucceeded(Stage.story, 1, (), self.clock())
         self.pipeline.report(movie_id, done)
 
@@ -87,17 +88,21 @@ def test_receivers_take_their_messages_out_and_the_sender_marks_only_the_rest(ri
     assert rig.marked == []  # the admission task went out; the movie's claim takes it out
     assert rig.kinds(m.id) == ["admit"]
 
-    rig.to_images(m.id)
-    # The story stage runs in the function, no claim at receipt: its request is marked.
-    # Deadline checks are no entries at all (ADR 0030).
-    assert rig.marked == [["run_stage"]]
-    assert rig.kinds(m.id) == ["run_stage"]  # the images stage's
+    assert rig.pipeline.dispatch(Stage.story) == 1
+    # The story stage runs in the function, no claim at receipt: its request went out and
+    # is not marked; its outcome takes it out. Deadline checks are no entries (ADR 0030).
+    assert [t for t, _ in rig.bus.sent] == ["story.requested"]
+    assert rig.marked == [] and rig.kinds(m.id) == ["run_stage"]
+    assert rig.store.unsent(10) == []  # nor read by drains: it may be running
+    rig.pipeline.report(m.id, StageSucceeded(Stage.story, 1, (), rig.clock()))
+    assert rig.marked == []
+    assert [(o.kind, o.stage) for o in rig.movie(m.id).outbox] == [("run_stage", Stage.images)]
     topic, data = rig.bus.sent[-1]
     assert topic == "images.requested" and data["settle"] is True
 
     rig.pipeline.start_job(m.id, Stage.images, 1, settles=True)
     assert rig.kinds(m.id) == []
-    assert rig.marked == [["run_stage"]]  # nothing more marked
+    assert rig.marked == []  # nothing marked at all
     assert rig.store.unsent(10) == []
 
 
@@ -105,7 +110,7 @@ def test_a_drain_resends_what_is_on_its_way_only_after_its_grace(rig: Rig) -> No
     m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
     rig.clock.now += timedelta(seconds=2)  # a later admission window
     rig.pipeline.sweep()  # ...which claims it: the claim takes the admission out
-    assert rig.kinds(m.id) == []
+    assert rig.kinds(m.id) == ["run_stage"]  # the story's request, for its outcome
 
     rig.pipeline.pause_admission()
     waiting = rig.pipeline.create(request(), owner="u", idempotency_key=None)
@@ -146,7 +151,11 @@ def test_a_deadline_check_that_failed_is_the_sweeps_and_holds_up_no_receipt(rig:
 def test_a_mark_that_empties_an_outbox_takes_the_movie_out_of_what_drains_read(rig: Rig) -> None:
     m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
     rig.clock.now += timedelta(seconds=2)
-    rig.pipeline.sweep()  # claims it; the story stage's request is marked
+    rig.pipeline.sweep()  # claims it; the story stage's request goes out
+    rig.to_images(m.id, claim=False)
+    rig.pipeline.start_job(m.id, Stage.images, 1, settles=False)  # a request sent unsettled
+    rig.clock.now += GRACE
+    rig.pipeline.sweep()  # resent after its grace, and marked
     assert rig.marked == [["run_stage"]]
     assert rig.kinds(m.id) == []
     # Not listed, where the index kept the messages' time until the movie's next save and
@@ -206,3 +215,71 @@ def test_one_drain_at_a_time_in_a_process(rig: Rig, monkeypatch: pytest.MonkeyPa
     first.join()
     assert len(rig.drained) == 1
     assert len(rig.marks) == 1 and set(rig.marks.values()) == {1}
+
+
+def story_requests(rig: Rig) -> list[int]:
+    return [int(d["attempt"]) for t, d in rig.bus.sent if t == "story.requested"]
+
+
+def test_a_story_request_whose_send_failed_is_held_and_resent_after_its_grace(rig: Rig) -> None:
+    m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    rig.events_down.down = True
+    rig.clock.now += timedelta(seconds=2)
+    rig.pipeline.sweep()  # claims it; the publish fails
+    assert rig.events_down.refused == 1 and story_requests(rig) == []
+    (entry,) = rig.movie(m.id).outbox
+    assert entry.kind == "run_stage" and not entry.by_outcome  # held: a drain's to send
+    assert rig.marked == []
+
+    rig.events_down.down = False
+    rig.pipeline.sweep()
+    assert story_requests(rig) == []  # within its grace, as every entry
+    rig.clock.now += GRACE
+    rig.pipeline.sweep()
+    assert story_requests(rig) == [1]  # resent once its grace is over...
+    assert rig.marked[-1] == ["run_stage"] and rig.kinds(m.id) == []  # ...and marked
+    rig.clock.now += GRACE
+    rig.pipeline.sweep()
+    assert story_requests(rig) == [1] and rig.store.unsent(10) == []
+
+
+def test_a_story_that_runs_long_is_not_sent_again_by_drains(rig: Rig) -> None:
+    m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    rig.clock.now += timedelta(seconds=2)
+    rig.pipeline.sweep()
+    assert story_requests(rig) == [1]
+    deadline = rig.movie(m.id).stages[Stage.story].deadline
+    assert deadline is not None
+    while rig.clock() + GRACE < deadline:  # sweeps and drains, every grace, until the deadline
+        rig.clock.now += GRACE
+        rig.pipeline.sweep()
+        rig.pipeline.sender.drain()
+    assert story_requests(rig) == [1] and rig.marked == []
+    assert all(m.id not in d for d in rig.drained)  # not even read
+    rig.pipeline.report(m.id, StageSucceeded(Stage.story, 1, (), rig.clock()))
+    assert [o.stage for o in rig.movie(m.id).outbox] == [Stage.images]  # the story's is out
+
+
+def test_a_story_request_lost_before_its_send_is_timed_out_and_retried(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the claim's save and the publish: the entry is neither sent nor held,
+    so no drain sends it; the attempt's deadline times it out and the retry sends anew."""
+    m = rig.pipeline.create(request(), owner="u", idempotency_key=None)
+    send = rig.pipeline.sender.send
+    monkeypatch.setattr(rig.pipeline.sender, "send", lambda *a, **k: None)  # lost
+    rig.clock.now += timedelta(seconds=2)
+    rig.pipeline.sweep()
+    monkeypatch.setattr(rig.pipeline.sender, "send", send)
+    assert story_requests(rig) == [] and rig.kinds(m.id) == ["run_stage"]
+    deadline = rig.movie(m.id).stages[Stage.story].deadline
+    assert deadline is not None
+    rig.clock.now = deadline + GRACE
+    rig.pipeline.sweep()  # times attempt 1 out: its request is taken out with it
+    st = rig.movie(m.id).stages[Stage.story]
+    assert st.last_error is not None and st.last_error.code == "timeout"
+    assert all(o.attempt != 1 for o in rig.movie(m.id).outbox)
+    while not story_requests(rig) and rig.clock() < deadline + timedelta(hours=1):
+        rig.clock.now += GRACE
+        rig.pipeline.sweep()
+    assert story_requests(rig) == [2]  # the retry's request

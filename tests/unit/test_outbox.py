@@ -10,6 +10,7 @@ from deepflix.pipeline import outbox
 from deepflix.pipeline.events import (
     Admit,
     CancelExecution,
+    CancelRequested,
     CheckDeadline,
     Claimed,
     Command,
@@ -34,7 +35,28 @@ def test_a_claim_saves_its_stage_request_in_the_outbox_and_not_its_deadline_chec
     assert isinstance(check, CheckDeadline)  # performed after the save, best effort
     assert [outbox.command(t.movie.id, o) for o in t.movie.outbox] == [request]
     assert all(o.since == AT for o in t.movie.outbox)
-    assert t.movie.queue_fields().outbox_since == AT
+    # The story runs in the function: its outcome takes the request out, no drain sends it,
+    # so it is not in the index drains read (ADR 0028) until held.
+    (entry,) = t.movie.outbox
+    assert entry.by_outcome and t.movie.queue_fields().outbox_since is None
+    held = t.movie.model_copy(update={"outbox": (entry.model_copy(update={"by_outcome": False}),)})
+    assert held.queue_fields().outbox_since == AT
+    (images,) = outbox.outgoing([RunStage("m", Stage.images, 1)], AT, frozenset({Stage.story}))
+    assert not images.by_outcome  # a job stage's: its job start's claim takes it out
+
+
+def test_the_outcome_of_an_attempt_takes_its_request_out_of_the_outbox() -> None:
+    claimed = apply(movie(), Claimed(Stage.story, AT), CONFIG).movie
+    assert [o.kind for o in claimed.outbox] == ["run_stage"]  # sent, never marked
+    done = apply(claimed, StageSucceeded(Stage.story, 1, (), AT), CONFIG).movie
+    assert [o.kind for o in done.outbox] == []  # the images request, if any, is new
+    failed = apply(claimed, StageFailed(Stage.story, 1, "boom", "x", True, AT), CONFIG).movie
+    assert [o.kind for o in failed.outbox] == ["dispatch"]  # the retry's, not the request
+    cancelled = apply(claimed, CancelRequested(AT), CONFIG).movie
+    assert all(o.kind != "run_stage" for o in cancelled.outbox)
+    dumped = claimed.outbox[0].model_dump(mode="json")
+    assert dumped["by_outcome"] is True
+    assert "by_outcome" not in failed.outbox[0].model_dump(mode="json")  # shape kept
 
 
 def test_a_dispatch_due_now_is_no_message_and_a_later_one_is() -> None:

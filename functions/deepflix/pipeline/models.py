@@ -9,7 +9,15 @@ from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+)
 
 from deepflix.pipeline.errors import BadRequest
 
@@ -209,6 +217,25 @@ class Outgoing(BaseModel):
     at: datetime | None = None  # when a scheduled task falls due
     execution: str | None = None
     since: datetime
+    # A request of a stage that runs in the function (the story): its attempt's outcome takes
+    # it out of the outbox, and no drain sends it (it may be running): one whose send failed
+    # is held, i.e. saved again without this flag, and a drain resends it (Sender, ADR 0028).
+    by_outcome: bool = False
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # Left out when false: entries saved before the flag compare equal to their dumps
+        # (a Firestore mark removes array elements equal to them).
+        data: dict[str, object] = handler(self)
+        if not self.by_outcome:
+            data.pop("by_outcome", None)
+        return data
+
+
+def outbox_since(outbox: tuple[Outgoing, ...]) -> datetime | None:
+    """When the oldest message a drain may send was saved (the index drains read by): an
+    entry its outcome takes out, not held, is none of a drain's."""
+    return min((o.since for o in outbox if not o.by_outcome), default=None)
 
 
 class WebhookAttempt(BaseModel):
@@ -316,7 +343,7 @@ class Movie(BaseModel):
             stages[waiting].ready_at if waiting else None,
             running.value if running else None,
             stages[running].deadline if running else None,
-            min(o.since for o in self.outbox) if self.outbox else None,
+            outbox_since(self.outbox),
         )
 
     @property

@@ -18,7 +18,7 @@ from deepflix.pipeline.events import (
     JobStarting,
     RunStage,
 )
-from deepflix.pipeline.models import Movie, MovieStatus, Outgoing, StageStatus
+from deepflix.pipeline.models import Movie, MovieStatus, Outgoing, Stage, StageStatus
 
 # Where an entry goes: Pub/Sub (stage requests), Cloud Tasks (delayed dispatches, admissions,
 # webhooks) or the job runner (cancelled executions). One failing leaves the others alone.
@@ -37,16 +37,21 @@ DRAIN_BATCH = 200
 GRACE_S = RETRY_S
 
 
-def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ...]:
+def outgoing(
+    commands: Iterable[Command], since: datetime, inline: frozenset[Stage] = frozenset()
+) -> tuple[Outgoing, ...]:
     """The messages among a saved change's commands, as outbox entries. A dispatch due now
     is no message: it changes other movies, in the same operation. Nor is a deadline check:
     its window's `deadlines` task is asked for best effort, and the minute sweep times out
-    what a lost one would have (Sender.watch, ADR 0030)."""
+    what a lost one would have (Sender.watch, ADR 0030). A request of an `inline` stage
+    (run in the function, no job start) is for its attempt's outcome to take out."""
     out: list[Outgoing] = []
     new = Outgoing
     for c in commands:
         if isinstance(c, RunStage):
-            out.append(new(kind="run_stage", stage=c.stage, attempt=c.attempt, since=since))
+            mine = c.stage in inline
+            run = new(kind="run_stage", stage=c.stage, attempt=c.attempt, since=since)
+            out.append(run.model_copy(update={"by_outcome": True}) if mine else run)
         elif isinstance(c, Dispatch) and c.at is not None:
             out.append(new(kind="dispatch", stage=c.stage, at=c.at, since=since))
         elif isinstance(c, CancelExecution):
@@ -61,13 +66,17 @@ def outgoing(commands: Iterable[Command], since: datetime) -> tuple[Outgoing, ..
 def received(movie: Movie, event: object) -> tuple[Outgoing, ...]:
     """The movie's outbox after a change (`event`, applied) less what the change receives:
     the admission task once the movie is no longer queued (claimed, cancelled: moot, sent or
-    not), and the request of the attempt whose job start is claimed by a request that says
-    so (JobStarting.settles), with the attempt's deadline check in an outbox saved before
-    those were entries no more (ADR 0030; the sender that sent it left it there)."""
+    not), the request of the attempt whose job start is claimed by a request that says so
+    (JobStarting.settles), with the attempt's deadline check in an outbox saved before
+    those were entries no more (ADR 0030; the sender that sent it left it there), and any
+    request of an attempt the change ended (its outcome, a timeout, a cancel: moot, sent or
+    not; the story stage's is taken out so, ADR 0028)."""
 
     def taken(o: Outgoing) -> bool:
         if o.kind == "admit":
             return movie.status is not MovieStatus.queued
+        if stale(movie, o):
+            return True
         if isinstance(event, JobStarting) and event.settles:
             attempt = (event.stage, event.attempt)
             return o.kind in ("run_stage", "check_deadline") and (o.stage, o.attempt) == attempt

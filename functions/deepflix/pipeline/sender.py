@@ -68,7 +68,11 @@ class Sender:
     (outbox.received): the admission task (the movie's claim) and, for the stages in
     `receipts`, a request (the job start's claim, told so by the request's `settle`). A
     drain sends such an entry again only once it is older than outbox.GRACE_S, and then
-    marks it sent.
+    marks it sent. A request of a stage that runs in the function (`by_outcome`: the
+    story) is taken out by its attempt's outcome, which may be minutes away, so no drain
+    sends it; one whose send failed is held (saved without the flag, in every mode) and a
+    drain sends that one after its grace. One lost in a crash before its send is timed out
+    by its attempt's deadline, and retried.
 
     Deadline checks are no outbox entries (ADR 0030): after a claim is saved, `watch` asks
     for the `deadlines` task of its deadline's window, best effort; the minute sweep times
@@ -109,15 +113,20 @@ class Sender:
         down = self.health.resting() if down is None else down
         done: list[Outgoing] = []
         went: list[Outgoing] = []
+        held: list[Outgoing] = []
         for entry in movie.outbox:
             if drain and self._on_its_way(entry):
                 continue
             if not outbox.stale(movie, entry):
+                if drain and entry.by_outcome:  # sent, or lost in a crash: not known failed
+                    continue
                 command = outbox.command(movie.id, entry)
                 way = outbox.transport(command)
-                settle = not drain and self._receipted(entry) and entry.kind == "run_stage"
+                settle = not drain and self._settles(entry)
                 if way in down or not self._send_traced(movie, command, settle):
                     down.add(way)
+                    if entry.by_outcome:
+                        held.append(entry)
                     continue
                 went.append(entry)
                 if entry.kind == "webhook":
@@ -132,6 +141,8 @@ class Sender:
                 self.store.sent(movie.id, marked)
             except Unavailable as e:  # sent again later, which every receiver takes well
                 log.warning("could not mark messages sent: %s", e.message)
+        if held:
+            self._hold(movie.id, held)
         # This one went out: so may what an outage left in others. Not from a drain's own
         # sends: a drain inside the drain read the movies the outer one had still to send,
         # and sent and marked them once more each (7.9 marks a movie in a deep queue).
@@ -142,9 +153,31 @@ class Sender:
         """Whether the entry's receiver takes it out of the outbox (see the class)."""
         if self.receipts is None:
             return False
-        if entry.kind == "admit":
-            return True
-        return entry.kind == "run_stage" and entry.stage in self.receipts
+        return entry.kind == "admit" or entry.by_outcome or self._settles(entry)
+
+    def _settles(self, entry: Outgoing) -> bool:
+        """Whether the entry is a request its job start's claim takes out (see the class)."""
+        if self.receipts is None or entry.kind != "run_stage":
+            return False
+        return entry.stage in self.receipts
+
+    def _hold(self, movie_id: str, entries: list[Outgoing]) -> None:
+        """Save requests whose send failed as held (without `by_outcome`): a drain sends a
+        held one after its grace, where it leaves alone one that may be running. A write on
+        the failure path only; one that fails too leaves the attempt to its deadline."""
+
+        def hold(m: Movie) -> Decision:
+            if not any(o in entries for o in m.outbox):  # its outcome took it out meanwhile
+                return Decision(m, applied=False)
+            kept = tuple(
+                o.model_copy(update={"by_outcome": False}) if o in entries else o for o in m.outbox
+            )
+            return Decision(m.model_copy(update={"outbox": kept}))
+
+        try:
+            self.store.mutate(movie_id, hold)
+        except Unavailable as e:
+            log.warning("could not hold a request whose send failed: %s", e.message)
 
     def _on_its_way(self, entry: Outgoing) -> bool:
         age = (self.clock() - entry.since).total_seconds()

@@ -95,7 +95,8 @@ def apply(movie: Movie, event: Event, config: PipelineConfig) -> Decision:
     if not result.applied:
         return result
     kept = received(result.movie, event)
-    messages = outgoing(result.commands, event.at)
+    inline = frozenset(s for s in STAGES if not config[s].runs_as_job)
+    messages = outgoing(result.commands, event.at, inline)
     if messages or kept != result.movie.outbox:
         outbox = (*kept, *messages)
         result = Decision(result.movie.model_copy(update={"outbox": outbox}), result.commands)

@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from deepflix.adapters.gcp.firestore_docs import from_document
 from deepflix.metering import METER
-from deepflix.pipeline.models import Movie, Outgoing
+from deepflix.pipeline.models import Movie, Outgoing, outbox_since
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Versions remembered at most (each a movie with messages this process read or saved and
@@ -65,7 +65,7 @@ class Outboxes:
         if known is not None and all(m in known[1] for m in messages):
             version, outbox = known
             rest = tuple(o for o in outbox if o not in messages)
-            since = min((o.since for o in rest), default=None)
+            since = outbox_since(rest)
             guard = self.write_option(last_update_time=version)
             try:
                 result = ref.update({"outbox": _dump(rest), "outbox_since": since}, guard, **rpc)
