@@ -6,7 +6,6 @@ import itertools
 import re
 import struct
 import subprocess
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,7 +31,6 @@ class Render:
     story: Story
     images: list[Path]
     out: VideoOutputs
-    seconds: float
     frames: list[Image.Image]
 
 
@@ -55,15 +53,13 @@ def render(
         CpuImageGenerator().render_scene(story=story, scene=scene, out_path=path)
         images.append(path)
     gen = CpuVideoGenerator(scene_seconds=scene_s, fps=fps, crossfade_s=fade)
-    start = time.perf_counter()
     out = gen.assemble(story=story, image_paths=images, out_dir=root / "render")
-    seconds = time.perf_counter() - start
     frames: list[Image.Image] = []
     with av.open(str(out.video)) as container:
         for f in container.decode(video=0):
             # Converting to RGB is the slow part; counting needs only the decode.
             frames.append(f.to_image() if keep_frames else BLANK)
-    return Render(story, images, out, seconds, frames)
+    return Render(story, images, out, frames)
 
 
 @pytest.fixture(scope="module")
@@ -263,11 +259,6 @@ def test_timeline_clamps_the_crossfade_to_half_a_scene() -> None:
     assert make_timeline(1, 2.0, 24, 0.5).fade_frames == 0
     spans = [tl.cue(i) for i in range(4)]
     assert all(spans[i][1] == spans[i + 1][0] for i in range(3))
-
-
-def test_render_is_fast_enough(three: Render) -> None:
-    # ~1.7 s on 2 cores for 84 frames; the bound leaves room for a loaded CI box.
-    assert three.seconds < 10
 
 
 def test_bad_input_raises_render_error_with_ffmpeg_stderr(tmp_path: Path) -> None:
