@@ -93,3 +93,23 @@ def test_a_shard_written_before_claim_counts_is_still_offered(empty_firestore: A
     fresh.create(m, idempotency_key=None, fingerprint=m.id)
     (d,) = fresh.claim(Stage.story, LIMIT, LATER, claimed)
     assert d.movie.id == m.id
+
+
+def test_an_instance_that_lists_shards_written_before_claim_counts_claims_in_them(
+    empty_firestore: Any,
+) -> None:
+    """A new instance lists every shard once; those an older version wrote have no count
+    and must read as 0, not fail the claim (a deploy over running shards)."""
+    store = FirestoreMovieStore(client=empty_firestore)
+    assert sum(run_serially(store, empty_firestore, 1, held=LIMIT - 1).values()) == 1
+    ref = empty_firestore.collection("queues")
+    for snap in ref.where(filter=FieldFilter("stage", "==", "story")).stream():
+        data = snap.to_dict()
+        data.pop("claims")
+        ref.document(snap.id).set(data)  # as an older version left them
+    fresh = FirestoreMovieStore(client=empty_firestore)  # has listed nothing yet
+    m = movie(seconds=500)
+    fresh.create(m, idempotency_key=None, fingerprint=m.id)
+    (d,) = fresh.claim(Stage.story, LIMIT, LATER, claimed)
+    assert d.movie.id == m.id
+    assert len(fresh.running(Stage.story)) == LIMIT  # the limit holds

@@ -52,6 +52,15 @@ def shard_index(snap: Any) -> int:
     return int(snap.id.rsplit("-", 1)[1])
 
 
+def field(snap: Any, name: str) -> Any:
+    """A field of a shard, None where absent (a snapshot's get raises KeyError): shards
+    written by an older version have no claim count."""
+    try:
+        return snap.get(name)
+    except KeyError:
+        return None
+
+
 class SlotFinder:
     """Where a claim finds free slots, read inside its transaction.
 
@@ -97,8 +106,8 @@ class SlotFinder:
                 continue  # a shard of a former, larger limit: never claimed in again
             seen.add(k)
             tx.saw(snap)  # the version the claim's write of it is guarded by
-            running = list(snap.get("running") or [])
-            self.claims[(stage, k)] = int(snap.get(CLAIMS) or 0)
+            running = list(field(snap, "running") or [])
+            self.claims[(stage, k)] = int(field(snap, CLAIMS) or 0)
             if caps[k] > len(running):
                 out[k] = running
             else:
@@ -127,7 +136,7 @@ class SlotFinder:
         self._offer_absent(tx, stage, caps, out)
         # A shard with room written before claim counts is invisible to the room query
         # until a claim or free gives it one: list the shards again until none is left.
-        uncounted = any(s.get(CLAIMS) is None and shard_index(s) in out for s in snaps)
+        uncounted = any(field(s, CLAIMS) is None and shard_index(s) in out for s in snaps)
         if len(seen) == len(caps) and not uncounted:
             self._complete.add((stage, len(caps)))
         return out
