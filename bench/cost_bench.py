@@ -140,7 +140,8 @@ def operation_counts(results: Path) -> list[tuple[Path, dict[str, Any]]]:
         doc = json.loads(path.read_text())
         ops = doc.get("operations") if name == LOAD_FILE else doc
         if isinstance(ops, dict) and ops.get("movies"):
-            found.append((path, ops))
+            # The commit a benchmark's run measured (the end-to-end test records none).
+            found.append((path, ops | {"run_commit": (doc.get("git") or {}).get("commit")}))
     return found
 
 
@@ -150,6 +151,7 @@ def priced(path: Path, ops: dict[str, Any], prices: dict[str, Any]) -> dict[str,
     source = ops.get("per_movie") or ops.get("totals") or {}
     return {
         "ops_file": _shown(path),
+        "run_commit": ops.get("run_commit"),
         "movies_in_emulator_run": ops.get("movies"),
         "source": SOURCES[path.name],
         "per_movie_counts": counts,

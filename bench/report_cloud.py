@@ -51,6 +51,8 @@ def cost_section(doc: dict[str, Any]) -> list[str]:
 def _priced(res: dict[str, Any], ops_file: str) -> list[str]:
     counts = ", ".join(f"{k} {fmt(v, 1)}" for k, v in res["per_movie_counts"].items())
     source = res.get("source") or "the emulator end-to-end run"
+    if res.get("run_commit"):
+        source += f" (its run at {res['run_commit'][:7]})"
     lines = [
         f"Operations per movie from {ops_file}, {source}: "
         f"{res.get('movies_in_emulator_run')} movies priced. {counts}.",
