@@ -244,6 +244,10 @@ def start(
     cloud runs several instances of it under load."""
     firestore, pubsub, tasks = emulators.firestore(), emulators.pubsub(), emulators.cloud_tasks()
     storage = emulators.storage()
+    # The emulator outlives a stack (one per test session): an earlier test's documents, such
+    # as slot shards whose running lists name movies this stack never made, would hold its
+    # slots. A stack starts on an empty database.
+    emulators.clear_firestore(firestore)
     ports = {name: emulators.free_port() for name in FUNCTIONS}
     data_dir.mkdir(parents=True, exist_ok=True)
     issuer = TestIssuer.create().start()
