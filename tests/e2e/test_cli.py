@@ -129,6 +129,9 @@ def test_ctrl_c_stops_waiting_without_a_traceback(make_service: Callable[..., Se
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and a child
+        # inherits that: a terminal's Ctrl-C is what is tested, so the child gets the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the create answered: it is waiting now
