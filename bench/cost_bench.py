@@ -140,7 +140,7 @@ def operation_counts(results: Path) -> list[tuple[Path, dict[str, Any]]]:
         doc = json.loads(path.read_text())
         ops = doc.get("operations") if name == LOAD_FILE else doc
         if isinstance(ops, dict) and ops.get("movies"):
-            # The commit a benchmark's run measured (the end-to-end test records none).
+            # The commit the run measured, where it names one.
             found.append((path, ops | {"run_commit": (doc.get("git") or {}).get("commit")}))
     return found
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench.common import code_info
 from bench.cost_bench import by_caller_per_movie, per_movie_from_raw
 from deepflix.adapters.gcp.pubsub import topic_id
 from deepflix.metering import totals
@@ -117,6 +118,10 @@ def record_operations(ops: dict[str, int], *, movies: int) -> None:
         # moved by now (the stack runs in a temporary one).
         where = Path(__file__).resolve().parents[2] / out
         where.mkdir(parents=True, exist_ok=True)
+        # The commit whose code ran, which the cost names as the benchmarks' (none when the
+        # code had changes not committed).
+        code = code_info()
+        report["git"] = {"commit": code["commit"] if code["is_commit"] else None}
         (where / "emulator_ops.json").write_text(json.dumps(report, indent=2))
 
 
