@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.firestore_docs import QUEUES
+from deepflix.adapters.gcp.firestore_docs import EPOCH, QUEUES
 from deepflix.metering import METER
 from deepflix.pipeline.eta import WINDOWS_KEPT, WindowedRuns
 from deepflix.pipeline.models import Stage
@@ -32,7 +32,6 @@ RECENT = "recent"
 # read, and the claims that write the shard too do not make it read them again. A shard
 # without it has no statistics, and a first read skips it.
 STATS_UPDATED = "stats_updated"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How far before the newest `updated` it saw a reader asks again: a strong query sees every
 # commit up to its read time, so this only covers clocks that are not Firestore's (the
 # emulator's). A shard read twice is merely read twice.
@@ -96,7 +95,7 @@ class DurationHistograms:
             if cached is not None and self.monotonic() - cached[0] < self.ttl_s:
                 return cached[1]
             # A range on the stamp alone: its single-field index answers it.
-            since = _EPOCH if self._newest is None else self._newest - self.overlap
+            since = EPOCH if self._newest is None else self._newest - self.overlap
             query = self.db().collection(QUEUES)
             query = query.where(filter=firestore.FieldFilter(STATS_UPDATED, ">", since))
             snaps = list(query.stream(**self.rpc))

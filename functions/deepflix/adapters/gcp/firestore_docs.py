@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -19,6 +20,9 @@ Doc = dict[str, Any]
 # read or written (README, "Firestore at a hundred movies a second per stage").
 MOVIES, QUEUES = "movies", "queues"
 DOC_ID = FieldPath.document_id()
+# The origin of stored times: a range from it matches every document with the field, and
+# queue buckets count from it.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Firestore's guideline for one document: about one sustained write a second.
 WRITES_PER_DOC_S = 1.0
 # Each movie writes its slot shard twice per stage (claim and free); shards are sized for the

@@ -6,17 +6,16 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from deepflix.adapters.gcp.firestore_docs import from_document
+from deepflix.adapters.gcp.firestore_docs import EPOCH, from_document
 from deepflix.metering import METER
 from deepflix.pipeline.models import Movie, Outgoing, outbox_since
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Versions remembered at most (each a movie with messages this process read or saved and
 # has not marked yet): a forgotten one costs only the blind mark below.
 KEEP = 2000
@@ -89,7 +88,7 @@ class Outboxes:
     ) -> list[Movie]:
         # Only a movie with messages waiting has an `outbox_since`; a range filter skips
         # the null ones (and, with `before`, those too young: each one returned is a read).
-        q = self.movies().where(filter=firestore.FieldFilter("outbox_since", ">=", _EPOCH))
+        q = self.movies().where(filter=firestore.FieldFilter("outbox_since", ">=", EPOCH))
         if before is not None:
             q = q.where(filter=firestore.FieldFilter("outbox_since", "<", before))
         movies = []

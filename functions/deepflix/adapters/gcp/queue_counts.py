@@ -9,14 +9,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.aggregation import AggregationQuery
 
-from deepflix.adapters.gcp.firestore_docs import DOC_ID, MOVIES, eq, stable_shard
+from deepflix.adapters.gcp.firestore_docs import DOC_ID, EPOCH, MOVIES, eq, stable_shard
 from deepflix.metering import METER
 from deepflix.pipeline.models import STAGES, Movie, Stage, arrival_key
 
@@ -50,7 +50,6 @@ PRIO_STRIDE = 10**11
 COUNT_SHARD = "count_shard"
 # Firestore bills an aggregation one read per batch of up to this many index entries.
 ENTRIES_PER_READ = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def bucket_start(at: datetime, width: int) -> int:
 
     Integer arithmetic: a float timestamp can round a microsecond before a boundary onto it.
     """
-    return (at - _EPOCH) // timedelta(seconds=width) * width
+    return (at - EPOCH) // timedelta(seconds=width) * width
 
 
 def shard_of(movie_id: str, shards: int) -> int:
@@ -110,7 +109,7 @@ def bucket_ranges(m: Movie) -> list[tuple[int, int | None, int]]:
 
 def own_bucket_arrival(m: Movie) -> str:
     """The arrival key where `m`'s finest bucket starts."""
-    return arrival_key(_EPOCH + timedelta(seconds=bucket_start(m.created_at, WIDTHS[0])))
+    return arrival_key(EPOCH + timedelta(seconds=bucket_start(m.created_at, WIDTHS[0])))
 
 
 def counted(m: Movie | None, shard: int | None) -> Counter[tuple[CounterDoc, str]]:
@@ -213,7 +212,7 @@ class QueueCounters:
         out: dict[str, Any] = {r.alias: int(r.value) for r in row}
         # A plain datetime: Firestore takes read times to the microsecond, and a response's
         # may carry nanoseconds.
-        out["read_time"] = _EPOCH + (row[0].read_time - _EPOCH)
+        out["read_time"] = EPOCH + (row[0].read_time - EPOCH)
         return out
 
     def _queue(self, stage: Stage) -> Any:
