@@ -3,10 +3,11 @@ if its transport was down (pipeline/outbox.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from deepflix import tracing
@@ -283,20 +284,18 @@ class Sender:
         burst of creates costs a task a second (Windows)."""
         now = self.clock()
         name, at = admit_task(now)
-        with self._admitted.lock:
-            if not self._admitted.asked(name):
+        with self._admitted.unasked(name, at, now) as unasked:
+            if unasked:
                 self.tasks.enqueue("dispatch", {"stage": Stage.story.value}, name=name, at=at)
-                self._admitted.add(name, at, now)
 
     def _ask_deadlines(self, deadline: datetime) -> None:
         """Enqueue the `deadlines` task of the deadline's window, unless this process did
         already: the claims of a window cost one task between them (Windows)."""
         now = self.clock()
         name, at = deadlines_task(deadline)
-        with self._watched.lock:
-            if not self._watched.asked(name):
+        with self._watched.unasked(name, at, now) as unasked:
+            if unasked:
                 self.tasks.enqueue("deadlines", {}, name=name, at=at)
-                self._watched.add(name, at, now)
 
     def watch(self, commands: Iterable[Command]) -> None:
         """Ask for the `deadlines` task of each deadline check among a saved change's
@@ -326,13 +325,17 @@ class Windows:
 
     def __init__(self) -> None:
         self._due: dict[str, datetime] = {}
-        # Held from asked() through the call to add(): a window's task is asked for once.
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def asked(self, name: str) -> bool:
-        return name in self._due
-
-    def add(self, name: str, at: datetime, now: datetime) -> None:
-        """The task `name`, due `at`, enqueued (or refused as taken) at `now`."""
-        # A window that has run is never asked for again: forgotten.
-        self._due = {n: t for n, t in self._due.items() if t >= now} | {name: at}
+    @contextlib.contextmanager
+    def unasked(self, name: str, at: datetime, now: datetime) -> Iterator[bool]:
+        """Whether the task `name`, due `at`, is still to be asked for; the caller asks for
+        it inside the block, which counts it asked unless the call raised. One caller at a
+        time, so a window's task is asked for once."""
+        with self._lock:
+            if name in self._due:
+                yield False
+                return
+            yield True
+            # A window that has run is never asked for again: forgotten.
+            self._due = {n: t for n, t in self._due.items() if t >= now} | {name: at}
