@@ -189,6 +189,11 @@ class Txn:
                 doc[name] = firestore.Increment(v)
         return docs
 
+    def _merge(self, ref: Any, stage: Stage, data: Doc) -> None:
+        """A blind write of a slot shard's fields (merged into what it holds)."""
+        self.batch.set(ref, {"stage": stage.value} | data, merge=True)
+        self.writes += 1
+
     def commit(
         self, *, slots: dict[tuple[Stage, int], tuple[list[str], int]] | None = None
     ) -> None:
@@ -213,25 +218,18 @@ class Txn:
             # shard freed has room; one taken blindly keeps its mark (a claim reads it). A
             # free adds 0 to the claim count: unchanged, yet present on a shard written
             # before counts (the room query, ordered by it, sees only shards that have one).
-            marks: tuple[tuple[dict[tuple[Stage, int], list[str]], Any, Doc], ...] = (
-                (self.taken, firestore.ArrayUnion, {}),
-                (self.freed, firestore.ArrayRemove, {ROOM: True}),
-            )
-            for ids, transform, mark in marks:
-                if ids.get(key):
-                    n = len(ids[key]) if ids is self.taken else 0
-                    data = {"stage": stage.value, "running": transform(ids[key])} | mark
-                    data[CLAIMS] = firestore.Increment(n)
-                    if ids is self.freed:
-                        data |= stats.pop(key, {})
-                    self.batch.set(ref, data, merge=True)
-                    self.writes += 1
+            taken, freed = self.taken.get(key), self.freed.get(key)
+            if taken:
+                used = firestore.Increment(len(taken))
+                self._merge(ref, stage, {"running": firestore.ArrayUnion(taken), CLAIMS: used})
+            if freed:
+                free = {"running": firestore.ArrayRemove(freed), ROOM: True}
+                free[CLAIMS] = firestore.Increment(0)
+                self._merge(ref, stage, free | stats.pop(key, {}))
         # Durations with no free of their shard in this commit (none today: a success
         # frees the slot it ran in) still go to that shard, in a write of their own.
         for (stage, shard), data in stats.items():
-            data = {"stage": stage.value} | data
-            self.batch.set(slots_ref(self.db, stage, shard), data, merge=True)
-            self.writes += 1
+            self._merge(slots_ref(self.db, stage, shard), stage, data)
         self.writes += increment(self.batch, self.db, by_document(self.counters))
         if self.writes:
             results = self.batch.commit(**self.rpc)
