@@ -50,8 +50,10 @@ def outgoing(
     for c in commands:
         if isinstance(c, RunStage):
             mine = c.stage in inline
-            run = new(kind="run_stage", stage=c.stage, attempt=c.attempt, since=since)
-            out.append(run.model_copy(update={"by_outcome": True}) if mine else run)
+            run = new(
+                kind="run_stage", stage=c.stage, attempt=c.attempt, since=since, by_outcome=mine
+            )
+            out.append(run)
         elif isinstance(c, Dispatch) and c.at is not None:
             out.append(new(kind="dispatch", stage=c.stage, at=c.at, since=since))
         elif isinstance(c, CancelExecution):
